@@ -1,0 +1,1 @@
+"""PBX event streams (Asterisk AMI, FreeSWITCH ESL) turned into per-call outcomes."""

@@ -1,0 +1,1 @@
+"""GSM modem stack: PDU codec, sans-IO AT session, async driver, supervision, simulator."""
