@@ -1,0 +1,148 @@
+"""Store: migrations, idempotent verdicts, consent, locked database, disk full."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from textback.migrations import LATEST
+from textback.outcome import CallOutcome
+from textback.store import Store, StoreUnavailable
+
+from conftest import ASTERISK_TRACES
+
+
+def _expected() -> list[CallOutcome]:
+    """The real verdicts of the shared Asterisk captures (expected.jsonl)."""
+    out = []
+    for line in (ASTERISK_TRACES / "expected.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        r.pop("file")
+        out.append(CallOutcome(**r))
+    return out
+
+
+async def test_migrates_to_latest_and_reopens(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "a" / "t.db")
+    assert await store.schema_version() == LATEST
+    mode = await store.fetchone("PRAGMA journal_mode")
+    assert mode is not None and mode[0] == "wal"
+    await store.close()
+    again = await Store.open(tmp_path / "a" / "t.db")
+    assert await again.schema_version() == LATEST
+    await again.close()
+
+
+async def test_refuses_a_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {LATEST + 1}")
+    with pytest.raises(RuntimeError, match="upgrade textback"):
+        await Store.open(path)
+
+
+async def test_every_verdict_recorded_once(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "t.db")
+    outcomes = _expected()
+    for o in outcomes:
+        assert (await store.record_outcome(o, 100.0)).new
+    for o in outcomes:
+        result = await store.record_outcome(o, 200.0)
+        assert not result.new and not result.conflict and result.stored_verdict == o.verdict
+    rows = await store.fetchall("SELECT verdict, count(*) FROM calls GROUP BY verdict")
+    counts = {r[0]: r[1] for r in rows}
+    assert counts == {
+        v: sum(o.verdict == v for o in outcomes) for v in {o.verdict for o in outcomes}}
+    # consent: one row per inbound call with a number (answered too: the call is the record)
+    consent = await store.fetchall("SELECT call_id FROM consent")
+    assert len(consent) == sum(o.direction == "inbound" and bool(o.caller) for o in outcomes)
+    await store.close()
+
+
+async def test_conflicting_duplicate_is_reported_not_applied(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "t.db")
+    missed = _expected()[0]
+    await store.record_outcome(missed, 1.0)
+    other = CallOutcome(**{**missed.to_record(), "verdict": "answered", "reason": "answered"})
+    result = await store.record_outcome(other, 2.0)
+    assert (result.new, result.conflict, result.stored_verdict) == (False, True, "missed")
+    assert (await store.call(missed.call) or {})["verdict"] == "missed"
+    await store.close()
+
+
+async def test_skip_and_undecided(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "t.db")
+    outcomes = _expected()
+    for o in outcomes:
+        await store.record_outcome(o, 1.0)
+    undecided = await store.undecided_calls()
+    assert [o.call for o in undecided] == [
+        o.call for o in outcomes if o.verdict == "missed" and o.direction == "inbound"]
+    assert undecided[0] == outcomes[0]
+    assert await store.record_skip(outcomes[0].call, "short-abandon", "1 s", 2.0)
+    assert not await store.record_skip(outcomes[0].call, "cooldown", "", 3.0)
+    row = await store.call(outcomes[0].call)
+    assert row is not None and (row["decision"], row["skip_reason"]) == ("skip", "short-abandon")
+    await store.close()
+
+
+async def test_locked_database_raises_store_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    store = await Store.open(path, busy_timeout_s=0.05)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    with pytest.raises(StoreUnavailable) as err:
+        await store.record_outcome(_expected()[0], 1.0)
+    assert err.value.kind == "locked"
+    other.execute("ROLLBACK")
+    other.close()
+    assert (await store.record_outcome(_expected()[0], 1.0)).new  # retry works, nothing lost
+    await store.close()
+
+
+async def test_disk_full_raises_and_leaves_nothing_half_written(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "t.db")
+    pages = await store.fetchone("PRAGMA page_count")
+    assert pages is not None
+    await store.connection.execute(f"PRAGMA max_page_count = {pages[0]}")
+    big = CallOutcome(**{**_expected()[0].to_record(), "call": "big"},
+                      extra={"blob": "x" * 200_000})
+    with pytest.raises(StoreUnavailable) as err:
+        await store.record_outcome(big, 1.0)
+    assert err.value.kind == "full"
+    assert await store.call("big") is None
+    assert not store.connection.in_transaction
+    await store.connection.execute("PRAGMA max_page_count = 1000000")
+    assert (await store.record_outcome(big, 1.0)).new
+    await store.close()
+
+
+async def test_policy_snapshot_counts(tmp_path: Path) -> None:
+    from textback.outbox import Outbox
+
+    store = await Store.open(tmp_path / "t.db")
+    outbox = Outbox(store)
+    n = "+15551230001"
+    for i, (num, t) in enumerate([(n, 1000.0), (n, 4000.0), ("+15551239999", 4500.0),
+                                  ("+15559990000", 4600.0)]):
+        await outbox.enqueue(call_id=f"c{i}", kind="textback", number=num, did="+15559870000",
+                             body="hi", senders=["sip"], not_before=t, now=t)
+    cancelled = await outbox.enqueue(call_id="c9", kind="textback", number=n,
+                                     did="+15559870000", body="x", senders=["sip"],
+                                     not_before=4700.0, now=4700.0)
+    await outbox.cancel(cancelled.id, "reached", 4701.0)
+    answered = CallOutcome("a1", "inbound", n, False, "+15559870000", "answered", "answered",
+                           ended_at=4800.0)
+    await store.record_outcome(answered, 4801.0)
+    await store.set_opt_out(n, True, 4900.0, "keyword")
+    snap = await store.policy_snapshot(n, "+15559870000", 5000.0, "+1555123")
+    assert snap.opted_out and snap.last_text_at == 4000.0
+    assert (snap.texts_to_number_day, snap.texts_to_prefix_hour, snap.texts_global_hour) == \
+        (2, 2, 3)
+    assert snap.reached_at == 4800.0 and snap.failed_deliveries == 0
+    other = await store.policy_snapshot(n, "+15559870002", 5000.0, "+1555123")
+    assert other.last_text_at is None  # cooldown is per DID
+    await store.close()

@@ -1,0 +1,159 @@
+"""The store's schema as numbered steps; ``PRAGMA user_version`` says which ran.
+
+Append a new step to ``MIGRATIONS`` to change the schema; never edit a step that shipped
+(databases in the field already ran it). Each step runs in one transaction together with
+the version bump, so a crash mid-migration leaves the previous version intact.
+
+Room for the conversation features (issue 6) is here from version 1: inbound messages,
+conversations with a short code for staff replies, opt-out history and follow-ups, so that
+they add behaviour, not a rewrite of the tables.
+"""
+
+from __future__ import annotations
+
+V1 = """
+CREATE TABLE calls (
+    id             INTEGER PRIMARY KEY,
+    call_id        TEXT NOT NULL UNIQUE,
+    pbx            TEXT NOT NULL,
+    direction      TEXT NOT NULL,
+    caller         TEXT,
+    caller_name    TEXT,
+    withheld       INTEGER NOT NULL,
+    did            TEXT,
+    callee         TEXT,
+    connected      INTEGER NOT NULL DEFAULT 0,
+    verdict        TEXT NOT NULL,
+    reason         TEXT NOT NULL,
+    voicemail_left INTEGER NOT NULL DEFAULT 0,
+    ring_s         REAL NOT NULL DEFAULT 0,
+    started_at     REAL,
+    ended_at       REAL,
+    decided_at     REAL NOT NULL,
+    decision       TEXT,          -- NULL (not yet) | text | skip | cancelled
+    skip_reason    TEXT,
+    skip_detail    TEXT,
+    decision_at    REAL,
+    record         TEXT NOT NULL  -- the outcome's replay JSON, extras included
+);
+CREATE INDEX calls_caller ON calls (caller, decided_at);
+CREATE INDEX calls_callee ON calls (callee, decided_at);
+CREATE INDEX calls_decided ON calls (decided_at);
+
+-- The inbound call is the consent record for the text-back (issue 6: TCPA).
+CREATE TABLE consent (
+    call_id TEXT PRIMARY KEY REFERENCES calls (call_id),
+    number  TEXT NOT NULL,
+    did     TEXT,
+    at      REAL NOT NULL
+);
+CREATE INDEX consent_number ON consent (number);
+
+CREATE TABLE conversations (
+    id               INTEGER PRIMARY KEY,
+    number           TEXT NOT NULL,
+    did              TEXT NOT NULL,
+    code             TEXT NOT NULL UNIQUE,   -- short code staff quote to reply
+    state            TEXT NOT NULL DEFAULT 'open',  -- open | closed
+    call_id          TEXT,                   -- the missed call that opened it, if any
+    opened_at        REAL NOT NULL,
+    last_activity_at REAL NOT NULL
+);
+CREATE UNIQUE INDEX conversations_open ON conversations (number, did) WHERE state = 'open';
+
+CREATE TABLE outbox (
+    id            INTEGER PRIMARY KEY,
+    call_id       TEXT,                  -- NULL for texts not caused by a call (confirmations)
+    kind          TEXT NOT NULL,         -- textback | followup-2 | optout-confirm | relay ...
+    number        TEXT NOT NULL,
+    did           TEXT,
+    body          TEXT NOT NULL,
+    template      TEXT,
+    encoding      TEXT,
+    parts         INTEGER,
+    senders       TEXT NOT NULL,         -- JSON list, in order of preference
+    sender_index  INTEGER NOT NULL DEFAULT 0,
+    state         TEXT NOT NULL,         -- queued sending sent delivered failed unconfirmed
+                                         -- cancelled skipped
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    not_before    REAL NOT NULL,
+    last_error    TEXT,
+    cancel_reason TEXT,
+    created_at    REAL NOT NULL,
+    updated_at    REAL NOT NULL,
+    claimed_at    REAL,
+    sent_at       REAL,
+    sent_by       TEXT,
+    message_id    INTEGER REFERENCES messages (id),
+    UNIQUE (call_id, kind)
+);
+CREATE INDEX outbox_due ON outbox (state, not_before);
+CREATE INDEX outbox_number ON outbox (number, created_at);
+
+CREATE TABLE messages (
+    id              INTEGER PRIMARY KEY,
+    conversation_id INTEGER REFERENCES conversations (id),
+    direction       TEXT NOT NULL,       -- out | in
+    number          TEXT NOT NULL,       -- the customer's number
+    did             TEXT,
+    body            TEXT NOT NULL,
+    parts           INTEGER NOT NULL DEFAULT 1,
+    encoding        TEXT,
+    status          TEXT NOT NULL,       -- out: sent | sent-unconfirmed | delivered | failed
+                                         -- in: received
+    sender          TEXT,                -- modem:a | sip
+    call_id         TEXT,
+    outbox_id       INTEGER,
+    created_at      REAL NOT NULL,
+    sent_at         REAL,
+    delivered_at    REAL
+);
+CREATE INDEX messages_number ON messages (number, created_at);
+
+CREATE TABLE message_parts (
+    message_id INTEGER NOT NULL REFERENCES messages (id),
+    part_no    INTEGER NOT NULL,         -- 1-based
+    mr         INTEGER,                  -- TP-MR from +CMGS
+    status     TEXT NOT NULL,            -- sent | delivered | failed
+    status_at  REAL,
+    PRIMARY KEY (message_id, part_no)
+);
+CREATE INDEX message_parts_mr ON message_parts (mr, status);
+
+CREATE TABLE opt_outs (
+    number            TEXT PRIMARY KEY,
+    opted_out         INTEGER NOT NULL,  -- 1 now opted out, 0 opted back in
+    at                REAL NOT NULL,
+    source_message_id INTEGER,
+    source            TEXT NOT NULL      -- keyword | cli | staff
+);
+
+CREATE TABLE opt_events (
+    id         INTEGER PRIMARY KEY,
+    number     TEXT NOT NULL,
+    action     TEXT NOT NULL,            -- optout | optin
+    at         REAL NOT NULL,
+    message_id INTEGER,
+    source     TEXT NOT NULL,
+    note       TEXT
+);
+CREATE INDEX opt_events_number ON opt_events (number, at);
+
+CREATE TABLE follow_ups (
+    id              INTEGER PRIMARY KEY,
+    call_id         TEXT NOT NULL,
+    touch           INTEGER NOT NULL,    -- 1 = the first text, 2, 3 ...
+    number          TEXT NOT NULL,
+    did             TEXT,
+    due_at          REAL NOT NULL,
+    state           TEXT NOT NULL,       -- scheduled | queued | cancelled | done
+    cancel_reason   TEXT,
+    outbox_id       INTEGER,
+    UNIQUE (call_id, touch)
+);
+CREATE INDEX follow_ups_due ON follow_ups (state, due_at);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1,)
+
+LATEST = len(MIGRATIONS)

@@ -1,0 +1,291 @@
+"""The durable record: every call verdict, every text, consent and opt-outs, in SQLite (WAL).
+
+Why the order matters: a missed call is committed (``record_outcome``) before the policy
+runs or anything is queued, so a crash at any later point loses no call; the outbox row
+that may follow is unique per (call, kind), so replaying the same verdict never texts twice.
+
+Failures: "database is locked" (another process held the write lock beyond the busy
+timeout), "database or disk is full", I/O errors and a read-only file all raise
+:class:`StoreUnavailable`. Nothing is written partially (each write is one transaction).
+How the caller must hold work meanwhile: keep the ``CallOutcome`` (it is plain, immutable
+data) in memory, in arrival order, and retry the same call with backoff until it succeeds;
+do not run the policy or send for a call that is not yet recorded. Retrying is safe because
+every write here is idempotent (duplicate verdicts and duplicate enqueues change nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from textback.migrations import LATEST, MIGRATIONS
+from textback.outcome import CallOutcome
+from textback.policy import PolicySnapshot
+
+# outbox states that count as "a text went, or is about to go" for cooldown and caps
+COUNTED_STATES = ("queued", "sending", "sent", "delivered", "unconfirmed", "failed")
+
+_UNAVAILABLE = ("locked", "busy", "full", "disk i/o", "unable to open", "readonly",
+                "read-only")
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be written right now; the operation did nothing. Retry later.
+
+    ``kind`` is "locked" (another writer; usually clears by itself), "full" (disk or
+    max_page_count; needs space) or "io" (the file or disk).
+    """
+
+    def __init__(self, operation: str, cause: BaseException) -> None:
+        text = str(cause).lower()
+        self.kind = "locked" if ("locked" in text or "busy" in text) else \
+            "full" if "full" in text else "io"
+        self.operation = operation
+        super().__init__(f"store unavailable during {operation}: {cause}")
+
+
+def _unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        word in str(exc).lower() for word in _UNAVAILABLE)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    """What ``record_outcome`` did: ``new`` False for a duplicate verdict, with the stored
+    verdict (``conflict`` when the duplicate disagrees with what was stored first)."""
+
+    call_id: str
+    new: bool
+    stored_verdict: str
+    conflict: bool = False
+
+
+class Store:
+    """One SQLite connection (aiosqlite), writes serialised by a lock, WAL mode."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path | str, *, busy_timeout_s: float = 5.0) -> Store:
+        """Open (creating parent directories and the file) and migrate to the latest schema."""
+        p = Path(path)
+        if str(p) != ":memory:":
+            p.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = await aiosqlite.connect(str(p), isolation_level=None)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable("open", exc) from exc
+        conn.row_factory = aiosqlite.Row
+        store = cls(conn, p)
+        try:
+            await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            await store.migrate()
+        except BaseException:
+            await conn.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    @property
+    def connection(self) -> aiosqlite.Connection:
+        """The raw connection, for read-only queries (status, report)."""
+        return self._conn
+
+    async def schema_version(self) -> int:
+        async with self._conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def migrate(self) -> int:
+        """Run every migration not yet applied; returns the version reached."""
+        version = await self.schema_version()
+        if version > LATEST:
+            raise RuntimeError(f"{self.path} has schema version {version}, newer than this "
+                               f"textback ({LATEST}): upgrade textback")
+        for number in range(version + 1, LATEST + 1):
+            script = MIGRATIONS[number - 1]
+            try:
+                await self._conn.executescript(
+                    f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+            except sqlite3.OperationalError as exc:
+                if self._conn.in_transaction:
+                    await self._conn.rollback()
+                if _unavailable(exc):
+                    raise StoreUnavailable(f"migration {number}", exc) from exc
+                raise
+        return LATEST
+
+    @asynccontextmanager
+    async def transaction(self, operation: str) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction (BEGIN IMMEDIATE); maps lock/full/IO errors to
+        StoreUnavailable after rolling back, so a failed operation leaves no trace."""
+        async with self._lock:
+            try:
+                await self._conn.execute("BEGIN IMMEDIATE")
+                yield self._conn
+                await self._conn.execute("COMMIT")
+            except BaseException as exc:
+                if self._conn.in_transaction:
+                    with suppress(sqlite3.OperationalError):
+                        await self._conn.execute("ROLLBACK")
+                if _unavailable(exc):
+                    raise StoreUnavailable(operation, exc) from exc
+                raise
+
+    async def fetchall(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()
+                       ) -> list[aiosqlite.Row]:
+        """A read query; lock/IO errors raise StoreUnavailable."""
+        args = params if isinstance(params, Mapping) else tuple(params)
+        try:
+            async with self._conn.execute(sql, args) as cur:
+                return list(await cur.fetchall())
+        except sqlite3.OperationalError as exc:
+            if _unavailable(exc):
+                raise StoreUnavailable("read", exc) from exc
+            raise
+
+    async def fetchone(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()
+                       ) -> aiosqlite.Row | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    # ------------------------------------------------------------------ calls
+
+    async def record_outcome(self, outcome: CallOutcome, decided_at: float) -> RecordResult:
+        """Commit the verdict on one call (every verdict: answered and ignored too).
+
+        Idempotent: a second verdict for the same call id changes nothing and is reported
+        (``new`` False; ``conflict`` when it disagrees). A missed inbound call from a known
+        number also gets its consent row, in the same transaction.
+        """
+        record = json.dumps(outcome.to_record(), ensure_ascii=False, default=str)
+        async with self.transaction("record_outcome") as db:
+            cur = await db.execute(
+                """INSERT INTO calls (call_id, pbx, direction, caller, caller_name, withheld,
+                       did, callee, connected, verdict, reason, voicemail_left, ring_s,
+                       started_at, ended_at, decided_at, record)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (call_id) DO NOTHING""",
+                (outcome.call, outcome.pbx, outcome.direction, outcome.caller,
+                 outcome.caller_name, int(outcome.withheld), outcome.did, outcome.callee,
+                 int(outcome.connected), outcome.verdict, outcome.reason,
+                 int(outcome.voicemail_left), outcome.ring_s, outcome.started_at,
+                 outcome.ended_at, decided_at, record))
+            if cur.rowcount == 0:
+                async with db.execute("SELECT verdict, reason FROM calls WHERE call_id = ?",
+                                      (outcome.call,)) as c:
+                    row = await c.fetchone()
+                stored = row["verdict"] if row else outcome.verdict
+                conflict = row is not None and (row["verdict"], row["reason"]) != (
+                    outcome.verdict, outcome.reason)
+                return RecordResult(outcome.call, False, stored, conflict)
+            if outcome.direction == "inbound" and outcome.caller and not outcome.withheld:
+                at = outcome.started_at if outcome.started_at is not None else decided_at
+                await db.execute(
+                    "INSERT OR IGNORE INTO consent (call_id, number, did, at) VALUES (?,?,?,?)",
+                    (outcome.call, outcome.caller, outcome.did, at))
+        return RecordResult(outcome.call, True, outcome.verdict)
+
+    async def record_skip(self, call_id: str, reason: str, detail: str, at: float) -> bool:
+        """Store the policy's skip for a call; False if the call already has a decision."""
+        async with self.transaction("record_skip") as db:
+            cur = await db.execute(
+                """UPDATE calls SET decision = 'skip', skip_reason = ?, skip_detail = ?,
+                       decision_at = ? WHERE call_id = ? AND decision IS NULL""",
+                (reason, detail, at, call_id))
+            return cur.rowcount == 1
+
+    async def call(self, call_id: str) -> dict[str, Any] | None:
+        row = await self.fetchone("SELECT * FROM calls WHERE call_id = ?", (call_id,))
+        return dict(row) if row else None
+
+    async def undecided_calls(self) -> list[CallOutcome]:
+        """Missed calls recorded but never decided (the process died in between): the
+        daemon runs the policy on them again at start."""
+        rows = await self.fetchall(
+            "SELECT record FROM calls WHERE decision IS NULL AND verdict = 'missed' "
+            "AND direction = 'inbound' ORDER BY id")
+        out = []
+        for row in rows:
+            r = json.loads(row["record"])
+            known = {k: r[k] for k in CallOutcome.__dataclass_fields__ if k in r and k != "extra"}
+            out.append(CallOutcome(**known))
+        return out
+
+    # ------------------------------------------------------------------ policy input
+
+    async def policy_snapshot(self, number: str, did: str | None, now: float,
+                              prefix: str) -> PolicySnapshot:
+        """Everything the policy needs to know about ``number`` at ``now``, as plain data."""
+        states = _named_states()
+        row = await self.fetchone(
+            f"""SELECT
+                  (SELECT opted_out FROM opt_outs WHERE number = :n) AS opted_out,
+                  (SELECT max(created_at) FROM outbox WHERE number = :n AND did IS :did
+                      AND state IN ({states})) AS last_text_at,
+                  (SELECT count(*) FROM outbox WHERE number = :n AND created_at > :day
+                      AND state IN ({states})) AS number_day,
+                  (SELECT count(*) FROM outbox WHERE substr(number, 1, :plen) = :prefix
+                      AND created_at > :hour AND state IN ({states})) AS prefix_hour,
+                  (SELECT count(*) FROM outbox WHERE created_at > :hour
+                      AND state IN ({states})) AS global_hour,
+                  (SELECT max(coalesce(ended_at, decided_at)) FROM calls
+                      WHERE (caller = :n AND direction = 'inbound' AND verdict = 'answered')
+                         OR (callee = :n AND connected = 1)) AS reached_at,
+                  (SELECT count(*) FROM message_parts p JOIN messages m ON m.id = p.message_id
+                      WHERE m.number = :n AND p.status = 'failed') AS failed""",
+            {"n": number, "did": did, "day": now - 86400.0, "hour": now - 3600.0,
+             "plen": len(prefix), "prefix": prefix, **_state_params()},
+        )
+        assert row is not None
+        return PolicySnapshot(
+            opted_out=bool(row["opted_out"]),
+            last_text_at=row["last_text_at"],
+            texts_to_number_day=row["number_day"],
+            texts_to_prefix_hour=row["prefix_hour"],
+            texts_global_hour=row["global_hour"],
+            reached_at=row["reached_at"],
+            failed_deliveries=row["failed"],
+        )
+
+    # ------------------------------------------------------------------ opt-outs (room)
+
+    async def set_opt_out(self, number: str, opted_out: bool, at: float, source: str,
+                          message_id: int | None = None, note: str | None = None) -> None:
+        """Record an opt-out (True) or opt-in (False) and its history row."""
+        async with self.transaction("set_opt_out") as db:
+            await db.execute(
+                """INSERT INTO opt_outs (number, opted_out, at, source_message_id, source)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (number) DO UPDATE SET opted_out = excluded.opted_out,
+                       at = excluded.at, source_message_id = excluded.source_message_id,
+                       source = excluded.source""",
+                (number, int(opted_out), at, message_id, source))
+            await db.execute(
+                "INSERT INTO opt_events (number, action, at, message_id, source, note) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (number, "optout" if opted_out else "optin", at, message_id, source, note))
+
+
+def _named_states() -> str:
+    return ",".join(f":s{i}" for i in range(len(COUNTED_STATES)))
+
+
+def _state_params() -> dict[str, str]:
+    return {f"s{i}": s for i, s in enumerate(COUNTED_STATES)}
