@@ -7,12 +7,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import ASTERISK_TRACES
 
 from textback.migrations import LATEST
 from textback.outcome import CallOutcome
 from textback.store import Store, StoreUnavailable
-
-from conftest import ASTERISK_TRACES
 
 
 def _expected() -> list[CallOutcome]:
