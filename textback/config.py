@@ -510,7 +510,10 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     hours = _hours(v["hours"])
 
     # [[did]]
-    known_senders = [m.sender for m in modems] + (["sip"] if sip is not None else [])
+    # from the names as written, so one bad modem name is not reported again per DID
+    raw_names = [m.get("name") for m in data.get("modem", []) if isinstance(m, dict)]
+    known_senders = [f"modem:{n}" for n in raw_names if isinstance(n, str)] + (
+        ["sip"] if sip is not None else [])
     dids: list[DidConfig] = []
     numbers: set[str] = set()
     for i, d in enumerate(v["did"]):

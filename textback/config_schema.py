@@ -228,7 +228,8 @@ class Checker:
                 if spec.required:
                     self.error(fpath, f"missing: {_TYPE_NAMES[spec.kind]} is required here")
                 if spec.kind == "table" and spec.table is not None:
-                    out[name] = self.check_table({}, spec.table, fpath)
+                    # defaults of a missing table; its own missing keys are not news
+                    out[name] = Checker(self.lines).check_table({}, spec.table, fpath)
                 elif spec.kind == "table_list":
                     out[name] = []
                 else:

@@ -1,0 +1,209 @@
+"""Config: every error class names its key and line; permissions; nearest-name hints."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from textback.config import ConfigError, Secret, load_config, parse_config
+
+GOOD = """\
+[pbx]
+type = "asterisk"
+secret_file = "ami.secret"
+
+[trunks]
+asterisk_contexts = ["from-trunk"]
+default_region = "US"
+
+[[modem]]
+name = "a"
+port = "/dev/serial/by-id/usb-modem-a"
+
+[[modem]]
+name = "b"
+port = "/dev/serial/by-id/usb-modem-b"
+
+[sip]
+destination = "pjsip:trunk/sip:{number}@127.0.0.1:5180"
+
+[policy]
+send_delay_s = 5
+test_number_prefixes = ["+1555"]
+
+[[did]]
+number = "+15559870000"
+business = "Acme Plumbing"
+senders = ["modem:a", "modem:b", "sip"]
+
+[did.templates]
+after_hours = "Closed now - {business}. Reply STOP to opt out"
+
+[did.staff]
+sms = ["+15551239999"]
+
+[[did]]
+number = "+442079460000"
+business = "Acme UK"
+callback = "+442079460001"
+
+[did.hours]
+timezone = "Europe/London"
+sat = "10:00-12:00"
+holidays = ["12-25", 2026-12-28]
+
+[hours]
+timezone = "America/New_York"
+
+[store]
+path = "state/textback.db"
+"""
+
+
+def write(tmp_path: Path, text: str, mode: int = 0o600, secret_mode: int = 0o600) -> Path:
+    secret = tmp_path / "ami.secret"
+    secret.write_text("s3cret\n")
+    secret.chmod(secret_mode)
+    path = tmp_path / "textback.toml"
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def issues(tmp_path: Path, text: str, **kw: int) -> list[tuple[str, int | None, str]]:
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text, **kw))
+    return [(i.key, i.line, i.message) for i in err.value.issues]
+
+
+def test_good_config_is_typed(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD))
+    assert cfg.pbx.port == 5038 and cfg.pbx.secret == Secret("s3cret")
+    assert "s3cret" not in repr(cfg)  # never in a log line
+    assert cfg.trunks.tracker_config().trunk_contexts == ("from-trunk",)
+    assert [m.sender for m in cfg.modems] == ["modem:a", "modem:b"]
+    assert cfg.sip is not None and cfg.sip.from_uri == "sip:{did}@127.0.0.1"
+    assert cfg.policy.send_delay_s == 5.0 and cfg.policy.cooldown_s == 86400.0
+    us, uk = cfg.dids
+    assert us.senders == ("modem:a", "modem:b", "sip") and us.callback == us.number
+    assert us.hours.timezone == "America/New_York" and us.region is None  # +1555 is fictional
+    assert uk.senders == ("modem:a", "modem:b", "sip") and uk.region == "GB"
+    assert uk.hours.timezone == "Europe/London" and (12, 25) in uk.hours.annual_holidays
+    assert cfg.did("+442079460000") is uk and cfg.did("+15550000000") is None
+    assert cfg.store.path == tmp_path / "state" / "textback.db"
+    with pytest.raises(AttributeError):
+        cfg.policy.send_delay_s = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("old", "new", "key", "line", "message"), [
+    # unknown key, with the nearest valid name
+    ('send_delay_s = 5', 'send_delay = 5', "policy.send_delay", 21, "did you mean 'send_delay_s'"),
+    ('[hours]', '[hour]', "hour", 45, "did you mean 'hours'"),
+    ('callback = "+442079460001"', 'calback = "+442079460001"', "did[2].calback", 38,
+     "did you mean 'callback'"),
+    # wrong types
+    ('send_delay_s = 5', 'send_delay_s = "5s"', "policy.send_delay_s", 21,
+     "expected a number, got string"),
+    ('asterisk_contexts = ["from-trunk"]', 'asterisk_contexts = "from-trunk"',
+     "trunks.asterisk_contexts", 6, "expected a list of strings"),
+    # bad values
+    ('type = "asterisk"', 'type = "asterix"', "pbx.type", 2, "not one of: asterisk, freeswitch"),
+    ('number = "+442079460000"', 'number = "02079460000"', "did[2].number", 36, "E.164"),
+    ('"modem:b", "sip"]', '"modem:c", "sip"]', "did[1].senders", 27, "unknown sender 'modem:c'"),
+    ('Closed now - {business}', 'Closed now - {busness}', "did[1].templates.after_hours", 30,
+     "unknown placeholder {busness}"),
+    ('Closed now - {business}', 'Closed {business.__class__}', "did[1].templates.after_hours",
+     30, "not allowed"),
+    ('sat = "10:00-12:00"', 'sat = "22:00-02:00"', "did[2].hours.sat", 42, "past midnight"),
+    ('holidays = ["12-25", 2026-12-28]', 'holidays = ["25/12"]', "did[2].hours.holidays", 43,
+     "not a date"),
+    ('timezone = "America/New_York"', 'timezone = "EST5"', "hours.timezone", 46,
+     "unknown time zone"),
+    ('name = "b"', 'name = "b"\nbaud = 0', "modem[2].baud", 15, "more than 0"),
+    ('name = "b"', 'name = "b"\npin = "12"', "modem[2].pin", 15, "4 to 8 digits"),
+    ('test_number_prefixes = ["+1555"]', 'test_number_prefixes = ["1555"]',
+     "policy.test_number_prefixes", 22, "prefixes"),
+    ('sms = ["+15551239999"]', 'sms = ["555-1239"]', "did[1].staff.sms", 33, "E.164"),
+    ('port = "/dev/serial/by-id/usb-modem-b"', '', "modem[2].port", 13, "missing"),
+])
+def test_each_error_names_key_and_line(tmp_path: Path, old: str, new: str, key: str,
+                                       line: int, message: str) -> None:
+    assert old in GOOD
+    found = issues(tmp_path, GOOD.replace(old, new, 1))
+    assert len(found) == 1, found
+    assert found[0][0] == key and found[0][1] == line and message in found[0][2], found
+
+
+def test_all_errors_reported_at_once_in_line_order(tmp_path: Path) -> None:
+    text = GOOD.replace('type = "asterisk"', 'type = 5').replace(
+        "send_delay_s = 5", "send_delay_s = -1").replace('[store]', '[stor]')
+    found = issues(tmp_path, text)
+    assert [(k, line) for k, line, _ in found] == [
+        ("pbx.type", 2), ("policy.send_delay_s", 21), ("stor", 48)]
+
+
+def test_toml_syntax_error_has_its_line(tmp_path: Path) -> None:
+    found = issues(tmp_path, GOOD.replace('name = "b"', 'name = "b'))
+    assert found[0][1] == 14 and "not valid TOML" in found[0][2]
+
+
+def test_missing_file_and_sections(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "nope.toml")
+    found = issues(tmp_path, "[store]\npath = 'x.db'\n")
+    assert {k for k, _, _ in found} == {"pbx", "did"}
+
+
+def test_inline_secret_in_loose_file_is_refused_with_chmod(tmp_path: Path) -> None:
+    text = GOOD.replace('secret_file = "ami.secret"', 'secret = "s3cret"')
+    found = issues(tmp_path, text, mode=0o644)
+    assert found == [("pbx.secret", 3, found[0][2])]
+    assert f"chmod 600 {tmp_path / 'textback.toml'}" in found[0][2]
+    assert load_config(write(tmp_path, text, mode=0o600)).pbx.secret == Secret("s3cret")
+
+
+def test_modem_pin_counts_as_a_secret(tmp_path: Path) -> None:
+    text = GOOD.replace('name = "b"', 'name = "b"\npin = "1234"')
+    found = issues(tmp_path, text, mode=0o640)
+    assert found[0][:2] == ("modem[2].pin", 15) and "chmod 600" in found[0][2]
+    # without any secret inside, a readable config file is fine
+    assert load_config(write(tmp_path, GOOD, mode=0o644)).modems[1].pin is None
+
+
+def test_loose_secret_file_is_refused(tmp_path: Path) -> None:
+    found = issues(tmp_path, GOOD, secret_mode=0o604)
+    assert found[0][:2] == ("pbx.secret_file", 3)
+    assert f"chmod 600 {tmp_path / 'ami.secret'}" in found[0][2]
+
+
+def test_secret_and_secret_file_together(tmp_path: Path) -> None:
+    text = GOOD.replace('secret_file = "ami.secret"', 'secret_file = "ami.secret"\nsecret = "x"')
+    assert "not both" in issues(tmp_path, text)[0][2]
+
+
+def test_config_from_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    assert load_config(environ={"TEXTBACK_CONFIG": str(path)}).source == path
+
+
+def test_parse_without_permission_check() -> None:
+    cfg = parse_config(GOOD.replace('secret_file = "ami.secret"', 'secret = "x"'),
+                       Path(os.devnull).parent / "t.toml", file_mode=0o644,
+                       check_permissions=False)
+    assert cfg.pbx.secret == Secret("x")
+
+
+def test_demo_config_is_valid_once_substituted(tmp_path: Path) -> None:
+    from string import Template
+
+    demo = (Path(__file__).resolve().parents[1] / "textback" / "demo" / "demo.toml").read_text()
+    text = Template(demo).substitute(AMI_PORT="15038", MODEM_PORT="/dev/pts/7",
+                                     STORE_PATH=str(tmp_path / "demo.db"))
+    path = tmp_path / "demo.toml"
+    path.write_text(text)
+    path.chmod(0o600)
+    cfg = load_config(path)
+    assert [d.number for d in cfg.dids] == ["+15559870000", "+15559870002", "+15559870003"]
+    assert cfg.pbx.port == 15038 and cfg.policy.test_number_prefixes == ("+1555",)

@@ -1,0 +1,95 @@
+"""``textback check-config [--config PATH]``: is the config usable, and what will texts cost?
+
+Prints every error with its file line (exit 2), or OK followed by every DID's templates
+rendered with sample data, each with its encoding and part count. A character that forces
+UCS-2 (an emoji, a curly quote) is named, because it cuts a part from 160 to 70 characters
+and can double what each text costs. Exit 0 when the config is valid (cost notes are
+warnings, not errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from textback.config import DEFAULT_PATH, Config, ConfigError, DidConfig, load_config
+from textback.templates import (
+    DEFAULT_TEMPLATES,
+    REASON_WORDS,
+    SAMPLE_VALUES,
+    TEMPLATE_KINDS,
+    render,
+    segment_plan,
+)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "check-config",
+        help="validate the config file and show every template's encoding and cost",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", type=Path, metavar="PATH",
+                   help=f"config file (default $TEXTBACK_CONFIG or {DEFAULT_PATH})")
+    p.set_defaults(func=run)
+
+
+def sample_values(did: DidConfig) -> dict[str, str]:
+    """The values a real text would carry; {reason} takes its longest wording (worst case)."""
+    return {
+        "business": did.business,
+        "callback": did.callback,
+        "booking_url": did.booking_url,
+        "caller": SAMPLE_VALUES["caller"],
+        "reason": max(REASON_WORDS.values(), key=len),
+    }
+
+
+def describe_template(did: DidConfig, kind: str) -> list[str]:
+    """Lines describing one template of one DID: source, encoding, parts, UCS-2 culprits."""
+    configured = did.templates.get(kind)
+    text = configured or DEFAULT_TEMPLATES[kind]  # type: ignore[index]
+    rendered = render(text, sample_values(did))
+    origin = "configured" if configured else "default"
+    plan = segment_plan(rendered)
+    lines = []
+    if plan is None:
+        lines.append(f"  {kind} ({origin}): {len(rendered)} characters, encoding unknown "
+                     "(the PDU codec is not installed)")
+    else:
+        parts = len(plan.parts)
+        cost = f"{plan.encoding.upper().replace('GSM7', 'GSM-7').replace('UCS2', 'UCS-2')}, " \
+               f"{parts} part{'s' if parts != 1 else ''}"
+        lines.append(f"  {kind} ({origin}): {cost}, {len(rendered)} characters")
+        if plan.offending:
+            shown = " ".join(f"{c!r} (U+{ord(c[0]):04X})" for c in dict.fromkeys(plan.offending))
+            lines.append(f"    note: {shown} force UCS-2: 70 characters per part instead of "
+                         "160, so the text can cost twice as much; replace them to stay GSM-7")
+        if parts > 1:
+            lines.append(f"    note: {parts} parts are billed as {parts} texts")
+    lines.append(f"    \u2502 {rendered}")
+    return lines
+
+
+def report(config: Config) -> list[str]:
+    out = [f"OK: {config.source} is valid ({len(config.dids)} DID(s), "
+           f"{len(config.modems)} modem(s), SIP {'on' if config.sip else 'off'})"]
+    for did in config.dids:
+        out.append(f"DID {did.number} \u2014 {did.business} (senders: "
+                   f"{', '.join(did.senders)}; hours in {did.hours.timezone})")
+        for kind in TEMPLATE_KINDS:
+            out.extend(describe_template(did, kind))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 2
+    print("\n".join(report(config)))
+    return 0
