@@ -424,9 +424,12 @@ def test_any_unicode_round_trips_in_minimal_parts(text: str, ref_bits: int) -> N
 
 
 @settings(max_examples=120, deadline=None)
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")),
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc"),
+                                      blacklist_characters="~"),
                min_size=1, max_size=350))
 def test_any_unicode_round_trips_through_gammu(text: str) -> None:
+    """Control characters and '~' left out: python-gammu rewrites them in UCS-2 text (it
+    reads U+007E 00A6 back as '~~'), our own decoder covers them in the test above."""
     _gammu_round_trip(encode_submit(TO, text, concat_ref=9), text)
 
 
