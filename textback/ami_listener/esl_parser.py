@@ -253,9 +253,7 @@ class EslParser:
             if ctype == CT_PLAIN:
                 end = self._plain_end(body_start, length)
                 if end is None:
-                    if not final:
-                        return None
-                    end = -1
+                    return None  # incomplete: at the very end, finish() counts it as cut
                 if end < 0:
                     self._resync(body_start, "truncated-event")
                     continue

@@ -139,6 +139,7 @@ class _Call:
     gone_at: float | None = None
     ext_out_dest: str | None = None
     ext_out_answered: bool = False
+    b_causes: set[str] = field(default_factory=set)
 
 
 class FsCallTracker:
@@ -348,6 +349,9 @@ class FsCallTracker:
         end = int(hang) / 1e6 if hang and hang.isdigit() and hang != "0" else t
         leg.ended_at = end
         if not is_a:
+            cause = ev.get("Hangup-Cause")
+            if cause and cause != "LOSE_RACE":
+                call.b_causes.add(cause.upper())
             return
         call.ended_at = end
         disp = ev.get("variable_originate_disposition") or ev.get("variable_DIALSTATUS")
@@ -485,18 +489,25 @@ class FsCallTracker:
         return self.decide(call)
 
     # -- resync after a reconnect --------------------------------------------------------
+    def known_legs(self) -> set[str]:
+        """Legs still up as far as we know (snapshot to pass to ``resync``)."""
+        return {uuid for uuid, leg in self._legs.items() if not leg.gone}
+
     def resync(self, channels: list[dict[str, Any]], calls: list[dict[str, Any]],
-               now: float) -> list[CallOutcome]:
+               now: float, known_before: set[str] | None = None) -> list[CallOutcome]:
         """Reconcile with ``show channels as json`` / ``show calls as json`` rows.
 
         Legs we track that FreeSWITCH no longer has ended while we were away: they are
         marked gone (their call settles and is decided once). Channels we never saw are
         adopted so their end is decided. ``show calls`` pairs (``b_uuid``) are bridges:
-        a person answered.
+        a person answered. ``known_before``: the legs known when the query was sent; a leg
+        whose CHANNEL_CREATE arrived after the snapshot is not in it and is not "gone".
         """
         self._clock = max(self._clock, now)
         present = {str(r.get("uuid")) for r in channels if r.get("uuid")}
         for leg in list(self._legs.values()):
+            if known_before is not None and leg.uuid not in known_before:
+                continue
             if not leg.gone and leg.uuid not in present:
                 leg.gone = True
                 leg.ended_at = leg.ended_at or now
@@ -588,6 +599,13 @@ class FsCallTracker:
         if call.queue:
             return "missed", ("queue-timeout" if call.queue_timeout else "queue-abandon"), end
         disp = (call.disposition or "").upper()
+        if not disp and call.b_causes:
+            # the a-leg's own hangup was not seen (link down): the b-legs tell how it rang out
+            for group in (BUSY, ABANDON, NOANSWER, UNAVAILABLE):
+                hit = call.b_causes & group
+                if hit:
+                    disp = min(hit)
+                    break
         ring_end = call.ring_end if call.ring_end is not None and (
             end is None or call.ring_end <= end) else end
         if disp:
