@@ -207,3 +207,16 @@ def test_demo_config_is_valid_once_substituted(tmp_path: Path) -> None:
     cfg = load_config(path)
     assert [d.number for d in cfg.dids] == ["+15559870000", "+15559870002", "+15559870003"]
     assert cfg.pbx.port == 15038 and cfg.policy.test_number_prefixes == ("+1555",)
+
+
+def test_documented_example_is_valid(tmp_path: Path) -> None:
+    import re
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
+    match = re.search(r"```toml\n(.*?)```", doc, re.S)
+    assert match is not None
+    text = match.group(1).replace('"/etc/textback/pbx.secret"', '"ami.secret"').replace(
+        'pin_file = "/etc/textback/sim-a.pin"', 'pin = "1234"')
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.dids[0].senders == ("modem:a", "sip")
+    assert cfg.policy.deny == ("+1900",) and cfg.hours.timezone == "America/New_York"
