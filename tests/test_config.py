@@ -113,7 +113,7 @@ def test_good_config_is_typed(tmp_path: Path) -> None:
     ('number = "+442079460000"', 'number = "02079460000"', "did[2].number", 36, "E.164"),
     ('"modem:b", "sip"]', '"modem:c", "sip"]', "did[1].senders", 27, "unknown sender 'modem:c'"),
     ('Closed now - {business}', 'Closed now - {busness}', "did[1].templates.after_hours", 30,
-     "unknown placeholder {busness}"),
+     "unknown field {busness}"),
     ('Closed now - {business}', 'Closed {business.__class__}', "did[1].templates.after_hours",
      30, "not allowed"),
     ('sat = "10:00-12:00"', 'sat = "22:00-02:00"', "did[2].hours.sat", 42, "past midnight"),

@@ -40,7 +40,7 @@ def test_value_text_is_never_reinterpreted() -> None:
 
 
 @pytest.mark.parametrize(("template", "problem"), [
-    ("Hi {name}", "unknown placeholder {name}"),
+    ("Hi {name}", "unknown field {name}"),
     ("Hi {business.__class__}", "not allowed"),
     ("Hi {business!r}", "not allowed"),
     ("Hi {business:>99}", "not allowed"),

@@ -1,6 +1,6 @@
 """The text a missed caller receives: pick the DID's template for the moment, fill it safely.
 
-Templates use ``{name}`` placeholders from a fixed set. Nothing else of ``str.format`` is
+Templates use ``{name}`` fields from a fixed set. Nothing else of ``str.format`` is
 allowed (no ``{business.__class__}``, no format specs): a template is admin-written, but a
 value such as the caller's number comes from the outside world, so every value is stripped
 of control, format and line-separator characters before it is inserted, and the filled text
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from textback.modem.pdu import SegmentPlan
 
-PLACEHOLDERS = frozenset({"business", "callback", "booking_url", "reason", "caller"})
+FIELDS = frozenset({"business", "callback", "booking_url", "reason", "caller"})
 
 TemplateKind = Literal["business_hours", "after_hours", "holiday", "voicemail_left"]
 TEMPLATE_KINDS: tuple[TemplateKind, ...] = (
@@ -59,7 +59,7 @@ SAMPLE_VALUES: Mapping[str, str] = {
 
 
 class TemplateError(ValueError):
-    """A template that cannot be rendered; the message names the offending placeholder."""
+    """A template that cannot be rendered; the message names the offending field."""
 
 
 _STRIP_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
@@ -79,8 +79,8 @@ def clean_value(value: str, max_len: int = 200) -> str:
     return " ".join(kept.split())[:max_len]
 
 
-def placeholders(template: str) -> list[str]:
-    """Every placeholder name in ``template``; raises TemplateError on broken syntax."""
+def template_fields(template: str) -> list[str]:
+    """Every field name in ``template``; raises TemplateError on broken syntax."""
     names: list[str] = []
     try:
         parsed = list(string.Formatter().parse(template))
@@ -93,20 +93,20 @@ def placeholders(template: str) -> list[str]:
         if not name.isidentifier() or spec or conversion:
             shown = "{" + name + (f"!{conversion}" if conversion else "") + \
                 (f":{spec}" if spec else "") + "}"
-            raise TemplateError(f"placeholder {shown} is not allowed: write just {{name}}")
+            raise TemplateError(f"field {shown} is not allowed: write just {{name}}")
         names.append(name)
     return names
 
 
 def check_template(template: str) -> list[str]:
-    """Problems with ``template`` (unknown placeholders, broken braces); empty when fine."""
+    """Problems with ``template`` (unknown fields, broken braces); empty when fine."""
     try:
-        names = placeholders(template)
+        names = template_fields(template)
     except TemplateError as exc:
         return [str(exc)]
-    valid = ", ".join("{" + p + "}" for p in sorted(PLACEHOLDERS))
-    return [f"unknown placeholder {{{n}}} (valid: {valid})" for n in names
-            if n not in PLACEHOLDERS]
+    valid = ", ".join("{" + p + "}" for p in sorted(FIELDS))
+    return [f"unknown field {{{n}}} (valid: {valid})" for n in names
+            if n not in FIELDS]
 
 
 def render(template: str, values: Mapping[str, str | None]) -> str:
