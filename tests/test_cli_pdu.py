@@ -100,3 +100,11 @@ def test_installed_entry_point_batch() -> None:
                           encoding="utf-8", timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert len(_objects(proc.stdout)) == len(pdus)
+
+
+@pytest.mark.parametrize("text", ["-5% off today", "-x", "--help"])
+def test_encode_text_starting_with_a_dash(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pdu", "encode", "--to", "+15551230001", "--text", text]) == 0
+    [obj] = _objects(capsys.readouterr().out)
+    raw = bytes.fromhex(obj["pdu"])
+    assert gammu.DecodePDU(raw, SMSC=True)["Text"].rstrip("\x00") == text

@@ -21,9 +21,32 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from textback.modem.pdu import PduError, decode_pdu, encode_submit
+
+
+class _TextSafeParser(argparse.ArgumentParser):
+    """An ArgumentParser that takes the word after --text/--to/--smsc as its value even when it
+    starts with '-' (plain argparse reads ``--text -5%`` as a missing value plus an option)."""
+
+    VALUE_OPTIONS = ("--text", "--to", "--smsc")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if args is not None:
+            joined: list[str] = []
+            it = iter(args)
+            for arg in it:
+                if arg in self.VALUE_OPTIONS:
+                    value = next(it, None)
+                    joined.append(arg if value is None else f"{arg}={value}")
+                else:
+                    joined.append(arg)
+            args = joined
+        return super().parse_known_args(args, namespace)
 
 
 def register(subparsers: Any) -> None:
@@ -33,7 +56,8 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = p.add_subparsers(dest="pdu_command", metavar="ACTION", required=True)
+    sub = p.add_subparsers(dest="pdu_command", metavar="ACTION", required=True,
+                           parser_class=_TextSafeParser)
 
     d = sub.add_parser("decode", help="decode PDUs given as arguments or one per line on stdin")
     d.add_argument("hex", nargs="*", metavar="HEX",
