@@ -37,6 +37,9 @@ def test_refusal_message_does_not_echo_control_characters() -> None:
 def test_decode_alphanumeric_and_special_digits() -> None:
     data = bytes.fromhex("0DD0F334FC1CA69701")
     assert decode_address(data, 0, "OA") == ("sipgate", 0xD0, 9)
+    # the same name with the length counted in whole octets (14): no phantom '@'
+    assert decode_address(bytes.fromhex("0ED0F334FC1CA69701"), 0, "OA")[0] == "sipgate"
+    assert decode_address(bytes.fromhex("0ED0F334FC1CA697E1"), 0, "OA")[0] == "sipgatep"
     # 1010 '*', 1011 '#', F filler skipped (the broken ZTE recipient field)
     assert decode_address(bytes.fromhex("0F910B487228297020F5"), 0, "RA") == (
         "+#08427829207025", 0x91, 10)

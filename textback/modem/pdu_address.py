@@ -83,6 +83,10 @@ def format_address(toa: int, value: bytes, useful: int) -> str:
     if ton == TON_ALPHANUMERIC:
         # TS 23.040 §9.1.2.5: GSM-7 packed; the length counts useful semi-octets.
         septets = unpack_septets(value, (useful * 4) // 7)
+        if useful % 14 == 0 and septets and septets[-1] == 0:
+            # 7 characters packed into 7 whole octets leave 7 zero bits, which read as a
+            # trailing '@' when the encoder counted whole octets (14 semi-octets): drop it.
+            septets = septets[:-1]
         return decode_septets(septets)
     digits = read_semi_octets(value, useful)
     if ton == TON_INTERNATIONAL and digits:
