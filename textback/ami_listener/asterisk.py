@@ -33,9 +33,7 @@ class AsteriskStream:
     # ---------------------------------------------------------- OutcomeStream
     def feed(self, data: bytes, now: float | None = None) -> list[CallOutcome]:
         """Consume bytes (any chunking); return the calls that became final."""
-        self.stats.bytes_in += len(data)
-        messages = self.parser.feed(data)
-        self._sync_parser_drops()
+        messages = self.parse(data)
         if not self._seen_message:
             if messages:
                 self._seen_message = True
@@ -45,6 +43,14 @@ class AsteriskStream:
                                      "'Asterisk Call Manager/…' or 'Event: …' blocks)")
         self.handle_messages(messages, now)
         return self.tracker.tick(now)
+
+    def parse(self, data: bytes) -> list[AmiMessage]:
+        """Bytes → messages (counted; parser drops mirrored into ``stats.dropped``)."""
+        self.stats.bytes_in += len(data)
+        messages = self.parser.feed(data)
+        if self.parser.dropped:
+            self._sync_parser_drops()
+        return messages
 
     def handle_messages(self, messages: list[AmiMessage], now: float | None = None) -> None:
         """Fold already-parsed messages in (the live client parses on its own socket)."""
