@@ -18,6 +18,7 @@ was stored (see docs/outbox.md), so resending could text the caller twice.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,12 +138,27 @@ class Outbox:
                                  "WHERE call_id = ? AND decision IS NULL", (now, call_id))
         return EnqueueResult(new_id, True, "queued")
 
-    async def claim_next(self, now: float) -> OutboxItem | None:
-        """The oldest due queued row, marked ``sending`` in the same transaction."""
+    async def claim_next(self, now: float,
+                         senders: Collection[str] | None = None) -> OutboxItem | None:
+        """The oldest due queued row, marked ``sending`` in the same transaction.
+
+        ``senders`` limits the claim to rows whose current sender is one of them (the idle
+        ones): a row is only marked ``sending`` when its sender can start on it at once, so
+        a crash never finds a row in ``sending`` that no sender had begun.
+        """
+        where = "state = 'queued' AND not_before <= ?"
+        params: list[Any] = [now]
+        if senders is not None:
+            names = sorted(senders)
+            if not names:
+                return None
+            where += (" AND json_extract(senders, '$[' || sender_index || ']') IN ("
+                      + ",".join("?" * len(names)) + ")")
+            params += names
         async with self.store.transaction("claim_next") as db:
             async with db.execute(
-                "SELECT * FROM outbox WHERE state = 'queued' AND not_before <= ? "
-                "ORDER BY not_before, id LIMIT 1", (now,)) as c:
+                f"SELECT * FROM outbox WHERE {where} ORDER BY not_before, id LIMIT 1",
+                params) as c:
                 row = await c.fetchone()
             if row is None:
                 return None
@@ -158,6 +174,13 @@ class Outbox:
         row = await self.store.fetchone(
             "SELECT min(not_before) AS t FROM outbox WHERE state = 'queued'")
         return row["t"] if row else None
+
+    async def due_senders(self, now: float) -> set[str]:
+        """The current sender of every due queued row (to hand a lost modem's rows on)."""
+        rows = await self.store.fetchall(
+            "SELECT DISTINCT json_extract(senders, '$[' || sender_index || ']') AS s "
+            "FROM outbox WHERE state = 'queued' AND not_before <= ?", (now,))
+        return {r["s"] for r in rows if r["s"] is not None}
 
     async def mark_sent(self, item_id: int, mrs: list[int], sender: str, now: float, *,
                         tracked: bool = True) -> int:
