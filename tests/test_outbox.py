@@ -174,3 +174,23 @@ async def test_crash_survives_reopen(tmp_path: Path) -> None:
     assert len(report.unconfirmed) == 1
     assert await Outbox(s2).depth() == {"unconfirmed": 1}
     await s2.close()
+
+
+async def test_claim_only_for_idle_senders(store: Store) -> None:
+    """A row is claimed only when its current sender is idle; due_senders names them."""
+    box = Outbox(store)
+    a = await box.enqueue(call_id=None, kind="textback", number="+15551230001", did=None,
+                          body="hi", senders=["modem:a", "sip"], not_before=0, now=0)
+    b = await box.enqueue(call_id=None, kind="textback", number="+15551230002", did=None,
+                          body="hi", senders=["modem:b"], not_before=0, now=0)
+    assert await box.due_senders(1) == {"modem:a", "modem:b"}
+    assert await box.claim_next(1, senders=set()) is None
+    assert await box.claim_next(1, senders={"sip"}) is None
+    got = await box.claim_next(1, senders={"modem:b"})
+    assert got is not None and got.id == b.id
+    first = await box.claim_next(1, senders={"modem:a"})
+    assert first is not None and first.id == a.id
+    await box.mark_failed(first.id, "modem lost", permanent=True, now=1)
+    assert await box.due_senders(1) == {"sip"}
+    moved = await box.claim_next(1, senders={"sip"})
+    assert moved is not None and moved.id == a.id and moved.sender == "sip"
