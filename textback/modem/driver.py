@@ -1,0 +1,596 @@
+"""The asyncio modem driver: one serial port, the AT session, send / receive / reports.
+
+Thin glue around the sans-IO ``AtSession``: a reader task feeds bytes in and resolves the
+running command; commands are serialised by a lock and each has its own time limit
+(AT+CMGS up to 120 s, networks are slow). User text only ever leaves as PDU hex
+(``encode_submit``), never in text mode, so CR/LF/Ctrl-Z/ESC in a text or number cannot
+become an AT command.
+
+Receiving never loses a text: a stored message (+CMTI) is read, handed to every message
+handler, and deleted from the SIM only when all handlers returned without raising. Parts of
+a concatenated text stay on the SIM until the whole (or, after the reassembly timeout, what
+arrived) has been handed over. Messages already on the SIM are read at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from textback.modem.at_session import (
+    AtSession,
+    CommandFailed,
+    CommandOk,
+    Event,
+    Garbled,
+    Prompt,
+    Unsolicited,
+)
+from textback.modem.errors import (
+    AtError,
+    CommandError,
+    CommandTimeout,
+    ModemError,
+    ModemLost,
+    port_error,
+)
+from textback.modem.pdu import DecodedPdu, PduError, decode_pdu, encode_submit
+from textback.modem.reassembly import InboundMessage, Reassembler
+from textback.modem.status import (
+    REGISTRATION,
+    ModemInfo,
+    parse_cmgr,
+    parse_cmgs,
+    parse_cops,
+    parse_cpms,
+    parse_cpms_storages,
+    parse_csca,
+    parse_csq,
+    parse_listing,
+    parse_reg,
+    parse_storage_urc,
+)
+
+log = logging.getLogger("textback.modem")
+
+MessageHandler = Callable[[InboundMessage], Awaitable[None]]
+ReportHandler = Callable[["DeliveryReport"], Awaitable[None]]
+
+# AT+CNMI choices, best first: store + +CMTI, and +CDSI (stored report) or +CDS (direct).
+# SIM800L refuses ds=2, some modems refuse mode 2 or bfr: fall back step by step.
+CNMI_CHOICES = (("2,1,0,2,0", "+CDSI"), ("2,1,0,1,0", "+CDS"), ("1,1,0,2,0", "+CDSI"),
+                ("1,1,0,1,0", "+CDS"), ("2,1,0,0,0", None), ("1,1,0,0,0", None))
+_PIN = re.compile(r"^[0-9]{4,8}$")
+
+
+@dataclass(frozen=True)
+class PartResult:
+    """One sent part: its TP-MR from +CMGS, the destination, when it went."""
+
+    mr: int
+    part: int
+    parts: int
+    number: str
+    tpdu_length: int
+    sent_at: float
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """A status report, matched to the sent part it is about when we still know it."""
+
+    mr: int | None
+    number: str | None
+    status: int | None
+    category: str | None  # delivered | pending | failed
+    meaning: str | None
+    discharge_time: str | None
+    part: PartResult | None
+
+
+class SendFailed(ModemError):
+    """A part could not be sent; ``sent`` holds the parts that did go (with their mr)."""
+
+    def __init__(self, cause: ModemError, sent: list[PartResult]) -> None:
+        super().__init__(f"part {len(sent) + 1} not sent: {cause}")
+        self.cause = cause
+        self.sent = sent
+        self.transient = cause.transient
+
+
+def _digits_match(a: str | None, b: str | None) -> bool:
+    """Report numbers come back national or international: compare the last 8 digits."""
+    if not a or not b:
+        return True
+    da, db = re.sub(r"\D", "", a), re.sub(r"\D", "", b)
+    return da[-8:] == db[-8:]
+
+
+class ModemDriver:
+    def __init__(
+        self,
+        port: str,
+        *,
+        pin: str | None = None,
+        baudrate: int = 115200,
+        smsc: str | None = None,
+        command_timeout: float = 10.0,
+        send_timeout: float = 120.0,
+        sim_ready_timeout: float = 30.0,
+        reassembly_timeout: float = 600.0,
+    ) -> None:
+        self.port = port
+        self._pin = pin
+        self.baudrate = baudrate
+        self.smsc = smsc
+        self.command_timeout = command_timeout
+        self.send_timeout = send_timeout
+        self.sim_ready_timeout = sim_ready_timeout
+        self.session = AtSession()
+        self.reassembler = Reassembler(reassembly_timeout)
+        self.info = ModemInfo(port=port)
+        self.message_handlers: list[MessageHandler] = []
+        self.report_handlers: list[ReportHandler] = []
+        self.lost = asyncio.Event()
+        self.report_mode: str | None = None
+        self.needs_cnma = False
+        self.last_rx = 0.0
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._lock = asyncio.Lock()
+        self._waiter: asyncio.Future[Event] | None = None
+        self._work: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+        self._sent: OrderedDict[int, list[PartResult]] = OrderedDict()
+        self._mem1: str | None = None
+        self._storage = "SM"
+
+    # ---------------------------------------------------------------- open / close
+
+    async def open(self) -> None:
+        import serial
+        import serial_asyncio_fast
+
+        try:
+            self._reader, self._writer = await serial_asyncio_fast.open_serial_connection(
+                url=self.port, baudrate=self.baudrate, exclusive=True,
+            )
+        except (OSError, serial.SerialException, ValueError) as exc:
+            raise port_error(self.port, exc) from exc
+        self.lost.clear()
+        self._tasks = [asyncio.create_task(self._read_loop(), name=f"modem-read {self.port}"),
+                       asyncio.create_task(self._work_loop(), name=f"modem-work {self.port}")]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+            self._writer = None
+        self._fail_waiter(ModemLost(f"{self.port}: closed"))
+        self.lost.set()
+
+    @property
+    def is_open(self) -> bool:
+        return self._writer is not None and not self.lost.is_set()
+
+    # ---------------------------------------------------------------- I/O glue
+
+    async def _read_loop(self) -> None:
+        assert self._reader is not None
+        try:
+            while True:
+                data = await self._reader.read(4096)
+                if not data:
+                    break
+                self.last_rx = time.monotonic()
+                self.session.receive_data(data)
+                for event in self.session.events():
+                    self._dispatch(event)
+        except (OSError, Exception) as exc:  # pyserial raises SerialException on unplug
+            log.warning("modem %s read failed: %s", self.port, type(exc).__name__)
+        finally:
+            self.lost.set()
+            self._fail_waiter(ModemLost(f"{self.port}: the port went away"))
+
+    def _fail_waiter(self, exc: BaseException) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(exc)
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, CommandOk | CommandFailed | Prompt):
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(event)
+        elif isinstance(event, Unsolicited):
+            self._on_urc(event)
+        elif isinstance(event, Garbled):
+            log.debug("modem %s: %d garbled bytes dropped", self.port, len(event.data))
+
+    def _write(self, data: bytes) -> None:
+        if self._writer is None or self.lost.is_set():
+            raise ModemLost(f"{self.port}: not open")
+        self._writer.write(data)
+
+    async def _await(self, what: str, timeout: float) -> Event:
+        assert self._waiter is not None
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
+        except TimeoutError:
+            self.session.cancel()
+            raise CommandTimeout(what, timeout) from None
+
+    # ---------------------------------------------------------------- commands
+
+    async def command(self, command: str, timeout: float | None = None) -> tuple[str, ...]:
+        """Run one AT command; its information lines, or CommandError / CommandTimeout."""
+        async with self._lock:
+            return await self._command(command, timeout)
+
+    async def _command(self, command: str, timeout: float | None = None) -> tuple[str, ...]:
+        loop = asyncio.get_running_loop()
+        self._waiter = loop.create_future()
+        self._write(self.session.command(command))
+        event = await self._await(command, timeout or self.command_timeout)
+        if isinstance(event, CommandFailed):
+            raise CommandError(command, event.error)
+        if isinstance(event, Prompt):  # a prompt we did not ask for: leave it
+            self._waiter = loop.create_future()
+            self._write(self.session.abort())
+            await self._await(command, self.command_timeout)
+            raise CommandError(command, AtError("ERROR", None, "unexpected prompt"))
+        assert isinstance(event, CommandOk)
+        return event.lines
+
+    async def _try(self, command: str, timeout: float | None = None) -> tuple[str, ...] | None:
+        try:
+            return await self._command(command, timeout)
+        except CommandError:
+            return None
+
+    # ---------------------------------------------------------------- init and health
+
+    async def initialise(self) -> ModemInfo:
+        """Bring the modem to a known state; returns the health snapshot.
+
+        Raises ModemError only when the modem cannot work at all (no answer, PDU mode
+        refused); a SIM or network problem is reported in ``info.problems`` instead.
+        """
+        async with self._lock:
+            self._write(b"\x1b")  # leave a prompt a previous run may have left open
+            for attempt in range(3):
+                try:
+                    await self._command("AT", min(self.command_timeout, 2.0))
+                    break
+                except CommandTimeout:
+                    if attempt == 2:
+                        raise
+                except CommandError:
+                    pass
+            await self._try("ATE0")
+            await self._try("AT+CMEE=1")
+            info = ModemInfo(port=self.port)
+            self.info = info
+            if not await self._unlock_sim(info):
+                await self._identity(info)
+                return info
+            await self._wait_sms_ready()
+            await self._command("AT+CMGF=0")
+            await self._storage_setup(info)
+            await self._cnmi(info)
+            csms = await self._try("AT+CSMS?")
+            self.needs_cnma = bool(csms and any(x.startswith("+CSMS: 1") for x in csms))
+            await self._identity(info)
+            await self._health(info)
+            pending = await self._try("AT+CMGL=4", 30.0)
+        for index, pdu in parse_listing(pending or ()):
+            await self._work.put(("pdu", (pdu, (self._storage, index))))
+        return info
+
+    async def _unlock_sim(self, info: ModemInfo) -> bool:
+        try:
+            lines = await self._command("AT+CPIN?")
+        except CommandError as exc:
+            info.sim = exc.error.reason
+            info.problems.append(f"SIM: {exc.error.reason}")
+            return False
+        state = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("+CPIN:")), "")
+        if state == "READY":
+            info.sim = "READY"
+            return True
+        if state == "SIM PIN" and self._pin:
+            if not _PIN.match(self._pin):
+                info.sim = state
+                info.problems.append("SIM PIN required; the configured pin is not 4-8 digits")
+                return False
+            try:
+                await self._command(f'AT+CPIN="{self._pin}"', 30.0)
+            except CommandError as exc:
+                info.sim = state
+                info.problems.append(f"SIM PIN refused: {exc.error.reason}")
+                return False
+            info.sim = "READY"
+            return True
+        info.sim = state or None
+        if state == "SIM PIN":
+            info.problems.append("SIM PIN required: set [modem] pin in the config")
+        else:
+            info.problems.append(f"SIM not ready: {state or 'no answer to AT+CPIN?'}")
+        return False
+
+    async def _wait_sms_ready(self) -> None:
+        """After PIN entry the SIM is busy for a while (+CME ERROR: 14, Qualcomm/ZTE
+        capture): poll AT+CPMS? until the SMS store answers."""
+        deadline = time.monotonic() + self.sim_ready_timeout
+        while True:
+            try:
+                await self._command("AT+CPMS?")
+                return
+            except CommandError as exc:
+                if time.monotonic() > deadline or not exc.error.transient:
+                    return
+            await asyncio.sleep(0.5)
+
+    async def _storage_setup(self, info: ModemInfo) -> None:
+        test = await self._try("AT+CPMS=?")
+        storages = parse_cpms_storages(test[0]) if test else []
+        self._storage = "SM" if ("SM" in storages or not storages) else storages[0]
+        s = self._storage
+        lines = await self._try(f'AT+CPMS="{s}","{s}","{s}"')
+        if lines is None:
+            lines = await self._try(f'AT+CPMS="{s}","{s}"')
+        self._mem1 = s if lines is not None else None
+        summary = parse_cpms(lines[0]) if lines else None
+        info.storage = f"{s} {summary}" if summary and not summary[0].isalpha() else summary
+
+    async def _cnmi(self, info: ModemInfo) -> None:
+        for args, mode in CNMI_CHOICES:
+            if await self._try(f"AT+CNMI={args}") is not None:
+                self.report_mode = mode
+                info.report_mode = mode
+                if mode is None:
+                    info.problems.append("modem gives no delivery report indications")
+                return
+        info.problems.append("AT+CNMI refused: new messages are found only by polling")
+
+    async def _identity(self, info: ModemInfo) -> None:
+        for cmd, attr in (("AT+CGMI", "manufacturer"), ("AT+CGMM", "model"),
+                          ("AT+CGMR", "firmware")):
+            lines = await self._try(cmd)
+            if lines:
+                value = " ".join(x.strip() for x in lines if x.strip())
+                value = re.sub(r"^\+CGM[IMR]:\s*", "", value)
+                setattr(info, attr, value[:80] or None)
+
+    async def _health(self, info: ModemInfo) -> None:
+        info.problems = [p for p in info.problems if p.startswith(("SIM", "AT+CNMI", "modem"))]
+        csq = await self._try("AT+CSQ")
+        if csq:
+            info.signal_csq, info.signal_dbm = parse_csq(csq[0])
+        stat: int | None = None
+        for cmd in ("AT+CREG?", "AT+CEREG?"):
+            lines = await self._try(cmd)
+            if lines:
+                value = parse_reg(lines[0])
+                if value is not None and (stat is None or value in (1, 5, 6, 7)):
+                    stat = value
+        info.registration = REGISTRATION.get(stat, None) if stat is not None else None
+        info.registered = stat in (1, 5, 6, 7)
+        cops = await self._try("AT+COPS?")
+        info.operator = parse_cops(cops[0]) if cops else None
+        csca = await self._try("AT+CSCA?")
+        info.smsc = parse_csca(csca[0]) if csca else None
+        if not info.registered:
+            info.problems.append(f"not registered on the network ({info.registration or '?'})")
+        if info.signal_dbm is None:
+            info.problems.append("no signal reading (AT+CSQ 99: antenna? coverage?)")
+        if not info.smsc and not self.smsc:
+            info.problems.append("no SMSC on the SIM: set [modem] smsc in the config")
+
+    async def health(self) -> ModemInfo:
+        """Refresh signal, registration, operator and SMSC (a cheap liveness check too)."""
+        async with self._lock:
+            await self._health(self.info)
+        return self.info
+
+    async def reset(self) -> None:
+        """AT+CFUN=1,1 (full restart) where the modem has it; the port usually drops after."""
+        async with self._lock:
+            self._write(b"\x1b")
+            await self._try("AT+CFUN=1,1", 15.0)
+
+    # ---------------------------------------------------------------- send
+
+    async def send(
+        self,
+        number: str,
+        text: str,
+        *,
+        status_report: bool = True,
+        validity_minutes: int | None = None,
+    ) -> list[PartResult]:
+        """Send ``text`` in the fewest parts; one PartResult (with TP-MR) per part.
+
+        PduError (permanent: the number is not an address) before anything is written;
+        SendFailed (with the parts that did go) when a part fails.
+        """
+        parts = encode_submit(number, text, smsc=self.smsc, status_report=status_report,
+                              validity_minutes=validity_minutes)
+        sent: list[PartResult] = []
+        async with self._lock:
+            for p in parts:
+                try:
+                    mr = await self._submit(p.pdu, p.tpdu_length)
+                except ModemError as exc:
+                    raise SendFailed(exc, sent) from exc
+                result = PartResult(mr, p.part, p.parts, number, p.tpdu_length, time.time())
+                sent.append(result)
+                self._sent.setdefault(mr, []).append(result)
+                self._sent.move_to_end(mr)
+                while len(self._sent) > 1024:
+                    self._sent.popitem(last=False)
+        return sent
+
+    async def _submit(self, pdu: str, length: int) -> int:
+        loop = asyncio.get_running_loop()
+        command = f"AT+CMGS={length}"
+        self._waiter = loop.create_future()
+        self._write(self.session.command(command))
+        event = await self._await(command, self.command_timeout)
+        if isinstance(event, CommandFailed):
+            raise CommandError(command, event.error)
+        if not isinstance(event, Prompt):
+            raise CommandError(command, AtError("ERROR", None, "no prompt for the PDU"))
+        self._waiter = loop.create_future()
+        self._write(self.session.submit_pdu(pdu))
+        try:
+            event = await self._await(command, self.send_timeout)
+        except CommandTimeout:
+            with contextlib.suppress(ModemError):
+                self._write(self.session.abort())
+            raise
+        if isinstance(event, CommandFailed):
+            raise CommandError(command, event.error)
+        assert isinstance(event, CommandOk)
+        mr = parse_cmgs(event.lines)
+        if mr is None:
+            raise CommandError(command, AtError("ERROR", None, "OK without +CMGS: <mr>"))
+        return mr
+
+    # ---------------------------------------------------------------- receive
+
+    def _on_urc(self, urc: Unsolicited) -> None:
+        name = urc.name
+        if name in ("+CMTI", "+CDSI"):
+            loc = parse_storage_urc(urc.args)
+            if loc is not None:
+                self._work.put_nowait(("read" if name == "+CMTI" else "report", loc))
+        elif name in ("+CMT", "+CDS") and urc.pdu:
+            self._work.put_nowait(("pdu", (urc.pdu, None)))
+            if self.needs_cnma:
+                self._work.put_nowait(("cnma", None))
+        elif name:
+            log.debug("modem %s: URC %s", self.port, name)
+
+    async def _work_loop(self) -> None:
+        """Reads, hand-overs and deletes happen here, one at a time, never in the reader."""
+        while True:
+            try:
+                kind, arg = await asyncio.wait_for(self._work.get(), 1.0)
+            except TimeoutError:
+                for msg in self.reassembler.expire(time.monotonic()):
+                    await self._deliver(msg)
+                continue
+            try:
+                if kind == "read":
+                    assert isinstance(arg, tuple)
+                    await self._read_stored(arg[0], arg[1], report=False)
+                elif kind == "report":
+                    assert isinstance(arg, tuple)
+                    await self._read_stored(arg[0], arg[1], report=True)
+                elif kind == "pdu":
+                    assert isinstance(arg, tuple)
+                    await self._handle_pdu(arg[0], arg[1])
+                elif kind == "cnma":
+                    async with self._lock:
+                        await self._try("AT+CNMA")
+            except ModemLost:
+                return
+            except ModemError as exc:
+                log.warning("modem %s: %s", self.port, exc)
+            for msg in self.reassembler.expire(time.monotonic()):
+                await self._deliver(msg)
+
+    async def _read_stored(self, mem: str, index: int, *, report: bool) -> None:
+        """AT+CMGR from ``mem``; an EC25 announces +CDSI "SM" but keeps the report in "SR"."""
+        tried = [mem] + (["SR"] if report and mem != "SR" else [])
+        async with self._lock:
+            for where in tried:
+                if self._mem1 != where and await self._try(f'AT+CPMS="{where}"') is None:
+                    continue
+                self._mem1 = where
+                lines = await self._try(f"AT+CMGR={index}")
+                pdu = parse_cmgr(lines) if lines else None
+                if pdu is None:
+                    continue
+                try:
+                    decoded = decode_pdu(pdu)
+                except PduError:
+                    continue
+                if report and decoded.direction != "status":
+                    continue
+                break
+            else:
+                return
+        await self._handle_decoded(decoded, (where, index))
+
+    async def _handle_pdu(self, pdu: str, location: tuple[str, int] | None) -> None:
+        try:
+            decoded = decode_pdu(pdu)
+        except PduError as exc:
+            log.warning("modem %s: undecodable PDU kept on the modem: %s", self.port, exc)
+            return
+        await self._handle_decoded(decoded, location)
+
+    async def _handle_decoded(self, d: DecodedPdu, location: tuple[str, int] | None) -> None:
+        if d.direction == "status":
+            await self._report(d)
+            if location:
+                await self._delete([location])
+            return
+        if d.direction != "deliver":
+            return  # a stored SUBMIT copy: not ours to touch
+        concat = (d.udh.concat_ref, d.udh.ref_bits, d.udh.part, d.udh.parts) if d.udh else None
+        msg = self.reassembler.add(
+            number=d.number, text=d.text or "", timestamp=d.timestamp, smsc=d.smsc,
+            now=time.monotonic(), concat=concat, location=location,
+        )
+        if msg is not None:
+            await self._deliver(msg)
+
+    async def _deliver(self, msg: InboundMessage) -> None:
+        if not self.message_handlers:
+            return  # nobody can store it: leave it on the SIM
+        for handler in self.message_handlers:
+            try:
+                await handler(msg)
+            except Exception as exc:
+                log.error("modem %s: message handler failed, kept on the SIM: %s",
+                          self.port, type(exc).__name__)
+                return
+        await self._delete(list(msg.locations))
+
+    async def _delete(self, locations: list[tuple[str, int]]) -> None:
+        if not locations:
+            return
+        async with self._lock:
+            for mem, index in locations:
+                if self._mem1 != mem and await self._try(f'AT+CPMS="{mem}"') is None:
+                    continue
+                self._mem1 = mem
+                await self._try(f"AT+CMGD={index}")
+
+    async def _report(self, d: DecodedPdu) -> None:
+        part = None
+        if d.message_reference is not None:
+            for candidate in reversed(self._sent.get(d.message_reference, [])):
+                if _digits_match(candidate.number, d.number):
+                    part = candidate
+                    break
+        report = DeliveryReport(d.message_reference, d.number, d.status, d.status_category,
+                                d.status_meaning, d.discharge_time, part)
+        for handler in self.report_handlers:
+            try:
+                await handler(report)
+            except Exception as exc:
+                log.error("modem %s: report handler failed: %s", self.port, type(exc).__name__)
