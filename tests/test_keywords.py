@@ -26,6 +26,8 @@ Sources (SRC keys):
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from textback.keywords import classify, is_urgent, normalise
 
@@ -214,3 +216,36 @@ def test_normalise_removes_invisible_and_folds_case() -> None:
 def test_every_invisible_character_is_ignored(pad: str) -> None:
     assert classify(f"{pad}S{pad}T{pad}O{pad}P{pad}") == "optout"
     assert classify(f"don't{pad} stop by") == "none"
+
+
+# -- properties ------------------------------------------------------------------------------
+
+_INVISIBLE = st.sampled_from(["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u200e",
+                              "\u200f", "\u00a0", " ", "\t"])
+_PUNCT = st.sampled_from(["", "!", "!!!", ".", "?", " 🛑", " 🙏", '"', "'", "…"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(word=st.sampled_from(["stop", "quit", "end", "revoke", "opt out", "cancel",
+                             "unsubscribe", "stopall", "optout"]),
+       case=st.sampled_from([str.lower, str.upper, str.title]),
+       pad=st.lists(_INVISIBLE, max_size=3), punct=_PUNCT,
+       polite=st.sampled_from(["", "please ", "pls ", "ok "]))
+def test_per_se_words_survive_any_dressing(word: str, case: object, pad: list[str],
+                                           punct: str, polite: str) -> None:
+    text = "".join(pad) + polite + case(word) + punct + "".join(pad)  # type: ignore[operator]
+    assert classify(text) == "optout", repr(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400))
+def test_classify_never_fails_and_is_a_class(text: str) -> None:
+    assert classify(text) in {"optout", "optin", "help", "none"}
+    assert isinstance(is_urgent(text), bool)
+
+
+def test_long_ten_part_message_is_fine() -> None:
+    body = "We need someone to look at the boiler, it keeps making a noise. " * 25
+    assert classify(body) == "none"
+    assert classify(body + "\nSTOP") == "optout"
+    assert classify("x" * 100_000) == "none"
