@@ -1,0 +1,197 @@
+"""Keeps one modem usable: open by its stable path, initialise, watch, recover.
+
+States: absent (no device at the path), initialising, ready, degraded (answers but cannot
+send well: no network, SIM PIN needed, no SMSC), lost (was there, went away or stopped
+answering). A USB replug re-creates /dev/ttyUSBn under a new number but the same
+/dev/serial/by-id link, so the supervisor polls the link and reopens it (well within 30 s
+with the default 1 s poll). A modem that stops answering gets AT+CFUN=1,1 where the dialect
+has it, then a close and reopen. Several modems = several supervisors, independent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from textback.modem.driver import MessageHandler, ModemDriver, PartResult, ReportHandler
+from textback.modem.errors import CommandTimeout, ModemError, ModemLost, PortError
+from textback.modem.status import ModemInfo
+
+log = logging.getLogger("textback.modem")
+
+ABSENT, INITIALISING, READY, DEGRADED, LOST = "absent", "initialising", "ready", "degraded", "lost"
+
+
+@dataclass(frozen=True)
+class Health:
+    """A snapshot for status pages and `textback modem probe`."""
+
+    name: str
+    port: str
+    state: str
+    info: ModemInfo
+    error: str | None
+    since: float
+    reopens: int
+    resets: int
+
+
+class ModemSupervisor:
+    def __init__(
+        self,
+        port: str,
+        *,
+        name: str = "modem",
+        pin: str | None = None,
+        smsc: str | None = None,
+        poll_interval: float = 1.0,
+        health_interval: float = 30.0,
+        command_timeout: float = 10.0,
+        send_timeout: float = 120.0,
+        failures_before_reset: int = 2,
+        driver_factory: Callable[..., ModemDriver] = ModemDriver,
+    ) -> None:
+        self.port = port
+        self.name = name
+        self.poll_interval = poll_interval
+        self.health_interval = health_interval
+        self.failures_before_reset = failures_before_reset
+        self._make = lambda: driver_factory(port, pin=pin, smsc=smsc,
+                                            command_timeout=command_timeout,
+                                            send_timeout=send_timeout)
+        self.driver: ModemDriver | None = None
+        self.state = ABSENT
+        self.error: str | None = None
+        self.since = time.monotonic()
+        self.reopens = 0
+        self.resets = 0
+        self.message_handlers: list[MessageHandler] = []
+        self.report_handlers: list[ReportHandler] = []
+        self.state_changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._info = ModemInfo(port=port)
+
+    # ---------------------------------------------------------------- public
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name=f"modem-supervisor {self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._drop()
+
+    def available(self) -> bool:
+        return self.state in (READY, DEGRADED) and self.driver is not None
+
+    def health(self) -> Health:
+        info = self.driver.info if self.driver is not None else self._info
+        return Health(self.name, self.port, self.state, info, self.error, self.since,
+                      self.reopens, self.resets)
+
+    async def send(self, number: str, text: str, *, status_report: bool = True) -> list[PartResult]:
+        if self.driver is None or not self.available():
+            raise ModemLost(f"{self.name}: modem {self.state} ({self.error or 'not open'})")
+        return await self.driver.send(number, text, status_report=status_report)
+
+    async def wait_state(self, *states: str, timeout: float = 30.0) -> str:
+        """Until the state is one of ``states`` (tests and the CLI use this)."""
+        deadline = time.monotonic() + timeout
+        while self.state not in states:
+            self.state_changed.clear()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{self.name}: still {self.state}, wanted {states}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.state_changed.wait(), left)
+        return self.state
+
+    # ---------------------------------------------------------------- loop
+
+    def _set(self, state: str, error: str | None = None) -> None:
+        if state != self.state or error != self.error:
+            log.info("modem %s: %s%s", self.name, state, f" ({error})" if error else "")
+            if state != self.state:
+                self.since = time.monotonic()
+            self.state, self.error = state, error
+            self.state_changed.set()
+
+    async def _drop(self) -> None:
+        if self.driver is not None:
+            self._info = self.driver.info
+            await self.driver.close()
+            self.driver = None
+
+    async def run(self) -> None:
+        was_open = False
+        while True:
+            if not os.path.exists(self.port):
+                self._set(LOST if was_open else ABSENT, f"{self.port} not present")
+                await asyncio.sleep(self.poll_interval)
+                continue
+            self._set(INITIALISING)
+            driver = self._make()
+            driver.message_handlers = self.message_handlers
+            driver.report_handlers = self.report_handlers
+            try:
+                await driver.open()
+                self.driver = driver
+                info = await driver.initialise()
+            except PortError as exc:
+                await self._drop()
+                self._set(LOST if was_open else ABSENT, str(exc))
+                await asyncio.sleep(self.poll_interval)
+                continue
+            except ModemError as exc:
+                await self._drop()
+                self._set(LOST, f"initialisation failed: {exc}")
+                await asyncio.sleep(self.poll_interval)
+                continue
+            if was_open:
+                self.reopens += 1
+            was_open = True
+            self._set(DEGRADED if info.problems else READY, "; ".join(info.problems) or None)
+            await self._watch(driver)
+            await self._drop()
+
+    async def _watch(self, driver: ModemDriver) -> None:
+        """Health checks until the port goes or the modem stops answering."""
+        failures = 0
+        while True:
+            lost = asyncio.ensure_future(driver.lost.wait())
+            try:
+                await asyncio.wait_for(asyncio.shield(lost), self.health_interval)
+            except TimeoutError:
+                pass
+            finally:
+                lost.cancel()
+            if driver.lost.is_set():
+                self._set(LOST, "the port went away (unplugged or re-enumerated)")
+                return
+            try:
+                info = await driver.health()
+                failures = 0
+                self._set(DEGRADED if info.problems else READY,
+                          "; ".join(info.problems) or None)
+            except CommandTimeout as exc:
+                failures += 1
+                self._set(LOST, f"not answering: {exc}")
+                if failures >= self.failures_before_reset:
+                    self.resets += 1
+                    with contextlib.suppress(ModemError):
+                        await asyncio.wait_for(driver.reset(), 5.0)
+                    return
+            except ModemLost:
+                self._set(LOST, "the port went away (unplugged or re-enumerated)")
+                return
+            except ModemError as exc:
+                self._set(DEGRADED, str(exc))
