@@ -136,9 +136,11 @@ _QUOTES = str.maketrans(
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 _SENTENCE_SPLIT = re.compile(r"[.!?;,\n:()\-]+|\s-\s")
 
+# Default escalation words for trades and clinics; the daemon takes them from the config.
 DEFAULT_URGENT_WORDS = ("emergency", "urgent", "urgently", "asap", "flood", "flooding",
-                        "flooded", "leak", "leaking", "fire", "smoke", "gas leak", "burst",
-                        "no heat", "no power", "sparking", "911")
+                        "flooded", "leak", "leaking", "fire", "smoke", "gas leak", "smell gas",
+                        "burst", "sewage", "overflowing", "carbon monoxide", "no heat",
+                        "no hot water", "no power", "sparking", "911")
 
 
 def normalise(text: str) -> str:
