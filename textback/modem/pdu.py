@@ -336,22 +336,22 @@ def _fits(udl: int, available: int, septets: bool) -> bool:
 def _resolve_encoding(r: _Reader, dcs_octet: int, dcs: Dcs, warnings: list[str]) -> str:
     """The alphabet to read the user data in.
 
-    TS 23.038 leaves bit 3 of coding group 1111 reserved (set to 0) and bit 2 chooses GSM-7
-    or 8-bit. Some phones set bit 3 anyway (F8-FF): we follow bit 2, unless TP-UDL then
-    disagrees with the octets actually present while the other reading matches them exactly.
+    TS 23.038 leaves bit 3 of coding group 1111 reserved (set to 0); bit 2 chooses GSM-7 or
+    8-bit. Real phones and SMSCs do send F8-FF. python-gammu, python-gsmmodem and
+    python-messaging all read such user data as 8-bit (shared vectors gammu-at-sms-14 and
+    -42), so we do the same and say so in a warning, rather than be the one tool that shows
+    a different text for the same message.
     """
     if dcs_octet & 0xF8 != 0xF8 or r.pos >= len(r.data):
         return dcs.encoding
     udl, available = r.data[r.pos], len(r.data) - r.pos - 1
-    as_septets = dcs.encoding == "gsm7"
-    if not _fits(udl, available, as_septets) and _fits(udl, available, not as_septets):
-        other = "8bit" if as_septets else "gsm7"
+    if dcs.encoding == "gsm7":
+        fits = "fits" if _fits(udl, available, True) else "does not fit"
         warnings.append(
-            f"TP-DCS 0x{dcs_octet:02X} has reserved bit 3 set; TP-UDL fits {other}, "
-            f"read as {other}"
+            f"TP-DCS 0x{dcs_octet:02X} has reserved bit 3 set: read as 8-bit data as other "
+            f"decoders do (TP-UDL {udl} {fits} GSM-7)"
         )
-        return other
-    return dcs.encoding
+    return "8bit"
 
 
 @dataclass
