@@ -182,6 +182,7 @@ class CallTracker:
         self.config = config or TrackerConfig()
         self.stats = stats or StreamStats()
         self.now = 0.0
+        self._clocked = False
         self._calls: dict[str, _Call] = {}
         self._chans: dict[str, _Chan] = {}
         self._locals: dict[str, _Chan] = {}
@@ -223,8 +224,12 @@ class CallTracker:
 
     def handle(self, msg: AmiMessage, now: float | None = None) -> None:
         """Fold one event into the state (responses and the banner are not events)."""
-        if now is not None and now > self.now:
-            self.now = now
+        if now is not None:
+            self._clocked = True
+            if now > self.now:
+                self.now = now
+        else:
+            self._clocked = False
         handler = self._handlers.get(msg.name)
         if handler is not None:
             handler(msg)
@@ -312,7 +317,8 @@ class CallTracker:
 
     # ----------------------------------------------------------------- helpers
     def _sample_time(self, t: float | None) -> None:
-        if t is not None and t > self.now:
+        """Replay only: with an injected clock, times inside events are not the clock."""
+        if t is not None and t > self.now and not self._clocked:
             self.now = t
 
     def _parse_time(self, s: str | None) -> float | None:
