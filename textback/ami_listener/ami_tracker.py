@@ -194,6 +194,8 @@ class CallTracker:
         self._learned_trunks: set[str] = set()
         self._time_cache: tuple[str, float] = ("", 0.0)
         self._resync_seen: set[str] | None = None
+        self._resync_known: set[str] = set()
+        self.adopting = False
         self._ready: list[CallOutcome] = []
         self._handlers: dict[str, Callable[[AmiMessage], None]] = {
             "Newchannel": self._on_newchannel,
@@ -266,8 +268,15 @@ class CallTracker:
 
     # -------------------------------------------------------------- resync API
     def resync_begin(self) -> None:
-        """After a reconnect: CoreShowChannel events follow, then ``resync_end``."""
+        """A (re)connect: CoreShowChannel events follow, then ``resync_end``.
+
+        Until then, events for channels we never saw adopt them (their Newchannel may have
+        been sent while we were away). Only channels known now can be found vanished at
+        ``resync_end``: one created while the listing is under way is not in it.
+        """
         self._resync_seen = set()
+        self._resync_known = {uid for uid, c in self._chans.items() if not c.gone}
+        self.adopting = True
 
     def resync_channel(self, msg: AmiMessage) -> None:
         """One ``CoreShowChannel`` event: a channel alive on the PBX right now."""
@@ -307,9 +316,11 @@ class CallTracker:
     def resync_end(self) -> list[CallOutcome]:
         """Channels we knew that the PBX no longer lists ended while we were away."""
         seen, self._resync_seen = self._resync_seen, None
+        known, self._resync_known = self._resync_known, set()
+        self.adopting = False
         if seen is not None:
             for chan in list(self._chans.values()):
-                if not chan.gone and chan.uid not in seen:
+                if not chan.gone and chan.uid in known and chan.uid not in seen:
                     chan.call.resynced = True
                     self.stats.drop("resync-vanished-channel")
                     self._gone(chan)
@@ -374,11 +385,29 @@ class CallTracker:
         chan = self._chans.get(uid) if uid else None
         if chan is None:
             lid = msg.get("Linkedid")
-            self.stats.drop("late-event" if lid in self._decided else "unknown-channel")
+            if lid in self._decided:
+                self.stats.drop("late-event")
+                return None
+            if self.adopting and uid and lid:
+                return self._adopt(msg, uid, lid)
+            self.stats.drop("unknown-channel")
             return None
         lid = msg.get("Linkedid")
         if lid and lid != chan.call.linkedid and lid in self._calls:
             self._move(chan, lid)
+        return chan
+
+    def _adopt(self, msg: AmiMessage, uid: str, lid: str) -> _Chan:
+        """Right after a (re)connect: every channel event carries the channel's snapshot,
+        so a channel whose Newchannel we missed is picked up from it."""
+        call = self._calls.get(lid)
+        if call is None:
+            call = self._new_call(lid, _uid_epoch(lid) if not self._clocked else self.now)
+        name = msg.get("Channel") or ""
+        trunk = self._is_trunk(name, msg.get("Context") or "")
+        chan = self._add_chan(call, uid, name, trunk, msg.get("ChannelState") != "0", msg)
+        call.resynced = True
+        self.stats.drop("adopted-channel")
         return chan
 
     def _move(self, chan: _Chan, lid: str) -> None:

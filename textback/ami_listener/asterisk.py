@@ -83,6 +83,7 @@ class AsteriskStream:
         self._sync_parser_drops()
         self._parser_drops = {}
         self.parser = AmiParser()
+        self.tracker.resync_begin()
 
     def _sync_parser_drops(self) -> None:
         """Mirror the parser's own counters into ``stats.dropped`` (prefixed ``parse-``)."""
