@@ -27,6 +27,8 @@ class AsteriskStream:
         self.parser = AmiParser()
         self.tracker = CallTracker(self.config, self.stats)
         self.on_response: Callable[[AmiMessage], None] | None = None
+        # UserEvent messages (the dialplan's inbound SIP MESSAGE hand-off, dialplan/asterisk)
+        self.on_user_event: Callable[[AmiMessage], None] | None = None
         self._seen_message = False
         self._parser_drops: dict[str, int] = {}
 
@@ -63,6 +65,8 @@ class AsteriskStream:
                 if respond is not None and msg.name.startswith("CoreShowChannel"):
                     respond(msg)
                     continue
+                if msg.name == "UserEvent" and self.on_user_event is not None:
+                    self.on_user_event(msg)
                 stats.events += 1
                 handle(msg, now)
             elif respond is not None:

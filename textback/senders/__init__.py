@@ -47,5 +47,7 @@ class Sender(Protocol):
         """False while the channel cannot take work (modem lost, PBX link down)."""
         ...
 
-    async def send(self, number: str, text: str, *, status_report: bool = True) -> SendResult:
+    async def send(self, number: str, text: str, *, status_report: bool = True,
+                   did: str | None = None) -> SendResult:
+        """``did``: the business number the text is from (SIP senders put it in From)."""
         ...

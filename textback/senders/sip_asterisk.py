@@ -28,7 +28,7 @@ _PERMANENT = ("technology not found", "no such", "not found", "invalid")
 class AmiMessageSender:
     """``Sender`` over an AMI connection: ``destination`` is a template such as
     ``pjsip:trunk/sip:{number}@carrier.example`` and ``from_uri`` e.g.
-    ``sip:+15559870000@pbx.example``."""
+    ``sip:{did}@pbx.example`` ({did} is the DID the text is from)."""
 
     def __init__(
         self,
@@ -52,20 +52,21 @@ class AmiMessageSender:
     def available(self) -> bool:
         return self._is_connected() if self._is_connected is not None else True
 
-    def action_for(self, number: str, text: str) -> dict[str, str]:
+    def action_for(self, number: str, text: str, did: str | None = None) -> dict[str, str]:
         """The MessageSend action for one text (exposed for tests and dry runs)."""
         if not E164.match(number):
             raise SendError(self.name, f"not an E.164 number: {number!r}", permanent=True)
         return {
             "Action": "MessageSend",
             "ActionID": f"textback-msg-{next(self._ids)}",
-            "Destination": self._destination.format(number=number),
-            "From": self._from_uri,
+            "Destination": self._destination.replace("{number}", number),
+            "From": self._from_uri.replace("{did}", did or "").replace("{number}", number),
             "Base64Body": base64.b64encode(text.encode("utf-8")).decode("ascii"),
         }
 
-    async def send(self, number: str, text: str, *, status_report: bool = True) -> SendResult:
-        action = self.action_for(number, text)
+    async def send(self, number: str, text: str, *, status_report: bool = True,
+                   did: str | None = None) -> SendResult:
+        action = self.action_for(number, text, did)
         try:
             response = await self._send_action(action)
         except (ConnectionError, TimeoutError, OSError) as exc:

@@ -1,0 +1,41 @@
+"""``textback run [--config PATH]``: the daemon (systemd runs this; see systemd/).
+
+A missing or broken config is one clear error and exit status 2, with nothing started.
+Logs go to stderr as key=value lines, which journald stores with the unit's name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from textback.config import DEFAULT_PATH, ConfigError, load_config
+from textback.logfmt import setup_logging
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("run", help="run the daemon: watch the PBX, text missed callers",
+                              description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, metavar="PATH",
+                   help=f"config file (default $TEXTBACK_CONFIG or {DEFAULT_PATH})")
+    p.add_argument("--log-level", default="INFO",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        print("textback run: not started (fix the config; `textback check-config` shows "
+              "every problem)", file=sys.stderr)
+        return 2
+    setup_logging(args.log_level)
+    from textback.daemon import run_daemon
+
+    return asyncio.run(run_daemon(config))

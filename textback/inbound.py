@@ -1,0 +1,188 @@
+"""Replies from customers: stored first, then opt-out / opt-in / help handled, staff told.
+
+Order matters as it does for calls: the text is in the store before anything acts on it,
+so a crash can lose no reply. A STOP puts the number on the do-not-text list, cancels every
+queued text to it, and queues exactly one confirmation; a START from an opted-out number
+re-opts in with one confirmation (from a number that is not opted out it is just a message).
+HELP gets the business name and callback number. Everything else, urgent pleas first, is a
+conversation for staff, forwarded by SMS to the DID's staff numbers.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+import urllib.parse
+from collections.abc import Callable
+
+from textback.config import Config, DidConfig
+from textback.keywords import classify, is_urgent
+from textback.logfmt import log
+from textback.numbers import normalise_caller
+from textback.outbox import Outbox
+from textback.store import Store
+
+logger = logging.getLogger("textback.inbound")
+
+OPTOUT_CONFIRM = ("{business}: you are unsubscribed and will get no more texts from us. "
+                  "Reply START to opt back in.")
+OPTIN_CONFIRM = "{business}: you are subscribed again. Reply STOP to opt out."
+HELP_ANSWER = "{business}: call us on {callback}. Reply STOP to opt out."
+MAX_BODY = 10_000
+
+
+class InboundHandler:
+    def __init__(self, store: Store, outbox: Outbox, config: Config, *,
+                 clock: Callable[[], float], wake: Callable[[], None] = lambda: None) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.config = config
+        self.clock = clock
+        self.wake = wake
+
+    async def _did_for(self, number: str, did: str | None) -> DidConfig | None:
+        """The DID a reply belongs to: the one it came in on, else the last one that
+        texted this number, else the only/first configured DID."""
+        if did and self.config.did(did) is not None:
+            return self.config.did(did)
+        row = await self.store.fetchone(
+            "SELECT did FROM messages WHERE number = ? AND direction = 'out' AND did IS NOT "
+            "NULL ORDER BY id DESC LIMIT 1", (number,))
+        if row is not None and self.config.did(row["did"]) is not None:
+            return self.config.did(row["did"])
+        return self.config.dids[0] if self.config.dids else None
+
+    async def receive(self, *, number: str | None, text: str, did: str | None, via: str,
+                      at: float) -> int | None:
+        """Store one inbound text and act on it; returns its message id."""
+        region = self.config.trunks.default_region
+        caller = normalise_caller(number, region) or "unknown"
+        body = (text or "")[:MAX_BODY]
+        target = await self._did_for(caller, did)
+        did_number = target.number if target else did
+        message_id = await self._store_message(caller, did_number, body, via, at)
+        kind = classify(body)
+        log(logger, logging.INFO, "text_received", number=caller, did=did_number, via=via,
+            message=message_id, keyword=kind, chars=len(body))
+        if caller == "unknown" or target is None:
+            return message_id
+        senders = _reply_senders(target, via)
+        if kind == "optout":
+            await self._opt_out(caller, target, senders, message_id, at)
+        elif kind == "optin":
+            await self._opt_in(caller, target, senders, message_id, at)
+        elif kind == "help":
+            await self._reply(caller, target, senders, HELP_ANSWER, "help", at)
+        else:
+            await self._forward_to_staff(caller, target, body, urgent=is_urgent(body), at=at)
+        return message_id
+
+    async def receive_ami_user_event(self, fields: dict[str, str], at: float) -> int | None:
+        """The dialplan's ``UserEvent(TextbackMessage,...)``: URI-encoded From/To, base64
+        Body (AMI header values cannot carry line breaks; see dialplan/asterisk)."""
+        try:
+            body = base64.b64decode(fields.get("Body", ""), validate=True).decode("utf-8",
+                                                                              "replace")
+        except ValueError:
+            log(logger, logging.WARNING, "inbound_dropped", why="Body is not base64",
+                source="ami")
+            return None
+        sender = urllib.parse.unquote(fields.get("From", ""))
+        number = sender.split("sip:", 1)[-1].split("@", 1)[0].split(";", 1)[0]
+        to = urllib.parse.unquote(fields.get("Exten") or fields.get("To", ""))
+        did = to.split("sip:", 1)[-1].split("@", 1)[0] or None
+        return await self.receive(number=number, text=body, did=did, via="sip", at=at)
+
+    async def delivery_report(self, sender: str, mr: int | None, category: str | None,
+                              at: float) -> None:
+        if mr is None or category not in ("delivered", "failed"):
+            return
+        message_id = await self.outbox.part_report(sender, mr, category == "delivered", at)
+        log(logger, logging.INFO, "delivery_report", sender=sender, mr=mr, status=category,
+            message=message_id)
+
+    async def _store_message(self, number: str, did: str | None, body: str, via: str,
+                             at: float) -> int:
+        async with self.store.transaction("inbound") as db:
+            conversation = None
+            if did is not None:
+                async with db.execute(
+                        "SELECT id FROM conversations WHERE number = ? AND did = ? "
+                        "AND state = 'open'", (number, did)) as c:
+                    row = await c.fetchone()
+                if row is not None:
+                    conversation = row["id"]
+                    await db.execute("UPDATE conversations SET last_activity_at = ? "
+                                     "WHERE id = ?", (at, conversation))
+                else:
+                    cur = await db.execute(
+                        "INSERT INTO conversations (number, did, code, opened_at, "
+                        "last_activity_at) VALUES (?, ?, ?, ?, ?)",
+                        (number, did, secrets.token_hex(3).upper(), at, at))
+                    conversation = cur.lastrowid
+            cur = await db.execute(
+                "INSERT INTO messages (conversation_id, direction, number, did, body, status, "
+                "sender, created_at) VALUES (?, 'in', ?, ?, ?, 'received', ?, ?)",
+                (conversation, number, did, body, via, at))
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+    async def _opted_out(self, number: str) -> bool:
+        row = await self.store.fetchone("SELECT opted_out FROM opt_outs WHERE number = ?",
+                                        (number,))
+        return bool(row and row["opted_out"])
+
+    async def _opt_out(self, number: str, did: DidConfig, senders: tuple[str, ...],
+                       message_id: int, at: float) -> None:
+        already = await self._opted_out(number)
+        await self.store.set_opt_out(number, True, at, "keyword", message_id)
+        cancelled = await self.outbox.cancel_for_number(number, "opted-out", at)
+        log(logger, logging.INFO, "opted_out", number=number, cancelled=cancelled,
+            message=message_id, again=already)
+        if not already:
+            await self._reply(number, did, senders, OPTOUT_CONFIRM, "optout-confirm", at,
+                              bypass_optout=True)
+
+    async def _opt_in(self, number: str, did: DidConfig, senders: tuple[str, ...],
+                      message_id: int, at: float) -> None:
+        if not await self._opted_out(number):
+            await self._forward_to_staff(number, did, "START", urgent=False, at=at)
+            return
+        await self.store.set_opt_out(number, False, at, "keyword", message_id)
+        log(logger, logging.INFO, "opted_in", number=number, message=message_id)
+        await self._reply(number, did, senders, OPTIN_CONFIRM, "optin-confirm", at)
+
+    async def _reply(self, number: str, did: DidConfig, senders: tuple[str, ...],
+                     template: str, kind: str, at: float, *, bypass_optout: bool = False
+                     ) -> None:
+        if not bypass_optout and await self._opted_out(number):
+            return
+        body = template.format(business=did.business or "We",
+                               callback=did.callback or did.number)
+        await self.outbox.enqueue(call_id=None, kind=kind, number=number, did=did.number,
+                                  body=body, senders=senders, not_before=at, now=at)
+        self.wake()
+
+    async def _forward_to_staff(self, number: str, did: DidConfig, body: str, *,
+                                urgent: bool, at: float) -> None:
+        """Forward a reply to the DID's staff phones (SMS); logged either way."""
+        preview = " ".join(body.split())[:120]
+        log(logger, logging.WARNING if urgent else logging.INFO, "reply_for_staff",
+            number=number, did=did.number, urgent=urgent, staff=len(did.staff.sms),
+            text=preview)
+        if not did.staff.sms:
+            return
+        prefix = "URGENT reply" if urgent else "Reply"
+        forward = f"{prefix} from {number} to {did.business or did.number}: {preview}"
+        for staff_number in did.staff.sms:
+            await self.outbox.enqueue(call_id=None, kind="staff-forward", number=staff_number,
+                                      did=did.number, body=forward, senders=did.senders,
+                                      not_before=at, now=at)
+        self.wake()
+
+
+def _reply_senders(did: DidConfig, via: str) -> tuple[str, ...]:
+    """Answer on the channel the text came in on first, then the DID's usual order."""
+    order = [via] if via in did.senders else []
+    return tuple(order + [s for s in did.senders if s not in order])
