@@ -220,3 +220,13 @@ def test_documented_example_is_valid(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, text))
     assert cfg.dids[0].senders == ("modem:a", "sip")
     assert cfg.policy.deny == ("+1900",) and cfg.hours.timezone == "America/New_York"
+
+
+def test_agi_section(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD))
+    assert (cfg.agi.enabled, cfg.agi.host, cfg.agi.port, cfg.agi.paths) == \
+        (False, "127.0.0.1", 4573, ("missed",))
+    cfg = load_config(write(tmp_path, GOOD + '\n[agi]\nenabled = true\nport = 4574\n'))
+    assert cfg.agi.enabled and cfg.agi.port == 4574
+    found = issues(tmp_path, GOOD + '\n[agi]\nenabeld = true\n')
+    assert any(key == "agi.enabeld" and "enabled" in msg for key, _, msg in found)

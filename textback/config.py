@@ -186,6 +186,16 @@ class StoreConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AgiConfig:
+    """The FastAGI trigger (for PBXes where AMI is not available); off by default."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 4573
+    paths: tuple[str, ...] = ("missed",)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path | None
     pbx: PbxConfig
@@ -196,6 +206,7 @@ class Config:
     dids: tuple[DidConfig, ...]
     hours: Hours
     store: StoreConfig
+    agi: AgiConfig = AgiConfig()
 
     def did(self, number: str | None) -> DidConfig | None:
         """The DID's settings, by its E.164 number (national forms are normalised)."""
@@ -373,6 +384,12 @@ SCHEMA = Table({
         "hours": Field("table", None, table=HOURS),
     })),
     "hours": Field("table", table=HOURS),
+    "agi": Field("table", table=Table({
+        "enabled": Field("bool", False),
+        "host": Field("str", "127.0.0.1"),
+        "port": Field("int", 4573, check=_positive),
+        "paths": Field("str_list", ["missed"]),
+    })),
     "store": Field("table", table=Table({
         "path": Field("str", str(DEFAULT_STORE)),
     })),
@@ -565,8 +582,10 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     if checker.issues:
         checker.issues.sort(key=lambda i: (i.line or 0, i.key))
         raise ConfigError(path, checker.issues)
+    a = v["agi"]
+    agi = AgiConfig(a["enabled"], a["host"], a["port"], tuple(a["paths"]))
     return Config(path, pbx, trunks, tuple(modems), sip, policy, tuple(dids), hours,
-                  StoreConfig(store_path))
+                  StoreConfig(store_path), agi)
 
 
 def load_config(path: Path | str | None = None,

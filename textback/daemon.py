@@ -49,6 +49,7 @@ class Daemon:
         self.pipeline: CallPipeline | None = None
         self.dispatcher: Dispatcher | None = None
         self.inbound: InboundHandler | None = None
+        self.agi_server: Any = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -165,6 +166,7 @@ class Daemon:
         self.inbound = InboundHandler(store, outbox, self.config, clock=self.clock,
                                       wake=dispatcher.wake)
         self._build_listener(pipeline)
+        await self._start_agi(pipeline)
         for name, supervisor in self.supervisors.items():
             supervisor.message_handlers.append(self._on_modem_message(name))
             supervisor.report_handlers.append(self._on_modem_report(name))
@@ -197,6 +199,23 @@ class Daemon:
                 status = 1
         await self._shutdown()
         return status
+
+    async def _start_agi(self, pipeline: CallPipeline) -> None:
+        """FastAGI trigger beside the AMI/ESL listener; the store's unique call key and the
+        pipeline's duplicate check make a call reported by both paths one call."""
+        agi = self.config.agi
+        if not agi.enabled:
+            return
+        from textback.agi.server import FastAgiServer
+
+        async def on_outcome(outcome: Any) -> None:
+            pipeline.submit(outcome)
+
+        self.agi_server = FastAgiServer(on_outcome, host=agi.host, port=agi.port,
+                                        paths=agi.paths,
+                                        default_region=self.config.trunks.default_region)
+        await self.agi_server.start()
+        log(logger, logging.INFO, "agi_listening", host=agi.host, port=agi.port)
 
     async def _run_listener(self) -> None:
         await self.listener.run()
@@ -242,6 +261,8 @@ class Daemon:
             if self.dispatcher else 0)
         if self.listener is not None:
             self.listener.stop()
+        if self.agi_server is not None:
+            await self.agi_server.close()
         if self.dispatcher is not None:
             left = await self.dispatcher.stop()
             if left:
