@@ -163,7 +163,7 @@ class AtSession:
         so nothing that came from a caller or a text can end a line or open a prompt."""
         if self._pending is not None:
             raise SessionError(f"{self._pending.command} is still running")
-        if not _SAFE_COMMAND.match(command):
+        if not _SAFE_COMMAND.fullmatch(command):
             raise SessionError(f"refusing unsafe AT command {command!r}")
         upper = command.upper()
         self._pending = _Pending(
@@ -179,7 +179,7 @@ class AtSession:
         p = self._pending
         if p is None or not p.prompted or p.pdu is not None:
             raise SessionError("no AT+CMGS prompt to answer")
-        if not _HEX.match(pdu_hex):
+        if not _HEX.fullmatch(pdu_hex):
             raise SessionError("a PDU must be an even number of hex digits")
         p.pdu = pdu_hex.upper()
         return p.pdu.encode("ascii") + CTRL_Z
@@ -257,7 +257,7 @@ class AtSession:
             name, args, head = self._urc_awaiting_pdu
             self._urc_awaiting_pdu = None
             pdu = line.strip()
-            if _HEX.match(pdu):
+            if _HEX.fullmatch(pdu):
                 self._urc(Unsolicited(name, args, head, pdu))
                 return
             self._urc(Unsolicited(name, args, head, None))

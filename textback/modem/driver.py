@@ -177,6 +177,9 @@ class ModemDriver:
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()
+                # the port (and its exclusive lock) is released only when the transport is
+                # closed: a reopen right after must not find it busy
+                await asyncio.wait_for(self._writer.wait_closed(), 2.0)
             self._writer = None
         self._fail_waiter(ModemLost(f"{self.port}: closed"))
         self.lost.set()
@@ -225,7 +228,8 @@ class ModemDriver:
     async def _await(self, what: str, timeout: float) -> Event:
         assert self._waiter is not None
         try:
-            return await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
+            async with asyncio.timeout(timeout):
+                return await self._waiter
         except TimeoutError:
             self.session.cancel()
             raise CommandTimeout(what, timeout) from None
@@ -309,7 +313,7 @@ class ModemDriver:
             info.sim = "READY"
             return True
         if state == "SIM PIN" and self._pin:
-            if not _PIN.match(self._pin):
+            if not _PIN.fullmatch(self._pin):
                 info.sim = state
                 info.problems.append("SIM PIN required; the configured pin is not 4-8 digits")
                 return False
@@ -486,7 +490,8 @@ class ModemDriver:
         """Reads, hand-overs and deletes happen here, one at a time, never in the reader."""
         while True:
             try:
-                kind, arg = await asyncio.wait_for(self._work.get(), 1.0)
+                async with asyncio.timeout(1.0):
+                    kind, arg = await self._work.get()
             except TimeoutError:
                 for msg in self.reassembler.expire(time.monotonic()):
                     await self._deliver(msg)

@@ -112,7 +112,8 @@ class ModemSupervisor:
             if left <= 0:
                 raise TimeoutError(f"{self.name}: still {self.state}, wanted {states}")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.state_changed.wait(), left)
+                async with asyncio.timeout(left):
+                    await self.state_changed.wait()
         return self.state
 
     # ---------------------------------------------------------------- loop
@@ -167,13 +168,9 @@ class ModemSupervisor:
         """Health checks until the port goes or the modem stops answering."""
         failures = 0
         while True:
-            lost = asyncio.ensure_future(driver.lost.wait())
-            try:
-                await asyncio.wait_for(asyncio.shield(lost), self.health_interval)
-            except TimeoutError:
-                pass
-            finally:
-                lost.cancel()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.health_interval):
+                    await driver.lost.wait()
             if driver.lost.is_set():
                 self._set(LOST, "the port went away (unplugged or re-enumerated)")
                 return
@@ -187,8 +184,9 @@ class ModemSupervisor:
                 self._set(LOST, f"not answering: {exc}")
                 if failures >= self.failures_before_reset:
                     self.resets += 1
-                    with contextlib.suppress(ModemError):
-                        await asyncio.wait_for(driver.reset(), 5.0)
+                    with contextlib.suppress(ModemError, TimeoutError):
+                        async with asyncio.timeout(5.0):
+                            await driver.reset()
                     return
             except ModemLost:
                 self._set(LOST, "the port went away (unplugged or re-enumerated)")

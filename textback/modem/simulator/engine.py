@@ -363,7 +363,7 @@ class ModemEngine:
             return
         pdu = pdu.strip()
         try:
-            if not _HEX.match(pdu):
+            if not _HEX.fullmatch(pdu):
                 raise PduError("not hex")
             decoded = decode_pdu(pdu, has_smsc=True)
             if decoded.direction != "submit" or decoded.tpdu_length != expected:

@@ -1,0 +1,276 @@
+"""The asyncio driver end to end against the pty simulator (timing scaled to 0)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from textback.modem.driver import DeliveryReport, ModemDriver, SendFailed
+from textback.modem.errors import CommandTimeout, ModemLost, PortError
+from textback.modem.pdu import PduError
+from textback.modem.reassembly import InboundMessage
+from textback.modem.simulator import ModemSimulator
+
+
+async def _wait(cond, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        if loop.time() > end:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.01)
+
+
+async def _open(sim: ModemSimulator, **kw: object) -> ModemDriver:
+    d = ModemDriver(sim.port, command_timeout=2.0, **kw)  # type: ignore[arg-type]
+    await d.open()
+    return d
+
+
+@pytest.mark.parametrize("profile", ["sim800l", "sim7600", "sim7670", "ec25", "e3372", "e173",
+                                     "generic"])
+async def test_send_every_dialect_with_reports(profile: str, tmp_path: Path) -> None:
+    async with ModemSimulator(profile, link=tmp_path / "modem") as sim:
+        d = await _open(sim)
+        reports: list[DeliveryReport] = []
+
+        async def on_report(r: DeliveryReport) -> None:
+            reports.append(r)
+
+        d.report_handlers.append(on_report)
+        info = await d.initialise()
+        assert info.problems == [] and info.model == sim.profile.model
+        assert info.report_mode == ("+CDS" if profile == "sim800l" else "+CDSI")
+        parts = await d.send("+447700900123", "x" * 300)
+        assert [p.part for p in parts] == [1, 2] and len(sim.accepted) == 2
+        assert "".join(a.decoded.text or "" for a in sim.accepted) == "x" * 300
+        await _wait(lambda: len(reports) == 2)
+        assert {r.mr for r in reports} == {p.mr for p in parts}
+        assert all(r.part is not None and r.category == "delivered" for r in reports)
+        assert sim.engine.storage.get("SR", {}) == {}  # read reports are deleted
+        await d.close()
+
+
+@pytest.mark.parametrize(("text", "encoding", "count"), [
+    ("Sorry we missed your call. Call back on 0161 496 0000 [office]", "gsm7", 1),
+    ("Désolé, nous avons manqué votre appel — rappelez-nous", "ucs2", 1),
+    ("We missed you 😀📞 call back", "ucs2", 1),
+    ("€" * 100 + "a" * 160, "gsm7", 3),
+])
+async def test_send_encodings(text: str, encoding: str, count: int, tmp_path: Path) -> None:
+    async with ModemSimulator("sim7600") as sim:
+        d = await _open(sim)
+        await d.initialise()
+        parts = await d.send("+447700900123", text, status_report=False)
+        assert len(parts) == count == len(sim.accepted)
+        got = "".join(a.decoded.text or "" for a in sim.accepted)
+        assert got == text
+        assert {a.decoded.encoding for a in sim.accepted} == {encoding}
+        assert all(a.decoded.number == "+447700900123" for a in sim.accepted)
+        assert sim.engine.text_mode_sends == []
+        await d.close()
+
+
+@pytest.mark.parametrize("number", ["+4477\r\nAT+CMGD=1,4", "123\x1a", "\x1b123", "+44 7700",
+                                    "07700;ATH"])
+async def test_hostile_number_never_reaches_the_line(number: str) -> None:
+    async with ModemSimulator("generic") as sim:
+        d = await _open(sim)
+        await d.initialise()
+        before = list(sim.engine.commands)
+        with pytest.raises(PduError):
+            await d.send(number, "hi")
+        assert sim.engine.commands == before
+        await d.close()
+
+
+async def test_hostile_text_goes_as_pdu_only() -> None:
+    text = "hi\r\nAT+CMGD=1,4\r\x1a\x1bATD123;\r"
+    async with ModemSimulator("sim800l") as sim:
+        d = await _open(sim)
+        await d.initialise()
+        await d.send("+447700900123", text, status_report=False)
+        assert sim.accepted[0].decoded.text == text
+        sent = [c for c in sim.engine.commands if "CMGD" in c or "ATD" in c]
+        assert sent == []
+        await d.close()
+
+
+async def test_receive_stored_single_and_multipart_then_delete(tmp_path: Path) -> None:
+    async with ModemSimulator("ec25") as sim:
+        d = await _open(sim)
+        got: list[InboundMessage] = []
+
+        async def store(m: InboundMessage) -> None:
+            # the parts are still on the SIM while we store
+            assert all(idx in sim.engine.storage[mem] for mem, idx in m.locations)
+            got.append(m)
+
+        d.message_handlers.append(store)
+        await d.initialise()
+        sim.inject_sms("+447700900555", "call me back")
+        long = "Please call me back about the quote 😀 " * 6
+        pdus = sim.inject_sms("+447700900666", long)
+        await _wait(lambda: len(got) == 2)
+        assert got[0].text == "call me back" and got[0].number == "+447700900555"
+        assert got[1].text == long and got[1].complete and got[1].parts == len(pdus) == 4
+        await _wait(lambda: sim.engine.storage["SM"] == {})
+        await d.close()
+
+
+async def test_handler_failure_keeps_message_on_sim() -> None:
+    async with ModemSimulator("generic") as sim:
+        d = await _open(sim)
+
+        async def broken(m: InboundMessage) -> None:
+            raise RuntimeError("disk full")
+
+        d.message_handlers.append(broken)
+        await d.initialise()
+        sim.inject_sms("+447700900555", "keep me")
+        await asyncio.sleep(0.3)
+        assert len(sim.engine.storage["SM"]) == 1
+        await d.close()
+
+
+async def test_messages_already_on_sim_are_read_at_start() -> None:
+    async with ModemSimulator("sim7600") as sim:
+        sim.inject_sms("+447700900555", "arrived while we were down")  # CNMI still 0: silent
+        assert len(sim.engine.storage["SM"]) == 1
+        d = await _open(sim)
+        got: list[InboundMessage] = []
+
+        async def store(m: InboundMessage) -> None:
+            got.append(m)
+
+        d.message_handlers.append(store)
+        await d.initialise()
+        await _wait(lambda: len(got) == 1)
+        assert got[0].text == "arrived while we were down"
+        await _wait(lambda: sim.engine.storage["SM"] == {})
+        await d.close()
+
+
+async def test_direct_cmt_delivery() -> None:
+    async with ModemSimulator("generic") as sim:
+        d = await _open(sim)
+        got: list[InboundMessage] = []
+
+        async def store(m: InboundMessage) -> None:
+            got.append(m)
+
+        d.message_handlers.append(store)
+        await d.initialise()
+        sim.inject_sms("+447700900555", "direct", direct=True)
+        await _wait(lambda: len(got) == 1)
+        assert got[0].text == "direct" and got[0].locations == ()
+        await d.close()
+
+
+async def test_multipart_timeout_delivers_what_arrived() -> None:
+    async with ModemSimulator("generic") as sim:
+        d = await _open(sim, reassembly_timeout=0.2)
+        got: list[InboundMessage] = []
+
+        async def store(m: InboundMessage) -> None:
+            got.append(m)
+
+        d.message_handlers.append(store)
+        await d.initialise()
+        pdus = sim.engine.inject_sms("+447700900555", "y" * 400)  # 3 parts stored
+        # lose part 2 before the driver reads it: the network never delivered it
+        sim.engine.storage["SM"].pop(1)
+        sim._flush()
+        assert len(pdus) == 3
+        await _wait(lambda: len(got) == 1, 5.0)
+        assert not got[0].complete and got[0].missing == (2,) and got[0].received == 2
+        await d.close()
+
+
+async def test_no_network_is_transient_cms_500() -> None:
+    async with ModemSimulator("e3372") as sim:
+        sim.set_network(False)
+        d = await _open(sim)
+        info = await d.initialise()
+        assert any("not registered" in p for p in info.problems)
+        with pytest.raises(SendFailed) as exc:
+            await d.send("+447700900123", "hello")
+        assert exc.value.transient and "500" in str(exc.value) and exc.value.sent == []
+        await d.close()
+
+
+async def test_sim_pin_required_and_entered() -> None:
+    async with ModemSimulator("sim800l", pin="1234") as sim:
+        d = await _open(sim)
+        info = await d.initialise()
+        assert info.sim == "SIM PIN" and any("pin" in p for p in info.problems)
+        await d.close()
+        d = await _open(sim, pin="1234")
+        info = await d.initialise()
+        assert info.sim == "READY" and info.problems == []
+        await d.send("+447700900123", "ok now")
+        await d.close()
+
+
+async def test_wrong_pin_is_reported() -> None:
+    async with ModemSimulator("generic", pin="1234") as sim:
+        d = await _open(sim, pin="9999")
+        info = await d.initialise()
+        assert any("refused" in p for p in info.problems)
+        await d.close()
+
+
+async def test_hang_times_out_then_recovers() -> None:
+    async with ModemSimulator("generic") as sim:
+        d = await _open(sim)
+        await d.initialise()
+        sim.hang(0.5)
+        with pytest.raises(CommandTimeout):
+            await d.command("AT+CSQ", timeout=0.2)
+        await asyncio.sleep(0.4)
+        assert await d.command("AT+CSQ") == ("+CSQ: 20,99",)
+        await d.close()
+
+
+async def test_garbled_bytes_do_not_break_the_driver() -> None:
+    async with ModemSimulator("generic") as sim:
+        d = await _open(sim)
+        await d.initialise()
+        sim.garble(b"\r\n\xff\xfe\x00garbage\x1b[0m\r\n")
+        await asyncio.sleep(0.05)
+        parts = await d.send("+447700900123", "still fine", status_report=False)
+        assert len(parts) == 1 and d.session.stats.garbled >= 1
+        await d.close()
+
+
+async def test_modem_killed_mid_send() -> None:
+    async with ModemSimulator("generic", time_scale=0.05) as sim:  # +CMGS after ~125 ms
+        d = await _open(sim)
+        await d.initialise()
+        task = asyncio.create_task(d.send("+447700900123", "z" * 400, status_report=False))
+        await _wait(lambda: len(sim.accepted) >= 1)
+        sim.disappear()
+        with pytest.raises(SendFailed) as exc:
+            await task
+        assert isinstance(exc.value.cause, ModemLost)
+        assert len(exc.value.sent) <= 1
+        assert d.lost.is_set()
+        await d.close()
+
+
+async def test_port_errors_name_the_fix(tmp_path: Path) -> None:
+    d = ModemDriver(str(tmp_path / "nope"))
+    with pytest.raises(PortError) as exc:
+        await d.open()
+    assert "by-id" in str(exc.value)
+    locked = tmp_path / "locked"
+    locked.write_text("")
+    locked.chmod(0)
+    d = ModemDriver(str(locked))
+    with pytest.raises(PortError) as exc:
+        await d.open()
+    import os
+    if os.geteuid() != 0:
+        assert "dialout" in str(exc.value)
