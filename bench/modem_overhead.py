@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from textback.modem.driver import ModemDriver  # noqa: E402
-from textback.modem.pdu import encode_submit  # noqa: E402
-from textback.modem.simulator import ModemSimulator  # noqa: E402
+from textback.modem.driver import ModemDriver
+from textback.modem.pdu import encode_submit
+from textback.modem.simulator import ModemSimulator
 
 NUMBER = "+447700900123"
 TEXT = "Sorry we missed your call, we will ring you back shortly."

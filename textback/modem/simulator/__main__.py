@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 
 from textback.modem.simulator import PROFILES, ModemSimulator
 
@@ -26,10 +27,8 @@ def main() -> None:
     p.add_argument("--time-scale", type=float, default=1.0, help="0 = instant answers")
     p.add_argument("--pin", help="make the SIM ask for this PIN")
     args = p.parse_args()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(args))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":
