@@ -235,11 +235,11 @@ def test_manager_eventfilters_on_the_real_events() -> None:
     needed = {"Newchannel", "Newstate", "Hangup", "DialBegin", "DialEnd", "BridgeEnter",
               "BridgeLeave", "Cdr", "QueueCallerJoin", "QueueCallerLeave",
               "QueueCallerAbandon", "AgentConnect", "AgentComplete", "AgentRingNoAnswer",
-              "MessageWaiting", "CEL LINKEDID_END"}
+              "MessageWaiting", "CEL LINKEDID_END", "CEL ANSWER", "HangupRequest"}
     for name in needed:
         assert names[name] == {True}, f"{name} would not reach textback"
     noise = {"VarSet", "Newexten", "DeviceStateChange", "DialState", "NewConnectedLine",
-             "QueueMemberStatus", "RTCPSent", "HangupRequest", "SoftHangupRequest",
+             "QueueMemberStatus", "RTCPSent", "SoftHangupRequest",
              "CEL CHAN_START", "AGIExecStart"}
     for name in noise:
         assert names[name] == {False}, f"{name} should be filtered out"

@@ -8,7 +8,12 @@ ever declaring a silent link dead, and it re-sends queued actions after a reconn
 sans-IO ``AmiParser``/``CallTracker`` pair, which is also faster than panoramisk's parser.
 
 Behaviour:
-* login asks only for the event classes the tracker reads (``call,dialplan,agent``);
+* login asks for ``call,agent,user``: the classes the tracker and the inbound-SMS
+  ``UserEvent`` need, all granted by the shipped least-privilege manager user
+  (dialplan/asterisk/manager_textback.conf, ``read = call,cdr,agent,user``). Not
+  ``dialplan``: that user does not get it, and the tracker decides from class ``call``
+  alone (VarSet/Newexten are used when an admin grants them anyway); not ``cdr``: the
+  live tracker has a clock and Cdr dispositions are never the verdict;
   a refused login is fatal (``AmiLoginError``: one line naming host and user, never the
   secret), a refused or lost connection is retried with exponential backoff;
 * every received byte proves the link alive; after ``ping_timeout / 5`` of silence a
@@ -36,7 +41,7 @@ from textback.outcome import CallOutcome
 
 log = logging.getLogger("textback.ami")
 
-DEFAULT_EVENTS = "call,dialplan,agent"
+DEFAULT_EVENTS = "call,agent,user"
 READ_SIZE = 64 * 1024
 
 

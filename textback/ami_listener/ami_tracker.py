@@ -18,6 +18,12 @@ The rules, each taken from a real capture (../shared/traces/asterisk-22/MANIFEST
 * a missed call's reason comes from the last routing stage the caller reached
   (Dial → DIALSTATUS, Queue → QUEUESTATUS / caller hang-up, VoiceMail, IVR), never from
   Cdr dispositions;
+* ``VarSet``/``Newexten`` (class ``dialplan``) are the best source of that stage, but the
+  least-privilege manager user (dialplan/asterisk/manager_textback.conf) does not get them.
+  Then the class ``call`` events stand in: DialEnd statuses for a Dial, CEL ``ANSWER`` /
+  ``APP_START`` by ``VoiceMail`` or a ``MessageWaiting`` on the caller's own channel for
+  voicemail, and the caller's Hangup cause (no route / unallocated / subscriber absent)
+  for a call that never reached a phone (a Dial to an unreachable phone has no DialBegin);
 * a call is final ``settle_s`` after its last channel is gone, so late events (Cdr, CEL,
   MessageWaiting) still fold in; then every trace of it is dropped (bounded memory) except
   its Linkedid in a bounded "recently decided" set, so a late event can never make a
@@ -44,6 +50,12 @@ IVR_APPS = frozenset({"Background", "BackGround", "Playback", "WaitExten", "Read
 # QUEUESTATUS values meaning the queue gave up on the caller (the caller did not hang up).
 QUEUE_GAVE_UP = frozenset({"TIMEOUT", "FULL", "JOINEMPTY", "LEAVEEMPTY", "JOINUNAVAIL",
                            "LEAVEUNAVAIL", "CONTINUE"})
+# Q.850 causes on the caller's Hangup meaning "the PBX found nobody to ring": unallocated
+# number (1), no route to network / destination (2, 3: unavailable.ami, Dial to a phone with
+# no contact), subscriber absent (20), call rejected (21), destination out of order (27),
+# no circuit (34), network out of order (38). Used only when no Dial leg, queue, answer or
+# bridge was seen, i.e. when DIALSTATUS=CHANUNAVAIL (class dialplan) is not available.
+UNREACHABLE_CAUSES = frozenset({"1", "2", "3", "20", "21", "27", "34", "38"})
 # Events we know and deliberately ignore (not counted as dropped).
 NOISE_EVENTS = frozenset(
     {"FullyBooted", "SuccessfulAuth", "DeviceStateChange", "QueueMemberStatus", "RTCPSent",
@@ -123,6 +135,7 @@ class _Call:
         "did_raw",
         "first",
         "gone_at",
+        "hangup_cause",
         "in_queue",
         "linkedid",
         "live",
@@ -167,6 +180,7 @@ class _Call:
         self.vm_boxes: set[str] = set()
         self.vm_status = ""
         self.vm_left = False
+        self.hangup_cause = ""
         self.pbx_up = False
         self.caller_hangup = False
         self.trunk_dialed = False
@@ -192,6 +206,8 @@ class CallTracker:
         self._trunk_contexts = frozenset(self.config.trunk_contexts)
         self._trunk_endpoints = {e.rpartition("/")[2] for e in self.config.trunk_endpoints}
         self._learned_trunks: set[str] = set()
+        # last MessageWaiting New count per mailbox (bounded by the PBX's mailbox count)
+        self._mwi_new: dict[str, int] = {}
         self._time_cache: tuple[str, float] = ("", 0.0)
         self._resync_seen: set[str] | None = None
         self._resync_known: set[str] = set()
@@ -555,6 +571,8 @@ class CallTracker:
         if chan.gone:
             self.stats.drop("duplicate-hangup")
             return
+        if chan is chan.call.first:
+            chan.call.hangup_cause = msg.get("Cause") or ""
         self._gone(chan)
 
     def _on_hangup_request(self, msg: AmiMessage) -> None:
@@ -592,8 +610,12 @@ class CallTracker:
         if chan is None:
             return
         status = msg.get("DialStatus")
-        if status and chan is chan.call.first:
-            chan.call.dialend.add(status)
+        call = chan.call
+        if status and chan is call.first:
+            call.dialend.add(status)
+            # DIALSTATUS (class dialplan) sets it more exactly when it arrives
+            if call.ring_end is None and not call.person and not call.in_queue:
+                call.ring_end = self.now
 
     def _on_bridge_enter(self, msg: AmiMessage) -> None:
         chan = self._chan(msg)
@@ -695,15 +717,29 @@ class CallTracker:
             chan.call.queue_abandon = True
 
     def _on_message_waiting(self, msg: AmiMessage) -> None:
+        """A mailbox's New count. Sent on the channel that left the message (class call, so
+        it reaches the least-privilege user), or later without a channel."""
         new = msg.get("New") or "0"
-        if not new.isdigit() or int(new) == 0:
+        box = msg.get("Mailbox") or ""
+        if not new.isdigit():
+            return
+        count = int(new)
+        before = self._mwi_new.get(box)
+        if box and (box in self._mwi_new or len(self._mwi_new) < DECIDED_MEMORY):
+            self._mwi_new[box] = count
+        if count == 0 or (before is not None and count <= before):
             return
         uid = msg.get("Uniqueid")
         chan = self._chans.get(uid) if uid else None
         if chan is not None:
-            chan.call.vm_left = True
+            call = chan.call
+            call.vm_left = True
+            if chan is call.first and not call.person:
+                # the caller's own channel stored a message: VoiceMail ran for this call
+                call.stage = "vm"
+                if box:
+                    call.vm_boxes.add(box)
             return
-        box = msg.get("Mailbox") or ""
         for call in self._calls.values():
             if box in call.vm_boxes:
                 call.vm_left = True
@@ -730,6 +766,17 @@ class CallTracker:
 
     def _on_cel(self, msg: AmiMessage) -> None:
         self._sample_time(self._parse_time(msg.get("EventTime")))
+        name = msg.get("EventName")
+        if name != "ANSWER" and name != "APP_START":
+            return
+        app = msg.get("Application") or ""
+        if name == "ANSWER" and app != "VoiceMail":
+            return
+        # CEL spells it UniqueID; class call, so it stands in for Newexten (class dialplan)
+        chan = self._chans.get(msg.get("UniqueID") or "")
+        if chan is None or chan is not chan.call.first:
+            return
+        self._stage_from_app(chan.call, app, msg.get("AppData") or "")
 
     def _on_cdr(self, msg: AmiMessage) -> None:
         self._sample_time(self._parse_time(msg.get("EndTime")))
@@ -813,6 +860,11 @@ class CallTracker:
                 ends = call.dialend
                 if call.caller_hangup and (not ends or "CANCEL" in ends):
                     return "abandon"
+                if ends == {"CANCEL"}:
+                    # every leg cancelled and none answered: the caller hung up
+                    return "abandon"
+                if not ends and call.hangup_cause in UNREACHABLE_CAUSES:
+                    return "unavailable"
                 if "BUSY" in ends and "NOANSWER" not in ends:
                     return "busy"
                 if ends and ends <= {"CHANUNAVAIL", "CONGESTION"}:
@@ -827,6 +879,9 @@ class CallTracker:
             return "noanswer"
         if stage == "ivr" or call.pbx_up:
             return "ivr-abandon"
+        if call.hangup_cause in UNREACHABLE_CAUSES and not call.dialend \
+                and not call.connected and not call.caller_hangup:
+            return "unavailable"
         return "abandon"
 
 
