@@ -208,7 +208,7 @@ def test_manager_user_least_privilege() -> None:
     [user] = [s for s in parse_conf(DIALPLAN / "asterisk" / "manager_textback.conf")
               if s.name == "textback"]
     assert user.values("read") == ["call,cdr,agent,user"]
-    assert user.values("write") == ["originate,message"]
+    assert user.values("write") == ["originate,message,reporting"]  # + CoreShowChannels
     assert user.values("deny") == ["0.0.0.0/0.0.0.0"]
     assert user.values("permit") == ["127.0.0.1/255.255.255.255"]
     assert len(user.values("secret")) == 1
