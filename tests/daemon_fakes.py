@@ -1,0 +1,141 @@
+"""What the pipeline, dispatcher, inbound and daemon tests share: a config, outcomes, a
+clock the test moves, and a fake ``Sender`` standing in for hardware only (the store,
+outbox, policy and templates under test are the real ones)."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from textback.config import Config, parse_config
+from textback.outcome import CallOutcome
+from textback.senders import SendError, SendResult
+
+NOW = 1_800_000_000.0
+DID = "+15559870000"
+CALLER = "+15551230001"  # the fictional caller of the Asterisk 22 captures
+STAFF = "+15559870099"
+
+CONFIG = """\
+[pbx]
+type = "asterisk"
+secret = "x"
+
+[trunks]
+asterisk_contexts = ["from-trunk"]
+default_region = "US"
+
+[[modem]]
+name = "a"
+port = "/dev/serial/by-id/usb-test-modem-a"
+
+[sip]
+destination = "pjsip:trunk/sip:{{number}}@127.0.0.1:5180"
+
+[policy]
+send_delay_s = {send_delay}
+test_number_prefixes = ["+1555"]
+
+[[did]]
+number = "+15559870000"
+business = "Acme Plumbing"
+callback = "+15559870001"
+senders = ["modem:a", "sip"]
+
+[did.staff]
+sms = ["+15559870099"]
+
+[hours]
+timezone = "America/New_York"
+mon = "00:00-24:00"
+tue = "00:00-24:00"
+wed = "00:00-24:00"
+thu = "00:00-24:00"
+fri = "00:00-24:00"
+sat = "00:00-24:00"
+sun = "00:00-24:00"
+
+[store]
+path = "{store}"
+"""
+
+
+def make_config(tmp: Path, *, send_delay: float = 0.0) -> Config:
+    text = CONFIG.format(send_delay=send_delay, store=tmp / "textback.db")
+    return parse_config(text, tmp / "textback.toml", check_permissions=False)
+
+
+def outcome(call: str, **kw: Any) -> CallOutcome:
+    """A missed inbound trunk call, as the Asterisk tracker reports direct-noanswer.ami."""
+    base: dict[str, Any] = dict(call=call, direction="inbound", caller=CALLER, withheld=False,
+                                did=DID, verdict="missed", reason="noanswer", ring_s=20.0,
+                                ended_at=NOW)
+    base.update(kw)
+    return CallOutcome(**base)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, t: float = NOW) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class FakeSender:
+    """Stands in for a modem or SIP trunk. ``script`` holds what the next sends do: a
+    ``SendError`` to raise or a ``SendResult`` to return (then plain success); ``gate``,
+    when set, holds every send until the test opens it."""
+
+    def __init__(self, name: str, *, script: list[Any] | None = None) -> None:
+        self.name = name
+        self.up = True
+        self.script = list(script or [])
+        self.calls: list[tuple[str, str]] = []
+        self.gate: asyncio.Event | None = None
+        self.active = 0
+        self.max_active = 0
+
+    def available(self) -> bool:
+        return self.up
+
+    async def send(self, number: str, text: str, *, status_report: bool = True,
+                   did: str | None = None) -> SendResult:
+        self.calls.append((number, text))
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            if self.script:
+                step = self.script.pop(0)
+                if isinstance(step, SendError):
+                    raise step
+                assert isinstance(step, SendResult)
+                return step
+            return SendResult(sender=self.name, parts=1, refs=[len(self.calls) % 256])
+        finally:
+            self.active -= 1
+
+
+def transient(name: str) -> SendError:
+    return SendError(name, "+CMS ERROR: 500 (network busy)", permanent=False)
+
+
+def permanent(name: str) -> SendError:
+    return SendError(name, "+CMS ERROR: 330 (SMSC address unknown)", permanent=True)
+
+
+@asynccontextmanager
+async def opened(tmp: Path) -> Any:
+    from textback.store import Store
+
+    store = await Store.open(tmp / "textback.db")
+    try:
+        yield store
+    finally:
+        await store.close()

@@ -1,0 +1,209 @@
+"""CallPipeline: record → cancel the reached → policy → outbox, on a real store."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemon_fakes import CALLER, DID, NOW, Clock, make_config, opened, outcome
+from textback.outbox import Outbox
+from textback.pipeline import CallPipeline
+from textback.store import Store, StoreUnavailable
+
+
+def pipeline_for(store: Store, tmp: Path, *, send_delay: float = 0.0,
+                 clock: Clock | None = None) -> tuple[CallPipeline, Outbox, list[int]]:
+    woken: list[int] = []
+    outbox = Outbox(store)
+    pipe = CallPipeline(store, outbox, make_config(tmp, send_delay=send_delay),
+                        clock=clock or Clock(), wake=lambda: woken.append(1),
+                        retry_base_s=0.01, retry_max_s=0.05)
+    return pipe, outbox, woken
+
+
+async def outbox_rows(store: Store) -> list[dict[str, Any]]:
+    return [dict(r) for r in await store.fetchall("SELECT * FROM outbox ORDER BY id")]
+
+
+async def test_missed_call_recorded_before_it_is_queued(tmp_path: Path) -> None:
+    async with opened(tmp_path) as store:
+        pipe, outbox, woken = pipeline_for(store, tmp_path)
+        seen: list[dict[str, Any] | None] = []
+        real_enqueue = outbox.enqueue
+
+        async def enqueue(**kw: Any) -> Any:
+            seen.append(await store.call(kw["call_id"]))  # the record must already exist
+            return await real_enqueue(**kw)
+
+        outbox.enqueue = enqueue  # type: ignore[method-assign]
+        handled = await pipe.handle(outcome("1795395183.0"))
+        assert handled.action == "queued" and handled.recorded
+        assert seen and seen[0] is not None and seen[0]["verdict"] == "missed"
+        call = await store.call("1795395183.0")
+        assert call is not None and call["decision"] == "text"
+        (row,) = await outbox_rows(store)
+        assert row["number"] == CALLER and row["did"] == DID and row["state"] == "queued"
+        assert "Acme Plumbing" in row["body"] and "STOP" in row["body"]
+        assert woken
+
+
+async def test_record_survives_a_failed_enqueue_and_is_redecided(tmp_path: Path) -> None:
+    """The store fails between record and queue: the call is kept, undecided, and a
+    restart's redecide queues it exactly once."""
+    async with opened(tmp_path) as store:
+        pipe, outbox, _ = pipeline_for(store, tmp_path)
+
+        async def broken(**kw: Any) -> Any:
+            raise StoreUnavailable("enqueue", sqlite3.OperationalError("database or disk is full"))
+
+        real = outbox.enqueue
+        outbox.enqueue = broken  # type: ignore[method-assign]
+        with pytest.raises(StoreUnavailable):
+            await pipe.handle(outcome("c1"))
+        outbox.enqueue = real  # type: ignore[method-assign]
+        undecided = await store.undecided_calls()
+        assert [o.call for o in undecided] == ["c1"]
+        assert (await pipe.handle(outcome("c1"))).action == "duplicate"
+        assert (await pipe.redecide(undecided[0])).action == "queued"
+        assert (await pipe.redecide(undecided[0])).action in ("queued", "skipped")
+        assert len(await outbox_rows(store)) == 1
+        assert await store.undecided_calls() == []
+
+
+async def test_duplicate_verdict_queues_no_second_text(tmp_path: Path) -> None:
+    async with opened(tmp_path) as store:
+        pipe, _, _ = pipeline_for(store, tmp_path)
+        first = await pipe.handle(outcome("c1"))
+        again = await pipe.handle(outcome("c1"))
+        conflicting = await pipe.handle(outcome("c1", reason="busy"))
+        assert first.action == "queued"
+        assert again.action == "duplicate" and not again.recorded
+        assert conflicting.action == "duplicate"
+        assert len(await outbox_rows(store)) == 1
+
+
+async def test_answered_internal_outbound_withheld_never_texted(tmp_path: Path) -> None:
+    async with opened(tmp_path) as store:
+        pipe, _, _ = pipeline_for(store, tmp_path)
+        results = [
+            await pipe.handle(outcome("ans", verdict="answered", reason="answered")),
+            await pipe.handle(outcome("int", direction="internal", verdict="ignored",
+                                      reason="internal", caller="101", did=None)),
+            await pipe.handle(outcome("out", direction="outbound", verdict="ignored",
+                                      reason="outbound", callee=CALLER, caller="101")),
+            await pipe.handle(outcome("wh", caller=None, withheld=True)),
+        ]
+        assert [r.action for r in results] == ["ignored", "ignored", "ignored", "skipped"]
+        assert results[3].reason == "withheld"
+        assert await outbox_rows(store) == []
+        # every verdict is stored, answered and ignored too
+        calls = await store.fetchall("SELECT call_id, verdict, decision, skip_reason "
+                                     "FROM calls ORDER BY id")
+        assert [c["call_id"] for c in calls] == ["ans", "int", "out", "wh"]
+        assert calls[3]["decision"] == "skip" and calls[3]["skip_reason"] == "withheld"
+
+
+async def test_skip_reasons_are_stored(tmp_path: Path) -> None:
+    async with opened(tmp_path) as store:
+        pipe, _, _ = pipeline_for(store, tmp_path)
+        short = await pipe.handle(outcome("s", reason="abandon", ring_s=1.0))
+        unknown = await pipe.handle(outcome("u", did="+15559879999"))
+        assert (short.reason, unknown.reason) == ("short-abandon", "unknown-did")
+        for call_id, reason in (("s", "short-abandon"), ("u", "unknown-did")):
+            row = await store.call(call_id)
+            assert row is not None
+            assert (row["decision"], row["skip_reason"]) == ("skip", reason)
+        assert await outbox_rows(store) == []
+
+
+async def test_cooldown_second_missed_call_same_day(tmp_path: Path) -> None:
+    clock = Clock()
+    async with opened(tmp_path) as store:
+        pipe, _, _ = pipeline_for(store, tmp_path, clock=clock)
+        assert (await pipe.handle(outcome("c1"))).action == "queued"
+        clock.t += 3600
+        second = await pipe.handle(outcome("c2", ended_at=clock.t))
+        assert (second.action, second.reason) == ("skipped", "cooldown")
+        clock.t += 25 * 3600  # past the default 24 h
+        assert (await pipe.handle(outcome("c3", ended_at=clock.t))).action == "queued"
+        assert len(await outbox_rows(store)) == 2
+
+
+async def test_answered_call_during_send_delay_cancels_the_text(tmp_path: Path) -> None:
+    clock = Clock()
+    async with opened(tmp_path) as store:
+        pipe, _, _ = pipeline_for(store, tmp_path, send_delay=10, clock=clock)
+        queued = await pipe.handle(outcome("c1"))
+        (row,) = await outbox_rows(store)
+        assert row["not_before"] == NOW + 10
+        clock.t += 4  # the caller rings again and someone answers
+        await pipe.handle(outcome("c2", verdict="answered", reason="answered",
+                                  ended_at=clock.t))
+        (row,) = await outbox_rows(store)
+        assert row["id"] == queued.outbox_id
+        assert (row["state"], row["cancel_reason"]) == ("cancelled", "reached")
+        call = await store.call("c1")
+        assert call is not None and call["decision"] == "cancelled"
+
+
+async def test_connected_callback_during_send_delay_cancels_the_text(tmp_path: Path) -> None:
+    clock = Clock()
+    async with opened(tmp_path) as store:
+        pipe, _, _ = pipeline_for(store, tmp_path, send_delay=10, clock=clock)
+        await pipe.handle(outcome("c1"))
+        clock.t += 5  # staff call the number back and get through
+        await pipe.handle(outcome("o1", direction="outbound", verdict="ignored",
+                                  reason="outbound", caller="101", callee=CALLER,
+                                  connected=True, did=None))
+        (row,) = await outbox_rows(store)
+        assert row["state"] == "cancelled"
+        # an outbound call nobody picked up reaches nobody: a later text stays queued
+        clock.t += 30 * 3600
+        await pipe.handle(outcome("c2", ended_at=clock.t))
+        await pipe.handle(outcome("o2", direction="outbound", verdict="ignored",
+                                  reason="outbound", caller="101", callee=CALLER,
+                                  connected=False, did=None))
+        assert [r["state"] for r in await outbox_rows(store)] == ["cancelled", "queued"]
+
+
+class FlakyStore(Store):
+    """The real store, whose record_outcome fails ``failures`` times (database locked)."""
+
+    failures = 0
+    attempts = 0
+
+    async def record_outcome(self, outcome: Any, decided_at: float) -> Any:
+        self.attempts += 1
+        if self.failures > 0:
+            self.failures -= 1
+            raise StoreUnavailable("record_outcome",
+                                   sqlite3.OperationalError("database is locked"))
+        return await super().record_outcome(outcome, decided_at)
+
+
+async def test_store_unavailable_holds_verdicts_in_order_and_retries(tmp_path: Path) -> None:
+    store = await FlakyStore.open(tmp_path / "textback.db")
+    try:
+        assert isinstance(store, FlakyStore)
+        store.failures = 3
+        pipe, _, _ = pipeline_for(store, tmp_path)
+        task = asyncio.create_task(pipe.run())
+        callers = ["+15552000001", "+15552000002", "+15552000003"]
+        for i, number in enumerate(callers):
+            pipe.submit(outcome(f"c{i}", caller=number))
+        assert pipe.backlog == 3  # nothing lost while waiting
+        async with asyncio.timeout(5):
+            while pipe.backlog:
+                await asyncio.sleep(0.01)
+        task.cancel()
+        assert store.attempts == 3 + 3
+        calls = await store.fetchall("SELECT call_id FROM calls ORDER BY id")
+        assert [c["call_id"] for c in calls] == ["c0", "c1", "c2"]
+        outbox = await outbox_rows(store)
+        assert [r["number"] for r in outbox] == callers
+    finally:
+        await store.close()
