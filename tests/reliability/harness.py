@@ -1,0 +1,270 @@
+"""What the reliability tests share: a burst capture built from a real trace, a daemon
+config, the daemon as a subprocess with its stderr kept, and readers of the store and of
+what the simulated modem's network really accepted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sqlite3
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import ASTERISK_TRACES, REPO
+from textback.ami_listener.fake_ami import load_ts_capture
+from textback.modem.simulator import ModemSimulator
+
+# A real Asterisk 22 capture of one inbound trunk call to extension 101 that nobody
+# answered (caller +15551230001 → DID +15559870000, Dial NOANSWER): every burst below is
+# this trace repeated, nothing invented beyond renumbering.
+MISSED_CALL = ASTERISK_TRACES / "direct-noanswer.ami.ts"
+REAL_CALLER = b"+15551230001"
+REAL_EPOCH = b"1795395183."
+SECRET = "reliability-secret-7Qx9"
+
+
+def caller_for(i: int) -> str:
+    """A distinct fictional +1555 number per call, the real caller's length."""
+    return f"+1555{2000000 + i:07d}"
+
+
+def burst_capture(path: Path, n: int, *, gap_s: float = 1.5,
+                  mutate: Any = None) -> list[str]:
+    """Write ``path``: ``n`` copies of the real missed-call trace, copy ``i`` starting
+    ``i * gap_s`` s after the first (so calls overlap), each with its own Uniqueid/Linkedid
+    epoch, channel suffixes and caller number. ``mutate(i, raw) -> raw`` may rewrite one
+    copy's message bytes further (hostile caller IDs). Returns the callers, in order."""
+    msgs = load_ts_capture(MISSED_CALL)
+    body = [m for m in msgs if not m.raw.startswith((b"Asterisk Call Manager/",
+                                                     b"Response: "))]
+    # the login-time events (FullyBooted, SuccessfulAuth) once, at the start
+    preamble = [m for m in body if b"Event: FullyBooted" in m.raw
+                or b"Event: SuccessfulAuth" in m.raw]
+    call = [m for m in body if m not in preamble]
+    t0 = call[0].at
+    timed: list[tuple[float, int, bytes]] = [(m.at - t0 - 0.001, -1, m.raw) for m in preamble]
+    callers = []
+    for i in range(n):
+        caller = caller_for(i)
+        callers.append(caller)
+        for m in call:
+            raw = (m.raw.replace(REAL_EPOCH, f"{1796000000 + i}.".encode())
+                   .replace(b"-00000000", f"-{2 * i:08x}".encode())
+                   .replace(b"-00000001", f"-{2 * i + 1:08x}".encode())
+                   .replace(REAL_CALLER, caller.encode()))
+            if mutate is not None:
+                raw = mutate(i, raw)
+            timed.append((m.at - t0 + i * gap_s, i, raw))
+    timed.sort(key=lambda x: (x[0], x[1]))
+    with path.open("wb") as f:
+        for at, _, raw in timed:
+            f.write(b"#TS %.6f\n" % (1796000000.0 + at))
+            f.write(raw)
+    return callers
+
+
+CONFIG = """\
+# reliability-suite config: a fake AMI on loopback, one simulated modem on a pty
+[pbx]
+type = "asterisk"
+host = "127.0.0.1"
+port = {ami_port}
+user = "textback"
+secret = "{secret}"
+
+[trunks]
+asterisk_contexts = ["from-trunk"]
+settle_s = {settle_s}
+default_region = "US"
+
+[[modem]]
+name = "a"
+port = "{modem_port}"
+profile = "generic"
+
+[policy]
+send_delay_s = 0
+short_abandon_s = 3
+prefix_hour_cap = 100000
+global_hour_cap = 100000
+caller_day_cap = 100
+retry_base_s = {retry_base_s}
+retry_max_s = {retry_max_s}
+max_attempts = {max_attempts}
+# fictional +1555 numbers of the captures: lab only
+test_number_prefixes = ["+1555"]
+
+[[did]]
+number = "+15559870000"
+business = "Acme Plumbing"
+booking_url = "https://acme.example/book"
+senders = ["modem:a"]
+{did_extra}
+[hours]
+timezone = "America/New_York"
+mon = "00:00-24:00"
+tue = "00:00-24:00"
+wed = "00:00-24:00"
+thu = "00:00-24:00"
+fri = "00:00-24:00"
+sat = "00:00-24:00"
+sun = "00:00-24:00"
+
+[store]
+path = "{store}"
+"""
+
+
+def write_config(tmp: Path, ami_port: int, modem_port: str, *, mode: int = 0o600,
+                 settle_s: float = 0.5, retry_base_s: float = 1.0, retry_max_s: float = 2.0,
+                 max_attempts: int = 100, did_extra: str = "") -> Path:
+    text = CONFIG.format(ami_port=ami_port, modem_port=modem_port, secret=SECRET,
+                         settle_s=settle_s, store=tmp / "textback.db",
+                         retry_base_s=retry_base_s, retry_max_s=retry_max_s,
+                         max_attempts=max_attempts, did_extra=did_extra)
+    path = tmp / "textback.toml"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+@dataclass
+class DaemonProc:
+    """``python -m textback run --config`` as its own process; stderr kept line by line."""
+
+    config: Path
+    logs: list[str] = field(default_factory=list)
+    proc: asyncio.subprocess.Process | None = None
+    _pump: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "textback", "run", "--config", str(self.config),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
+            cwd=str(REPO))
+        assert self.proc.stderr is not None
+        self._pump = asyncio.create_task(self._read(self.proc.stderr))
+
+    async def _read(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            self.logs.append(line.decode("utf-8", "backslashreplace"))
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    async def kill(self) -> None:
+        """SIGKILL: no handler runs, nothing is flushed or closed by the daemon."""
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+        await self._drain()
+
+    async def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 15)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        await self._drain()
+        assert self.proc.returncode is not None
+        return self.proc.returncode
+
+    async def _drain(self) -> None:
+        if self._pump is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._pump, 2)
+
+
+def read_store(db: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(calls, outbox rows), read-only; empty when the store does not exist yet."""
+    if not db.exists():
+        return [], []
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as con:
+        con.row_factory = sqlite3.Row
+        try:
+            calls = [dict(r) for r in con.execute("SELECT * FROM calls ORDER BY id")]
+            outbox = [dict(r) for r in con.execute("SELECT * FROM outbox ORDER BY id")]
+        except sqlite3.Error:
+            return [], []
+    return calls, outbox
+
+
+def settled(calls: list[dict[str, Any]], outbox: list[dict[str, Any]], expected: int) -> bool:
+    """Every expected call recorded and decided, nothing queued or being sent."""
+    return (len(calls) >= expected
+            and all(c["decision"] is not None for c in calls if c["verdict"] == "missed")
+            and not any(o["state"] in ("queued", "sending") for o in outbox))
+
+
+def texted(sim: ModemSimulator) -> Counter[str]:
+    """How many whole texts the simulated network accepted per number (a multi-part text
+    counts once: its parts share a concat reference)."""
+    seen: set[tuple[str | None, Any]] = set()
+    out: Counter[str] = Counter()
+    for acc in sim.accepted:
+        d = acc.decoded
+        key = (d.number, d.udh.concat_ref if d.udh else f"single-{acc.mr}")
+        if key in seen:
+            continue
+        seen.add(key)
+        out[d.number or ""] += 1
+    return out
+
+
+@dataclass
+class Tally:
+    """Missed calls lost / texted twice, from the store and what the network accepted."""
+
+    missed_seen: int = 0
+    texted_once: int = 0
+    lost: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)
+    unconfirmed: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+
+def tally(calls: list[dict[str, Any]], outbox: list[dict[str, Any]],
+          sent: Counter[str], truth: set[str]) -> Tally:
+    """``truth``: the callers that were genuinely missed (every call of a burst built from
+    the real missed-call trace). "Lost" = such a call the daemon recorded in its store
+    (whatever verdict it gave it: it saw the call) that the network never got a text for,
+    unless the store itself reports the row unconfirmed; "duplicated" = a number that got
+    more than one text, unless its row is unconfirmed."""
+    t = Tally()
+    unconfirmed = {o["number"] for o in outbox if o["state"] == "unconfirmed"}
+    t.unconfirmed = sorted(unconfirmed)
+    missed = {c["caller"] for c in calls} & truth
+    t.missed_seen = len(missed)
+    for number in sorted(missed):
+        n = sent.get(number, 0)
+        if n == 1:
+            t.texted_once += 1
+        if n == 0 and number not in unconfirmed:
+            t.lost.append(number)
+        if n > 1 and number not in unconfirmed:
+            t.duplicated.append(number)
+    t.unexpected = sorted(set(sent) - truth)
+    return t
+
+
+# rows for RELIABILITY.md, printed by conftest.py at the end of the session
+FIGURES: list[dict[str, Any]] = []
+
+
+def record(fault: str, runs: int, recovered: int, lost: int, duplicated: int,
+           worst_recovery_s: float | None, **extra: Any) -> None:
+    FIGURES.append({"fault": fault, "runs": runs, "recovered": recovered, "lost": lost,
+                    "duplicated": duplicated, "worst_recovery_s": worst_recovery_s, **extra})
