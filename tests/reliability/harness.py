@@ -268,3 +268,87 @@ def record(fault: str, runs: int, recovered: int, lost: int, duplicated: int,
            worst_recovery_s: float | None, **extra: Any) -> None:
     FIGURES.append({"fault": fault, "runs": runs, "recovered": recovered, "lost": lost,
                     "duplicated": duplicated, "worst_recovery_s": worst_recovery_s, **extra})
+
+
+def wire_tap(sim: ModemSimulator) -> bytearray:
+    """Every byte the simulated modem receives from the daemon, in order."""
+    wire = bytearray()
+    feed = sim.engine.feed
+
+    def tapped(data: bytes) -> None:
+        wire.extend(data)
+        feed(data)
+
+    sim.engine.feed = tapped  # type: ignore[method-assign]
+    return wire
+
+
+def listeners_of(pid: int) -> list[tuple[str, int]]:
+    """(local address hex, port) of every TCP socket of ``pid`` in LISTEN state, read from
+    /proc (no psutil): the process's socket inodes matched against /proc/net/tcp{,6}."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    out = []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            cols = line.split()
+            if cols[3] == "0A" and cols[9] in inodes:
+                addr, port = cols[1].split(":")
+                out.append((addr, int(port, 16)))
+    return out
+
+
+LOOPBACK = {"0100007F", "00000000000000000000000001000000"}
+
+
+@dataclass
+class OneRun:
+    logs: list[str]
+    wire: bytes
+    calls: list[dict[str, Any]]
+    outbox: list[dict[str, Any]]
+    sent: Counter[str]
+    listeners: list[tuple[str, int]]
+    status: int
+
+
+async def run_once(tmp: Path, n_calls: int, *, mutate: Any = None, did_extra: str = "",
+                   timeout: float = 25.0) -> OneRun:
+    """A burst of ``n_calls`` through the daemon subprocess, no faults; until settled."""
+    from textback.ami_listener.fake_ami import FakeAmi
+
+    capture = tmp / "burst.ami.ts"
+    burst_capture(capture, n_calls, gap_s=0.5, mutate=mutate)
+    ami = FakeAmi.from_capture(capture, speed=10.0, secret=SECRET)
+    _, port = await ami.start("127.0.0.1", 0)
+    sim = ModemSimulator("generic", link=tmp / "ttyUSB-reliability", time_scale=0.02)
+    await sim.start()
+    wire = wire_tap(sim)
+    config = write_config(tmp, port, sim.port, did_extra=did_extra)
+    daemon = DaemonProc(config)
+    listeners: list[tuple[str, int]] = []
+    try:
+        await daemon.start()
+        assert daemon.proc is not None
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline and daemon.running:
+            await asyncio.sleep(0.3)
+            if not listeners:
+                with contextlib.suppress(OSError):
+                    listeners = listeners_of(daemon.proc.pid)
+            calls, outbox = read_store(tmp / "textback.db")
+            if ami.finished.is_set() and settled(calls, outbox, 1):
+                await asyncio.sleep(1.5)  # the last call's settle window
+                calls, outbox = read_store(tmp / "textback.db")
+                if settled(calls, outbox, 1):
+                    break
+        status = await daemon.stop()
+    finally:
+        await ami.close()
+        await sim.stop()
+    calls, outbox = read_store(tmp / "textback.db")
+    return OneRun(daemon.logs, bytes(wire), calls, outbox, texted(sim), listeners, status)
