@@ -166,6 +166,9 @@ class Daemon:
         self.inbound = InboundHandler(store, outbox, self.config, clock=self.clock,
                                       wake=dispatcher.wake)
         self._build_listener(pipeline)
+        # The SIP sender rides on the listener's connection, so it exists only now; the
+        # dispatcher took a copy of the senders when it was built.
+        dispatcher.senders.update(self.senders)
         await self._start_agi(pipeline)
         for name, supervisor in self.supervisors.items():
             supervisor.message_handlers.append(self._on_modem_message(name))
