@@ -15,7 +15,7 @@ import re
 import stat
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +151,17 @@ class PolicyConfig:
     max_attempts: int
     retry_base_s: float
     retry_max_s: float
+    # abuse caps (issue 6): a burst of missed calls from one prefix pauses it
+    burst_calls: int = 10  # 0: no burst detection
+    burst_window_s: float = 600.0
+    burst_pause_s: float = 3600.0
+    country_hour_caps: Mapping[str, int] = field(default_factory=dict)  # "*": any other
+
+    def country_hour_cap(self, country: str | None) -> int | None:
+        """The hourly cap for texts to numbers of ``country`` (ISO alpha-2), None if none."""
+        if country is not None and country in self.country_hour_caps:
+            return self.country_hour_caps[country]
+        return self.country_hour_caps.get("*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +265,17 @@ def _regions(values: Any) -> str | None:
 
 
 _PREFIX = re.compile(r"^\+[0-9]+$")
+
+
+def _country_caps(values: Any) -> str | None:
+    bad = [k for k in values if k != "*" and k not in phonenumbers.SUPPORTED_REGIONS]
+    if bad:
+        return (f"not region codes: {', '.join(map(repr, bad))} (write e.g. \"US\" = 100, "
+                "or \"*\" = 20 for every other country)")
+    negative = [k for k, v in values.items() if v < 0]
+    if negative:
+        return f"caps must be 0 or more: {', '.join(map(repr, negative))}"
+    return None
 
 
 def _prefixes(values: Any) -> str | None:
@@ -367,6 +389,10 @@ SCHEMA = Table({
         "max_attempts": Field("int", 5, check=_positive),
         "retry_base_s": Field("float", 30.0, check=_positive),
         "retry_max_s": Field("float", 3600.0, check=_positive),
+        "burst_calls": Field("int", 10, check=_non_negative),
+        "burst_window_min": Field("float", 10.0, check=_positive),
+        "burst_pause_min": Field("float", 60.0, check=_positive),
+        "country_hour_caps": Field("int_map", {}, check=_country_caps),
     })),
     "did": Field("table_list", required=True, table=Table({
         "number": Field("str", required=True, check=_e164),
@@ -435,6 +461,30 @@ def _hours(raw: Mapping[str, Any]) -> Hours:
             week.append(parse_day(DEFAULT_WEEK[d]))
     tz = raw["timezone"] if check_timezone(raw["timezone"]) is None else "UTC"
     return Hours(tz, tuple(week), dated, annual)
+
+
+def _policy(po: Mapping[str, Any]) -> PolicyConfig:
+    return PolicyConfig(
+        send_delay_s=po["send_delay_s"], short_abandon_s=po["short_abandon_s"],
+        cooldown_s=po["cooldown_h"] * 3600.0, caller_day_cap=po["caller_day_cap"],
+        prefix_hour_cap=po["prefix_hour_cap"], prefix_digits=po["prefix_digits"],
+        global_hour_cap=po["global_hour_cap"], skip_fixed_line=po["skip_fixed_line"],
+        allowed_countries=tuple(po["allowed_countries"]), allow=tuple(po["allow"]),
+        deny=tuple(po["deny"]), test_number_prefixes=tuple(po["test_number_prefixes"]),
+        skip_after_failed_deliveries=po["skip_after_failed_deliveries"],
+        resend_unconfirmed=po["resend_unconfirmed"], max_attempts=po["max_attempts"],
+        retry_base_s=po["retry_base_s"], retry_max_s=po["retry_max_s"],
+        burst_calls=po["burst_calls"], burst_window_s=po["burst_window_min"] * 60.0,
+        burst_pause_s=po["burst_pause_min"] * 60.0,
+        country_hour_caps=dict(po["country_hour_caps"]),
+    )
+
+
+def default_policy() -> PolicyConfig:
+    """The [policy] an empty section gives (for code that has no config file at hand)."""
+    spec = SCHEMA.fields["policy"].table
+    assert spec is not None
+    return _policy(Checker(LineIndex("")).check_table({}, spec, ("policy",)))
 
 
 def parse_config(source: str, path: Path, *, check_permissions: bool = True,
@@ -511,18 +561,7 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
                           "MessageSend answers 'Message technology not found')")
         sip = SipConfig(s["destination"] or "", s["from"], s["profile"])
 
-    po = v["policy"]
-    policy = PolicyConfig(
-        send_delay_s=po["send_delay_s"], short_abandon_s=po["short_abandon_s"],
-        cooldown_s=po["cooldown_h"] * 3600.0, caller_day_cap=po["caller_day_cap"],
-        prefix_hour_cap=po["prefix_hour_cap"], prefix_digits=po["prefix_digits"],
-        global_hour_cap=po["global_hour_cap"], skip_fixed_line=po["skip_fixed_line"],
-        allowed_countries=tuple(po["allowed_countries"]), allow=tuple(po["allow"]),
-        deny=tuple(po["deny"]), test_number_prefixes=tuple(po["test_number_prefixes"]),
-        skip_after_failed_deliveries=po["skip_after_failed_deliveries"],
-        resend_unconfirmed=po["resend_unconfirmed"], max_attempts=po["max_attempts"],
-        retry_base_s=po["retry_base_s"], retry_max_s=po["retry_max_s"],
-    )
+    policy = _policy(v["policy"])
 
     hours = _hours(v["hours"])
 

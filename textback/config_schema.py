@@ -121,7 +121,8 @@ class Field:
 
     ``kind`` is one of: str, int, float (an integer is accepted), bool, str_list,
     float_list (unused), date_list (TOML dates or "YYYY-MM-DD"/"MM-DD" strings),
-    str_or_str_list, table (with ``table``) and table_list (with ``table``).
+    str_or_str_list, int_map (a table of names to integers, e.g. per-country caps),
+    table (with ``table``) and table_list (with ``table``).
     """
 
     kind: str
@@ -147,6 +148,7 @@ _TYPE_NAMES = {
     "str_list": "a list of strings",
     "date_list": 'a list of dates (2026-12-25 or "12-25" for every year)',
     "str_or_str_list": "a string or a list of strings",
+    "int_map": 'a table of integers (e.g. {"US" = 100})',
     "table": "a table",
     "table_list": "an array of tables ([[...]])",
 }
@@ -193,6 +195,9 @@ def _kind_ok(kind: str, value: Any) -> bool:
             (isinstance(v, dt.date) and not isinstance(v, dt.datetime)) or isinstance(v, str)
             for v in value
         )
+    if kind == "int_map":
+        return isinstance(value, dict) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value.values())
     if kind == "table":
         return isinstance(value, dict)
     if kind == "table_list":

@@ -154,6 +154,36 @@ CREATE TABLE follow_ups (
 CREATE INDEX follow_ups_due ON follow_ups (state, due_at);
 """
 
-MIGRATIONS: tuple[str, ...] = (V1,)
+# Abuse caps and the report (issue 6): the caller's country on each call (per-country hourly
+# caps count texts by it; rows from before this version have NULL and count for no country),
+# burst pauses (one row per paused prefix, which is also the staff alert to send), and the
+# indexes the burst count, the hourly caps and `textback report` need to stay fast on 100k calls.
+V2 = """
+ALTER TABLE calls ADD COLUMN country TEXT;
+CREATE INDEX calls_missed_caller ON calls (caller, decided_at)
+    WHERE verdict = 'missed' AND direction = 'inbound';
+CREATE INDEX outbox_created ON outbox (created_at);
+
+CREATE TABLE burst_pauses (
+    id         INTEGER PRIMARY KEY,
+    prefix     TEXT NOT NULL,            -- '+' and prefix_digits digits
+    did        TEXT,                     -- the DID the burst was called on
+    call_id    TEXT NOT NULL,            -- the call that completed the burst
+    calls      INTEGER NOT NULL,         -- missed calls from the prefix in the window
+    window_s   REAL NOT NULL,
+    started_at REAL NOT NULL,
+    until_at   REAL NOT NULL,
+    detail     TEXT NOT NULL,
+    alerted_at REAL                      -- NULL: staff not yet alerted
+);
+CREATE INDEX burst_pauses_until ON burst_pauses (until_at);
+CREATE INDEX burst_pauses_unalerted ON burst_pauses (id) WHERE alerted_at IS NULL;
+
+CREATE INDEX messages_call ON messages (call_id, direction);
+CREATE INDEX messages_conversation ON messages (conversation_id, created_at);
+CREATE INDEX opt_events_at ON opt_events (at);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2)
 
 LATEST = len(MIGRATIONS)

@@ -9,8 +9,17 @@ can say why nobody was texted.
 
 Order of the checks: first what makes a call not textable at all (verdict, direction,
 withheld, unknown DID, reason), then the number itself (validity, type, country, lists),
-then consent (opt-out), then rate rules (reached, cooldown, caps). Cheap and definitive
-first; the caps come last so a call that was never eligible does not count as capped.
+then consent (opt-out), then rate rules (reached, burst pause, cooldown, caps). Cheap and
+definitive first; the caps come last so a call that was never eligible does not count as
+capped.
+
+Abuse caps (issue 6). Premium-rate and shared-cost numbers are never texted (number plan).
+A burst — ``burst_calls`` missed calls from one prefix within ``burst_window_s`` — is how
+a spoofed flood or a pumping attack looks from the PBX: the call that completes it is
+skipped as ``burst``; the store turns that skip into a pause of the prefix
+(``burst_pause_s``) with a row for the staff alert, and later calls from the prefix skip as
+``burst-paused`` until it ends. ``country_hour_caps`` bound texts per destination country
+per hour, because international SMS is where the money goes in an SMS-pumping fraud.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ SkipReason = Literal[
     "short-abandon", "invalid-number", "premium-rate", "shared-cost", "fixed-line",
     "country-not-allowed", "denied", "not-allowed", "opted-out", "reached", "cooldown",
     "cap-caller-day", "cap-prefix-hour", "cap-global-hour", "undeliverable",
+    "burst", "burst-paused", "cap-country-hour",
 ]
 
 SKIP_REASONS: tuple[str, ...] = SkipReason.__args__  # type: ignore[attr-defined]
@@ -50,6 +60,12 @@ class PolicySnapshot:
     texts_global_hour: int = 0  # last hour, everything
     reached_at: float | None = None
     failed_deliveries: int = 0  # permanent delivery failures to this number
+    # abuse caps
+    prefix_missed_window: int = 0  # missed calls from the prefix in the burst window (incl.
+    #                                this one); 0 while the prefix is paused (not counted)
+    prefix_paused_until: float | None = None  # an active burst pause covering this number
+    country: str | None = None  # the number's region (ISO alpha-2), None if not in a plan
+    texts_to_country_hour: int = 0  # last hour, to numbers of ``country``
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +90,17 @@ def _skip(reason: SkipReason, detail: str = "", did: DidConfig | None = None) ->
 def number_prefix(number: str, digits: int) -> str:
     """The prefix used for the per-prefix cap: '+' and the first ``digits`` digits."""
     return number[: digits + 1] if number.startswith("+") else number[:digits]
+
+
+def number_country(number: str) -> str | None:
+    """The region (ISO alpha-2) a number belongs to, None when it is in no plan (e.g. the
+    fictional +1555 range) or cannot be parsed. The store and the policy both use this, so
+    the per-country count and the cap it is compared with agree."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    return phonenumbers.region_code_for_number(parsed)
 
 
 def is_test_number(number: str, policy: PolicyConfig) -> bool:
@@ -148,6 +175,16 @@ def decide(outcome: CallOutcome, config: Config, snapshot: PolicySnapshot,
             snapshot.failed_deliveries >= policy.skip_after_failed_deliveries:
         return _skip("undeliverable",
                      f"{snapshot.failed_deliveries} earlier texts to {caller} failed", did)
+    prefix = number_prefix(caller, policy.prefix_digits)
+    if snapshot.prefix_paused_until is not None and snapshot.prefix_paused_until > now:
+        return _skip("burst-paused",
+                     f"texts to {prefix}… paused for {snapshot.prefix_paused_until - now:.0f} s "
+                     "more after a burst of missed calls", did)
+    if policy.burst_calls and snapshot.prefix_missed_window >= policy.burst_calls:
+        return _skip("burst",
+                     f"{snapshot.prefix_missed_window} missed calls from {prefix}… in "
+                     f"{policy.burst_window_s / 60:g} min: texts to {prefix}… paused for "
+                     f"{policy.burst_pause_s / 60:g} min, staff alert recorded", did)
     if snapshot.last_text_at is not None and now - snapshot.last_text_at < policy.cooldown_s:
         return _skip("cooldown", f"texted {now - snapshot.last_text_at:.0f} s ago", did)
     if snapshot.texts_to_number_day >= policy.caller_day_cap:
@@ -155,7 +192,12 @@ def decide(outcome: CallOutcome, config: Config, snapshot: PolicySnapshot,
     if snapshot.texts_to_prefix_hour >= policy.prefix_hour_cap:
         return _skip("cap-prefix-hour",
                      f"{snapshot.texts_to_prefix_hour} texts to "
-                     f"{number_prefix(caller, policy.prefix_digits)}… in 1 h", did)
+                     f"{prefix}… in 1 h", did)
+    country_cap = policy.country_hour_cap(snapshot.country) if snapshot.country else None
+    if country_cap is not None and snapshot.texts_to_country_hour >= country_cap:
+        return _skip("cap-country-hour",
+                     f"{snapshot.texts_to_country_hour} texts to {snapshot.country} numbers "
+                     f"in 1 h (cap {country_cap})", did)
     if snapshot.texts_global_hour >= policy.global_hour_cap:
         return _skip("cap-global-hour", f"{snapshot.texts_global_hour} texts in 1 h", did)
     return Decision("text", None, did, now + policy.send_delay_s)

@@ -26,9 +26,10 @@ from typing import Any
 
 import aiosqlite
 
+from textback.config import PolicyConfig, default_policy
 from textback.migrations import LATEST, MIGRATIONS
 from textback.outcome import CallOutcome
-from textback.policy import PolicySnapshot
+from textback.policy import PolicySnapshot, number_country, number_prefix
 
 # outbox states that count as "a text went, or is about to go" for cooldown and caps
 COUNTED_STATES = ("queued", "sending", "sent", "delivered", "unconfirmed", "failed")
@@ -58,6 +59,23 @@ def _unavailable(exc: BaseException) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class BurstPause:
+    """A prefix whose texts are paused after a burst of missed calls; also the staff alert
+    (``alerted_at`` None until someone has told staff)."""
+
+    id: int
+    prefix: str
+    did: str | None
+    call_id: str
+    calls: int
+    window_s: float
+    started_at: float
+    until_at: float
+    detail: str
+    alerted_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class RecordResult:
     """What ``record_outcome`` did: ``new`` False for a duplicate verdict, with the stored
     verdict (``conflict`` when the duplicate disagrees with what was stored first)."""
@@ -69,15 +87,23 @@ class RecordResult:
 
 
 class Store:
-    """One SQLite connection (aiosqlite), writes serialised by a lock, WAL mode."""
+    """One SQLite connection (aiosqlite), writes serialised by a lock, WAL mode.
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    ``policy`` gives the burst window and pause and the prefix length the store needs to
+    count a burst and open a pause (the pipeline's call to ``policy_snapshot`` carries only
+    the prefix); without it the [policy] defaults apply.
+    """
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path,
+                 policy: PolicyConfig | None = None) -> None:
         self._conn = conn
         self.path = path
         self._lock = asyncio.Lock()
+        self.policy = policy if policy is not None else default_policy()
 
     @classmethod
-    async def open(cls, path: Path | str, *, busy_timeout_s: float = 5.0) -> Store:
+    async def open(cls, path: Path | str, *, busy_timeout_s: float = 5.0,
+                   policy: PolicyConfig | None = None) -> Store:
         """Open (creating parent directories and the file) and migrate to the latest schema."""
         p = Path(path)
         if str(p) != ":memory:":
@@ -87,7 +113,7 @@ class Store:
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable("open", exc) from exc
         conn.row_factory = aiosqlite.Row
-        store = cls(conn, p)
+        store = cls(conn, p, policy)
         try:
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             await conn.execute("PRAGMA journal_mode = WAL")
@@ -175,18 +201,21 @@ class Store:
         number also gets its consent row, in the same transaction.
         """
         record = json.dumps(outcome.to_record(), ensure_ascii=False, default=str)
+        country = number_country(outcome.caller) if (
+            outcome.direction == "inbound" and outcome.caller
+            and outcome.caller.startswith("+")) else None
         async with self.transaction("record_outcome") as db:
             cur = await db.execute(
                 """INSERT INTO calls (call_id, pbx, direction, caller, caller_name, withheld,
                        did, callee, connected, verdict, reason, voicemail_left, ring_s,
-                       started_at, ended_at, decided_at, record)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       started_at, ended_at, decided_at, record, country)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (call_id) DO NOTHING""",
                 (outcome.call, outcome.pbx, outcome.direction, outcome.caller,
                  outcome.caller_name, int(outcome.withheld), outcome.did, outcome.callee,
                  int(outcome.connected), outcome.verdict, outcome.reason,
                  int(outcome.voicemail_left), outcome.ring_s, outcome.started_at,
-                 outcome.ended_at, decided_at, record))
+                 outcome.ended_at, decided_at, record, country))
             if cur.rowcount == 0:
                 async with db.execute("SELECT verdict, reason FROM calls WHERE call_id = ?",
                                       (outcome.call,)) as c:
@@ -203,12 +232,68 @@ class Store:
         return RecordResult(outcome.call, True, outcome.verdict)
 
     async def record_skip(self, call_id: str, reason: str, detail: str, at: float) -> bool:
-        """Store the policy's skip for a call; False if the call already has a decision."""
+        """Store the policy's skip for a call; False if the call already has a decision.
+
+        A ``burst`` skip (the call that completed a burst) also pauses the caller's prefix
+        for ``policy.burst_pause_s`` and records the staff alert, in the same transaction:
+        the pause cannot be lost between the decision and its bookkeeping.
+        """
         async with self.transaction("record_skip") as db:
             cur = await db.execute(
                 """UPDATE calls SET decision = 'skip', skip_reason = ?, skip_detail = ?,
                        decision_at = ? WHERE call_id = ? AND decision IS NULL""",
                 (reason, detail, at, call_id))
+            decided = cur.rowcount == 1
+            if decided and reason == "burst":
+                await self._open_burst_pause(db, call_id, detail, at)
+            return decided
+
+    async def _open_burst_pause(self, db: aiosqlite.Connection, call_id: str, detail: str,
+                                at: float) -> None:
+        async with db.execute("SELECT caller, did FROM calls WHERE call_id = ?",
+                              (call_id,)) as c:
+            row = await c.fetchone()
+        if row is None or not row["caller"]:
+            return
+        policy = self.policy
+        prefix = number_prefix(row["caller"], policy.prefix_digits)
+        async with db.execute(
+                "SELECT 1 FROM burst_pauses WHERE until_at > ? AND "
+                "substr(?, 1, length(prefix)) = prefix", (at, row["caller"])) as c:
+            if await c.fetchone() is not None:
+                return  # already paused (a concurrent decision): one pause, one alert
+        calls = await self._missed_from_prefix(db, prefix, at - policy.burst_window_s)
+        await db.execute(
+            "INSERT INTO burst_pauses (prefix, did, call_id, calls, window_s, started_at, "
+            "until_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (prefix, row["did"], call_id, calls, policy.burst_window_s, at,
+             at + policy.burst_pause_s, detail))
+
+    @staticmethod
+    async def _missed_from_prefix(db: aiosqlite.Connection, prefix: str, since: float) -> int:
+        async with db.execute(_MISSED_FROM_PREFIX, (prefix, prefix + _TOP, since)) as c:
+            row = await c.fetchone()
+        return int(row[0]) if row else 0
+
+    async def burst_pauses(self, *, active_at: float | None = None,
+                           unalerted: bool = False) -> list[BurstPause]:
+        """Burst pauses, oldest first: all, those active at ``active_at``, or those whose
+        staff alert has not been sent."""
+        where, params = [], []
+        if active_at is not None:
+            where.append("until_at > ? AND started_at <= ?")
+            params += [active_at, active_at]
+        if unalerted:
+            where.append("alerted_at IS NULL")
+        sql = "SELECT * FROM burst_pauses" + (
+            " WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
+        return [BurstPause(**dict(r)) for r in await self.fetchall(sql, params)]
+
+    async def mark_burst_alerted(self, pause_id: int, at: float) -> bool:
+        """Staff were told about this pause; False if it was already marked."""
+        async with self.transaction("mark_burst_alerted") as db:
+            cur = await db.execute("UPDATE burst_pauses SET alerted_at = ? WHERE id = ? AND "
+                                   "alerted_at IS NULL", (at, pause_id))
             return cur.rowcount == 1
 
     async def call(self, call_id: str) -> dict[str, Any] | None:
@@ -232,8 +317,15 @@ class Store:
 
     async def policy_snapshot(self, number: str, did: str | None, now: float,
                               prefix: str) -> PolicySnapshot:
-        """Everything the policy needs to know about ``number`` at ``now``, as plain data."""
+        """Everything the policy needs to know about ``number`` at ``now``, as plain data.
+
+        The hourly counts walk ``outbox_created`` (``+state`` keeps SQLite from preferring
+        the state index, which would read every text ever sent). The burst count is only
+        taken while no pause covers the number (a paused prefix needs no count), so a flood
+        costs one indexed lookup per call once it is paused.
+        """
         states = _named_states()
+        country = number_country(number) if number.startswith("+") else None
         row = await self.fetchone(
             f"""SELECT
                   (SELECT opted_out FROM opt_outs WHERE number = :n) AS opted_out,
@@ -242,18 +334,31 @@ class Store:
                   (SELECT count(*) FROM outbox WHERE number = :n AND created_at > :day
                       AND state IN ({states})) AS number_day,
                   (SELECT count(*) FROM outbox WHERE substr(number, 1, :plen) = :prefix
-                      AND created_at > :hour AND state IN ({states})) AS prefix_hour,
+                      AND created_at > :hour AND +state IN ({states})) AS prefix_hour,
                   (SELECT count(*) FROM outbox WHERE created_at > :hour
-                      AND state IN ({states})) AS global_hour,
+                      AND +state IN ({states})) AS global_hour,
                   (SELECT max(coalesce(ended_at, decided_at)) FROM calls
                       WHERE (caller = :n AND direction = 'inbound' AND verdict = 'answered')
                          OR (callee = :n AND connected = 1)) AS reached_at,
                   (SELECT count(*) FROM message_parts p JOIN messages m ON m.id = p.message_id
-                      WHERE m.number = :n AND p.status = 'failed') AS failed""",
-            {"n": number, "did": did, "day": now - 86400.0, "hour": now - 3600.0,
-             "plen": len(prefix), "prefix": prefix, **_state_params()},
+                      WHERE m.number = :n AND p.status = 'failed') AS failed,
+                  (SELECT max(until_at) FROM burst_pauses WHERE until_at > :now
+                      AND started_at <= :now
+                      AND substr(:n, 1, length(prefix)) = prefix) AS paused_until,
+                  CASE WHEN :country IS NULL THEN 0 ELSE
+                      (SELECT count(*) FROM outbox o CROSS JOIN calls c ON c.call_id = o.call_id
+                          AND c.caller = o.number
+                       WHERE c.country = :country AND o.created_at > :hour
+                         AND +o.state IN ({states})) END AS country_hour""",
+            {"n": number, "did": did, "day": now - 86400.0, "hour": now - 3600.0, "now": now,
+             "plen": len(prefix), "prefix": prefix, "country": country, **_state_params()},
         )
         assert row is not None
+        burst = 0
+        if row["paused_until"] is None and self.policy.burst_calls and prefix:
+            counted = await self.fetchone(_MISSED_FROM_PREFIX, (
+                prefix, prefix + _TOP, now - self.policy.burst_window_s))
+            burst = int(counted[0]) if counted else 0
         return PolicySnapshot(
             opted_out=bool(row["opted_out"]),
             last_text_at=row["last_text_at"],
@@ -262,6 +367,10 @@ class Store:
             texts_global_hour=row["global_hour"],
             reached_at=row["reached_at"],
             failed_deliveries=row["failed"],
+            prefix_missed_window=burst,
+            prefix_paused_until=row["paused_until"],
+            country=country,
+            texts_to_country_hour=row["country_hour"],
         )
 
     # ------------------------------------------------------------------ opt-outs (room)
@@ -281,6 +390,12 @@ class Store:
                 "INSERT INTO opt_events (number, action, at, message_id, source, note) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (number, "optout" if opted_out else "optin", at, message_id, source, note))
+
+
+_TOP = "\uffff"  # sorts after any character of a number: [prefix, prefix + _TOP) is a range
+# uses the partial index calls_missed_caller (caller, decided_at)
+_MISSED_FROM_PREFIX = ("SELECT count(*) FROM calls WHERE verdict = 'missed' AND "
+                       "direction = 'inbound' AND caller >= ? AND caller < ? AND decided_at > ?")
 
 
 def _named_states() -> str:
