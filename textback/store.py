@@ -391,6 +391,15 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (number, "optout" if opted_out else "optin", at, message_id, source, note))
 
+    async def cancel_follow_ups(self, number: str, reason: str, at: float) -> int:
+        """Cancel every follow-up still scheduled for ``number`` (opt-out); how many. The
+        texts already queued are the outbox's (``Outbox.cancel_for_number``)."""
+        async with self.transaction("cancel_follow_ups") as db:
+            cur = await db.execute(
+                "UPDATE follow_ups SET state = 'cancelled', cancel_reason = ? "
+                "WHERE number = ? AND state = 'scheduled'", (reason, number))
+            return cur.rowcount
+
 
 _TOP = "\uffff"  # sorts after any character of a number: [prefix, prefix + _TOP) is a range
 # uses the partial index calls_missed_caller (caller, decided_at)

@@ -1,0 +1,100 @@
+"""textback.report on a store written by the real pipeline, outbox and inbound handler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.daemon_fakes import DID, NOW
+from tests.report_seed import A, B, C, seed
+from textback.report import (
+    ALL,
+    build_report,
+    conversations,
+    opt_history,
+    opted_out,
+    parse_since,
+    printable,
+)
+from textback.store import Store
+
+
+async def test_report_per_did_and_reason(tmp_path: Path) -> None:
+    config = await seed(tmp_path)
+    store = await Store.open(config.store.path)
+    try:
+        rows = {(r.did, r.reason): r.as_dict() for r in await build_report(store)}
+    finally:
+        await store.close()
+    assert list(rows) == [(DID, "busy"), (DID, "noanswer"), (DID, ALL)]
+    busy = rows[(DID, "busy")]
+    assert (busy["missed"], busy["texted"], busy["skipped"], busy["delivered"]) == (2, 2, 0, 0)
+    assert (busy["replied"], busy["opted_out"], busy["called_back_answered"]) == (1, 1, 1)
+    assert busy["median_text_s"] == 15.0 and busy["median_reply_s"] == 100.0
+    noanswer = rows[(DID, "noanswer")]
+    assert (noanswer["missed"], noanswer["texted"], noanswer["delivered"]) == (3, 1, 1)
+    assert noanswer["skipped_by_reason"] == {"cooldown": 1, "withheld": 1}
+    # c1 and c3 (same number) were both followed by the answered call a1; c4 had no number
+    assert (noanswer["replied"], noanswer["opted_out"],
+            noanswer["called_back_answered"]) == (1, 0, 2)
+    assert noanswer["median_text_s"] == 5.0 and noanswer["median_reply_s"] == 60.0
+    total = rows[(DID, ALL)]
+    assert (total["missed"], total["texted"], total["skipped"], total["replied"]) == (5, 3, 2, 2)
+    assert total["median_text_s"] == 15.0 and total["median_reply_s"] == 80.0
+
+
+async def test_report_since_did_and_window(tmp_path: Path) -> None:
+    config = await seed(tmp_path)
+    store = await Store.open(config.store.path)
+    try:
+        late = await build_report(store, since=NOW + 150)
+        assert [(r.reason, r.missed) for r in late] == [("busy", 1), ("noanswer", 1),
+                                                        (ALL, 2)]
+        assert await build_report(store, did="+15559879999") == []
+        # outcomes beyond the attribution window do not count
+        short = {r.reason: r for r in await build_report(store, window_s=50)}
+        assert short[ALL].replied == 0 and short[ALL].called_back_answered == 0
+    finally:
+        await store.close()
+
+
+async def test_conversations_and_opt_outs(tmp_path: Path) -> None:
+    config = await seed(tmp_path)
+    store = await Store.open(config.store.path)
+    try:
+        convs = await conversations(store)
+        assert [c.number for c in convs] == [B, A]  # most recent activity first
+        b = convs[0]
+        assert b.opted_out and b.state == "open" and len(b.code) == 6
+        assert [m.direction for m in b.messages] == ["out", "in", "out"]
+        assert b.messages[1].body == "STOP" and "unsubscribed" in b.messages[2].body
+        a = (await conversations(store, number=A, last=5))[0]
+        assert [m.direction for m in a.messages] == ["out", "in"]
+        assert a.messages[0].status == "delivered"
+        assert await conversations(store, number=C) == []  # texted, never replied
+
+        (stop,) = await opted_out(store)
+        assert (stop.number, stop.source, stop.message) == (B, "keyword", "STOP")
+        assert stop.at == NOW + 125
+        assert [h.action for h in await opt_history(store, B)] == ["optout"]
+    finally:
+        await store.close()
+
+
+def test_parse_since() -> None:
+    assert parse_since("2027-01-15", "UTC") == 1_800_000_000 - 1_800_000_000 % 86400
+    assert parse_since("2027-01-15", "America/New_York") == \
+        parse_since("2027-01-15T05:00:00+00:00", "UTC")
+    assert parse_since("2027-01-15T09:30", "UTC") - parse_since("2027-01-15", "UTC") == 34200
+    for bad in ("yesterday", "2027-13-01", ""):
+        try:
+            parse_since(bad, "UTC")
+        except ValueError as exc:
+            assert "2026-03-01" in str(exc)
+        else:
+            raise AssertionError(bad)
+
+
+def test_printable_escapes_terminal_controls() -> None:
+    assert printable("hi\x1b[2J\r\nthere\u202e") == "hi\\u001b[2J\\u000d\\u000athere\\u202e"
+    assert printable("x" * 10, 5) == "xxxx…" and printable(None) == ""
+    assert printable("emoji 😀 ok") == "emoji 😀 ok"

@@ -1,0 +1,94 @@
+"""``textback conversations [--number N] [--config PATH]``: each conversation with its
+short code (what staff quote to reply), state, and its latest messages both ways.
+
+Message text comes from customers: control, bidi and zero-width characters are shown
+escaped (\\uXXXX), never raw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from textback.config import DEFAULT_PATH, ConfigError, load_config
+from textback.numbers import to_e164
+from textback.report import Conversation, conversations, printable
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("conversations", help="conversations with their short code, "
+                              "latest messages and state", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--number", metavar="N", help="only this customer number")
+    p.add_argument("--limit", type=int, default=50, metavar="K",
+                   help="at most K conversations, most recent first (default 50)")
+    p.add_argument("--messages", type=int, default=3, metavar="M",
+                   help="latest messages shown per conversation (default 3)")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    p.add_argument("--config", type=Path, metavar="PATH",
+                   help=f"config file (default $TEXTBACK_CONFIG or {DEFAULT_PATH})")
+    p.set_defaults(func=run)
+
+
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(at))
+
+
+def render(items: list[Conversation]) -> str:
+    if not items:
+        return "no conversations"
+    lines = []
+    for c in items:
+        state = c.state + (", opted out" if c.opted_out else "")
+        lines.append(f"{c.code}  {c.number} -> {c.did}  {state}  "
+                     f"(opened {_when(c.opened_at)}, last {_when(c.last_activity_at)})")
+        for m in c.messages:
+            arrow = "<" if m.direction == "in" else ">"
+            lines.append(f"    {arrow} {_when(m.at)} [{m.status}] {printable(m.body, 160)}")
+    return "\n".join(lines)
+
+
+async def _gather(db: Path, number: str | None, limit: int, last: int) -> list[Conversation]:
+    from textback.store import Store
+
+    store = await Store.open(db)
+    try:
+        return await conversations(store, number=number, limit=limit, last=last)
+    finally:
+        await store.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 2
+    number = None
+    if args.number:
+        number = to_e164(args.number, config.trunks.default_region)
+        if number is None:
+            print(f"textback conversations: --number: {printable(args.number)!r} is not a "
+                  "phone number", file=sys.stderr)
+            return 2
+    if args.limit < 1 or args.messages < 0:
+        print("textback conversations: --limit must be 1 or more, --messages 0 or more",
+              file=sys.stderr)
+        return 2
+    db = config.store.path
+    if not db.exists():
+        print(f"textback conversations: no store at {db} yet (has `textback run` started?)",
+              file=sys.stderr)
+        return 1
+    items = asyncio.run(_gather(db, number, args.limit, args.messages))
+    if args.json:
+        print(json.dumps([asdict(c) for c in items], indent=1, ensure_ascii=True))
+    else:
+        print(render(items))
+    return 0
