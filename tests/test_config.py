@@ -230,3 +230,34 @@ def test_agi_section(tmp_path: Path) -> None:
     assert cfg.agi.enabled and cfg.agi.port == 4574
     found = issues(tmp_path, GOOD + '\n[agi]\nenabeld = true\n')
     assert any(key == "agi.enabeld" and "enabled" in msg for key, _, msg in found)
+
+
+@pytest.mark.parametrize(("new", "message"), [
+    ('country_hour_caps = { "US" = 10, "XX" = 3 }', "not region codes: 'XX'"),
+    ('country_hour_caps = { "US" = -1 }', "caps must be 0 or more: 'US'"),
+    ('country_hour_caps = { "US" = "10" }', "expected a table of integers"),
+    ("country_hour_caps = 10", "expected a table of integers"),
+    ("burst_calls = -1", "0 or more"),
+    ("burst_window_min = 0", "more than 0"),
+    ("burst_pause_min = 0", "more than 0"),
+])
+def test_abuse_cap_keys_are_checked_with_their_line(tmp_path: Path, new: str,
+                                                   message: str) -> None:
+    old = 'send_delay_s = 5'
+    found = issues(tmp_path, GOOD.replace(old, f"{old}\n{new}", 1))
+    assert len(found) == 1, found
+    key = "policy." + new.split(" =")[0]
+    assert found[0][0] == key and found[0][1] == 22 and message in found[0][2], found
+
+
+def test_abuse_cap_keys(tmp_path: Path) -> None:
+    text = GOOD.replace('send_delay_s = 5', 'send_delay_s = 5\nburst_calls = 4\n'
+                        'burst_window_min = 2.5\nburst_pause_min = 30\n'
+                        'country_hour_caps = { "GB" = 7, "*" = 2 }', 1)
+    policy = load_config(write(tmp_path, text)).policy
+    assert (policy.burst_calls, policy.burst_window_s, policy.burst_pause_s) == (4, 150.0, 1800.0)
+    assert policy.country_hour_cap("GB") == 7 and policy.country_hour_cap("FR") == 2
+    defaults = load_config(write(tmp_path, GOOD)).policy
+    assert (defaults.burst_calls, defaults.burst_window_s, defaults.burst_pause_s) == \
+        (10, 600.0, 3600.0)
+    assert defaults.country_hour_cap("US") is None

@@ -129,3 +129,43 @@ def test_reached_number() -> None:
 
 def test_number_prefix() -> None:
     assert number_prefix("+15551230001", 7) == "+1555123"
+
+
+ABUSE = CONFIG.replace("global_hour_cap = 9", 'global_hour_cap = 9\nburst_calls = 4\n'
+                       'burst_pause_min = 30\ncountry_hour_caps = { "GB" = 2, "*" = 1 }\n'
+                       'allowed_countries = ["US", "GB", "DE"]')
+
+
+@pytest.mark.parametrize(("name", "kw", "snap", "reason"), [
+    ("under the burst count", {}, PolicySnapshot(prefix_missed_window=3), None),
+    ("burst completed by this call", {}, PolicySnapshot(prefix_missed_window=4), "burst"),
+    ("prefix paused", {}, PolicySnapshot(prefix_paused_until=NOW + 1), "burst-paused"),
+    ("pause over", {}, PolicySnapshot(prefix_paused_until=NOW), None),
+    ("opt-out before burst", {}, PolicySnapshot(opted_out=True, prefix_missed_window=9),
+     "opted-out"),
+    ("GB under its cap", {"caller": "+447400123456"},
+     PolicySnapshot(country="GB", texts_to_country_hour=1), None),
+    ("GB at its cap", {"caller": "+447400123456"},
+     PolicySnapshot(country="GB", texts_to_country_hour=2), "cap-country-hour"),
+    ("DE at the '*' cap", {"caller": "+4915112345678"},
+     PolicySnapshot(country="DE", texts_to_country_hour=1), "cap-country-hour"),
+    ("premium never, caps or not", {"caller": "+449012345678"}, PolicySnapshot(),
+     "premium-rate"),
+    ("shared cost never", {"caller": "+34901123456"}, PolicySnapshot(), "shared-cost"),
+    ("lab number has no country cap", {}, PolicySnapshot(country=None,
+                                                         texts_to_country_hour=99), None),
+])
+def test_abuse_caps(name: str, kw: dict[str, object], snap: PolicySnapshot,
+                    reason: str | None) -> None:
+    config = parse_config(ABUSE, Path("/x/t.toml"), check_permissions=False)
+    decision = decide(call(**kw), config, snap, NOW)
+    assert decision.reason == reason, (name, decision)
+    if reason == "burst":
+        assert "4 missed calls from +1555123… in 10 min" in decision.detail
+
+
+def test_number_country() -> None:
+    from textback.policy import number_country
+
+    assert number_country("+447400123456") == "GB" and number_country("+12125550123") == "US"
+    assert number_country("+15551230001") is None and number_country("nonsense") is None

@@ -145,3 +145,94 @@ async def test_policy_snapshot_counts(tmp_path: Path) -> None:
     other = await store.policy_snapshot(n, "+15559870002", 5000.0, "+1555123")
     assert other.last_text_at is None  # cooldown is per DID
     await store.close()
+
+
+async def test_burst_count_pause_and_alert_rows(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from textback.config import default_policy
+
+    policy = replace(default_policy(), burst_calls=3, burst_window_s=600.0,
+                     burst_pause_s=1800.0)
+    store = await Store.open(tmp_path / "t.db", policy=policy)
+    try:
+        for i, t in enumerate((100.0, 500.0, 900.0)):
+            missed = CallOutcome(f"m{i}", "inbound", f"+4474001234{i:02d}", False,
+                                 "+15559870000", "missed", "noanswer", ended_at=t)
+            await store.record_outcome(missed, t)
+        other = CallOutcome("x", "inbound", "+447400999999", False, "+15559870000",
+                            "answered", "answered", ended_at=950.0)
+        await store.record_outcome(other, 950.0)
+        snap = await store.policy_snapshot("+447400123499", None, 1000.0, "+4474001")
+        assert snap.prefix_missed_window == 2  # m0 is outside the 10 min window
+        assert snap.country == "GB" and snap.prefix_paused_until is None
+        assert (await store.call("m2") or {})["country"] == "GB"
+
+        assert await store.record_skip("m2", "burst", "3 in 10 min", 1000.0)
+        (pause,) = await store.burst_pauses()
+        assert (pause.prefix, pause.call_id, pause.calls) == ("+4474001", "m2", 2)
+        assert (pause.started_at, pause.until_at) == (1000.0, 2800.0)
+        assert not await store.record_skip("m2", "burst", "again", 1001.0)  # one pause
+        assert len(await store.burst_pauses()) == 1
+
+        paused = await store.policy_snapshot("+447400123499", None, 1500.0, "+4474001")
+        assert paused.prefix_paused_until == 2800.0 and paused.prefix_missed_window == 0
+        free = await store.policy_snapshot("+447400999999", None, 1500.0, "+4474009")
+        assert free.prefix_paused_until is None
+        assert (await store.policy_snapshot("+447400123499", None, 2800.0, "+4474001")
+                ).prefix_paused_until is None
+
+        assert await store.burst_pauses(unalerted=True) == [pause]
+        assert await store.mark_burst_alerted(pause.id, 1002.0)
+        assert not await store.mark_burst_alerted(pause.id, 1003.0)
+        assert await store.burst_pauses(unalerted=True) == []
+    finally:
+        await store.close()
+
+
+async def test_country_count_is_texts_to_callers_of_that_country(tmp_path: Path) -> None:
+    from textback.outbox import Outbox
+
+    store = await Store.open(tmp_path / "t.db")
+    outbox = Outbox(store)
+    try:
+        for i, (number, t) in enumerate([("+447400123401", 100.0), ("+447400123402", 3000.0),
+                                         ("+4915112345678", 3100.0)]):
+            await store.record_outcome(CallOutcome(f"c{i}", "inbound", number, False,
+                                                   "+15559870000", "missed", "noanswer",
+                                                   ended_at=t), t)
+            await outbox.enqueue(call_id=f"c{i}", kind="textback", number=number,
+                                 did="+15559870000", body="hi", senders=["sip"],
+                                 not_before=t, now=t)
+        # a staff alert tied to a GB call is not a text to GB
+        await outbox.enqueue(call_id="c1", kind="burst-alert:+12125550101",
+                             number="+12125550101", did="+15559870000", body="alert",
+                             senders=["sip"], not_before=3000.0, now=3000.0)
+        snap = await store.policy_snapshot("+447400123499", None, 3700.0, "+4474001")
+        assert (snap.country, snap.texts_to_country_hour) == ("GB", 1)  # c0 is > 1 h old
+        assert (await store.policy_snapshot("+15551230001", None, 3700.0, "+1555123")
+                ).texts_to_country_hour == 0
+    finally:
+        await store.close()
+
+
+async def test_migration_2_upgrades_a_version_1_store(tmp_path: Path) -> None:
+    import sqlite3
+
+    from textback.migrations import MIGRATIONS
+
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(MIGRATIONS[0] + "\nPRAGMA user_version = 1;")
+        db.execute("INSERT INTO calls (call_id, pbx, direction, caller, withheld, verdict, "
+                   "reason, decided_at, record) VALUES ('old', 'asterisk', 'inbound', "
+                   "'+447400123401', 0, 'missed', 'noanswer', 1.0, '{}')")
+    db.close()
+    store = await Store.open(path)
+    try:
+        assert await store.schema_version() == LATEST
+        old = await store.call("old")
+        assert old is not None and old["country"] is None  # no backfill: counts for none
+        assert await store.burst_pauses() == []
+    finally:
+        await store.close()
