@@ -349,6 +349,8 @@ class SpoolDaemon:
 async def run_spool(kind: str, tuned: bool, calls: int, gap: tuple[float, float],
                     idle_s: float, keep_ms: bool = False) -> dict[str, Any]:
     daemon = SpoolDaemon(kind, tuned)
+    # a default configuration polls every 10 s (smstools3) or 30 s (gammu-smsd)
+    timeout = CALL_TIMEOUT_S if tuned else 75.0
     result = Latencies(daemon.name)
     cpu = float("nan")
     stream = AsteriskStream(TrackerConfig(trunk_contexts=("from-trunk",), settle_s=0.0,
@@ -375,14 +377,14 @@ async def run_spool(kind: str, tuned: bool, calls: int, gap: tuple[float, float]
                     await daemon.enqueue(outcome.caller, TEXT)
             if os.environ.get("BENCH_DEBUG"):
                 log(f"{t0:.3f} decisive {daemon.name}")
-            at, error = await daemon.wait_sent(base + 1, failed, CALL_TIMEOUT_S)
+            at, error = await daemon.wait_sent(base + 1, failed, timeout)
             stream.feed(call.post, time.monotonic())
             if error:
                 result.failures.append(f"call {i}: {error}")
                 log(f"  {daemon.name} call {i}: {error}")
                 continue
-            if at is None or not await daemon.sim.wait_accepted(base + 1, CALL_TIMEOUT_S):
-                result.failures.append(f"call {i}: no AT+CMGS within {CALL_TIMEOUT_S} s: "
+            if at is None or not await daemon.sim.wait_accepted(base + 1, timeout):
+                result.failures.append(f"call {i}: no AT+CMGS within {timeout} s: "
                                        + daemon.why_not())
                 break
             got = daemon.sim.accepted[base].decoded.number
@@ -425,7 +427,7 @@ def merge_instances(parts: list[dict[str, Any]], name: str) -> dict[str, Any]:
 
 
 async def main(quick: bool) -> dict[str, Any]:
-    n_fast = 30 if quick else 200
+    n_fast = 25 if quick else 200
     # default configs poll every 10 s (smstools3 delaytime) and 30 s (gammu-smsd
     # CommTimeout): a random gap up to one period puts each call at a random phase; several
     # idle instances run side by side so 30 calls fit in minutes.
