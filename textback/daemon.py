@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from textback.alerts import alert_bursts
 from textback.config import Config
 from textback.dispatcher import Dispatcher
 from textback.inbound import InboundHandler
@@ -61,7 +62,7 @@ class Daemon:
     async def _open_store(self) -> tuple[Store, Outbox]:
         path = self.config.store.path
         path.parent.mkdir(parents=True, exist_ok=True)
-        store = await Store.open(path)
+        store = await Store.open(path, policy=self.config.policy)
         policy = self.config.policy
         outbox = Outbox(store, max_attempts=policy.max_attempts,
                         retry_base_s=policy.retry_base_s, retry_max_s=policy.retry_max_s,
@@ -174,6 +175,8 @@ class Daemon:
             supervisor.message_handlers.append(self._on_modem_message(name))
             supervisor.report_handlers.append(self._on_modem_report(name))
             supervisor.start()
+        # a burst alert pending from before a restart still goes out
+        await alert_bursts(store, outbox, self.config, self.clock())
         undecided = await store.undecided_calls()
         for outcome in undecided:
             log(logger, logging.INFO, "call_redecided", call=outcome.call,

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from textback.alerts import alert_bursts
 from textback.config import Config
 from textback.logfmt import log
 from textback.outbox import Outbox
@@ -129,6 +130,9 @@ class CallPipeline:
         if not decision.texts or did is None:
             reason = decision.reason or "skipped"
             await self.store.record_skip(outcome.call, reason, decision.detail, now)
+            if reason == "burst":  # the prefix is now paused: tell staff once
+                await alert_bursts(self.store, self.outbox, self.config, now)
+                self.wake()
             log(logger, logging.INFO, "text_skipped", call=outcome.call, reason=reason,
                 detail=decision.detail)
             return Handled(outcome.call, True, "skipped", reason)
