@@ -261,3 +261,56 @@ def test_abuse_cap_keys(tmp_path: Path) -> None:
     assert (defaults.burst_calls, defaults.burst_window_s, defaults.burst_pause_s) == \
         (10, 600.0, 3600.0)
     assert defaults.country_hour_cap("US") is None
+
+
+def test_conversation_keys_defaults(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD))
+    did = cfg.dids[0]
+    assert [str(r) for r in did.follow_ups] == ["+2h", "next-business-day 10:00"]
+    assert did.quiet_hours == (21 * 60, 8 * 60)
+    assert "call me" in did.callback_words and "leak" in did.urgent_words
+    assert did.staff.ring is None and did.staff.dial_context is None
+    assert (cfg.email.host, cfg.email.port, cfg.email.sender) == \
+        ("127.0.0.1", 25, "textback@localhost")
+    assert cfg.policy.handover_after_s == 30.0
+
+
+def test_conversation_keys(tmp_path: Path) -> None:
+    text = GOOD.replace('sms = ["+15551239999"]', 'sms = ["+15551239999"]\n'
+                        'ring = "Local/600@from-internal"\ndial_context = "outbound"', 1)
+    text = text.replace('senders = ["modem:a", "modem:b", "sip"]',
+                        'senders = ["modem:a", "modem:b", "sip"]\nfollow_ups = ["+90m"]\n'
+                        'quiet_hours = ""\ncallback_words = ["ring me"]\n'
+                        'urgent_words = ["burst pipe"]\n'
+                        'follow_up_text = "{business} again. Reply STOP to opt out"', 1)
+    text += '\n[email]\nhost = "mail.local"\nport = 2525\nfrom = "pbx@acme.example"\n'
+    text = text.replace('send_delay_s = 5', 'send_delay_s = 5\nhandover_after_s = 5', 1)
+    cfg = load_config(write(tmp_path, text))
+    did = cfg.dids[0]
+    assert [r.offset_s for r in did.follow_ups] == [5400.0] and did.quiet_hours is None
+    assert did.callback_words == ("ring me",) and did.urgent_words == ("burst pipe",)
+    assert did.follow_up_text.startswith("{business} again")
+    assert (did.staff.ring, did.staff.dial_context) == ("Local/600@from-internal", "outbound")
+    assert (cfg.email.host, cfg.email.port, cfg.email.sender) == \
+        ("mail.local", 2525, "pbx@acme.example")
+    assert cfg.policy.handover_after_s == 5.0
+    # the second DID keeps the defaults
+    assert len(cfg.dids[1].follow_ups) == 2
+
+
+@pytest.mark.parametrize(("new", "message"), [
+    ('follow_ups = ["+2x"]', "is not a follow-up rule"),
+    ('follow_ups = ["+1h", "+2h", "+3h"]', "at most 2 follow-ups"),
+    ('follow_ups = ["next-business-day 25:00"]', "00:00 to 23:59"),
+    ('quiet_hours = "9pm-8am"', "is not a range like"),
+    ('quiet_hours = "08:00-08:00"', "start and end are the same"),
+    ('follow_up_text = "Hi {name}"', "name"),
+    ('callback_words = ["call", " "]', "empty word"),
+])
+def test_conversation_keys_are_checked_with_their_line(tmp_path: Path, new: str,
+                                                       message: str) -> None:
+    old = 'senders = ["modem:a", "modem:b", "sip"]'
+    found = issues(tmp_path, GOOD.replace(old, f"{old}\n{new}", 1))
+    assert len(found) == 1, found
+    assert found[0][0] == "did[1]." + new.split(" =")[0] and found[0][1] == 28, found
+    assert message in found[0][2], found

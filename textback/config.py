@@ -28,7 +28,20 @@ from textback.ami_listener.stream import (
     TrackerConfig,
 )
 from textback.config_schema import Checker, ConfigIssue, Field, LineIndex, Table, dotted
+from textback.followups import (
+    DEFAULT_FOLLOW_UPS,
+    DEFAULT_QUIET,
+    DEFAULT_QUIET_SPAN,
+    DEFAULT_RULES,
+    DEFAULT_TEXT,
+    FollowUpRule,
+    Quiet,
+    RuleError,
+    parse_quiet,
+    parse_rules,
+)
 from textback.hours import DAYS, DEFAULT_WEEK, Hours, HoursError, check_timezone, parse_day
+from textback.keywords import DEFAULT_URGENT_WORDS
 from textback.numbers import to_e164
 from textback.outcome import MISSED_REASONS
 from textback.templates import TEMPLATE_KINDS, check_template
@@ -36,6 +49,9 @@ from textback.templates import TEMPLATE_KINDS, check_template
 DEFAULT_PATH = Path("/etc/textback/textback.toml")
 DEFAULT_STORE = Path("/var/lib/textback/textback.db")
 DEFAULT_PORTS = {"asterisk": 5038, "freeswitch": 8021}
+# a reply that is only one of these asks for a callback (textback.callback)
+DEFAULT_CALLBACK_WORDS = ("call", "call me", "call back", "callback", "call me back",
+                          "please call", "please call me")
 
 
 class ConfigError(Exception):
@@ -156,6 +172,7 @@ class PolicyConfig:
     burst_window_s: float = 600.0
     burst_pause_s: float = 3600.0
     country_hour_caps: Mapping[str, int] = field(default_factory=dict)  # "*": any other
+    handover_after_s: float = 30.0  # a sender unavailable this long hands its texts on
 
     def country_hour_cap(self, country: str | None) -> int | None:
         """The hourly cap for texts to numbers of ``country`` (ISO alpha-2), None if none."""
@@ -168,6 +185,21 @@ class PolicyConfig:
 class StaffConfig:
     sms: tuple[str, ...]
     email: tuple[str, ...]
+    # callback on reply: what the PBX rings first (Asterisk channel such as
+    # "Local/600@from-internal", FreeSWITCH dial string such as "group/sales@example.com")
+    # and the dialplan context the customer's number is then dialled in; None: no callback
+    ring: str | None = None
+    dial_context: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmailConfig:
+    """The local MTA staff notifications are handed to (smtplib, no auth, no TLS)."""
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    sender: str = "textback@localhost"
+    timeout_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +213,11 @@ class DidConfig:
     templates: Mapping[str, str | None]
     staff: StaffConfig
     hours: Hours
+    follow_ups: tuple[FollowUpRule, ...] = DEFAULT_FOLLOW_UPS
+    quiet_hours: Quiet | None = DEFAULT_QUIET_SPAN
+    follow_up_text: str = DEFAULT_TEXT
+    callback_words: tuple[str, ...] = DEFAULT_CALLBACK_WORDS
+    urgent_words: tuple[str, ...] = DEFAULT_URGENT_WORDS
 
     @property
     def region(self) -> str | None:
@@ -218,6 +255,7 @@ class Config:
     hours: Hours
     store: StoreConfig
     agi: AgiConfig = AgiConfig()
+    email: EmailConfig = EmailConfig()
 
     def did(self, number: str | None) -> DidConfig | None:
         """The DID's settings, by its E.164 number (national forms are normalised)."""
@@ -325,6 +363,26 @@ def _reasons(values: Any) -> str | None:
     return None
 
 
+def _follow_ups(values: Any) -> str | None:
+    try:
+        parse_rules(values)
+    except RuleError as exc:
+        return str(exc)
+    return None
+
+
+def _quiet(value: Any) -> str | None:
+    try:
+        parse_quiet(value)
+    except RuleError as exc:
+        return str(exc)
+    return None
+
+
+def _words(values: Any) -> str | None:
+    return "must not hold an empty word" if any(not v.strip() for v in values) else None
+
+
 def _day(value: Any) -> str | None:
     try:
         parse_day(value)
@@ -393,6 +451,7 @@ SCHEMA = Table({
         "burst_window_min": Field("float", 10.0, check=_positive),
         "burst_pause_min": Field("float", 60.0, check=_positive),
         "country_hour_caps": Field("int_map", {}, check=_country_caps),
+        "handover_after_s": Field("float", 30.0, check=_non_negative),
     })),
     "did": Field("table_list", required=True, table=Table({
         "number": Field("str", required=True, check=_e164),
@@ -406,8 +465,15 @@ SCHEMA = Table({
         "staff": Field("table", table=Table({
             "sms": Field("str_list", [], check=_e164_list),
             "email": Field("str_list", [], check=_emails),
+            "ring": Field("str", None),
+            "dial_context": Field("str", None),
         })),
         "hours": Field("table", None, table=HOURS),
+        "follow_ups": Field("str_list", list(DEFAULT_RULES), check=_follow_ups),
+        "quiet_hours": Field("str", DEFAULT_QUIET, check=_quiet),
+        "follow_up_text": Field("str", DEFAULT_TEXT, check=_template),
+        "callback_words": Field("str_list", list(DEFAULT_CALLBACK_WORDS), check=_words),
+        "urgent_words": Field("str_list", list(DEFAULT_URGENT_WORDS), check=_words),
     })),
     "hours": Field("table", table=HOURS),
     "agi": Field("table", table=Table({
@@ -418,6 +484,12 @@ SCHEMA = Table({
     })),
     "store": Field("table", table=Table({
         "path": Field("str", str(DEFAULT_STORE)),
+    })),
+    "email": Field("table", table=Table({
+        "host": Field("str", "127.0.0.1"),
+        "port": Field("int", 25, check=_port),
+        "from": Field("str", "textback@localhost", check=lambda v: _emails([v])),
+        "timeout_s": Field("float", 10.0, check=_positive),
     })),
 })
 
@@ -477,6 +549,7 @@ def _policy(po: Mapping[str, Any]) -> PolicyConfig:
         burst_calls=po["burst_calls"], burst_window_s=po["burst_window_min"] * 60.0,
         burst_pause_s=po["burst_pause_min"] * 60.0,
         country_hour_caps=dict(po["country_hour_caps"]),
+        handover_after_s=po["handover_after_s"],
     )
 
 
@@ -588,13 +661,20 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
                           "a [[modem]] or [sip]")
         if d["business"] is not None and not d["business"].strip():
             checker.error(("did", i, "business"), "must not be empty: texts name the business")
-        staff = StaffConfig(tuple(d["staff"]["sms"]), tuple(d["staff"]["email"]))
+        st = d["staff"]
+        staff = StaffConfig(tuple(st["sms"]), tuple(st["email"]), st["ring"] or None,
+                            st["dial_context"] or None)
         did_hours = _hours(d["hours"]) if "hours" in data["did"][i] else hours
         dids.append(DidConfig(
             number=d["number"] or "", business=(d["business"] or "").strip(),
             callback=d["callback"] or d["number"] or "", booking_url=d["booking_url"],
             text_reasons=frozenset(d["text_reasons"]), senders=senders,
             templates=dict(d["templates"]), staff=staff, hours=did_hours,
+            follow_ups=_or_default(parse_rules, d["follow_ups"], DEFAULT_RULES),
+            quiet_hours=_or_default(parse_quiet, d["quiet_hours"], DEFAULT_QUIET),
+            follow_up_text=d["follow_up_text"],
+            callback_words=tuple(w.strip() for w in d["callback_words"]),
+            urgent_words=tuple(d["urgent_words"]),
         ))
     if "did" in data and not v["did"]:
         checker.error(("did",), "at least one [[did]] is required")
@@ -623,8 +703,18 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
         raise ConfigError(path, checker.issues)
     a = v["agi"]
     agi = AgiConfig(a["enabled"], a["host"], a["port"], tuple(a["paths"]))
+    e = v["email"]
+    email = EmailConfig(e["host"], e["port"], e["from"], e["timeout_s"])
     return Config(path, pbx, trunks, tuple(modems), sip, policy, tuple(dids), hours,
-                  StoreConfig(store_path), agi)
+                  StoreConfig(store_path), agi, email)
+
+
+def _or_default(parse: Any, value: Any, default: Any) -> Any:
+    """``parse(value)``; the default's parse when the value was already reported bad."""
+    try:
+        return parse(value)
+    except RuleError:
+        return parse(default)
 
 
 def load_config(path: Path | str | None = None,
