@@ -184,6 +184,25 @@ CREATE INDEX messages_conversation ON messages (conversation_id, created_at);
 CREATE INDEX opt_events_at ON opt_events (at);
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2)
+# Calls in progress that must survive a restart of the daemon (docs/asterisk.md, "Across a
+# restart"): what the tracker knew when it classified each inbound call (trunk channel,
+# caller, DID, start, evidence so far) as the JSON of a ``CallStart``. A row goes away in the
+# same transaction that records the call's verdict (the trigger), so ``record_outcome``
+# needs no change and no verdict can leave its open call behind.
+V3 = """
+CREATE TABLE open_calls (
+    call_id    TEXT PRIMARY KEY,
+    pbx        TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    record     TEXT NOT NULL          -- CallStart.to_record() as JSON
+);
+CREATE TRIGGER open_calls_decided AFTER INSERT ON calls
+BEGIN
+    DELETE FROM open_calls WHERE call_id = NEW.call_id;
+END;
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3)
 
 LATEST = len(MIGRATIONS)
