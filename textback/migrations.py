@@ -203,6 +203,24 @@ BEGIN
 END;
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2, V3)
+# Callback on reply (issue 6): one row per callback the PBX was asked to place, with what
+# became of it (staff answered or not).
+V4 = """
+CREATE TABLE callbacks (
+    id           INTEGER PRIMARY KEY,
+    number       TEXT NOT NULL,            -- the customer
+    did          TEXT NOT NULL,
+    message_id   INTEGER,                  -- the reply that asked for it
+    pbx          TEXT NOT NULL,            -- asterisk | freeswitch
+    ref          TEXT,                     -- AMI ActionID / ESL Job-UUID or channel uuid
+    state        TEXT NOT NULL,            -- requested | answered | failed
+    detail       TEXT,
+    requested_at REAL NOT NULL,
+    finished_at  REAL
+);
+CREATE INDEX callbacks_number ON callbacks (number, requested_at);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4)
 
 LATEST = len(MIGRATIONS)
