@@ -443,6 +443,8 @@ SELECT CASE
   WHEN EXISTS (SELECT 1 FROM calls WHERE decided_at >= (SELECT t FROM base) AND (
                (caller = :n AND direction = 'inbound' AND verdict = 'answered')
                OR (callee = :n AND direction = 'outbound'))) THEN 'reached'
+  WHEN EXISTS (SELECT 1 FROM callbacks WHERE number = :n AND state != 'failed'
+               AND requested_at >= (SELECT t FROM base)) THEN 'callback'
   WHEN EXISTS (SELECT 1 FROM outbox WHERE call_id = :call AND kind = 'textback'
                AND state IN ('cancelled', 'skipped', 'failed')) THEN 'first-text-not-sent'
   ELSE NULL END

@@ -4,8 +4,11 @@ Order matters as it does for calls: the text is in the store before anything act
 so a crash can lose no reply. A STOP puts the number on the do-not-text list, cancels every
 queued text to it, and queues exactly one confirmation; a START from an opted-out number
 re-opts in with one confirmation (from a number that is not opted out it is just a message).
-HELP gets the business name and callback number. Everything else, urgent pleas first, is a
-conversation for staff, forwarded by SMS to the DID's staff numbers.
+HELP gets the business name and callback number (an urgent plea that says "help" goes to
+staff instead). Any reply stops the follow-ups of its DID. A reply of CALL (``callback_words``)
+makes the PBX ring staff and then the customer (``textback.callback``). Everything else is a
+conversation for staff (``textback.staff``): forwarded with the conversation's short code,
+and a text from a staff phone that starts with a code is relayed to that customer.
 """
 
 from __future__ import annotations
@@ -15,13 +18,20 @@ import logging
 import secrets
 import urllib.parse
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+from textback.callback import wants_callback
 from textback.config import Config, DidConfig
 from textback.keywords import classify, is_urgent
 from textback.logfmt import log
 from textback.numbers import normalise_caller
 from textback.outbox import Outbox
+from textback.staff import StaffDesk
 from textback.store import Store
+
+if TYPE_CHECKING:
+    from textback.callback import Callbacks
+    from textback.followups import FollowUps
 
 logger = logging.getLogger("textback.inbound")
 
@@ -34,12 +44,18 @@ MAX_BODY = 10_000
 
 class InboundHandler:
     def __init__(self, store: Store, outbox: Outbox, config: Config, *,
-                 clock: Callable[[], float], wake: Callable[[], None] = lambda: None) -> None:
+                 clock: Callable[[], float], wake: Callable[[], None] = lambda: None,
+                 staff: StaffDesk | None = None, followups: FollowUps | None = None,
+                 callbacks: Callbacks | None = None) -> None:
         self.store = store
         self.outbox = outbox
         self.config = config
         self.clock = clock
         self.wake = wake
+        self.staff = staff if staff is not None else StaffDesk(store, outbox, config,
+                                                               wake=wake)
+        self.followups = followups
+        self.callbacks = callbacks
 
     async def _did_for(self, number: str, did: str | None) -> DidConfig | None:
         """The DID a reply belongs to: the one it came in on, else the last one that
@@ -59,24 +75,61 @@ class InboundHandler:
         region = self.config.trunks.default_region
         caller = normalise_caller(number, region) or "unknown"
         body = (text or "")[:MAX_BODY]
+        from_staff = caller != "unknown" and self.staff.is_staff(caller)
         target = await self._did_for(caller, did)
         did_number = target.number if target else did
-        message_id = await self._store_message(caller, did_number, body, via, at)
+        message_id, code = await self._store_message(caller, did_number, body, via, at,
+                                                     conversation=not from_staff)
         kind = classify(body)
         log(logger, logging.INFO, "text_received", number=caller, did=did_number, via=via,
-            message=message_id, keyword=kind, chars=len(body))
+            message=message_id, keyword=kind, chars=len(body), staff=from_staff)
         if caller == "unknown" or target is None:
             return message_id
+        if from_staff:
+            outcome = await self.staff.handle_staff_text(caller, body, at, via)
+            log(logger, logging.INFO, "staff_text", staff=caller, outcome=outcome,
+                message=message_id)
+            return message_id
+        if kind != "optout":  # any reply stops this DID's follow-ups (STOP: all of them)
+            if self.followups is not None:
+                await self.followups.cancel(caller, "replied", at, did=target.number)
+            else:
+                await self._cancel_follow_ups(caller, target.number, "replied")
         senders = _reply_senders(target, via)
+        urgent = is_urgent(body, target.urgent_words)
         if kind == "optout":
             await self._opt_out(caller, target, senders, message_id, at)
         elif kind == "optin":
-            await self._opt_in(caller, target, senders, message_id, at)
-        elif kind == "help":
+            await self._opt_in(caller, target, senders, message_id, at, code)
+        elif kind == "help" and not urgent:
             await self._reply(caller, target, senders, HELP_ANSWER, "help", at)
+        elif wants_callback(body, target.callback_words) and await self._call_back(
+                caller, target, message_id, at, code, body):
+            pass
         else:
-            await self._forward_to_staff(caller, target, body, urgent=is_urgent(body), at=at)
+            await self.staff.forward(caller, target, body, code=code, urgent=urgent, at=at)
         return message_id
+
+    async def _call_back(self, number: str, did: DidConfig, message_id: int, at: float,
+                         code: str | None, body: str) -> bool:
+        """Start a callback when this DID has one configured; False otherwise (the reply
+        is then an ordinary message for staff)."""
+        if self.callbacks is None or not self.callbacks.available(did) \
+                or await self._opted_out(number):
+            return False
+        result = await self.callbacks.request(number, did, message_id, at)
+        note = ("asked for a call back: the PBX is ringing staff now" if
+                result.state != "failed" else f"asked for a call back, which failed: "
+                f"{result.detail}; please call them")
+        await self.staff.forward(number, did, body, code=code, urgent=False, at=at,
+                                 note=note)
+        return True
+
+    async def _cancel_follow_ups(self, number: str, did: str, reason: str) -> None:
+        async with self.store.transaction("cancel_follow_ups") as db:
+            await db.execute("UPDATE follow_ups SET state = 'cancelled', cancel_reason = ? "
+                             "WHERE number = ? AND did = ? AND state = 'scheduled'",
+                             (reason, number, did))
 
     async def receive_ami_user_event(self, fields: dict[str, str], at: float) -> int | None:
         """The dialplan's ``UserEvent(TextbackMessage,...)``: URI-encoded From/To, base64
@@ -103,30 +156,35 @@ class InboundHandler:
             message=message_id)
 
     async def _store_message(self, number: str, did: str | None, body: str, via: str,
-                             at: float) -> int:
+                             at: float, *, conversation: bool = True
+                             ) -> tuple[int, str | None]:
+        """The message id and its conversation's short code (None: no conversation, e.g.
+        a staff phone's text)."""
         async with self.store.transaction("inbound") as db:
-            conversation = None
-            if did is not None:
+            conversation_id = None
+            code = None
+            if did is not None and conversation:
                 async with db.execute(
-                        "SELECT id FROM conversations WHERE number = ? AND did = ? "
+                        "SELECT id, code FROM conversations WHERE number = ? AND did = ? "
                         "AND state = 'open'", (number, did)) as c:
                     row = await c.fetchone()
                 if row is not None:
-                    conversation = row["id"]
+                    conversation_id, code = row["id"], row["code"]
                     await db.execute("UPDATE conversations SET last_activity_at = ? "
-                                     "WHERE id = ?", (at, conversation))
+                                     "WHERE id = ?", (at, conversation_id))
                 else:
+                    code = await _free_code(db)
                     cur = await db.execute(
                         "INSERT INTO conversations (number, did, code, opened_at, "
                         "last_activity_at) VALUES (?, ?, ?, ?, ?)",
-                        (number, did, secrets.token_hex(3).upper(), at, at))
-                    conversation = cur.lastrowid
+                        (number, did, code, at, at))
+                    conversation_id = cur.lastrowid
             cur = await db.execute(
                 "INSERT INTO messages (conversation_id, direction, number, did, body, status, "
                 "sender, created_at) VALUES (?, 'in', ?, ?, ?, 'received', ?, ?)",
-                (conversation, number, did, body, via, at))
+                (conversation_id, number, did, body, via, at))
             assert cur.lastrowid is not None
-            return cur.lastrowid
+            return cur.lastrowid, code
 
     async def _opted_out(self, number: str) -> bool:
         row = await self.store.fetchone("SELECT opted_out FROM opt_outs WHERE number = ?",
@@ -138,16 +196,20 @@ class InboundHandler:
         already = await self._opted_out(number)
         await self.store.set_opt_out(number, True, at, "keyword", message_id)
         cancelled = await self.outbox.cancel_for_number(number, "opted-out", at)
+        follow_ups = await self.store.cancel_follow_ups(number, "opted-out", at)
         log(logger, logging.INFO, "opted_out", number=number, cancelled=cancelled,
-            message=message_id, again=already)
+            follow_ups=follow_ups, message=message_id, again=already)
         if not already:
             await self._reply(number, did, senders, OPTOUT_CONFIRM, "optout-confirm", at,
                               bypass_optout=True)
 
     async def _opt_in(self, number: str, did: DidConfig, senders: tuple[str, ...],
-                      message_id: int, at: float) -> None:
+                      message_id: int, at: float, code: str | None) -> None:
         if not await self._opted_out(number):
-            await self._forward_to_staff(number, did, "START", urgent=False, at=at)
+            row = await self.store.fetchone("SELECT body FROM messages WHERE id = ?",
+                                            (message_id,))
+            await self.staff.forward(number, did, row["body"] if row else "START", code=code,
+                                     urgent=False, at=at)
             return
         await self.store.set_opt_out(number, False, at, "keyword", message_id)
         log(logger, logging.INFO, "opted_in", number=number, message=message_id)
@@ -164,22 +226,14 @@ class InboundHandler:
                                   body=body, senders=senders, not_before=at, now=at)
         self.wake()
 
-    async def _forward_to_staff(self, number: str, did: DidConfig, body: str, *,
-                                urgent: bool, at: float) -> None:
-        """Forward a reply to the DID's staff phones (SMS); logged either way."""
-        preview = " ".join(body.split())[:120]
-        log(logger, logging.WARNING if urgent else logging.INFO, "reply_for_staff",
-            number=number, did=did.number, urgent=urgent, staff=len(did.staff.sms),
-            text=preview)
-        if not did.staff.sms:
-            return
-        prefix = "URGENT reply" if urgent else "Reply"
-        forward = f"{prefix} from {number} to {did.business or did.number}: {preview}"
-        for staff_number in did.staff.sms:
-            await self.outbox.enqueue(call_id=None, kind="staff-forward", number=staff_number,
-                                      did=did.number, body=forward, senders=did.senders,
-                                      not_before=at, now=at)
-        self.wake()
+
+async def _free_code(db: Any) -> str:
+    """A short code no conversation uses yet (6 hex digits: 16.7 million codes)."""
+    while True:
+        code = secrets.token_hex(3).upper()
+        async with db.execute("SELECT 1 FROM conversations WHERE code = ?", (code,)) as c:
+            if await c.fetchone() is None:
+                return code
 
 
 def _reply_senders(did: DidConfig, via: str) -> tuple[str, ...]:

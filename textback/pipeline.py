@@ -15,6 +15,7 @@ import collections
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textback.alerts import alert_bursts
 from textback.config import Config
@@ -24,6 +25,9 @@ from textback.outcome import CallOutcome
 from textback.policy import decide, number_prefix, reached_number
 from textback.store import Store, StoreUnavailable
 from textback.templates import REASON_WORDS, choose, render, segment_plan
+
+if TYPE_CHECKING:
+    from textback.followups import FollowUps
 
 logger = logging.getLogger("textback.pipeline")
 
@@ -47,8 +51,10 @@ class CallPipeline:
 
     def __init__(self, store: Store, outbox: Outbox, config: Config, *,
                  clock: Callable[[], float], wake: Callable[[], None] = lambda: None,
-                 retry_base_s: float = 0.5, retry_max_s: float = 30.0) -> None:
+                 retry_base_s: float = 0.5, retry_max_s: float = 30.0,
+                 followups: FollowUps | None = None) -> None:
         self.store = store
+        self.followups = followups  # schedules touches 2.. when the first text is queued
         self.outbox = outbox
         self.config = config
         self.clock = clock
@@ -111,6 +117,9 @@ class CallPipeline:
             if cancelled:
                 log(logger, logging.INFO, "texts_cancelled", number=reached, n=cancelled,
                     why="caller reached", call=outcome.call)
+        stop = reached or (outcome.callee if outcome.direction == "outbound" else None)
+        if stop and self.followups is not None:  # reached, or a staff callback attempt
+            await self.followups.cancel(stop, "reached" if reached else "callback", now)
         if outcome.direction != "inbound" or outcome.verdict != "missed":
             return self._done(Handled(outcome.call, True, "ignored", outcome.reason))
         return self._done(await self._decide_missed(outcome, now))
@@ -155,6 +164,10 @@ class CallPipeline:
             did=did.number, outbox=queued.id, template=choice.kind,
             parts=len(plan.parts) if plan else None, created=queued.created,
             not_before=round(decision.not_before or now, 3))
+        if self.followups is not None and queued.created:
+            await self.followups.schedule(outcome.call, number, did,
+                                          outcome.ended_at or now, decision.not_before or now,
+                                          queued.id, now)
         self.wake()
         return Handled(outcome.call, True, "queued", None, queued.id, body)
 
