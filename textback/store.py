@@ -26,6 +26,7 @@ from typing import Any
 
 import aiosqlite
 
+from textback.ami_listener.call_start import CallStart
 from textback.config import PolicyConfig, default_policy
 from textback.migrations import LATEST, MIGRATIONS
 from textback.outcome import CallOutcome
@@ -312,6 +313,51 @@ class Store:
             known = {k: r[k] for k in CallOutcome.__dataclass_fields__ if k in r and k != "extra"}
             out.append(CallOutcome(**known))
         return out
+
+    # ------------------------------------------------------------------ open calls
+
+    async def keep_open_call(self, start: CallStart, at: float) -> bool:
+        """Keep (insert or update) what the tracker knows of an inbound call in progress,
+        so a restarted daemon can seed its tracker with it. False, and nothing written,
+        when the call's verdict is already recorded (a late update must not bring back a
+        row the verdict removed)."""
+        record = json.dumps(start.to_record(), ensure_ascii=False)
+        async with self.transaction("keep_open_call") as db:
+            cur = await db.execute(
+                """INSERT INTO open_calls (call_id, pbx, started_at, updated_at, record)
+                   SELECT ?, ?, ?, ?, ?
+                   WHERE NOT EXISTS (SELECT 1 FROM calls WHERE call_id = ?)
+                   ON CONFLICT (call_id) DO UPDATE SET updated_at = excluded.updated_at,
+                       record = excluded.record""",
+                (start.call, start.pbx, start.started_at, at, record, start.call))
+            return cur.rowcount > 0
+
+    async def open_calls(self, pbx: str | None = None) -> list[CallStart]:
+        """The calls in progress when the daemon last stopped, oldest first (only
+        ``pbx``'s when given). Rows whose verdict is recorded after all are removed, and so
+        is a row that no longer reads as a ``CallStart`` (damaged): never half-used."""
+        async with self.transaction("open_calls") as db:
+            await db.execute("DELETE FROM open_calls WHERE call_id IN "
+                             "(SELECT call_id FROM calls)")
+            async with db.execute("SELECT call_id, pbx, record FROM open_calls "
+                                  "ORDER BY started_at, call_id") as cur:
+                rows = list(await cur.fetchall())
+            out: list[CallStart] = []
+            for row in rows:
+                if pbx is not None and row["pbx"] != pbx:
+                    continue
+                try:
+                    out.append(CallStart.from_record(json.loads(row["record"])))
+                except (ValueError, TypeError):
+                    await db.execute("DELETE FROM open_calls WHERE call_id = ?",
+                                     (row["call_id"],))
+        return out
+
+    async def forget_open_call(self, call_id: str) -> bool:
+        """Drop a kept call (its verdict went elsewhere); False if there was none."""
+        async with self.transaction("forget_open_call") as db:
+            cur = await db.execute("DELETE FROM open_calls WHERE call_id = ?", (call_id,))
+            return cur.rowcount > 0
 
     # ------------------------------------------------------------------ policy input
 

@@ -20,7 +20,11 @@ Behaviour:
   ``Ping`` is sent, and a link silent for ``ping_timeout`` is closed and reconnected;
 * after each login, ``CoreShowChannels`` resynchronises the tracker: calls it knew whose
   channels vanished meanwhile are finalised once, calls it did not know are picked up,
-  and calls already decided are never reported again (the tracker keeps their Linkedids).
+  and calls already decided are never reported again (the tracker keeps their Linkedids);
+* across a restart of the process: ``on_call_started`` receives the facts of each inbound
+  call as the tracker classifies it (and as its evidence changes), for the daemon to keep;
+  ``seed`` puts them back before ``run`` connects, so the first resync attaches the calls
+  in progress to calls whose direction, caller and DID are known.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from collections.abc import Callable
 
 from textback.ami_listener.ami_parser import AmiMessage
 from textback.ami_listener.asterisk import AsteriskStream
+from textback.ami_listener.call_start import CallStart
 from textback.ami_listener.stream import TrackerConfig
 from textback.outcome import CallOutcome
 
@@ -82,7 +87,8 @@ class AmiClient:
                  ping_timeout: float = 15.0, events: str = DEFAULT_EVENTS,
                  backoff_initial: float = 0.5, backoff_max: float = 30.0,
                  connect_timeout: float = 10.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 on_call_started: Callable[[CallStart], None] | None = None) -> None:
         self.host, self.port, self.user = host, port, user
         self._secret = secret
         self.on_outcome = on_outcome
@@ -94,6 +100,7 @@ class AmiClient:
         self.clock = clock
         self.stream = AsteriskStream(config or TrackerConfig())
         self.stream.on_response = self._on_response
+        self.stream.tracker.on_call_started = on_call_started
         self.sessions = 0
         self.reconnects = 0
         self.logged_in = asyncio.Event()
@@ -138,6 +145,10 @@ class AmiClient:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_event.wait(), delay)
         self._emit(self.stream.tick(self.clock()))
+
+    def seed(self, starts: list[CallStart]) -> int:
+        """Inbound calls in progress when the process last stopped (call before ``run``)."""
+        return self.stream.tracker.seed(starts)
 
     async def send_action(self, action: dict[str, str], timeout: float = 10.0) -> dict[str, str]:
         """Send ``action``; return its response headers (``Response``, ``Message``, ...)."""

@@ -27,7 +27,16 @@ The rules, each taken from a real capture (../shared/traces/asterisk-22/MANIFEST
 * a call is final ``settle_s`` after its last channel is gone, so late events (Cdr, CEL,
   MessageWaiting) still fold in; then every trace of it is dropped (bounded memory) except
   its Linkedid in a bounded "recently decided" set, so a late event can never make a
-  second record for it.
+  second record for it;
+* a call that survives our own restart: the moment a call is classified inbound from its
+  Newchannel (trunk context, caller, DID, trunk Uniqueid), ``on_call_started`` receives a
+  ``CallStart``, and again whenever the evidence of what became of it changes (``tick``);
+  the daemon keeps them in its store and ``seed`` puts them back before the reconnect, so
+  the CoreShowChannels resync attaches the live channels to a call whose direction, caller
+  and DID are known. A seeded call the PBX no longer lists ended while we were down: it is
+  finalised once, as ``missed`` only if what we saw before (a Dial leg ended unanswered,
+  the queue let go, voicemail, the caller hung up) already made it missed, else
+  ``ignored``/``unknown-after-restart`` (nobody can tell whether someone answered).
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from textback.ami_listener.ami_parser import AmiMessage
+from textback.ami_listener.call_start import CallProgress, CallStart
 from textback.ami_listener.stream import StreamStats, TrackerConfig
 from textback.numbers import clean_caller_id, is_withheld_number, normalise_caller, to_e164
 from textback.outcome import CallOutcome, Direction
@@ -77,6 +87,8 @@ NOISE_EVENTS = frozenset(
      "HangupHandlerRun", "HangupHandlerPop", "Masquerade", "FAXStatus"}
 )
 DECIDED_MEMORY = 8192
+# The verdict reason of a call that ended while we were down with no sign it was missed.
+UNKNOWN_AFTER_RESTART = "unknown-after-restart"
 MAX_LEARNED_TRUNKS = 64
 
 
@@ -144,8 +156,10 @@ class _Call:
         "queue_abandon",
         "queue_hangup",
         "queue_status",
+        "reattached",
         "resynced",
         "ring_end",
+        "seeded",
         "stage",
         "started_at",
         "trunk_dialed",
@@ -186,6 +200,8 @@ class _Call:
         self.trunk_dialed = False
         self.callee: str | None = None
         self.resynced = False
+        self.seeded = False  # put back by ``seed`` from the facts kept across a restart
+        self.reattached = False  # a seeded call the PBX showed alive after the restart
 
 
 class CallTracker:
@@ -213,6 +229,9 @@ class CallTracker:
         self._resync_known: set[str] = set()
         self.adopting = False
         self._ready: list[CallOutcome] = []
+        # Inbound calls reported through on_call_started: their last reported progress.
+        self.on_call_started: Callable[[CallStart], None] | None = None
+        self._watched: dict[str, CallProgress] = {}
         self._handlers: dict[str, Callable[[AmiMessage], None]] = {
             "Newchannel": self._on_newchannel,
             "VarSet": self._on_varset,
@@ -258,6 +277,8 @@ class CallTracker:
         """Finalise the calls whose settle window has passed; return them (and any ready)."""
         if now is not None and now > self.now:
             self.now = now
+        if self._watched:
+            self._report_progress()
         q = self._settle
         limit = self.now
         while q and q[0][0] <= limit:
@@ -281,6 +302,77 @@ class CallTracker:
 
     def was_decided(self, linkedid: str) -> bool:
         return linkedid in self._decided
+
+    # ----------------------------------------------------- across a restart
+    def seed(self, starts: list[CallStart]) -> int:
+        """Put back the inbound calls in progress when the process stopped (before the
+        connection's ``resync_begin``). Each gets its trunk channel, so CoreShowChannels
+        attaches the channels still alive to it; one it no longer lists is found vanished
+        at ``resync_end`` and finalised once. Returns how many were seeded (a call already
+        known or decided, or another PBX's, is skipped)."""
+        n = 0
+        for s in starts:
+            lid, uid = s.call, s.trunk_uid
+            if s.pbx != "asterisk" or not lid or not uid or lid in self._calls \
+                    or lid in self._decided or uid in self._chans:
+                continue
+            call = self._new_call(lid, s.started_at)
+            p = s.progress
+            call.stage, call.dialstatus, call.dialend = p.stage, p.dialstatus, set(p.dialend)
+            call.in_queue, call.queue_status = p.in_queue, p.queue_status
+            call.queue_abandon, call.queue_hangup = p.queue_abandon, p.queue_hangup
+            call.caller_hangup, call.pbx_up = p.caller_hangup, p.pbx_up
+            call.person, call.connected = p.person, p.connected
+            call.answered_at, call.ring_end = p.answered_at, p.ring_end
+            call.vm_left, call.vm_boxes = p.vm_left, set(p.vm_boxes)
+            call.withheld_pres = p.withheld_pres
+            call.caller_raw, call.caller_name = s.caller_raw, s.caller_name
+            call.did_raw = s.did_raw
+            call.seeded = True
+            chan = _Chan(uid, s.trunk_channel, True, True, call)
+            self._chans[uid] = chan
+            call.chans[uid] = chan
+            call.first = chan
+            call.live = 1
+            endpoint = endpoint_of(s.trunk_channel)[1]
+            if endpoint and len(self._learned_trunks) < MAX_LEARNED_TRUNKS:
+                self._learned_trunks.add(endpoint)
+            if self.on_call_started is not None:
+                self._watched[lid] = p
+            n += 1
+        return n
+
+    def _report_start(self, call: _Call) -> None:
+        """A call just classified inbound from its Newchannel: report its facts."""
+        report = self.on_call_started
+        first = call.first
+        if report is None or first is None or call.linkedid in self._watched:
+            return
+        progress = _progress(call)
+        self._watched[call.linkedid] = progress
+        report(self._start_of(call, first, progress))
+
+    def _report_progress(self) -> None:
+        """Report every watched call whose evidence changed since it was last reported."""
+        report = self.on_call_started
+        for lid, last in self._watched.items():
+            call = self._calls.get(lid)
+            first = call.first if call is not None else None
+            if call is None or first is None:
+                continue
+            progress = _progress(call)
+            if progress != last:
+                self._watched[lid] = progress
+                if report is not None:
+                    report(self._start_of(call, first, progress))
+
+    @staticmethod
+    def _start_of(call: _Call, first: _Chan, progress: CallProgress) -> CallStart:
+        return CallStart(call=call.linkedid, pbx="asterisk",
+                         started_at=call.started_at if call.started_at is not None else 0.0,
+                         trunk_uid=first.uid, trunk_channel=first.name,
+                         caller_raw=call.caller_raw, caller_name=call.caller_name,
+                         did_raw=call.did_raw, progress=progress)
 
     # -------------------------------------------------------------- resync API
     def resync_begin(self) -> None:
@@ -312,6 +404,8 @@ class CallTracker:
                 dur = msg.get("Duration") or ""
                 started = self.now - _duration_s(dur) if dur else self.now
                 call = self._new_call(lid, started)
+            elif call.seeded:
+                call.reattached = True
             name = msg.get("Channel") or ""
             context = msg.get("Context") or ""
             trunk = self._is_trunk(name, context)
@@ -323,6 +417,15 @@ class CallTracker:
                 if state == "Up":
                     call.pbx_up = True
                 self._stage_from_app(call, app, msg.get("ApplicationData") or "")
+        elif chan.call.seeded and not chan.call.reattached:
+            # our own channel from before the restart: what it does now was not seen
+            call = chan.call
+            call.reattached = call.resynced = True
+            if chan is call.first:
+                if (msg.get("ChannelStateDesc") or "") == "Up":
+                    call.pbx_up = True
+                self._stage_from_app(call, msg.get("Application") or "",
+                                     msg.get("ApplicationData") or "")
         elif chan.call.linkedid != lid:
             self._move(chan, lid)
         bridge = msg.get("BridgeId") or ""
@@ -408,6 +511,8 @@ class CallTracker:
                 return self._adopt(msg, uid, lid)
             self.stats.drop("unknown-channel")
             return None
+        if chan.call.seeded and not chan.call.reattached:
+            chan.call.reattached = chan.call.resynced = True
         lid = msg.get("Linkedid")
         if lid and lid != chan.call.linkedid and lid in self._calls:
             self._move(chan, lid)
@@ -419,6 +524,8 @@ class CallTracker:
         call = self._calls.get(lid)
         if call is None:
             call = self._new_call(lid, _uid_epoch(lid) if not self._clocked else self.now)
+        elif call.seeded:
+            call.reattached = True
         name = msg.get("Channel") or ""
         trunk = self._is_trunk(name, msg.get("Context") or "")
         chan = self._add_chan(call, uid, name, trunk, msg.get("ChannelState") != "0", msg)
@@ -444,6 +551,7 @@ class CallTracker:
         if not old.chans:
             # a temporary call (the pickup channel's own Linkedid): never a call of its own
             del self._calls[old.linkedid]
+            self._watched.pop(old.linkedid, None)
             self._remember(old.linkedid)
         elif old.live == 0 and old.gone_at is None:
             self._mark_gone(old)
@@ -514,7 +622,9 @@ class CallTracker:
         context = msg.get("Context") or ""
         trunk = self._is_trunk(name, context)
         state = msg.get("ChannelState")
-        self._add_chan(call, uid, name, trunk, state != "0", msg)
+        chan = self._add_chan(call, uid, name, trunk, state != "0", msg)
+        if trunk and chan.ring and chan is call.first and self.on_call_started is not None:
+            self._report_start(call)
 
     def _on_varset(self, msg: AmiMessage) -> None:
         var = msg.get("Variable")
@@ -784,6 +894,7 @@ class CallTracker:
     # ---------------------------------------------------------------- verdicts
     def _finalise(self, call: _Call) -> None:
         del self._calls[call.linkedid]
+        self._watched.pop(call.linkedid, None)
         for uid, chan in call.chans.items():
             if self._chans.get(uid) is chan:
                 del self._chans[uid]
@@ -821,6 +932,9 @@ class CallTracker:
             did = to_e164(call.did_raw, region) or clean_caller_id(call.did_raw)
             if call.person:
                 verdict, reason = "answered", "answered"
+            elif call.seeded and not call.reattached and not _known_missed(call):
+                # ended while we were down, with no sign yet that nobody answered
+                verdict, reason = "ignored", UNKNOWN_AFTER_RESTART
             else:
                 verdict, reason = "missed", self._missed_reason(call)
                 voicemail_left = reason == "voicemail" and call.vm_left
@@ -830,6 +944,8 @@ class CallTracker:
         extra: dict[str, object] = {}
         if call.resynced:
             extra["resynced"] = True
+        if call.seeded:
+            extra["restored"] = True
         return CallOutcome(
             call=call.linkedid, direction=direction, caller=caller, withheld=withheld,
             did=did, verdict=verdict, reason=reason,  # type: ignore[arg-type]
@@ -883,6 +999,25 @@ class CallTracker:
                 and not call.connected and not call.caller_hangup:
             return "unavailable"
         return "abandon"
+
+
+def _progress(call: _Call) -> CallProgress:
+    """The evidence kept across a restart (``CallStart.progress``)."""
+    return CallProgress(
+        stage=call.stage, dialstatus=call.dialstatus, dialend=tuple(sorted(call.dialend)),
+        in_queue=call.in_queue, queue_status=call.queue_status,
+        queue_abandon=call.queue_abandon, queue_hangup=call.queue_hangup,
+        caller_hangup=call.caller_hangup, pbx_up=call.pbx_up, person=call.person,
+        connected=call.connected, answered_at=call.answered_at, ring_end=call.ring_end,
+        vm_left=call.vm_left, vm_boxes=tuple(sorted(call.vm_boxes)),
+        withheld_pres=call.withheld_pres)
+
+
+def _known_missed(call: _Call) -> bool:
+    """Before we went down, the ringing had ended with nobody answering (and no Dial leg
+    reported an answer whose bridge we may have missed)."""
+    return call.ring_end is not None and not call.connected \
+        and "ANSWER" not in call.dialend and call.dialstatus != "ANSWER"
 
 
 def _duration_s(s: str) -> float:
