@@ -25,6 +25,7 @@ from textback.config import Config
 from textback.dispatcher import Dispatcher
 from textback.inbound import InboundHandler
 from textback.logfmt import log
+from textback.open_calls import OpenCallKeeper
 from textback.outbox import Outbox
 from textback.pipeline import CallPipeline
 from textback.sdnotify import Notifier, watchdog_interval_s
@@ -51,6 +52,7 @@ class Daemon:
         self.dispatcher: Dispatcher | None = None
         self.inbound: InboundHandler | None = None
         self.agi_server: Any = None
+        self.open_calls: OpenCallKeeper | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -97,8 +99,11 @@ class Daemon:
             from textback.ami_listener.ami_client import AmiClient
             from textback.senders.sip_asterisk import AmiMessageSender
 
+            # calls in progress are kept in the store across a restart (textback.open_calls)
             client = AmiClient(pbx.host, pbx.port, pbx.user, self._pbx_secret(), tracker,
-                               on_outcome=pipeline.submit)
+                               on_outcome=pipeline.submit,
+                               on_call_started=self.open_calls.report
+                               if self.open_calls is not None else None)
             client.stream.on_user_event = self._on_ami_user_event  # inbound SIP MESSAGE
             self.listener = client
             if sip is not None:
@@ -166,7 +171,10 @@ class Daemon:
         self.dispatcher, self.pipeline = dispatcher, pipeline
         self.inbound = InboundHandler(store, outbox, self.config, clock=self.clock,
                                       wake=dispatcher.wake)
+        self.open_calls = OpenCallKeeper(store, self.clock)
         self._build_listener(pipeline)
+        if self.config.pbx.type == "asterisk":  # before it connects: its resync needs them
+            self.listener.seed(await self.open_calls.load("asterisk"))
         # The SIP sender rides on the listener's connection, so it exists only now; the
         # dispatcher took a copy of the senders when it was built.
         dispatcher.senders.update(self.senders)
