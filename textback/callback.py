@@ -77,6 +77,7 @@ class Callbacks:
         self.ring_timeout_s = ring_timeout_s
         self._pending: dict[str, tuple[int, asyncio.Future[CallbackResult]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._results: dict[int, asyncio.Future[CallbackResult]] = {}  # until ``wait`` reads
 
     def available(self, did: DidConfig) -> bool:
         return did.staff.ring is not None and (
@@ -111,12 +112,14 @@ class Callbacks:
 
     async def wait(self, callback_id: int, timeout: float) -> CallbackResult | None:
         """The final result of a callback, or None if it did not arrive in ``timeout``."""
-        for cb, fut in self._pending.values():
-            if cb == callback_id:
-                try:
-                    return await asyncio.wait_for(asyncio.shield(fut), timeout)
-                except TimeoutError:
-                    return None
+        fut = self._results.get(callback_id)
+        if fut is not None:
+            try:
+                result = await asyncio.wait_for(asyncio.shield(fut), timeout)
+            except TimeoutError:
+                return None
+            self._results.pop(callback_id, None)
+            return result
         row = await self.store.fetchone("SELECT state, detail FROM callbacks WHERE id = ?",
                                         (callback_id,))
         if row is None or row["state"] == "requested":
@@ -130,6 +133,7 @@ class Callbacks:
         action_id = f"textback-callback-{cb_id}"
         fut: asyncio.Future[CallbackResult] = asyncio.get_running_loop().create_future()
         self._pending[action_id] = (cb_id, fut)
+        self._results[cb_id] = fut
         await self._set_ref(cb_id, action_id)
         assert self.send_action is not None
         try:
@@ -142,11 +146,11 @@ class Callbacks:
             })
         except Exception as exc:  # a lost link, a timeout: the callback failed, say why
             self._pending.pop(action_id, None)
-            return await self._finish(cb_id, "failed", f"originate not sent: {exc}")
+            return await self._finish(cb_id, "failed", f"originate not sent: {exc}", fut)
         if reply.get("Response", "").lower() != "success":
             self._pending.pop(action_id, None)
             return await self._finish(cb_id, "failed",
-                                      f"originate refused: {reply.get('Message', '')}")
+                                      f"originate refused: {reply.get('Message', '')}", fut)
         return CallbackResult(cb_id, "requested", "originate queued")
 
     def on_originate_response(self, msg: Mapping[str, str] | Any) -> None:
@@ -179,6 +183,7 @@ class Callbacks:
         cmd = (f"originate {{{variables}}}{ring} {number} XML {context} "
                f"{_cid_name(did).replace(' ', '_')} {digits} {self.ring_timeout_s}")
         fut: asyncio.Future[CallbackResult] = asyncio.get_running_loop().create_future()
+        self._results[cb_id] = fut
         key = f"esl-{cb_id}"
         self._pending[key] = (cb_id, fut)
         task = asyncio.get_running_loop().create_task(self._esl_wait(cb_id, key, cmd, fut))

@@ -1,0 +1,144 @@
+"""Callback on reply: CALL makes the PBX ring staff first, then the customer, caller ID = the
+DID; AMI Originate (async, result by OriginateResponse) and ESL bgapi originate; the result
+is recorded and a placed callback stops follow-ups."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from tests.daemon_fakes import CALLER, DID, NOW, Clock, make_config, opened
+from textback.ami_listener.ami_parser import AmiParser
+from textback.callback import Callbacks, wants_callback
+from textback.config import Config
+from textback.inbound import InboundHandler
+from textback.outbox import Outbox
+
+RING = "Local/600@from-internal"
+
+
+def with_ring(config: Config, ring: str | None = RING) -> Config:
+    did = config.dids[0]
+    staff = type(did.staff)(did.staff.sms, did.staff.email, ring, None)
+    new_did = type(did)(**{**{f: getattr(did, f) for f in did.__dataclass_fields__},
+                           "staff": staff})
+    return type(config)(**{**{f: getattr(config, f) for f in config.__dataclass_fields__},
+                           "dids": (new_did,)})
+
+
+def test_callback_words() -> None:
+    words = ("call", "call me", "call me back")
+    for text in ("CALL", "call me!", " Call me back 📞 ", "\u200bcall"):
+        assert wants_callback(text, words), text
+    for text in ("call me tomorrow after 5", "don't call", "callback?", "", "recall"):
+        assert not wants_callback(text, words), text
+
+
+async def test_ami_originate_rings_staff_then_customer_and_records_answer(
+        tmp_path: Path) -> None:
+    actions: list[dict[str, str]] = []
+
+    async def send_action(action: dict[str, str]) -> dict[str, str]:
+        actions.append(action)
+        return {"Response": "Success", "Message": "Originate successfully queued"}
+
+    config = with_ring(make_config(tmp_path))
+    async with opened(tmp_path) as store:
+        cbs = Callbacks(store, "asterisk", clock=Clock(), send_action=send_action)
+        inbound = InboundHandler(store, Outbox(store), config, clock=Clock(), callbacks=cbs)
+        await inbound.receive(number=CALLER, text="CALL", did=DID, via="modem:a", at=NOW)
+        (action,) = actions
+        assert action["Action"] == "Originate" and action["Async"] == "true"
+        assert action["Channel"] == RING  # staff first
+        assert (action["Context"], action["Exten"], action["Priority"]) == (
+            "from-internal", CALLER, "1")  # then the customer
+        assert action["CallerID"] == f"\"Acme Plumbing\" <{DID}>"
+        (row,) = await store.fetchall("SELECT * FROM callbacks")
+        assert (row["state"], row["ref"], row["number"]) == ("requested", action["ActionID"],
+                                                             CALLER)
+        # the event as Asterisk writes it (manager.c, OriginateResponse), through the parser
+        raw = (f"Event: OriginateResponse\r\nPrivilege: call,all\r\nActionID: "
+               f"{action['ActionID']}\r\nResponse: Success\r\nChannel: {RING}-00000001;1\r\n"
+               f"Context: from-internal\r\nExten: {CALLER}\r\nReason: 4\r\n"
+               "Uniqueid: 1700000000.42\r\nCallerIDNum: +15559870000\r\n"
+               "CallerIDName: Acme Plumbing\r\n\r\n").encode()
+        (msg,) = AmiParser().feed(raw)
+        cbs.on_originate_response(msg)
+        result = await cbs.wait(row["id"], 2)
+        assert result is not None and result.state == "answered"
+        (row,) = await store.fetchall("SELECT * FROM callbacks")
+        assert row["state"] == "answered" and "reason 4" in row["detail"]
+        # staff were told too, with the note
+        fwd = await store.fetchone("SELECT body FROM outbox WHERE kind = 'staff-forward'")
+        assert fwd is not None and "ringing staff now" in fwd["body"]
+
+
+async def test_ami_originate_not_answered_is_recorded_failed(tmp_path: Path) -> None:
+    async def send_action(action: dict[str, str]) -> dict[str, str]:
+        return {"Response": "Success"}
+
+    config = with_ring(make_config(tmp_path))
+    async with opened(tmp_path) as store:
+        cbs = Callbacks(store, "asterisk", clock=Clock(), send_action=send_action)
+        first = await cbs.request(CALLER, config.dids[0], None, NOW)
+        cbs.on_originate_response({"ActionID": "someone-else", "Response": "Failure"})
+        cbs.on_originate_response({"ActionID": f"textback-callback-{first.callback_id}",
+                                   "Response": "Failure", "Reason": "3"})
+        result = await cbs.wait(first.callback_id, 2)
+        assert result is not None and result.state == "failed"
+        assert "ring-timeout" in result.detail
+
+
+async def test_esl_bgapi_originate(tmp_path: Path) -> None:
+    cmds: list[str] = []
+    answer = asyncio.Queue[str]()
+
+    async def bgapi(cmd: str, timeout: float) -> str:
+        cmds.append(cmd)
+        return await answer.get()
+
+    config = with_ring(make_config(tmp_path), "group/sales@pbx.example")
+    async with opened(tmp_path) as store:
+        cbs = Callbacks(store, "freeswitch", clock=Clock(), bgapi=bgapi)
+        first = await cbs.request(CALLER, config.dids[0], None, NOW)
+        await answer.put("+OK 7f4de4bc-17d7-11dd-b7a0-db4edd065621\n")
+        ok = await cbs.wait(first.callback_id, 2)
+        second = await cbs.request(CALLER, config.dids[0], None, NOW + 60)
+        await answer.put("-ERR NO_ANSWER\n")
+        bad = await cbs.wait(second.callback_id, 2)
+        assert ok is not None and ok.state == "answered"
+        assert bad is not None and (bad.state, bad.detail) == ("failed", "NO_ANSWER")
+        assert cmds[0].startswith("originate {origination_caller_id_number=+15559870000,")
+        assert f"}}group/sales@pbx.example {CALLER} XML default Acme_Plumbing " \
+            f"+15559870000 30" in cmds[0]
+        refs = [r["ref"] for r in await store.fetchall("SELECT ref FROM callbacks ORDER BY id")]
+        assert refs[0] == "7f4de4bc-17d7-11dd-b7a0-db4edd065621"
+
+
+async def test_no_ring_target_means_call_is_an_ordinary_reply(tmp_path: Path) -> None:
+    sent: list[Any] = []
+
+    async def send_action(action: dict[str, str]) -> dict[str, str]:
+        sent.append(action)
+        return {"Response": "Success"}
+
+    config = make_config(tmp_path)  # staff.ring unset
+    async with opened(tmp_path) as store:
+        cbs = Callbacks(store, "asterisk", clock=Clock(), send_action=send_action)
+        inbound = InboundHandler(store, Outbox(store), config, clock=Clock(), callbacks=cbs)
+        await inbound.receive(number=CALLER, text="call me", did=DID, via="modem:a", at=NOW)
+        assert sent == [] and await store.fetchall("SELECT * FROM callbacks") == []
+        fwd = await store.fetchone("SELECT body FROM outbox WHERE kind = 'staff-forward'")
+        assert fwd is not None and fwd["body"].startswith("Reply from +1 555-123-0001")
+
+
+async def test_unsafe_ring_target_is_refused(tmp_path: Path) -> None:
+    async def send_action(action: dict[str, str]) -> dict[str, str]:
+        raise AssertionError("must not be sent")
+
+    config = with_ring(make_config(tmp_path), "Local/600@x\r\nAction: Command")
+    async with opened(tmp_path) as store:
+        cbs = Callbacks(store, "asterisk", clock=Clock(), send_action=send_action)
+        result = await cbs.request(CALLER, config.dids[0], None, NOW)
+        assert result.state == "failed" and "unsafe" in result.detail
