@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import functools
 import os
 import sqlite3
 import subprocess
@@ -262,8 +261,9 @@ async def test_lost_modem_hands_its_queue_to_sip(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The modem is unplugged while a text waits out its send delay: once it has been away
     longer than the handover time, the text goes as MessageSend through the PBX."""
-    monkeypatch.setattr(daemon_mod, "Dispatcher",
-                        functools.partial(Dispatcher, handover_after_s=0.5))
+    # the daemon passes [policy] handover_after_s; force it short here
+    monkeypatch.setattr(daemon_mod, "Dispatcher", lambda *a, **kw: Dispatcher(
+        *a, **{**kw, "handover_after_s": 0.5}))
     async with rig_for(tmp_path, capture_events("direct-busy.ami.ts"), send_delay=1.0) as rig:
         await rig.start()
         await modem_ready(rig)

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from textback.alerts import alert_bursts
+from textback.callback import Callbacks
 from textback.config import Config
 from textback.dispatcher import Dispatcher
+from textback.followups import FollowUps
 from textback.inbound import InboundHandler
 from textback.logfmt import log
 from textback.open_calls import OpenCallKeeper
@@ -165,16 +167,21 @@ class Daemon:
                 why="process stopped while the modem had the text; not resent "
                     "(policy.resend_unconfirmed = true to resend)")
         self._build_modems()
-        dispatcher = Dispatcher(outbox, self.senders, clock=self.clock)
+        dispatcher = Dispatcher(outbox, self.senders, clock=self.clock,
+                                handover_after_s=self.config.policy.handover_after_s)
+        followups = FollowUps(store, outbox, self.config, clock=self.clock,
+                              wake=dispatcher.wake)
         pipeline = CallPipeline(store, outbox, self.config, clock=self.clock,
-                                wake=dispatcher.wake)
+                                wake=dispatcher.wake, followups=followups)
         self.dispatcher, self.pipeline = dispatcher, pipeline
         self.inbound = InboundHandler(store, outbox, self.config, clock=self.clock,
-                                      wake=dispatcher.wake)
+                                      wake=dispatcher.wake, followups=followups)
         self.open_calls = OpenCallKeeper(store, self.clock)
         self._build_listener(pipeline)
         if self.config.pbx.type == "asterisk":  # before it connects: its resync needs them
             self.listener.seed(await self.open_calls.load("asterisk"))
+        self.inbound.callbacks = self._build_callbacks(store, followups)
+        await followups.recover(now)
         # The SIP sender rides on the listener's connection, so it exists only now; the
         # dispatcher took a copy of the senders when it was built.
         dispatcher.senders.update(self.senders)
@@ -197,6 +204,7 @@ class Daemon:
         self._tasks = [
             asyncio.create_task(pipeline.run(), name="pipeline"),
             asyncio.create_task(dispatcher.run(), name="dispatcher"),
+            asyncio.create_task(followups.run(), name="followups"),
             asyncio.create_task(self._run_listener(), name="listener"),
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
         ]
@@ -213,6 +221,20 @@ class Daemon:
                 status = 1
         await self._shutdown()
         return status
+
+    def _build_callbacks(self, store: Store, followups: FollowUps) -> Callbacks:
+        """Callback on reply rides on the listener's PBX link (AMI Originate / ESL bgapi)."""
+        async def placed(number: str, did: str, at: float) -> None:
+            await followups.cancel(number, "callback", at, did=did)
+
+        listener = self.listener
+        if self.config.pbx.type == "asterisk":
+            callbacks = Callbacks(store, "asterisk", clock=self.clock,
+                                  send_action=listener.send_action, on_placed=placed)
+            listener.stream.on_originate_response = callbacks.on_originate_response
+            return callbacks
+        return Callbacks(store, "freeswitch", clock=self.clock, bgapi=listener.bgapi,
+                         on_placed=placed)
 
     async def _start_agi(self, pipeline: CallPipeline) -> None:
         """FastAGI trigger beside the AMI/ESL listener; the store's unique call key and the

@@ -29,6 +29,8 @@ class AsteriskStream:
         self.on_response: Callable[[AmiMessage], None] | None = None
         # UserEvent messages (the dialplan's inbound SIP MESSAGE hand-off, dialplan/asterisk)
         self.on_user_event: Callable[[AmiMessage], None] | None = None
+        # OriginateResponse of our own Originate actions (callback on reply, textback.callback)
+        self.on_originate_response: Callable[[AmiMessage], None] | None = None
         self._seen_message = False
         self._parser_drops: dict[str, int] = {}
 
@@ -67,6 +69,8 @@ class AsteriskStream:
                     continue
                 if msg.name == "UserEvent" and self.on_user_event is not None:
                     self.on_user_event(msg)
+                elif msg.name == "OriginateResponse" and self.on_originate_response is not None:
+                    self.on_originate_response(msg)
                 stats.events += 1
                 handle(msg, now)
             elif respond is not None:
