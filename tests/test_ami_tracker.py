@@ -8,9 +8,15 @@ headers Asterisk 22 sends in these captures (see ../shared/traces/asterisk-22/MA
 
 from __future__ import annotations
 
+import itertools
+import json
+
+import pytest
+
 from tests.conftest import ASTERISK_TRACES
 from textback.ami_listener.ami_parser import AmiMessage, AmiParser
-from textback.ami_listener.ami_tracker import CallTracker, endpoint_of
+from textback.ami_listener.ami_tracker import UNKNOWN_AFTER_RESTART, CallTracker, endpoint_of
+from textback.ami_listener.call_start import CallProgress, CallStart
 from textback.ami_listener.stream import TrackerConfig
 from textback.outcome import CallOutcome
 
@@ -230,3 +236,162 @@ def test_resync_finalises_vanished_calls_once_and_adopts_new_ones() -> None:
     assert (adopted.direction, adopted.reason) == ("inbound", "queue-abandon")
     t.resync_begin()
     assert t.resync_end() == [] and t.finish() == []
+
+
+# ---------------------------------------------------------------- across a restart
+# The daemon is killed mid-call and restarted. The CoreShowChannel events below are built
+# from the capture's own events up to the cut, with the headers Asterisk 22 sends in that
+# event (as textback.ami_listener.fake_ami does): each live channel's *current* Context/Exten.
+
+def show_channels(msgs: list[AmiMessage]) -> list[AmiMessage]:
+    live: dict[str, dict[str, str]] = {}
+    for m in msgs:
+        uid = m.get("Uniqueid") or ""
+        if m.name == "Newchannel":
+            live[uid] = {"Application": "", "ApplicationData": ""}
+        if uid not in live:
+            continue
+        if m.name == "Hangup":
+            del live[uid]
+            continue
+        h = live[uid]
+        for key in ("Channel", "ChannelStateDesc", "CallerIDNum", "CallerIDName", "Context",
+                    "Exten", "Linkedid"):
+            if m.get(key):
+                h[key] = m.get(key) or ""
+        if m.name == "Newexten":
+            h["Application"], h["ApplicationData"] = m.get("Application") or "", \
+                m.get("AppData") or ""
+    return [ev(Event="CoreShowChannel", Uniqueid=uid, Duration="00:00:02", BridgeId="", **h)
+            for uid, h in live.items()]
+
+
+def before_restart(msgs: list[AmiMessage], cut: int) -> list[CallStart]:
+    """What the killed daemon reported (and its store kept) from ``msgs[:cut]``."""
+    t = CallTracker(TrackerConfig(settle_s=1.0))
+    reported: list[CallStart] = []
+    t.on_call_started = reported.append
+    for m in msgs[:cut]:
+        t.handle(m, now=100.0)
+        t.tick(100.0)
+    kept = {s.call: s for s in reported}  # the store keeps the latest per call
+    return list(kept.values())
+
+
+def after_restart(msgs: list[AmiMessage], cut: int, seed: list[CallStart] | None,
+                  listed: bool = True) -> list[CallOutcome]:
+    t = CallTracker(TrackerConfig(settle_s=1.0))
+    t.on_call_started = lambda s: None
+    if seed is not None:
+        assert t.seed(seed) == len(seed)
+    t.resync_begin()
+    for m in show_channels(msgs[:cut]) if listed else []:
+        t.resync_channel(m)
+    out = t.resync_end()
+    if listed:
+        for m in msgs[cut:]:
+            t.handle(m, now=120.0)
+            out += t.tick(120.0)
+    return out + t.tick(130.0) + t.finish()
+
+
+def test_inbound_call_reported_at_newchannel_then_as_evidence_changes() -> None:
+    msgs = events("direct-noanswer.ami")
+    t = CallTracker()
+    reported: list[CallStart] = []
+    t.on_call_started = reported.append
+    newchannel = next(i for i, m in enumerate(msgs) if m.name == "Newchannel")
+    for m in msgs[:newchannel + 1]:
+        t.handle(m)
+    (first,) = reported
+    assert (first.call, first.trunk_uid, first.trunk_channel, first.caller_raw,
+            first.caller_name, first.did_raw, first.pbx) == (
+        "1795395183.0", "1795395183.0", "PJSIP/trunk-00000000", "+15551230001",
+        "John Smith", "+15559870000", "asterisk")
+    assert first.progress == CallProgress()
+    out: list[CallOutcome] = []
+    for m in msgs[newchannel + 1:]:
+        t.handle(m)
+        out += t.tick()
+    out += t.finish()
+    assert [o.verdict for o in out] == ["missed"]
+    assert all(s.call == first.call for s in reported) and len(reported) >= 2
+    last = reported[-1].progress
+    assert last.stage == "dial" and last.dialend == ("NOANSWER",)
+    assert last.ring_end is not None and not last.person
+    # changes only: no two consecutive reports carry the same progress
+    assert all(a.progress != b.progress for a, b in itertools.pairwise(reported))
+
+
+def test_internal_and_outbound_calls_are_never_reported() -> None:
+    for name, old, new in (("direct-noanswer.ami", "Context: from-trunk",
+                            "Context: carrier-in"), ("internal-noanswer.ami", "", ""),
+                           ("outbound-noanswer.ami", "", "")):
+        t = CallTracker()
+        reported: list[CallStart] = []
+        t.on_call_started = reported.append
+        for m in rewrite(events(name), old, new) if old else events(name):
+            t.handle(m)
+            t.tick()
+        t.finish()
+        assert reported == [], name
+
+
+def test_call_in_progress_at_restart_keeps_direction_caller_and_did() -> None:
+    msgs = events("direct-noanswer.ami")
+    cut = next(i for i, m in enumerate(msgs) if m.name == "DialBegin") + 2
+    # the bug: from CoreShowChannels alone the trunk channel is in route-direct, s
+    (bare,) = after_restart(msgs, cut, None)
+    assert (bare.direction, bare.did) == ("internal", None)
+    seed = before_restart(msgs, cut)
+    assert [s.did_raw for s in seed] == ["+15559870000"]
+    (o,) = after_restart(msgs, cut, seed)
+    assert (o.direction, o.verdict, o.reason, o.caller, o.did, o.caller_name) == (
+        "inbound", "missed", "noanswer", "+15551230001", "+15559870000", "John Smith")
+    assert o.extra == {"resynced": True, "restored": True}
+    assert o.started_at == seed[0].started_at
+
+
+def test_call_that_ended_while_down_is_missed_only_on_evidence() -> None:
+    msgs = events("direct-noanswer.ami")
+    dialend = next(i for i, m in enumerate(msgs) if m.name == "DialEnd")
+    # we saw Dial NOANSWER before going down: missed, as far as known
+    (o,) = after_restart(msgs, dialend + 1, before_restart(msgs, dialend + 1), listed=False)
+    assert (o.direction, o.verdict, o.reason, o.did) == (
+        "inbound", "missed", "noanswer", "+15559870000")
+    assert o.ring_s >= 0 and o.extra == {"resynced": True, "restored": True}
+    # we saw it ringing only: someone may have answered; never texted
+    (o,) = after_restart(msgs, dialend, before_restart(msgs, dialend), listed=False)
+    assert (o.direction, o.verdict, o.reason, o.caller, o.did) == (
+        "inbound", "ignored", UNKNOWN_AFTER_RESTART, "+15551230001", "+15559870000")
+    # a Dial leg reported an answer whose bridge we never saw: not missed
+    answered = rewrite(msgs, "DialStatus: NOANSWER", "DialStatus: ANSWER")
+    (o,) = after_restart(answered, dialend + 1, before_restart(answered, dialend + 1),
+                         listed=False)
+    assert (o.verdict, o.reason) == ("ignored", UNKNOWN_AFTER_RESTART)
+
+
+def test_seed_skips_known_decided_and_foreign_calls() -> None:
+    msgs = events("direct-noanswer.ami")
+    (start,) = before_restart(msgs, next(i for i, m in enumerate(msgs)
+                                         if m.name == "DialBegin"))
+    t = CallTracker()
+    assert t.seed([start, start]) == 1  # the second is already known
+    assert t.open_calls == 1
+    fs = CallStart(call="x", pbx="freeswitch", started_at=1.0, trunk_uid="x",
+                   trunk_channel="sofia/external/x")
+    assert t.seed([fs]) == 0
+    t.resync_begin()
+    (o,) = t.resync_end() + t.tick(10.0)
+    assert o.call == start.call
+    assert t.seed([start]) == 0  # decided: never a second record
+
+
+def test_call_start_record_round_trip() -> None:
+    msgs = events("direct-noanswer.ami")
+    (start,) = before_restart(msgs, next(i for i, m in enumerate(msgs)
+                                         if m.name == "DialEnd") + 1)
+    back = CallStart.from_record(json.loads(json.dumps(start.to_record())))
+    assert back == start
+    with pytest.raises(ValueError, match="trunk_uid"):
+        CallStart.from_record({"call": "1", "pbx": "asterisk", "started_at": 1.0})

@@ -60,9 +60,10 @@ class OpenCallKeeper:
         try:
             await self.store.keep_open_call(start, self.clock())
             self.kept += 1
-        except (StoreUnavailable, ValueError) as exc:
+        except Exception as exc:  # a task nobody awaits: log it, never let it vanish
             # the call itself is not lost: its verdict is recorded when it ends, unless
             # the daemon also dies before that
             self.failed += 1
-            log(logger, logging.WARNING, "open_call_not_kept", call=start.call,
-                error=str(exc))
+            why = str(exc) if isinstance(exc, StoreUnavailable) else \
+                f"{type(exc).__name__}: {exc}"
+            log(logger, logging.WARNING, "open_call_not_kept", call=start.call, error=why)
