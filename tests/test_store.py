@@ -236,3 +236,22 @@ async def test_migration_2_upgrades_a_version_1_store(tmp_path: Path) -> None:
         assert await store.burst_pauses() == []
     finally:
         await store.close()
+
+
+async def test_failed_deliveries_count_texts_not_parts(tmp_path: Path) -> None:
+    """A 2-part text whose parts both failed is one failed delivery (policy counts texts)."""
+    from textback.outbox import Outbox
+
+    store = await Store.open(tmp_path / "t.db")
+    outbox = Outbox(store)
+    n = "+15551230001"
+    item = await outbox.enqueue(call_id="c1", kind="textback", number=n, did="+15559870000",
+                                body="two parts", senders=["modem:a"], not_before=0, now=0)
+    claimed = await outbox.claim_next(1.0)
+    assert claimed is not None and claimed.id == item.id
+    await outbox.mark_sent(item.id, [7, 8], "modem:a", 2.0)
+    await outbox.part_report("modem:a", 7, False, 3.0)
+    await outbox.part_report("modem:a", 8, False, 4.0)
+    snap = await store.policy_snapshot(n, "+15559870000", 5.0, "+1555123")
+    assert snap.failed_deliveries == 1
+    await store.close()

@@ -386,7 +386,8 @@ class Store:
                   (SELECT max(coalesce(ended_at, decided_at)) FROM calls
                       WHERE (caller = :n AND direction = 'inbound' AND verdict = 'answered')
                          OR (callee = :n AND connected = 1)) AS reached_at,
-                  (SELECT count(*) FROM message_parts p JOIN messages m ON m.id = p.message_id
+                  (SELECT count(DISTINCT p.message_id) FROM message_parts p
+                      JOIN messages m ON m.id = p.message_id
                       WHERE m.number = :n AND p.status = 'failed') AS failed,
                   (SELECT max(until_at) FROM burst_pauses WHERE until_at > :now
                       AND started_at <= :now
