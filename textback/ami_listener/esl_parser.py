@@ -207,8 +207,10 @@ class EslParser:
         self.stats.drop(why)
         m = _FRAME_START.search(self._buf, start)
         if m is None:
-            # keep a short tail: a frame start may be split across reads
-            keep = max(self._pos, len(self._buf) - 24)
+            # keep a short tail: a frame start may be split across reads; but always move
+            # past ``start`` (the bytes before it are known garbage), or a short garbage
+            # block at the end of the buffer would be parsed again forever
+            keep = max(start, len(self._buf) - 24)
             self._pos = keep
             return
         self._pos = m.start()
