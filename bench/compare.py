@@ -21,6 +21,9 @@ whole process tree, left idle for a few seconds) is measured for textback and th
 daemons. Between calls the bench waits a random gap so arrivals fall at random phases
 of the daemons' polling loops.
 
+``BENCH_DEBUG=1`` logs every step with its time (daemon log lines, bytes the modem heard);
+``BENCH_KEEP=1`` keeps the spool daemons' temporary directories (configs, logs, spools).
+
 The simulated modem is the generic profile at time_scale 0.1 (the demo's pace: 10 ms per
 command, 0.25 s per submitted part). ``--quick`` runs fewer calls (under 120 s); the last
 line is one JSON object. A full run merges its figures into bench/results.json under
@@ -135,7 +138,7 @@ async def run_textback(calls: int, gap: tuple[float, float], idle_s: float) -> d
     config = tmp / "textback.toml"
     write_private(config, TEXTBACK_CONFIG.format(
         ami_port=port, secret=SECRET, modem_port=sim.port, store=tmp / "textback.db",
-        text=TEXT.replace("Reply STOP to opt out", "Reply STOP to opt out")))
+        text=TEXT))
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "textback", "run", "--config", str(config),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
@@ -427,7 +430,7 @@ def merge_instances(parts: list[dict[str, Any]], name: str) -> dict[str, Any]:
 
 
 async def main(quick: bool) -> dict[str, Any]:
-    n_fast = 25 if quick else 200
+    n_fast = 20 if quick else 200
     # default configs poll every 10 s (smstools3 delaytime) and 30 s (gammu-smsd
     # CommTimeout): a random gap up to one period puts each call at a random phase; several
     # idle instances run side by side so 30 calls fit in minutes.
