@@ -314,16 +314,19 @@ class OneRun:
     sent: Counter[str]
     listeners: list[tuple[str, int]]
     status: int
+    connections: int = 0
 
 
 async def run_once(tmp: Path, n_calls: int, *, mutate: Any = None, did_extra: str = "",
-                   timeout: float = 25.0) -> OneRun:
+                   timeout: float = 25.0, **ami_faults: Any) -> OneRun:
     """A burst of ``n_calls`` through the daemon subprocess, no faults; until settled."""
     from textback.ami_listener.fake_ami import FakeAmi
 
     capture = tmp / "burst.ami.ts"
     burst_capture(capture, n_calls, gap_s=0.5, mutate=mutate)
     ami = FakeAmi.from_capture(capture, speed=10.0, secret=SECRET)
+    for key, value in ami_faults.items():  # drop_at / silent_at / lost_on_fault
+        setattr(ami, key, value)
     _, port = await ami.start("127.0.0.1", 0)
     sim = ModemSimulator("generic", link=tmp / "ttyUSB-reliability", time_scale=0.02)
     await sim.start()
@@ -351,4 +354,5 @@ async def run_once(tmp: Path, n_calls: int, *, mutate: Any = None, did_extra: st
         await ami.close()
         await sim.stop()
     calls, outbox = read_store(tmp / "textback.db")
-    return OneRun(daemon.logs, bytes(wire), calls, outbox, texted(sim), listeners, status)
+    return OneRun(daemon.logs, bytes(wire), calls, outbox, texted(sim), listeners, status,
+                  ami.connections)
