@@ -28,9 +28,11 @@ demo: $(STAMP)
 
 ## make bench: every bench/ script, full run, results in bench/results.json
 bench: $(STAMP)
+	sh bench/install-deps.sh
 	$(PY) bench/run_all.py
 
 bench-quick: $(STAMP)
+	sh bench/install-deps.sh
 	$(PY) bench/run_all.py --quick
 
 soak: $(STAMP)

@@ -314,3 +314,14 @@ def test_conversation_keys_are_checked_with_their_line(tmp_path: Path, new: str,
     assert len(found) == 1, found
     assert found[0][0] == "did[1]." + new.split(" =")[0] and found[0][1] == 28, found
     assert message in found[0][2], found
+
+
+def test_ping_timeout_and_stale_limit(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD))
+    assert cfg.pbx.ping_timeout_s == 15.0 and cfg.policy.stale_after_s == 3600.0
+    text = GOOD.replace('[pbx]\n', '[pbx]\nping_timeout_s = 3\n', 1)
+    text = text.replace('[policy]\n', '[policy]\nstale_after_min = 0\n', 1)
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.pbx.ping_timeout_s == 3.0 and cfg.policy.stale_after_s == 0.0
+    found = issues(tmp_path, GOOD.replace('[pbx]\n', '[pbx]\nping_timeout_s = 0\n', 1))
+    assert any(key == "pbx.ping_timeout_s" for key, _, _ in found)

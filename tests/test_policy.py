@@ -53,6 +53,8 @@ UK = {"did": "+442079460000"}
 
 CASES: list[tuple[str, dict[str, object], PolicySnapshot, str | None]] = [
     ("missed call is texted", {}, PolicySnapshot(), None),
+    ("ended 59 min ago is still texted", {"ended_at": NOW - 59 * 60}, PolicySnapshot(), None),
+    ("ended 61 min ago is stale", {"ended_at": NOW - 61 * 60}, PolicySnapshot(), "stale"),
     ("answered", {"verdict": "answered", "reason": "answered"}, PolicySnapshot(), "not-missed"),
     ("internal", {"direction": "internal", "verdict": "ignored", "reason": "internal"},
      PolicySnapshot(), "not-inbound"),

@@ -101,6 +101,8 @@ class PbxConfig:
     user: str
     secret: Secret | None
     secret_file: Path | None
+    # a link that answers nothing for this long (AMI Ping / ESL api status) is dead
+    ping_timeout_s: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +175,9 @@ class PolicyConfig:
     burst_pause_s: float = 3600.0
     country_hour_caps: Mapping[str, int] = field(default_factory=dict)  # "*": any other
     handover_after_s: float = 30.0  # a sender unavailable this long hands its texts on
+    # a missed call that ended longer ago than this is not texted (e.g. decided after a long
+    # outage): "sorry we missed your call" hours later reads as spam; 0 = no limit
+    stale_after_s: float = 3600.0
 
     def country_hour_cap(self, country: str | None) -> int | None:
         """The hourly cap for texts to numbers of ``country`` (ISO alpha-2), None if none."""
@@ -406,6 +411,7 @@ SCHEMA = Table({
         "user": Field("str", "textback"),
         "secret": Field("str", None),
         "secret_file": Field("str", None),
+        "ping_timeout_s": Field("float", 15.0, check=_positive),
     })),
     "trunks": Field("table", table=Table({
         "asterisk_contexts": Field("str_list", list(DEFAULT_TRUNK_CONTEXTS)),
@@ -452,6 +458,7 @@ SCHEMA = Table({
         "burst_pause_min": Field("float", 60.0, check=_positive),
         "country_hour_caps": Field("int_map", {}, check=_country_caps),
         "handover_after_s": Field("float", 30.0, check=_non_negative),
+        "stale_after_min": Field("float", 60.0, check=_non_negative),
     })),
     "did": Field("table_list", required=True, table=Table({
         "number": Field("str", required=True, check=_e164),
@@ -550,6 +557,7 @@ def _policy(po: Mapping[str, Any]) -> PolicyConfig:
         burst_pause_s=po["burst_pause_min"] * 60.0,
         country_hour_caps=dict(po["country_hour_caps"]),
         handover_after_s=po["handover_after_s"],
+        stale_after_s=po["stale_after_min"] * 60.0,
     )
 
 
@@ -591,7 +599,7 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
                       "to log in to the PBX")
     pbx_type = p["type"] or "asterisk"
     pbx = PbxConfig(pbx_type, p["host"], p["port"] or DEFAULT_PORTS[pbx_type], p["user"],
-                    secret, secret_file)
+                    secret, secret_file, p["ping_timeout_s"])
 
     t = v["trunks"]
     trunks = TrunksConfig(tuple(t["asterisk_contexts"]), tuple(t["asterisk_endpoints"]),

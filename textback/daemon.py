@@ -105,7 +105,8 @@ class Daemon:
             client = AmiClient(pbx.host, pbx.port, pbx.user, self._pbx_secret(), tracker,
                                on_outcome=pipeline.submit,
                                on_call_started=self.open_calls.report
-                               if self.open_calls is not None else None)
+                               if self.open_calls is not None else None,
+                               ping_timeout=pbx.ping_timeout_s)
             client.stream.on_user_event = self._on_ami_user_event  # inbound SIP MESSAGE
             self.listener = client
             if sip is not None:
@@ -117,7 +118,8 @@ class Daemon:
             from textback.senders.sip_freeswitch import EslChatSender
 
             esl = EslClient(pbx.host, pbx.port, self._pbx_secret(), tracker,
-                            on_outcome=pipeline.submit, on_message=self._on_esl_message)
+                            on_outcome=pipeline.submit, on_message=self._on_esl_message,
+                            ping_timeout=pbx.ping_timeout_s)
             self.listener = esl
             if sip is not None:
                 self.senders["sip"] = EslChatSender(esl, destination=sip.destination,

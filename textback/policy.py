@@ -37,7 +37,7 @@ SkipReason = Literal[
     "not-missed", "not-inbound", "withheld", "no-caller", "unknown-did", "reason-not-texted",
     "short-abandon", "invalid-number", "premium-rate", "shared-cost", "fixed-line",
     "country-not-allowed", "denied", "not-allowed", "opted-out", "reached", "cooldown",
-    "cap-caller-day", "cap-prefix-hour", "cap-global-hour", "undeliverable",
+    "stale", "cap-caller-day", "cap-prefix-hour", "cap-global-hour", "undeliverable",
     "burst", "burst-paused", "cap-country-hour",
 ]
 
@@ -163,6 +163,10 @@ def decide(outcome: CallOutcome, config: Config, snapshot: PolicySnapshot,
                      f"rang {outcome.ring_s:.1f} s < {policy.short_abandon_s:g} s", did)
     if not caller.startswith("+"):
         return _skip("invalid-number", f"{caller} is not an international number", did)
+    if policy.stale_after_s and outcome.ended_at is not None and \
+            now - outcome.ended_at > policy.stale_after_s:
+        return _skip("stale", f"the call ended {(now - outcome.ended_at) / 60:.0f} min ago "
+                     f"(> {policy.stale_after_s / 60:g} min)", did)
     bad_number = check_number(caller, did, policy)
     if bad_number is not None:
         return bad_number
