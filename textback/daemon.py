@@ -32,6 +32,7 @@ from textback.outbox import Outbox
 from textback.pipeline import CallPipeline
 from textback.sdnotify import Notifier, watchdog_interval_s
 from textback.senders import Sender
+from textback.sip_inbound import inbound_from_esl
 from textback.store import Store
 
 logger = logging.getLogger("textback.daemon")
@@ -57,6 +58,7 @@ class Daemon:
         self.open_calls: OpenCallKeeper | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._handlers: set[asyncio.Task[Any]] = set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -141,20 +143,23 @@ class Daemon:
         return handle
 
     def _on_esl_message(self, event: Any) -> None:
-        if self.inbound is None:
-            return
-        number = event.get("from_user") or event.get("from") or ""
-        did = event.get("to_user") or None
-        asyncio.get_running_loop().create_task(self.inbound.receive(
-            number=number, text=getattr(event, "body", "") or "", did=did, via="sip",
-            at=self.clock()))
+        text = inbound_from_esl(event)
+        if self.inbound is None or text is None:
+            return  # our own chat echo, or not a text
+        self._spawn(self.inbound.receive(number=text.number, text=text.body, did=text.did,
+                                         via="sip", at=self.clock()))
+
+    def _spawn(self, coro: Any) -> None:
+        """Run a handler task, keeping a reference so it is not collected mid-flight."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
 
     def _on_ami_user_event(self, msg: Any) -> None:
         if self.inbound is None or msg.get("UserEvent") != "TextbackMessage":
             return
         fields = {k: msg.get(k) or "" for k in ("From", "To", "Exten", "Body")}
-        asyncio.get_running_loop().create_task(self.inbound.receive_ami_user_event(
-            fields, at=self.clock()))
+        self._spawn(self.inbound.receive_ami_user_event(fields, at=self.clock()))
 
     # ---------------------------------------------------------------- run
 
