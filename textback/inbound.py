@@ -134,13 +134,14 @@ class InboundHandler:
     async def receive_ami_user_event(self, fields: dict[str, str], at: float) -> int | None:
         """The dialplan's ``UserEvent(TextbackMessage,...)``: URI-encoded From/To, base64
         Body (AMI header values cannot carry line breaks; see dialplan/asterisk)."""
+        raw = fields.get("Body", "")
         try:
-            body = base64.b64decode(fields.get("Body", ""), validate=True).decode("utf-8",
-                                                                              "replace")
+            body = base64.b64decode(raw, validate=True).decode("utf-8", "replace")
         except ValueError:
-            log(logger, logging.WARNING, "inbound_dropped", why="Body is not base64",
-                source="ami")
-            return None
+            # a hand-edited dialplan that forgot BASE64_ENCODE: keep the text as it came
+            log(logger, logging.WARNING, "inbound_body_not_base64", source="ami",
+                fix="use Body: ${BASE64_ENCODE(${MESSAGE(body)})} in the dialplan")
+            body = raw
         sender = urllib.parse.unquote(fields.get("From", ""))
         number = sender.split("sip:", 1)[-1].split("@", 1)[0].split(";", 1)[0]
         to = urllib.parse.unquote(fields.get("Exten") or fields.get("To", ""))
