@@ -10,11 +10,11 @@ warnings, not errors).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from textback.config import DEFAULT_PATH, Config, ConfigError, DidConfig, load_config
+from textback.cli._common import config_or_none
+from textback.config import DEFAULT_PATH, Config, DidConfig
 from textback.templates import (
     DEFAULT_TEMPLATES,
     REASON_WORDS,
@@ -86,10 +86,8 @@ def report(config: Config) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc.render(), file=sys.stderr)
+    config = config_or_none(args.config)
+    if config is None:
         return 2
     print("\n".join(report(config)))
     return 0

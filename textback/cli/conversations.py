@@ -16,7 +16,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from textback.config import DEFAULT_PATH, ConfigError, load_config
+from textback.cli._common import config_or_none, store_or_none
+from textback.config import DEFAULT_PATH
 from textback.numbers import to_e164
 from textback.report import Conversation, conversations, printable
 
@@ -65,10 +66,8 @@ async def _gather(db: Path, number: str | None, limit: int, last: int) -> list[C
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc.render(), file=sys.stderr)
+    config = config_or_none(args.config)
+    if config is None:
         return 2
     number = None
     if args.number:
@@ -81,10 +80,8 @@ def run(args: argparse.Namespace) -> int:
         print("textback conversations: --limit must be 1 or more, --messages 0 or more",
               file=sys.stderr)
         return 2
-    db = config.store.path
-    if not db.exists():
-        print(f"textback conversations: no store at {db} yet (has `textback run` started?)",
-              file=sys.stderr)
+    db = store_or_none(config, "conversations")
+    if db is None:
         return 1
     items = asyncio.run(_gather(db, number, args.limit, args.messages))
     if args.json:

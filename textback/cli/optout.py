@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from textback.config import DEFAULT_PATH, ConfigError, load_config
+from textback.cli._common import config_or_none
+from textback.config import DEFAULT_PATH
 from textback.numbers import to_e164
 from textback.report import OptOut, opt_history, opted_out, printable
 
@@ -83,10 +84,8 @@ async def _list(db: Path, number: str | None) -> list[OptOut]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc.render(), file=sys.stderr)
+    config = config_or_none(args.config)
+    if config is None:
         return 2
     number = None
     if args.number is not None:

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from textback.config import DEFAULT_PATH, ConfigError, load_config
+from textback.cli._common import config_or_none, store_or_none
+from textback.config import DEFAULT_PATH
 from textback.numbers import to_e164
 from textback.report import ATTRIBUTION_S, ReportRow, build_report, parse_since
 
@@ -87,10 +88,8 @@ def write_csv(rows: list[ReportRow], out: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc.render(), file=sys.stderr)
+    config = config_or_none(args.config)
+    if config is None:
         return 2
     since = None
     if args.since:
@@ -106,10 +105,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"textback report: --did: {args.did!r} is not a phone number",
                   file=sys.stderr)
             return 2
-    db = config.store.path
-    if not db.exists():
-        print(f"textback report: no store at {db} yet (has `textback run` started?)",
-              file=sys.stderr)
+    db = store_or_none(config, "report")
+    if db is None:
         return 1
     rows = asyncio.run(_gather(db, since, did))
     if args.format == "json":

@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from textback.config import DEFAULT_PATH, ConfigError, load_config
+from textback.cli._common import config_or_none, store_or_none
+from textback.config import DEFAULT_PATH
 from textback.daemon import STATUS_FILE
 
 
@@ -71,15 +71,11 @@ async def gather(db_path: Path, since: float) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc.render(), file=sys.stderr)
+    config = config_or_none(args.config)
+    if config is None:
         return 2
-    db_path = config.store.path
-    if not db_path.exists():
-        print(f"textback status: no store at {db_path} yet (has `textback run` started?)",
-              file=sys.stderr)
+    db_path = store_or_none(config, "status")
+    if db_path is None:
         return 1
     report = asyncio.run(gather(db_path, args.since if args.since is not None else _midnight()))
     live_path = db_path.parent / STATUS_FILE
