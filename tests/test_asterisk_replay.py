@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from tests.conftest import ASTERISK_TRACES, REPO
 from textback.ami_listener.ami_parser import AmiParser
 from textback.ami_listener.asterisk import AsteriskStream
-from textback.ami_listener.stream import StreamError, TrackerConfig, make_stream
+from textback.ami_listener.stream import StreamError, TrackerConfig
+from textback.ami_listener.streams import make_stream
 from textback.outcome import CallOutcome
 
 EXPECTED = [json.loads(line) for line in

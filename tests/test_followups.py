@@ -12,17 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.daemon_fakes import CALLER, DID, Clock, make_config, opened, outcome
-from textback.followups import (
-    PARKED_AT,
-    FollowUps,
-    RuleError,
-    after_quiet,
-    parse_quiet,
-    parse_rule,
-    parse_rules,
-    plan,
-    recipient_zone,
-)
+from textback.followup_rules import RuleError, parse_quiet, parse_rule, parse_rules
+from textback.followups import PARKED_AT, FollowUps, after_quiet, plan, recipient_zone
 from textback.hours import Hours, parse_day
 from textback.inbound import InboundHandler
 from textback.outbox import Outbox

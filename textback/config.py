@@ -28,7 +28,7 @@ from textback.ami_listener.stream import (
     TrackerConfig,
 )
 from textback.config_schema import Checker, ConfigIssue, Field, LineIndex, Table, dotted
-from textback.followups import (
+from textback.followup_rules import (
     DEFAULT_FOLLOW_UPS,
     DEFAULT_QUIET,
     DEFAULT_QUIET_SPAN,

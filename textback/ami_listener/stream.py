@@ -78,17 +78,3 @@ class OutcomeStream(Protocol):
     def finish(self) -> list[CallOutcome]:
         """End of input: finalise every open call (a capture cut mid-call included)."""
         ...
-
-
-def make_stream(pbx: str, config: TrackerConfig | None = None) -> OutcomeStream:
-    """The stream decoder for ``pbx`` ("asterisk" or "freeswitch")."""
-    config = config or TrackerConfig()
-    if pbx == "asterisk":
-        from textback.ami_listener.asterisk import AsteriskStream
-
-        return AsteriskStream(config)
-    if pbx == "freeswitch":
-        from textback.ami_listener.freeswitch import FreeswitchStream
-
-        return FreeswitchStream(config)
-    raise ValueError(f"unknown PBX type {pbx!r}: expected 'asterisk' or 'freeswitch'")

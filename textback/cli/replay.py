@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from textback.ami_listener.stream import StreamError, TrackerConfig, make_stream
+from textback.ami_listener.stream import StreamError, TrackerConfig
+from textback.ami_listener.streams import make_stream
 from textback.outcome import CallOutcome
 
 CHUNK = 64 * 1024

@@ -82,7 +82,7 @@ def texts_received(sim: ModemSimulator) -> list[dict[str, Any]]:
 def calls_in_capture(capture: Path) -> int:
     """How many calls the capture holds (our own replay of it), so the demo knows when the
     daemon has decided them all."""
-    from textback.ami_listener.stream import make_stream
+    from textback.ami_listener.streams import make_stream
 
     raw = b"".join(line for line in capture.read_bytes().splitlines(keepends=True)
                    if not line.startswith(b"#TS "))
