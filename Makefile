@@ -36,7 +36,7 @@ bench-quick: $(STAMP)
 	$(PY) bench/run_all.py --quick
 
 soak: $(STAMP)
-	$(VENV)/bin/pytest -q tests/reliability --soak
+	$(VENV)/bin/pytest -q tests/reliability --soak --timeout=0
 
 clean:
 	rm -rf $(VENV) build *.egg-info
