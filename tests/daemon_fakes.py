@@ -11,7 +11,7 @@ from typing import Any
 
 from textback.config import Config, parse_config
 from textback.outcome import CallOutcome
-from textback.senders import SendError, SendResult
+from textback.senders import Commit, SendError, SendResult
 
 NOW = 1_800_000_000.0
 DID = "+15559870000"
@@ -104,13 +104,15 @@ class FakeSender:
         return self.up
 
     async def send(self, number: str, text: str, *, status_report: bool = True,
-                   did: str | None = None) -> SendResult:
+                   did: str | None = None, on_commit: Commit | None = None) -> SendResult:
         self.calls.append((number, text))
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:
             if self.gate is not None:
                 await self.gate.wait()
+            if on_commit is not None:  # a real channel commits before its outcome is known
+                await on_commit()
             if self.script:
                 step = self.script.pop(0)
                 if isinstance(step, SendError):

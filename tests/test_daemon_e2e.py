@@ -11,6 +11,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,8 +237,8 @@ async def test_restart_between_queue_and_send_texts_once(tmp_path: Path) -> None
 
 
 async def test_crash_while_sending_is_unconfirmed_not_resent(tmp_path: Path) -> None:
-    """The process died after claiming the row (the modem may have taken AT+CMGS): the
-    next start reports it unconfirmed and never sends it again."""
+    """The process died after the row was handed to the modem (the Ctrl-Z may have gone):
+    the next start reports it unconfirmed and never sends it again."""
     store = await Store.open(tmp_path / "textback.db")
     outbox = Outbox(store)
     call = CallOutcome("1795395183.0", "inbound", "+15551230001", False, "+15559870000",
@@ -246,7 +247,9 @@ async def test_crash_while_sending_is_unconfirmed_not_resent(tmp_path: Path) -> 
     await outbox.enqueue(call_id=call.call, kind="textback", number="+15551230001",
                          did="+15559870000", body="Sorry we missed your call",
                          senders=["modem:a", "sip"], not_before=1.0, now=1.0)
-    assert await outbox.claim_next(2.0) is not None
+    claimed = await outbox.claim_next(2.0)
+    assert claimed is not None
+    await outbox.mark_handed(claimed.id, 2.5)
     await store.close()
     async with rig_for(tmp_path, []) as rig:
         await rig.start()
@@ -255,6 +258,29 @@ async def test_crash_while_sending_is_unconfirmed_not_resent(tmp_path: Path) -> 
         await rig.stop()
         assert rig.query("SELECT state FROM outbox") == [{"state": "unconfirmed"}]
         assert rig.texted() == [] and rig.ami.sent == []
+
+
+async def test_crash_before_the_modem_got_it_is_sent_once(tmp_path: Path) -> None:
+    """The process died between claiming the row and the modem's Ctrl-Z: nothing reached
+    the network, so the next start sends it, once."""
+    store = await Store.open(tmp_path / "textback.db")
+    outbox = Outbox(store)
+    now = time.time()
+    call = CallOutcome("1795395183.0", "inbound", "+15551230001", False, "+15559870000",
+                       "missed", "noanswer", ring_s=20.0, ended_at=now)
+    await store.record_outcome(call, now)
+    await outbox.enqueue(call_id=call.call, kind="textback", number="+15551230001",
+                         did="+15559870000", body="Sorry we missed your call",
+                         senders=["modem:a", "sip"], not_before=now, now=now)
+    assert await outbox.claim_next(now) is not None
+    await store.close()
+    async with rig_for(tmp_path, []) as rig:
+        await rig.start()
+        await until(lambda: rig.query("SELECT state FROM outbox")
+                    in ([{"state": "sent"}], [{"state": "delivered"}]))
+        await asyncio.sleep(0.3)
+        await rig.stop()
+        assert [n for n, _ in rig.texted()] == ["+15551230001"]
 
 
 async def test_lost_modem_hands_its_queue_to_sip(tmp_path: Path,

@@ -142,8 +142,11 @@ async def test_partial_multipart_is_unconfirmed_and_not_resent(tmp_path: Path) -
         def available(self) -> bool:
             return True
 
-        async def send(self, number: str, text: str, *, status_report: bool = True) -> Any:
+        async def send(self, number: str, text: str, *, status_report: bool = True,
+                       on_commit: Any = None) -> Any:
             self.calls += 1
+            if on_commit is not None:
+                await on_commit()
             went = [PartResult(mr=17, part=1, parts=2, number=number, tpdu_length=140,
                                sent_at=NOW)]
             raise SendFailed(CommandTimeout("AT+CMGS", 60), went)

@@ -274,3 +274,36 @@ async def test_port_errors_name_the_fix(tmp_path: Path) -> None:
     import os
     if os.geteuid() != 0:
         assert "dialout" in str(exc.value)
+
+
+async def test_on_commit_runs_once_at_the_first_prompt(tmp_path: Path) -> None:
+    """The point of no return is the first part's Ctrl-Z: on_commit runs there, once."""
+    async with ModemSimulator("sim7600") as sim:
+        drv = await _open(sim)
+        await drv.initialise()
+        seen: list[int] = []
+
+        async def commit() -> None:
+            seen.append(len(sim.accepted))  # nothing accepted yet at the first prompt
+
+        parts = await drv.send("+15551230001", "x" * 400, on_commit=commit)
+        assert len(parts) == 3 and seen == [0] and len(sim.accepted) == 3
+        await drv.close()
+
+
+async def test_failed_commit_aborts_the_prompt_and_sends_nothing(tmp_path: Path) -> None:
+    async with ModemSimulator("sim7600") as sim:
+        drv = await _open(sim)
+        await drv.initialise()
+
+        async def refuse() -> None:
+            raise RuntimeError("store unavailable")
+
+        with pytest.raises(RuntimeError):
+            await drv.send("+15551230001", "hello", on_commit=refuse)
+        assert sim.accepted == []
+        # the modem left its prompt (ESC): the next text goes through normally
+        parts = await drv.send("+15551230002", "hello again")
+        assert len(parts) == 1 and len(sim.accepted) == 1
+        assert sim.accepted[0].decoded.number == "+15551230002"
+        await drv.close()

@@ -143,6 +143,7 @@ async def test_crash_while_sending_is_unconfirmed_not_resent(store: Store) -> No
     sending = await _queue(outbox, "c1")
     waiting = await _queue(outbox, "c2", not_before=100.0)
     assert await outbox.claim_next(10.0) is not None
+    await outbox.mark_handed(sending, 10.5)  # the modem is about to get the Ctrl-Z
     # the process dies here; a new one starts
     report = await Outbox(store).recover_after_crash(50.0)
     assert report.queued == 1 and [i.id for i in report.unconfirmed] == [sending]
@@ -157,6 +158,7 @@ async def test_crash_resend_is_an_explicit_choice(store: Store) -> None:
     outbox = Outbox(store, resend_unconfirmed=True)
     sending = await _queue(outbox, "c1")
     assert await outbox.claim_next(10.0) is not None
+    await outbox.mark_handed(sending, 10.5)
     report = await outbox.recover_after_crash(50.0)
     assert [i.id for i in report.requeued] == [sending] and report.unconfirmed == []
     item = await outbox.claim_next(50.0)
@@ -166,8 +168,9 @@ async def test_crash_resend_is_an_explicit_choice(store: Store) -> None:
 async def test_crash_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "t.db"
     s1 = await Store.open(path)
-    await _queue(Outbox(s1), "c1", not_before=0.0)
+    handed = await _queue(Outbox(s1), "c1", not_before=0.0)
     assert await Outbox(s1).claim_next(1.0) is not None
+    await Outbox(s1).mark_handed(handed, 1.5)
     await s1.close()
     s2 = await Store.open(path)
     report = await Outbox(s2).recover_after_crash(2.0)
@@ -194,3 +197,28 @@ async def test_claim_only_for_idle_senders(store: Store) -> None:
     assert await box.due_senders(1) == {"sip"}
     moved = await box.claim_next(1, senders={"sip"})
     assert moved is not None and moved.id == a.id and moved.sender == "sip"
+
+
+async def test_crash_before_the_channel_got_it_is_queued_again(store: Store) -> None:
+    """Claimed but never handed (killed between the claim and the modem's Ctrl-Z): the
+    modem has nothing, so the row is simply queued again, not left unconfirmed."""
+    outbox = Outbox(store)
+    claimed_only = await _queue(outbox, "c1")
+    assert await outbox.claim_next(10.0) is not None
+    report = await Outbox(store).recover_after_crash(50.0)
+    assert [i.id for i in report.never_handed] == [claimed_only]
+    assert report.unconfirmed == [] and report.queued == 1
+    item = await outbox.claim_next(50.0)
+    assert item is not None and item.id == claimed_only and item.attempts == 1
+
+
+async def test_handed_flag_cleared_when_a_row_goes_back_to_queue(store: Store) -> None:
+    outbox = Outbox(store)
+    row = await _queue(outbox, "c1")
+    assert await outbox.claim_next(10.0) is not None
+    await outbox.mark_handed(row, 10.5)
+    await outbox.mark_failed(row, "+CMS ERROR: 500", permanent=False, now=11.0)
+    again = await outbox.claim_next(1e9)
+    assert again is not None and again.id == row
+    report = await Outbox(store).recover_after_crash(1e9 + 1)
+    assert [i.id for i in report.never_handed] == [row] and report.unconfirmed == []

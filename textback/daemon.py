@@ -168,6 +168,9 @@ class Daemon:
         self.store = store
         now = self.clock()
         recovery = await outbox.recover_after_crash(now)
+        for item in recovery.never_handed:
+            log(logger, logging.INFO, "text_requeued", outbox=item.id, number=item.number,
+                call=item.call_id, why="process stopped before the modem got the text")
         for item in recovery.unconfirmed:
             log(logger, logging.WARNING, "text_unconfirmed", outbox=item.id,
                 number=item.number, call=item.call_id,

@@ -99,9 +99,17 @@ class Dispatcher:
         try:
             log(logger, logging.INFO, "text_sending", outbox=item.id, sender=sender.name,
                 number=item.number, call=item.call_id, attempt=item.attempts)
+            async def commit() -> None:
+                try:
+                    await self.outbox.mark_handed(item.id, self.clock())
+                except StoreUnavailable as exc:
+                    # not recorded as handed: do not hand it, or a crash could resend it
+                    raise SendError(sender.name, f"store unavailable ({exc.kind}): not "
+                                    "handed to the channel", permanent=False) from exc
+
             try:
                 result = await sender.send(item.number, item.body, status_report=True,
-                                           did=item.did)
+                                           did=item.did, on_commit=commit)
             except SendError as exc:
                 self.failed += 1
                 error = exc

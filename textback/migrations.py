@@ -221,6 +221,13 @@ CREATE TABLE callbacks (
 CREATE INDEX callbacks_number ON callbacks (number, requested_at);
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4)
+# Narrower crash window: ``handed_at`` is set the moment a sender commits the text to the
+# channel (the Ctrl-Z after the first PDU, the MessageSend/chat action). A row found in
+# ``sending`` after a crash without it never reached the modem and is simply queued again.
+V5 = """
+ALTER TABLE outbox ADD COLUMN handed_at REAL;
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5)
 
 LATEST = len(MIGRATIONS)

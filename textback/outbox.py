@@ -73,12 +73,14 @@ class FailResult:
 
 @dataclass(frozen=True, slots=True)
 class RecoveryReport:
-    """What ``recover_after_crash`` found: rows that simply resume, rows left unconfirmed
-    (never resent) and rows requeued because resend_unconfirmed is set."""
+    """What ``recover_after_crash`` found: rows that simply resume (``queued`` counts them,
+    ``never_handed`` among them: claimed but never committed to the channel), rows left
+    unconfirmed (never resent) and rows requeued because resend_unconfirmed is set."""
 
     queued: int = 0
     unconfirmed: list[OutboxItem] = field(default_factory=list)
     requeued: list[OutboxItem] = field(default_factory=list)
+    never_handed: list[OutboxItem] = field(default_factory=list)
 
 
 def _item(row: Any) -> OutboxItem:
@@ -230,13 +232,15 @@ class Outbox:
                 when = now + self.backoff(item.attempts)
                 await db.execute(
                     "UPDATE outbox SET state = 'queued', not_before = ?, last_error = ?, "
-                    "updated_at = ? WHERE id = ?", (when, reason, now, item_id))
+                    "updated_at = ?, handed_at = NULL WHERE id = ?",
+                    (when, reason, now, item_id))
                 return FailResult("queued", item.sender, when)
             nxt = item.sender_index + 1
             if nxt < len(item.senders):
                 await db.execute(
                     "UPDATE outbox SET state = 'queued', sender_index = ?, attempts = 0, "
-                    "not_before = ?, last_error = ?, updated_at = ? WHERE id = ?",
+                    "not_before = ?, last_error = ?, updated_at = ?, handed_at = NULL "
+                    "WHERE id = ?",
                     (nxt, now, f"{item.sender}: {reason}", now, item_id))
                 return FailResult("queued", item.senders[nxt], now)
             await db.execute(
@@ -273,12 +277,29 @@ class Outbox:
                     "decision_at = ? WHERE call_id = ?", (reason, now, call_id))
         return len(rows)
 
+    async def mark_handed(self, item_id: int, now: float) -> None:
+        """The sender is about to commit the text to the channel (the modem's Ctrl-Z, the
+        PBX action): from here on a crash leaves it unconfirmed rather than requeued."""
+        async with self.store.transaction("mark_handed") as db:
+            await db.execute("UPDATE outbox SET handed_at = ?, updated_at = ? "
+                             "WHERE id = ? AND state = 'sending'", (now, now, item_id))
+
     async def recover_after_crash(self, now: float) -> RecoveryReport:
         """Run once at start, before any claim. Queued rows simply resume. A row left in
-        ``sending`` is ``unconfirmed`` (reported, never resent) unless resend_unconfirmed."""
+        ``sending`` that never reached the channel (no ``handed_at``) is queued again: the
+        modem never got its Ctrl-Z. One that did is ``unconfirmed`` (reported, never resent)
+        unless resend_unconfirmed."""
         async with self.store.transaction("recover_after_crash") as db:
             async with db.execute("SELECT * FROM outbox WHERE state = 'sending'") as c:
-                stuck = [_item(r) for r in await c.fetchall()]
+                rows = list(await c.fetchall())
+            stuck = [_item(r) for r in rows if r["handed_at"] is not None]
+            never_handed = [_item(r) for r in rows if r["handed_at"] is None]
+            for item in never_handed:
+                await db.execute(
+                    "UPDATE outbox SET state = 'queued', not_before = ?, updated_at = ?, "
+                    "attempts = max(attempts - 1, 0), last_error = ? WHERE id = ?",
+                    (now, now, "process stopped before the text reached the channel; "
+                     "queued again", item.id))
             async with db.execute(
                     "SELECT count(*) FROM outbox WHERE state = 'queued'") as c:
                 counted = await c.fetchone()
@@ -287,12 +308,12 @@ class Outbox:
             for item in stuck:
                 await db.execute(
                     "UPDATE outbox SET state = ?, not_before = ?, updated_at = ?, "
-                    "last_error = ? WHERE id = ?",
+                    "handed_at = NULL, last_error = ? WHERE id = ?",
                     (new_state, now, now, "process stopped while sending: the text may or "
                      "may not have gone", item.id))
         if self.resend_unconfirmed:
-            return RecoveryReport(queued, [], stuck)
-        return RecoveryReport(queued, stuck, [])
+            return RecoveryReport(queued, [], stuck, never_handed)
+        return RecoveryReport(queued, stuck, [], never_handed)
 
     async def part_report(self, sender: str, mr: int, delivered: bool, now: float,
                           window_s: float = 7 * 86400.0) -> int | None:

@@ -422,11 +422,16 @@ class ModemDriver:
         *,
         status_report: bool = True,
         validity_minutes: int | None = None,
+        on_commit: Callable[[], Awaitable[None]] | None = None,
     ) -> list[PartResult]:
         """Send ``text`` in the fewest parts; one PartResult (with TP-MR) per part.
 
         PduError (permanent: the number is not an address) before anything is written;
-        SendFailed (with the parts that did go) when a part fails.
+        SendFailed (with the parts that did go) when a part fails. ``on_commit`` is awaited
+        at the point of no return — the modem showed its prompt for the first part and the
+        PDU with its Ctrl-Z is about to be written — so the caller can record that from now
+        on a crash may leave a text that went out. If it raises, the prompt is aborted with
+        ESC and nothing was sent.
         """
         parts = encode_submit(number, text, smsc=self.smsc, status_report=status_report,
                               validity_minutes=validity_minutes)
@@ -434,7 +439,8 @@ class ModemDriver:
         async with self._lock:
             for p in parts:
                 try:
-                    mr = await self._submit(p.pdu, p.tpdu_length)
+                    mr = await self._submit(p.pdu, p.tpdu_length,
+                                            on_commit if not sent else None)
                 except ModemError as exc:
                     raise SendFailed(exc, sent) from exc
                 result = PartResult(mr, p.part, p.parts, number, p.tpdu_length, time.time())
@@ -445,7 +451,8 @@ class ModemDriver:
                     self._sent.popitem(last=False)
         return sent
 
-    async def _submit(self, pdu: str, length: int) -> int:
+    async def _submit(self, pdu: str, length: int,
+                      on_commit: Callable[[], Awaitable[None]] | None = None) -> int:
         loop = asyncio.get_running_loop()
         command = f"AT+CMGS={length}"
         self._waiter = loop.create_future()
@@ -455,6 +462,17 @@ class ModemDriver:
             raise CommandError(command, event.error)
         if not isinstance(event, Prompt):
             raise CommandError(command, AtError("ERROR", None, "no prompt for the PDU"))
+        if on_commit is not None:
+            try:
+                await on_commit()
+            except BaseException:
+                # leave the prompt with ESC and let the modem close the command (it answers
+                # OK or ERROR) so the session is free for the next one
+                self._waiter = loop.create_future()
+                with contextlib.suppress(ModemError):
+                    self._write(self.session.abort())
+                    await self._await(command, self.command_timeout)
+                raise
         self._waiter = loop.create_future()
         self._write(self.session.submit_pdu(pdu))
         try:

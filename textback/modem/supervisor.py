@@ -15,7 +15,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from textback.modem.driver import MessageHandler, ModemDriver, PartResult, ReportHandler
@@ -98,10 +98,12 @@ class ModemSupervisor:
         return Health(self.name, self.port, self.state, info, self.error, self.since,
                       self.reopens, self.resets)
 
-    async def send(self, number: str, text: str, *, status_report: bool = True) -> list[PartResult]:
+    async def send(self, number: str, text: str, *, status_report: bool = True,
+                   on_commit: Callable[[], Awaitable[None]] | None = None) -> list[PartResult]:
         if self.driver is None or not self.available():
             raise ModemLost(f"{self.name}: modem {self.state} ({self.error or 'not open'})")
-        return await self.driver.send(number, text, status_report=status_report)
+        return await self.driver.send(number, text, status_report=status_report,
+                                      on_commit=on_commit)
 
     async def wait_state(self, *states: str, timeout: float = 30.0) -> str:
         """Until the state is one of ``states`` (tests and the CLI use this)."""

@@ -8,8 +8,11 @@ should take over (permanent).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
+
+Commit = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,10 @@ class Sender(Protocol):
         ...
 
     async def send(self, number: str, text: str, *, status_report: bool = True,
-                   did: str | None = None) -> SendResult:
-        """``did``: the business number the text is from (SIP senders put it in From)."""
+                   did: str | None = None, on_commit: Commit | None = None) -> SendResult:
+        """``did``: the business number the text is from (SIP senders put it in From).
+
+        ``on_commit`` is awaited at the sender's point of no return (the modem's first
+        Ctrl-Z, the PBX action about to be written); if it raises, nothing is sent.
+        """
         ...

@@ -14,7 +14,7 @@ from textback.modem.driver import SendFailed
 from textback.modem.errors import ModemError
 from textback.modem.pdu import PduError
 from textback.modem.supervisor import ModemSupervisor
-from textback.senders import SendError, SendResult
+from textback.senders import Commit, SendError, SendResult
 
 
 class ModemSender:
@@ -26,9 +26,10 @@ class ModemSender:
         return self.supervisor.available()
 
     async def send(self, number: str, text: str, *, status_report: bool = True,
-                   did: str | None = None) -> SendResult:
+                   did: str | None = None, on_commit: Commit | None = None) -> SendResult:
         try:
-            parts = await self.supervisor.send(number, text, status_report=status_report)
+            parts = await self.supervisor.send(number, text, status_report=status_report,
+                                               on_commit=on_commit)
         except PduError as exc:
             raise SendError(self.name, f"cannot address {number!r}: {exc}",
                             permanent=True) from exc

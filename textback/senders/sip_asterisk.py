@@ -16,7 +16,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from textback.senders import SendError, SendResult
+from textback.senders import Commit, SendError, SendResult
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 ActionSender = Callable[[dict[str, str]], Awaitable[Mapping[str, Any]]]
@@ -65,8 +65,10 @@ class AmiMessageSender:
         }
 
     async def send(self, number: str, text: str, *, status_report: bool = True,
-                   did: str | None = None) -> SendResult:
+                   did: str | None = None, on_commit: Commit | None = None) -> SendResult:
         action = self.action_for(number, text, did)
+        if on_commit is not None:
+            await on_commit()
         try:
             response = await self._send_action(action)
         except (ConnectionError, TimeoutError, OSError) as exc:

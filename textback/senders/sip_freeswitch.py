@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from textback.ami_listener.esl_client import EslClient
-from textback.senders import SendError, SendResult
+from textback.senders import Commit, SendError, SendResult
 from textback.senders.esl_chat import send_chat
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -31,11 +31,13 @@ class EslChatSender:
         return self.client.connected.is_set()
 
     async def send(self, number: str, text: str, *, status_report: bool = True,
-                   did: str | None = None) -> SendResult:
+                   did: str | None = None, on_commit: Commit | None = None) -> SendResult:
         if not E164.match(number):
             raise SendError(self.name, f"not an E.164 number: {number!r}", permanent=True)
         to_uri = self.destination.replace("{number}", number)
         from_uri = self.from_uri.replace("{did}", did or "").replace("{number}", number)
+        if on_commit is not None:
+            await on_commit()
         try:
             result = await send_chat(self.client, from_uri=from_uri, to_uri=to_uri, text=text)
         except ValueError as exc:
