@@ -8,9 +8,12 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sqlite3
 import sys
+import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -356,3 +359,140 @@ async def run_once(tmp: Path, n_calls: int, *, mutate: Any = None, did_extra: st
     calls, outbox = read_store(tmp / "textback.db")
     return OneRun(daemon.logs, bytes(wire), calls, outbox, texted(sim), listeners, status,
                   ami.connections)
+
+
+# ------------------------------------------------------------------ fault-injection rigs
+# (modem, PBX link and storage faults: tests/reliability/test_{modem,pbx,storage}_faults.py)
+
+
+async def until(pred: Any, timeout: float, step: float = 0.05) -> float | None:
+    """Poll ``pred()`` every ``step`` s; the monotonic time it first held, None on timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        if pred():
+            return time.monotonic()
+        if loop.time() >= deadline:
+            return None
+        await asyncio.sleep(step)
+
+
+def logged(logs: list[str], *fragments: str) -> bool:
+    """True once a single stderr line holds every fragment."""
+    return any(all(f in line for f in fragments) for line in logs)
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now (for a server started later)."""
+    with contextlib.closing(socket.socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def delay_calls(ami: Any, seconds: float) -> None:
+    """Push every call event of a FakeAmi burst ``seconds`` (wall time) later, so a fault
+    can be in place before the first call starts; the login-time events stay first."""
+    for m in ami.events:
+        if b"Event: FullyBooted" not in m.raw and b"Event: SuccessfulAuth" not in m.raw:
+            m.at += seconds * ami.speed
+
+
+def first_accept_after(sim: ModemSimulator, t: float) -> float | None:
+    """The monotonic time of the first PDU the network accepted at or after ``t``."""
+    times = [a.at for a in sim.accepted if a.at >= t]
+    return min(times) if times else None
+
+
+def edit_config(config: Path, section: str, *lines: str) -> Path:
+    """Add ``lines`` right under the ``[section]`` (or ``[[section]]``) header of a config
+    written by :func:`write_config`."""
+    text = config.read_text()
+    header = f"[[{section}]]\n" if f"[[{section}]]\n" in text else f"[{section}]\n"
+    assert header in text, f"no {header.strip()} in {config}"
+    config.write_text(text.replace(header, header + "".join(f"{x}\n" for x in lines), 1))
+    return config
+
+
+@dataclass
+class Rig:
+    """One daemon subprocess between a FakeAmi burst and a ModemSimulator, for fault tests."""
+
+    tmp: Path
+    ami: Any
+    sim: ModemSimulator
+    config: Path
+    callers: list[str]
+    daemon: DaemonProc
+    ami_port: int
+
+    @property
+    def db(self) -> Path:
+        return self.tmp / "textback.db"
+
+    @property
+    def logs(self) -> list[str]:
+        return self.daemon.logs
+
+    def store(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return read_store(self.db)
+
+    def all_texted(self) -> bool:
+        sent = texted(self.sim)
+        return all(sent.get(c, 0) >= 1 for c in self.callers)
+
+    async def settle(self, timeout: float = 30.0) -> bool:
+        """Until the burst has played, every caller is recorded, the store is settled and
+        every caller got a text (then one more settle window, to catch a late duplicate)."""
+        def done() -> bool:
+            calls, outbox = self.store()
+            return (self.ami.finished.is_set() and len(calls) >= len(self.callers)
+                    and settled(calls, outbox, len(self.callers)) and self.all_texted())
+        ok = await until(done, timeout, 0.2) is not None
+        await asyncio.sleep(1.0)
+        return ok
+
+    def tally(self) -> Tally:
+        calls, outbox = self.store()
+        return tally(calls, outbox, texted(self.sim), set(self.callers))
+
+
+@contextlib.asynccontextmanager
+async def rig(tmp: Path, n_calls: int, *, gap_s: float = 0.5, speed: float = 10.0,
+              lead_s: float = 0.0, pin: str | None = None, time_scale: float = 0.02,
+              configure: Any = None, start_daemon: bool = True,
+              **ami_faults: Any) -> AsyncIterator[Rig]:
+    """A burst of ``n_calls`` (the real missed-call trace, renumbered) served by FakeAmi
+    with ``ami_faults``, calls held back ``lead_s`` s after login; a ModemSimulator behind
+    a by-id style link (``pin`` locks its SIM); ``configure(config_path)`` may edit the
+    config before the daemon starts. Everything is stopped on the way out."""
+    from textback.ami_listener.fake_ami import FakeAmi
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    capture = tmp / "burst.ami.ts"
+    callers = burst_capture(capture, n_calls, gap_s=gap_s)
+    ami = FakeAmi.from_capture(capture, speed=speed, secret=SECRET)
+    for key, value in ami_faults.items():
+        setattr(ami, key, value)
+    if lead_s:
+        delay_calls(ami, lead_s)
+    _, port = await ami.start("127.0.0.1", 0)
+    sim = ModemSimulator("generic", link=tmp / "ttyUSB-reliability", time_scale=time_scale,
+                         pin=pin)
+    await sim.start()
+    config = write_config(tmp, port, sim.port)
+    edit_config(config, "policy", "burst_calls = 0")  # one +1555 prefix, many calls
+    if configure is not None:
+        configure(config)
+    daemon = DaemonProc(config)
+    r = Rig(tmp, ami, sim, config, callers, daemon, port)
+    try:
+        if start_daemon:
+            await daemon.start()
+        yield r
+    finally:
+        try:
+            if daemon.proc is not None:
+                await daemon.stop()
+        finally:
+            await r.ami.close()
+            await sim.stop()

@@ -1,0 +1,203 @@
+"""Modem faults against the daemon subprocess, measured on what the simulated network took.
+
+Each test runs ``python -m textback run`` between a FakeAmi burst of the real
+``direct-noanswer`` trace (renumbered, one caller per copy) and a ModemSimulator behind a
+``/dev/serial/by-id``-style link, injects one fault, and measures recovery: from the moment
+the fault clears to the moment the network accepted the last text that was held back.
+Every missed call must be texted exactly once (``tally``).
+
+SIM removed: the simulator cannot express it (its SIM is either locked by a PIN or ready;
+there is no "+CPIN: NOT INSERTED" / "+CME ERROR: 10" state), so it is not tested here and
+RELIABILITY.md says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.harness import (
+    SECRET,
+    first_accept_after,
+    logged,
+    record,
+    rig,
+    until,
+)
+
+
+def _finish(r, fault: str, recovery: float | None, **extra: object) -> None:  # type: ignore[no-untyped-def]
+    t = r.tally()
+    record(fault, 1, int(recovery is not None and not t.lost), len(t.lost),
+           len(t.duplicated), recovery, calls=len(r.callers), texted_once=t.texted_once,
+           **extra)
+    assert t.duplicated == [] and t.unexpected == []
+    assert t.lost == [] and t.texted_once == len(r.callers), [
+        (c["caller"], c["verdict"], c["decision"], c["skip_reason"]) for c in r.store()[0]
+    ] + [(o["number"], o["state"], o["attempts"], o["last_error"]) for o in r.store()[1]
+         ] + r.logs[-40:]
+    assert t.unconfirmed == []
+    assert not any(SECRET in line for line in r.logs)
+    assert recovery is not None and recovery <= 30.0
+
+
+async def _ready(r, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    ok = await until(lambda: logged(r.logs, "modem a: ready"), timeout)
+    assert ok is not None, "".join(r.logs[-20:])
+
+
+async def _all_queued(r, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    """Every caller's call recorded and its text queued (the fault still holds it back)."""
+    def queued() -> bool:
+        calls, outbox = r.store()
+        return len(outbox) >= len(r.callers) and len(calls) >= len(r.callers)
+    ok = await until(queued, timeout, 0.2)
+    assert ok is not None, "".join(r.logs[-20:])
+
+
+async def test_unplug_and_replug_under_a_new_pty_texts_every_call_once(
+        tmp_path: Path, soak: bool) -> None:
+    """The pty closes and the link goes while 3 missed calls arrive; the modem comes back
+    as a NEW /dev/pts/N behind the same link: the supervisor reopens it by the link and the
+    held texts go, once each."""
+    away_s = 20.0 if soak else 2.0  # under [policy] handover_after_s (30 s): see RELIABILITY.md
+    async with rig(tmp_path, 3, lead_s=3.0) as r:
+        await _ready(r)
+        old_pty = r.sim.slave_path
+        r.sim.disappear()
+        t_gone = time.monotonic()
+        assert await until(lambda: logged(r.logs, "modem a: lost"), 10) is not None
+        detected = time.monotonic() - t_gone
+        await _all_queued(r)
+        await asyncio.sleep(max(0.0, away_s - (time.monotonic() - t_gone)))
+        assert r.sim.accepted == []  # nothing could go while it was away
+        r.sim.reappear()
+        t_back = time.monotonic()
+        assert r.sim.slave_path != old_pty or r.sim.generation == 2
+        await r.settle(30)
+        last = max((a.at for a in r.sim.accepted), default=None)
+        recovery = None if last is None or not r.all_texted() else last - t_back
+        first = first_accept_after(r.sim, t_back)
+    _finish(r, "modem unplugged and replugged (new pty, same link)", recovery,
+            away_s=away_s, lost_detected_s=round(detected, 2),
+            first_text_s=round(first - t_back, 2) if first else None)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "textback/modem/driver.py: when the '> ' prompt does not come within command_timeout "
+    "the driver raises without writing ESC, so the modem stays in PDU input and swallows "
+    "every later AT+CMGS and health check as PDU text until the supervisor's reset and "
+    "reopen: measured, the 2 texts were still not sent 150 s after the modem answered "
+    "again (target 30 s). Not fixed here: driver.py is being edited by another change."))
+async def test_modem_hanging_at_the_cmgs_prompt_recovers(tmp_path: Path, soak: bool) -> None:
+    """The modem takes AT+CMGS=<n> and then says nothing (no "> " prompt, input
+    swallowed) for a few seconds: the send times out (10 s), the text is retried, and must
+    go once, within 30 s of the modem answering again. Soak only (it takes 35 s+); the
+    soak run's figure is in RELIABILITY.md."""
+    if not soak:
+        pytest.skip("35 s+: runs under --soak (make soak)")
+    hang_s = 4.0
+    async with rig(tmp_path, 2, lead_s=1.0) as r:
+        feed = r.sim.engine.feed
+        hung_at: list[float] = []
+
+        def feed_then_hang(data: bytes) -> None:
+            feed(data)
+            if not hung_at and b"AT+CMGS=" in data:
+                hung_at.append(time.monotonic())
+                r.sim.hang(hang_s)  # the prompt just queued is never written
+
+        r.sim.engine.feed = feed_then_hang  # type: ignore[method-assign]
+        await _ready(r)
+        assert await until(lambda: bool(hung_at), 15) is not None, "never injected"
+        t_clear = hung_at[0] + hang_s
+        await until(r.all_texted, 150, 0.2)  # how long it really takes, for the figure
+        await r.settle(5)
+        last = max((a.at for a in r.sim.accepted), default=None)
+        took = None if last is None or not r.all_texted() else last - t_clear
+    _finish(r, "modem hangs at the AT+CMGS prompt", took, hang_s=hang_s,
+            waited_s=150)
+
+
+async def test_cms_500_storm_retries_and_sends_each_text_once(
+        tmp_path: Path, soak: bool) -> None:
+    """Not registered: every AT+CMGS ends in +CMS ERROR: 500 (transient) for a while; the
+    outbox retries with backoff and each text goes once the network is back."""
+    storm_s = 20.0 if soak else 3.0
+    async with rig(tmp_path, 3, lead_s=1.0) as r:
+        await _ready(r)
+        r.sim.set_network(False)
+        t_storm = time.monotonic()
+        await _all_queued(r)
+        assert await until(lambda: logged(r.logs, "text_failed", "500"), 15) is not None, \
+            "".join(r.logs[-20:])
+        await asyncio.sleep(max(0.0, storm_s - (time.monotonic() - t_storm)))
+        assert r.sim.accepted == []
+        errors = sum("text_failed" in line for line in r.logs)
+        r.sim.set_network(True)
+        t_back = time.monotonic()
+        await r.settle(30)
+        last = max((a.at for a in r.sim.accepted), default=None)
+        recovery = None if last is None or not r.all_texted() else last - t_back
+    _finish(r, "+CMS ERROR 500 storm (not registered)", recovery, storm_s=storm_s,
+            cms500_failures=errors)
+
+
+def _pin(value: str):  # type: ignore[no-untyped-def]
+    def configure(config: Path) -> None:
+        text = config.read_text()
+        config.write_text(text.replace('profile = "generic"\n',
+                                       f'profile = "generic"\npin = "{value}"\n', 1))
+    return configure
+
+
+async def test_sim_pin_entered_from_the_config(tmp_path: Path) -> None:
+    """The SIM asks for a PIN; the daemon enters the configured one and texts go."""
+    async with rig(tmp_path, 2, pin="4321", configure=_pin("4321")) as r:
+        t0 = time.monotonic()
+        await _ready(r, 20)
+        ready_s = time.monotonic() - t0
+        await r.settle(30)
+    assert r.sim.engine.state.pin_entered
+    assert not any("4321" in line for line in r.logs)  # a PIN is a secret
+    _finish(r, "SIM PIN required (right PIN in the config)", ready_s)
+
+
+async def _wrong_pin(tmp: Path) -> tuple[str, list[dict[str, object]], list[str], int]:
+    """A daemon with PIN 1111 for a SIM locked with 4321, one missed call: the modem's
+    degraded line, the outbox rows, the logs, how many PDUs the network took."""
+    async with rig(tmp, 1, pin="4321", configure=_pin("1111")) as r:
+        seen = await until(lambda: logged(r.logs, "modem a: degraded", "PIN"), 20)
+        assert seen is not None, "".join(r.logs[-20:])
+        await _all_queued(r)
+        await asyncio.sleep(1.5)
+        calls, outbox = r.store()
+    assert [c["caller"] for c in calls] == r.callers
+    line = next(x for x in r.logs if "modem a: degraded" in x)
+    return line, outbox, r.logs, len(r.sim.accepted)
+
+
+async def test_wrong_sim_pin_is_reported_clearly(tmp_path: Path) -> None:
+    """A wrong PIN: the modem is degraded with a message that names the PIN problem (never
+    the PIN itself); the call is recorded, nothing is sent."""
+    line, outbox, logs, accepted = await _wrong_pin(tmp_path)
+    assert "SIM PIN refused" in line, line
+    assert not any("1111" in x or "4321" in x for x in logs)
+    assert accepted == 0
+    record("SIM PIN wrong in the config", 1, 0, sum(o["state"] == "failed" for o in outbox),
+           0, None, reported=line.split("textback.modem ", 1)[-1].strip()[:60],
+           text_state="/".join(str(o["state"]) for o in outbox))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a modem whose SIM refused the PIN is 'degraded', which ModemSupervisor.available() "
+    "counts as usable: the dispatcher sends, the modem answers +CME ERROR: 11 (SIM PIN "
+    "required, classed permanent) and, with no other sender, the text is marked failed: "
+    "lost once the admin fixes the PIN. It should stay queued while the SIM is locked."))
+async def test_wrong_sim_pin_holds_the_text_until_fixed(tmp_path: Path) -> None:
+    _, outbox, _, _ = await _wrong_pin(tmp_path)
+    assert [o["state"] for o in outbox] == ["queued"], [
+        (o["state"], o["last_error"]) for o in outbox]
