@@ -424,6 +424,12 @@ class Rig:
     callers: list[str]
     daemon: DaemonProc
     ami_port: int
+    ami_writers: list[Any] = field(default_factory=list)  # every AMI connection served
+
+    def abort_ami(self) -> None:
+        """Abort every AMI connection the fake PBX holds (as a dying PBX host would)."""
+        for w in self.ami_writers:
+            w.transport.abort()
 
     @property
     def db(self) -> Path:
@@ -475,6 +481,14 @@ async def rig(tmp: Path, n_calls: int, *, gap_s: float = 0.5, speed: float = 10.
         setattr(ami, key, value)
     if lead_s:
         delay_calls(ami, lead_s)
+    writers: list[Any] = []
+    serve = ami._serve
+
+    async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        await serve(reader, writer)
+
+    ami._serve = tracked
     _, port = await ami.start("127.0.0.1", 0)
     sim = ModemSimulator("generic", link=tmp / "ttyUSB-reliability", time_scale=time_scale,
                          pin=pin)
@@ -484,7 +498,7 @@ async def rig(tmp: Path, n_calls: int, *, gap_s: float = 0.5, speed: float = 10.
     if configure is not None:
         configure(config)
     daemon = DaemonProc(config)
-    r = Rig(tmp, ami, sim, config, callers, daemon, port)
+    r = Rig(tmp, ami, sim, config, callers, daemon, port, writers)
     try:
         if start_daemon:
             await daemon.start()
