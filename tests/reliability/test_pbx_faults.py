@@ -1,10 +1,12 @@
-"""PBX link faults against the daemon subprocess: the AMI connection dropped abruptly in the
-middle of a call (FakeAmi drop_at, between the calls' Newchannel and Hangup). The daemon
-reconnects, resynchronises through CoreShowChannels, and every missed call is texted once.
-
-Not covered here yet (see RELIABILITY.md): half-open links through the daemon (its AMI
-ping_timeout is fixed at 15 s, not in the config; tests/test_ami_client.py covers it on the
-client with a short timeout), refused-for-a-minute and a PBX restart with a new banner.
+"""PBX link faults against the daemon subprocess, each timed: the AMI connection dropped
+abruptly mid-calls (FakeAmi drop_at), half-open (silent_at: open but mute, detected by
+unanswered pings within [pbx] ping_timeout_s), refused for a while (server stopped, then
+back on the same port: reconnect with backoff), a PBX restart (a new server with its own
+banner, FullyBooted and fresh Uniqueids), and the drop and half-open on FreeSWITCH's Event
+Socket (FakeEslServer serving a real capture). The daemon reconnects, resynchronises the
+calls in progress (CoreShowChannels / show channels), and every missed call is texted
+exactly once; "recovery" is from the fault (or, for a refused port, from the port
+listening again) to the daemon logged in again.
 """
 
 from __future__ import annotations
@@ -13,18 +15,25 @@ import asyncio
 import time
 from pathlib import Path
 
+from tests.conftest import FREESWITCH_TRACES
 from tests.reliability.harness import (
     MISSED_CALL,
     SECRET,
+    DaemonProc,
     Rig,
     burst_capture,
     caller_for,
     edit_config,
+    read_store,
     record,
     rig,
     run_once,
+    tally,
+    texted,
     until,
+    write_config,
 )
+from textback.modem.simulator import ModemSimulator
 
 
 async def test_ami_dropped_between_calls_loses_and_duplicates_nothing(tmp_path: Path) -> None:
@@ -144,3 +153,74 @@ async def test_pbx_restart_new_banner_fresh_uniqueids(tmp_path: Path) -> None:
     recovered = None if t_back is None else t_back - t_restart
     _check(r, "PBX restart (new server, FullyBooted, fresh Uniqueids)", recovered,
            recovered)
+
+
+# FreeSWITCH: the same faults on the Event Socket. The daemon's config for it (demo.toml
+# shows only Asterisk): [pbx] type = "freeswitch", the ESL password as the secret; the two
+# DIDs the capture's missed calls dialled; stale_after_min = 0 because the capture's event
+# timestamps are from the day it was recorded.
+FS_DID_C = """
+[[did]]
+number = "+15559870003"
+business = "Acme Plumbing"
+senders = ["modem:a"]
+"""
+
+
+def _freeswitch_config(tmp: Path, esl_port: int, modem_port: str) -> Path:
+    config = write_config(tmp, esl_port, modem_port, did_extra=FS_DID_C)
+    text = config.read_text().replace('type = "asterisk"', 'type = "freeswitch"', 1)
+    config.write_text(text.replace('user = "textback"\n', "", 1))
+    edit_config(config, "pbx", f"ping_timeout_s = {PING_TIMEOUT_S}")
+    edit_config(config, "policy", "stale_after_min = 0")
+    return config
+
+
+async def test_esl_dropped_then_half_open_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    """A real FreeSWITCH capture (concurrent-mixed.esl: A missed/no answer, B answered,
+    C missed/busy, events interleaved) served by FakeEslServer: the first connection drops
+    after 85 frames (all three calls ringing), the second goes silent after 20 more
+    (C's hangup delivered, A still ringing), the third gets the rest. Each fault detected
+    within ping_timeout_s, both missed callers texted once, the answered one not at all."""
+    from textback.ami_listener.fake_esl import FakeEslServer, Plan, capture_event_frames
+
+    frames = capture_event_frames((FREESWITCH_TRACES / "concurrent-mixed.esl").read_bytes())
+    srv = FakeEslServer(frames, password=SECRET, pace_s=0.01,
+                        plans=[Plan(count=85, after="drop"), Plan(count=20, after="silent"),
+                               Plan()])
+    port = await srv.start()
+    sim = ModemSimulator("generic", link=tmp_path / "ttyUSB-reliability", time_scale=0.02)
+    await sim.start()
+    daemon = DaemonProc(_freeswitch_config(tmp_path, port, sim.port))
+    missed = ["+15552220131", "+15552220133"]
+    try:
+        await daemon.start()
+        t_drop = await until(lambda: srv.cursor >= 85, 20, 0.01)
+        t_second = await until(lambda: srv.connections >= 2, 20, 0.01)
+        t_silent = await until(lambda: srv.cursor >= 105, 20, 0.01)
+        t_third = await until(lambda: srv.connections >= 3, 20, 0.01)
+        ok = await until(lambda: srv.done and all(texted(sim)[m] for m in missed), 30, 0.1)
+        await asyncio.sleep(1.5)  # a late duplicate would show here
+        await daemon.stop()
+    finally:
+        await srv.close()
+        await sim.stop()
+    calls, outbox = read_store(tmp_path / "textback.db")
+    sent = texted(sim)
+    t = tally(calls, outbox, sent, set(missed))
+    drop_s = None if t_drop is None or t_second is None else t_second - t_drop
+    silent_s = None if t_silent is None or t_third is None else t_third - t_silent
+    for fault, took in (("ESL connection dropped (FreeSWITCH)", drop_s),
+                        ("ESL half-open (silent), ping_timeout_s = 2", silent_s)):
+        record(fault, 1, int(ok is not None and took is not None), len(t.lost),
+               len(t.duplicated), took, calls=3, missed=2, seen=len(calls),
+               texted_once=t.texted_once,
+               detected_s=None if took is None else round(took, 2))
+    assert ok is not None, [(c["caller"], c["verdict"], c["reason"], c["skip_reason"])
+                            for c in calls] + daemon.logs[-30:]
+    assert sorted(sent) == missed and all(sent[m] == 1 for m in missed)
+    assert {c["caller"]: c["verdict"] for c in calls} == {
+        "+15552220131": "missed", "+15552220132": "answered", "+15552220133": "missed"}
+    assert not any(SECRET in line for line in daemon.logs)
+    assert drop_s is not None and drop_s <= 15.0
+    assert silent_s is not None and silent_s <= 15.0
