@@ -454,7 +454,7 @@ class Rig:
             return (self.ami.finished.is_set() and len(calls) >= len(self.callers)
                     and settled(calls, outbox, len(self.callers)) and self.all_texted())
         ok = await until(done, timeout, 0.2) is not None
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.5)
         return ok
 
     def tally(self) -> Tally:

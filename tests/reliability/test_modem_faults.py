@@ -58,6 +58,14 @@ async def _all_queued(r, timeout: float = 20.0) -> None:  # type: ignore[no-unty
     assert ok is not None, "".join(r.logs[-20:])
 
 
+def _pin(value: str):  # type: ignore[no-untyped-def]
+    def configure(config: Path) -> None:
+        text = config.read_text()
+        config.write_text(text.replace('profile = "generic"\n',
+                                       f'profile = "generic"\npin = "{value}"\n', 1))
+    return configure
+
+
 async def test_unplug_and_replug_under_a_new_pty_texts_every_call_once(
         tmp_path: Path, soak: bool) -> None:
     """The pty closes and the link goes while 3 missed calls arrive; the modem comes back
@@ -122,13 +130,18 @@ async def test_modem_hanging_at_the_cmgs_prompt_recovers(tmp_path: Path, soak: b
             waited_s=150)
 
 
-async def test_cms_500_storm_retries_and_sends_each_text_once(
+async def test_sim_pin_then_cms_500_storm_retries_and_sends_each_text_once(
         tmp_path: Path, soak: bool) -> None:
-    """Not registered: every AT+CMGS ends in +CMS ERROR: 500 (transient) for a while; the
-    outbox retries with backoff and each text goes once the network is back."""
+    """The SIM asks for a PIN: the daemon enters the configured one (never logged). Then
+    the modem is not registered: every AT+CMGS ends in +CMS ERROR: 500 (transient) for a
+    while; the outbox retries with backoff and each text goes once the network is back.
+    (One daemon run for both, to keep the quick suite short.)"""
     storm_s = 20.0 if soak else 3.0
-    async with rig(tmp_path, 3, lead_s=1.0) as r:
-        await _ready(r)
+    async with rig(tmp_path, 3, lead_s=1.5, pin="4321", configure=_pin("4321")) as r:
+        t0 = time.monotonic()
+        await _ready(r, 20)
+        ready_s = time.monotonic() - t0
+        assert r.sim.engine.state.pin_entered
         r.sim.set_network(False)
         t_storm = time.monotonic()
         await _all_queued(r)
@@ -142,33 +155,26 @@ async def test_cms_500_storm_retries_and_sends_each_text_once(
         await r.settle(30)
         last = max((a.at for a in r.sim.accepted), default=None)
         recovery = None if last is None or not r.all_texted() else last - t_back
+    assert not any("4321" in line for line in r.logs)  # a PIN is a secret
+    record("SIM PIN required (right PIN in the config)", 1, 1, 0, 0, ready_s,
+           note="daemon start to modem ready, PIN entered")
     _finish(r, "+CMS ERROR 500 storm (not registered)", recovery, storm_s=storm_s,
             cms500_failures=errors)
 
 
-def _pin(value: str):  # type: ignore[no-untyped-def]
-    def configure(config: Path) -> None:
-        text = config.read_text()
-        config.write_text(text.replace('profile = "generic"\n',
-                                       f'profile = "generic"\npin = "{value}"\n', 1))
-    return configure
-
-
-async def test_sim_pin_entered_from_the_config(tmp_path: Path) -> None:
-    """The SIM asks for a PIN; the daemon enters the configured one and texts go."""
-    async with rig(tmp_path, 2, pin="4321", configure=_pin("4321")) as r:
-        t0 = time.monotonic()
-        await _ready(r, 20)
-        ready_s = time.monotonic() - t0
-        await r.settle(30)
-    assert r.sim.engine.state.pin_entered
-    assert not any("4321" in line for line in r.logs)  # a PIN is a secret
-    _finish(r, "SIM PIN required (right PIN in the config)", ready_s)
+_WRONG_PIN: dict[str, tuple[str, list[dict[str, object]], list[str], int]] = {}
 
 
 async def _wrong_pin(tmp: Path) -> tuple[str, list[dict[str, object]], list[str], int]:
     """A daemon with PIN 1111 for a SIM locked with 4321, one missed call: the modem's
-    degraded line, the outbox rows, the logs, how many PDUs the network took."""
+    degraded line, the outbox rows, the logs, how many PDUs the network took. Run once
+    for both tests below (the second only reads what the first saw)."""
+    if "run" not in _WRONG_PIN:
+        _WRONG_PIN["run"] = await _wrong_pin_run(tmp)
+    return _WRONG_PIN["run"]
+
+
+async def _wrong_pin_run(tmp: Path) -> tuple[str, list[dict[str, object]], list[str], int]:
     async with rig(tmp, 1, pin="4321", configure=_pin("1111")) as r:
         seen = await until(lambda: logged(r.logs, "modem a: degraded", "PIN"), 20)
         assert seen is not None, "".join(r.logs[-20:])

@@ -104,7 +104,7 @@ async def test_ami_refused_for_a_while_reconnects_with_backoff(
     """The PBX's AMI port refuses connections (server stopped, link dropped mid-calls)
     for ``down_s``, then listens again on the same port: the daemon retries with backoff,
     logs back in and loses nothing."""
-    down_s = 60.0 if soak else 4.0
+    down_s = 60.0 if soak else 3.0
     n = 4
     async with rig(tmp_path, n) as r:
         mid = 2 * (MISSED_CALL.read_bytes().count(b"#TS ") - 5)
@@ -185,7 +185,7 @@ async def test_esl_dropped_then_half_open_loses_and_duplicates_nothing(tmp_path:
     from textback.ami_listener.fake_esl import FakeEslServer, Plan, capture_event_frames
 
     frames = capture_event_frames((FREESWITCH_TRACES / "concurrent-mixed.esl").read_bytes())
-    srv = FakeEslServer(frames, password=SECRET, pace_s=0.01,
+    srv = FakeEslServer(frames, password=SECRET, pace_s=0.005,
                         plans=[Plan(count=85, after="drop"), Plan(count=20, after="silent"),
                                Plan()])
     port = await srv.start()

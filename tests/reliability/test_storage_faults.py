@@ -55,7 +55,7 @@ def _check(r: Rig, fault: str, recovery: float | None, kind: str, **extra: objec
 async def test_locked_database_holds_verdicts_and_resumes(tmp_path: Path, soak: bool) -> None:
     """Another process holds BEGIN EXCLUSIVE on the store (longer than the daemon's 5 s
     busy timeout) while 3 missed calls arrive and end."""
-    hold_s = 30.0 if soak else 8.0
+    hold_s = 30.0 if soak else 6.0
     async with rig(tmp_path, 3, lead_s=1.5) as r:
         assert await until(lambda: logged(r.logs, "event=started"), 20) is not None, \
             "".join(r.logs[-20:])
@@ -129,6 +129,7 @@ async def test_disk_full_holds_verdicts_and_resumes(tmp_path: Path, soak: bool) 
             config.write_text(text.replace(f'path = "{old}"', f'path = "{store}"', 1))
 
         async with rig(tmp_path, 3, lead_s=1.5, configure=on_small_fs) as r:
+            r.tmp = fs  # the rig reads the store where the config put it
             assert await until(lambda: logged(r.logs, "event=started"), 20) is not None, \
                 "".join(r.logs[-20:])
             filler = fs / "filler"
@@ -147,7 +148,6 @@ async def test_disk_full_holds_verdicts_and_resumes(tmp_path: Path, soak: bool) 
             await r.settle(10)
             last = max((a.at for a in r.sim.accepted), default=None)
             recovery = None if last is None or not r.all_texted() else last - t_free
-            r.tmp = fs  # the rig reads the store where the config put it
         line = next(x for x in r.logs if "store_unavailable" in x)
         assert "database or disk is full" in line, line
         _check(r, f"disk full under the store for {full_s:g} s", recovery, "full",
