@@ -71,8 +71,8 @@ async def test_unplug_and_replug_under_a_new_pty_texts_every_call_once(
     """The pty closes and the link goes while 3 missed calls arrive; the modem comes back
     as a NEW /dev/pts/N behind the same link: the supervisor reopens it by the link and the
     held texts go, once each."""
-    away_s = 20.0 if soak else 2.0  # under [policy] handover_after_s (30 s): see RELIABILITY.md
-    async with rig(tmp_path, 3, lead_s=3.0) as r:
+    away_s = 20.0 if soak else 1.5  # under [policy] handover_after_s (30 s): see RELIABILITY.md
+    async with rig(tmp_path, 3, lead_s=2.0) as r:
         await _ready(r)
         old_pty = r.sim.slave_path
         r.sim.disappear()

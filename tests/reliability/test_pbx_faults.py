@@ -54,10 +54,10 @@ async def test_ami_dropped_between_calls_loses_and_duplicates_nothing(tmp_path: 
 
 
 # ---------------------------------------------------------------- faults with timings
-# ([pbx] ping_timeout_s = 2 in these configs: the 15 s default bounds detection in
+# ([pbx] ping_timeout_s = 1.5 in these configs: the 15 s default bounds detection in
 # production; 2 s keeps the quick run short and shows the same mechanism)
 
-PING_TIMEOUT_S = 2.0
+PING_TIMEOUT_S = 1.5
 
 
 def _short_ping(config: Path) -> None:
@@ -95,7 +95,7 @@ async def test_ami_half_open_is_detected_and_calls_resynchronised(tmp_path: Path
         t_back = await until(lambda: r.ami.logins >= 2, 20, 0.02)
         await r.settle(30)
     detected = None if t_back is None else t_back - t_silent
-    _check(r, "AMI half-open (silent), ping_timeout_s = 2", detected, detected,
+    _check(r, "AMI half-open (silent), ping_timeout_s = 1.5", detected, detected,
            logins=r.ami.logins)
 
 
@@ -104,7 +104,7 @@ async def test_ami_refused_for_a_while_reconnects_with_backoff(
     """The PBX's AMI port refuses connections (server stopped, link dropped mid-calls)
     for ``down_s``, then listens again on the same port: the daemon retries with backoff,
     logs back in and loses nothing."""
-    down_s = 60.0 if soak else 3.0
+    down_s = 60.0 if soak else 2.0
     n = 4
     async with rig(tmp_path, n) as r:
         mid = 2 * (MISSED_CALL.read_bytes().count(b"#TS ") - 5)
@@ -211,7 +211,7 @@ async def test_esl_dropped_then_half_open_loses_and_duplicates_nothing(tmp_path:
     drop_s = None if t_drop is None or t_second is None else t_second - t_drop
     silent_s = None if t_silent is None or t_third is None else t_third - t_silent
     for fault, took in (("ESL connection dropped (FreeSWITCH)", drop_s),
-                        ("ESL half-open (silent), ping_timeout_s = 2", silent_s)):
+                        ("ESL half-open (silent), ping_timeout_s = 1.5", silent_s)):
         record(fault, 1, int(ok is not None and took is not None), len(t.lost),
                len(t.duplicated), took, calls=3, missed=2, seen=len(calls),
                texted_once=t.texted_once,

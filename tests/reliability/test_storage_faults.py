@@ -119,7 +119,7 @@ def _fill(path: Path) -> int:
 async def test_disk_full_holds_verdicts_and_resumes(tmp_path: Path, soak: bool) -> None:
     """The store's filesystem fills up (every byte taken by another file) while 3 missed
     calls arrive; then the file is removed."""
-    full_s = 30.0 if soak else 5.0
+    full_s = 30.0 if soak else 3.0
     with _small_fs(tmp_path / "small-fs", "2m") as fs:
         store = fs / "textback.db"
 
