@@ -65,7 +65,7 @@ def _short_ping(config: Path) -> None:
 
 
 def _check(r: Rig, fault: str, detected: float | None, recovered: float | None,
-           **extra: object) -> None:
+           detect: bool = True, **extra: object) -> None:
     """Every caller of the burst recorded and texted exactly once; the figure recorded."""
     t = r.tally()
     calls, _ = r.store()
@@ -78,7 +78,8 @@ def _check(r: Rig, fault: str, detected: float | None, recovered: float | None,
         (c["caller"], c["verdict"], c["reason"], c["skip_reason"]) for c in calls
     ] + r.logs[-30:]
     assert not any(SECRET in line for line in r.logs)
-    assert detected is not None and detected <= 15.0
+    if detect:  # a refused port has nothing to detect: the next try finds it
+        assert detected is not None and detected <= 15.0
     assert recovered is not None and recovered <= 30.0
 
 
@@ -119,8 +120,8 @@ async def test_ami_refused_for_a_while_reconnects_with_backoff(
         t_back = await until(lambda: r.ami.logins >= 2, 60, 0.05)
         await r.settle(30)
     recovered = None if t_back is None else t_back - t_up
-    _check(r, f"AMI refused for {down_s:g} s, then back on the same port", recovered,
-           recovered, down_s=down_s,
+    _check(r, f"AMI refused for {down_s:g} s, then back on the same port", None,
+           recovered, detect=False, down_s=down_s,
            failed_attempts_logged=sum(x.startswith("WARNING") and "AMI 127.0.0.1" in x
                                       for x in r.logs))
 

@@ -12,7 +12,8 @@ Thin glue around the sans-IO pieces (``EslParser`` + ``FsCallTracker`` inside
 * half-open links: FreeSWITCH's HEARTBEAT is every 20 s, longer than our 15 s budget, so
   when nothing arrived for a third of ``ping_timeout`` we send ``api status``; nothing at
   all for ``ping_timeout`` = dead, reconnect;
-* reconnect with capped exponential backoff; the tracker survives reconnects, and after
+* reconnect with exponential backoff capped at 20 s (a PBX back after an outage is found
+  within the 30 s recovery target); the tracker survives reconnects, and after
   each (re)connect ``show channels`` / ``show calls`` reconcile calls in progress, so no
   call is lost (legs that ended while we were away are closed) or decided twice (decided
   calls are remembered by the tracker).
@@ -71,7 +72,7 @@ class EslClient:
                  on_message: Callable[[EslEvent], None] | None = None,
                  on_event: Callable[[EslEvent], None] | None = None,
                  ping_timeout: float = 15.0, connect_timeout: float = 5.0,
-                 backoff_min: float = 0.5, backoff_max: float = 30.0,
+                 backoff_min: float = 0.5, backoff_max: float = 20.0,
                  events: str = SUBSCRIBED_EVENTS,
                  tick_interval: float = 0.5) -> None:
         self.host, self.port = host, port
