@@ -118,6 +118,30 @@ async def test_unavailable_sender_hands_rows_over_after_a_while(tmp_path: Path) 
         assert r["sender_index"] == 1
 
 
+async def test_only_sender_away_keeps_the_text_waiting(tmp_path: Path) -> None:
+    """No sender left to hand over to (one modem, SIM locked or unplugged): the text is not
+    failed, it waits and goes when the modem is back."""
+    clock = Clock()
+    async with opened(tmp_path) as store:
+        outbox, modem, sip, d = setup(store, clock, handover_after_s=30.0)
+        modem.up = False
+        (i,) = await queue(outbox, senders=("modem:a",))
+        await d.pump()
+        clock.t += 31
+        await d.pump()
+        r = await row(store, i)
+        assert r["state"] == "queued" and r["attempts"] == 0 and "waiting" in r["last_error"]
+        clock.t += 600
+        await d.pump()
+        assert (await row(store, i))["state"] == "queued"
+        modem.up = True
+        clock.t += 31
+        await d.pump()
+        await settle(d)
+        assert len(modem.calls) == 1 and sip.calls == []
+        assert (await row(store, i))["state"] == "sent"
+
+
 async def test_modem_back_in_time_keeps_its_rows(tmp_path: Path) -> None:
     clock = Clock()
     async with opened(tmp_path) as store:
@@ -219,3 +243,37 @@ async def test_run_sends_when_woken_and_when_due(tmp_path: Path) -> None:
         await d.stop()
         task.cancel()
         assert modem.calls[0][0] == "+15552000000"
+
+
+async def test_unexpected_sender_error_never_leaves_the_row_sending(tmp_path: Path) -> None:
+    """A bug in a sender (any exception) is a transient failure before the hand-over, and
+    sent-unconfirmed (never resent) after it."""
+
+    class Buggy(FakeSender):
+        def __init__(self, name: str, after_commit: bool) -> None:
+            super().__init__(name)
+            self.after_commit = after_commit
+
+        async def send(self, number: str, text: str, *, status_report: bool = True,
+                       did: str | None = None, on_commit: Any = None) -> Any:
+            self.calls.append((number, text))
+            if self.after_commit and on_commit is not None:
+                await on_commit()
+            raise RuntimeError("out of step")
+
+    for after_commit, state in ((False, "queued"), (True, "sent")):
+        clock = Clock()
+        async with opened(tmp_path / str(after_commit)) as store:
+            outbox = Outbox(store)
+            d = Dispatcher(outbox, {"modem:a": Buggy("modem:a", after_commit)}, clock=clock)
+            (i,) = await queue(outbox, senders=("modem:a",))
+            await d.pump()
+            await settle(d)
+            r = await row(store, i)
+            assert r["state"] == state
+            if not after_commit:
+                assert "unexpected RuntimeError: out of step" in r["last_error"]
+            else:
+                msg = await store.fetchone("SELECT status FROM messages WHERE outbox_id = ?",
+                                           (i,))
+                assert msg is not None and msg["status"] == "sent-unconfirmed"

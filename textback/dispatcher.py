@@ -69,8 +69,17 @@ class Dispatcher:
         if not gone:
             return
         while (item := await self.outbox.claim_next(now, senders=gone)) is not None:
-            why = ("no such sender configured" if item.sender not in self.senders
+            unknown = item.sender not in self.senders
+            why = ("no such sender configured" if unknown
                    else f"unavailable for over {self.handover_after_s:g} s")
+            if not unknown and item.sender_index + 1 >= len(item.senders):
+                # its only remaining sender is away (modem unplugged, SIM locked): failing it
+                # would lose the text; it waits for the sender to come back
+                await self.outbox.release(item.id, f"{item.sender}: {why}; waiting for it",
+                                          now + self.handover_after_s, now)
+                log(logger, logging.WARNING, "text_waiting_for_sender", outbox=item.id,
+                    sender=item.sender, why=why)
+                continue
             result = await self.outbox.mark_failed(item.id, why, permanent=True, now=now)
             log(logger, logging.WARNING, "text_handed_over", outbox=item.id,
                 sender=item.sender, why=why, next=result.sender, state=result.state)
@@ -78,6 +87,7 @@ class Dispatcher:
     async def pump(self) -> int:
         """Start every due text an idle sender can take; how many were started."""
         now = self.clock()
+        self._idle_senders(now)  # refresh who is away before deciding what to hand over
         await self._hand_over(now)
         started = 0
         while not self._stopping:
@@ -99,9 +109,12 @@ class Dispatcher:
         try:
             log(logger, logging.INFO, "text_sending", outbox=item.id, sender=sender.name,
                 number=item.number, call=item.call_id, attempt=item.attempts)
+            handed: list[bool] = []
+
             async def commit() -> None:
                 try:
                     await self.outbox.mark_handed(item.id, self.clock())
+                    handed.append(True)
                 except StoreUnavailable as exc:
                     # not recorded as handed: do not hand it, or a crash could resend it
                     raise SendError(sender.name, f"store unavailable ({exc.kind}): not "
@@ -118,6 +131,20 @@ class Dispatcher:
                 log(logger, logging.WARNING, "text_failed", outbox=item.id,
                     sender=sender.name, reason=error.reason, permanent=error.permanent,
                     next=outcome.sender, state=outcome.state)
+                return
+            except Exception as exc:  # a sender bug must not leave the row 'sending' for good
+                self.failed += 1
+                failure = f"unexpected {type(exc).__name__}: {exc}"
+                if handed:  # the channel may have it: never resend, record it unconfirmed
+                    await self._retry_store(lambda: self.outbox.mark_sent(
+                        item.id, [], sender.name, self.clock(), tracked=False))
+                    log(logger, logging.ERROR, "text_unconfirmed", outbox=item.id,
+                        sender=sender.name, reason=failure)
+                    return
+                outcome = await self._retry_store(lambda: self.outbox.mark_failed(
+                    item.id, failure, permanent=False, now=self.clock()))
+                log(logger, logging.ERROR, "text_failed", outbox=item.id, sender=sender.name,
+                    reason=failure, permanent=False, next=outcome.sender, state=outcome.state)
                 return
             refs = [r for r in result.refs if r is not None]
             await self._retry_store(lambda: self.outbox.mark_sent(

@@ -248,6 +248,15 @@ class Outbox:
                 "WHERE id = ?", (f"{item.sender}: {reason}", now, item_id))
             return FailResult("failed", None, None)
 
+    async def release(self, item_id: int, reason: str, not_before: float, now: float) -> None:
+        """Give a claimed row back unsent (its sender cannot take it and it has no next
+        sender): queued again from ``not_before``, the claim not counted as an attempt."""
+        async with self.store.transaction("release") as db:
+            await db.execute(
+                "UPDATE outbox SET state = 'queued', not_before = ?, last_error = ?, "
+                "attempts = max(attempts - 1, 0), handed_at = NULL, updated_at = ? "
+                "WHERE id = ? AND state = 'sending'", (not_before, reason, now, item_id))
+
     async def cancel(self, item_id: int, reason: str, now: float) -> bool:
         """Cancel a row still queued; False when it is already sending or done."""
         async with self.store.transaction("cancel") as db:

@@ -94,12 +94,6 @@ async def test_unplug_and_replug_under_a_new_pty_texts_every_call_once(
             first_text_s=round(first - t_back, 2) if first else None)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "textback/modem/driver.py: when the '> ' prompt does not come within command_timeout "
-    "the driver raises without writing ESC, so the modem stays in PDU input and swallows "
-    "every later AT+CMGS and health check as PDU text until the supervisor's reset and "
-    "reopen: measured, the 2 texts were still not sent 150 s after the modem answered "
-    "again (target 30 s). Not fixed here: driver.py is being edited by another change."))
 async def test_modem_hanging_at_the_cmgs_prompt_recovers(tmp_path: Path, soak: bool) -> None:
     """The modem takes AT+CMGS=<n> and then says nothing (no "> " prompt, input
     swallowed) for a few seconds: the send times out (10 s), the text is retried, and must
@@ -198,11 +192,6 @@ async def test_wrong_sim_pin_is_reported_clearly(tmp_path: Path) -> None:
            text_state="/".join(str(o["state"]) for o in outbox))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a modem whose SIM refused the PIN is 'degraded', which ModemSupervisor.available() "
-    "counts as usable: the dispatcher sends, the modem answers +CME ERROR: 11 (SIM PIN "
-    "required, classed permanent) and, with no other sender, the text is marked failed: "
-    "lost once the admin fixes the PIN. It should stay queued while the SIM is locked."))
 async def test_wrong_sim_pin_holds_the_text_until_fixed(tmp_path: Path) -> None:
     _, outbox, _, _ = await _wrong_pin(tmp_path)
     assert [o["state"] for o in outbox] == ["queued"], [

@@ -30,6 +30,7 @@ from textback.modem.at_session import (
     Event,
     Garbled,
     Prompt,
+    SessionError,
     Unsolicited,
 )
 from textback.modem.errors import (
@@ -67,6 +68,10 @@ ReportHandler = Callable[["DeliveryReport"], Awaitable[None]]
 CNMI_CHOICES = (("2,1,0,2,0", "+CDSI"), ("2,1,0,1,0", "+CDS"), ("1,1,0,2,0", "+CDSI"),
                 ("1,1,0,1,0", "+CDS"), ("2,1,0,0,0", None), ("1,1,0,0,0", None))
 _PIN = re.compile(r"^[0-9]{4,8}$")
+
+
+# after ESC aborts a prompt, how long its late OK/ERROR is given to arrive and be dropped
+ABORT_SETTLE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -457,7 +462,17 @@ class ModemDriver:
         command = f"AT+CMGS={length}"
         self._waiter = loop.create_future()
         self._write(self.session.command(command))
-        event = await self._await(command, self.command_timeout)
+        try:
+            event = await self._await(command, self.command_timeout)
+        except CommandTimeout:
+            # the prompt may still come (or has come unseen): leave PDU input with ESC, or
+            # the modem swallows every later command as PDU text. Its answer to the ESC
+            # must land while no command is pending (counted stray), not be taken for the
+            # answer to the next one: give it a moment before the lock is released.
+            with contextlib.suppress(ModemError):
+                self._write(self.session.abort())
+            await asyncio.sleep(ABORT_SETTLE_S)
+            raise
         if isinstance(event, CommandFailed):
             raise CommandError(command, event.error)
         if not isinstance(event, Prompt):
@@ -474,7 +489,11 @@ class ModemDriver:
                     await self._await(command, self.command_timeout)
                 raise
         self._waiter = loop.create_future()
-        self._write(self.session.submit_pdu(pdu))
+        try:
+            pdu_bytes = self.session.submit_pdu(pdu)
+        except SessionError as exc:  # out of step with the modem: retry later, never crash
+            raise ModemError(f"{command}: {exc}") from exc
+        self._write(pdu_bytes)
         try:
             event = await self._await(command, self.send_timeout)
         except CommandTimeout:

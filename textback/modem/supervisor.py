@@ -91,7 +91,13 @@ class ModemSupervisor:
         await self._drop()
 
     def available(self) -> bool:
-        return self.state in (READY, DEGRADED) and self.driver is not None
+        """Ready, or degraded for a reason that still lets a text through (weak signal, no
+        delivery-report indications). A SIM problem (PIN refused, SIM not ready) is not:
+        every send would fail, so texts wait for the SIM or for another sender."""
+        if self.driver is None or self.state not in (READY, DEGRADED):
+            return False
+        return self.state == READY or not any(
+            p.startswith("SIM") for p in self.driver.info.problems)
 
     def health(self) -> Health:
         info = self.driver.info if self.driver is not None else self._info
