@@ -222,7 +222,7 @@ async def opt_history(store: Store, number: str) -> list[OptOut]:
 
 def printable(text: str | None, limit: int = 0) -> str:
     """``text`` safe for a terminal or CSV cell: control, bidi and zero-width characters
-    escaped as \\uXXXX (a reply can hold anything, and must not rewrite the screen)."""
+    escaped like \\u202e (a reply can hold anything, and must not rewrite the screen)."""
     if text is None:
         return ""
     out = []

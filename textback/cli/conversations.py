@@ -2,7 +2,7 @@
 short code (what staff quote to reply), state, and its latest messages both ways.
 
 Message text comes from customers: control, bidi and zero-width characters are shown
-escaped (\\uXXXX), never raw.
+escaped (e.g. \\u202e), never raw.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ def register(subparsers: Any) -> None:
 
 def _write(obj: dict[str, Any]) -> None:
     # A lone surrogate (half an emoji split across parts by a sender) cannot be UTF-8: write
-    # it as the JSON escape \\udXXX, which backslashreplace produces exactly.
+    # it as a JSON escape such as \\udc80, which backslashreplace produces exactly.
     line = json.dumps(obj, ensure_ascii=False) + "\n"
     sys.stdout.buffer.write(line.encode("utf-8", "backslashreplace"))
 
