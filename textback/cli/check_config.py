@@ -65,9 +65,12 @@ def describe_template(did: DidConfig, kind: str) -> list[str]:
                f"{parts} part{'s' if parts != 1 else ''}"
         lines.append(f"  {kind} ({origin}): {cost}, {len(rendered)} characters")
         if plan.offending:
-            shown = " ".join(f"{c!r} (U+{ord(c[0]):04X})" for c in dict.fromkeys(plan.offending))
-            lines.append(f"    note: {shown} force UCS-2: 70 characters per part instead of "
-                         "160, so the text can cost twice as much; replace them to stay GSM-7")
+            chars = list(dict.fromkeys(plan.offending))
+            shown = " ".join(f"{c!r} (U+{ord(c[0]):04X})" for c in chars)
+            verb, them = ("forces", "it") if len(chars) == 1 else ("force", "them")
+            lines.append(f"    note: {shown} {verb} UCS-2: 70 characters per part instead of "
+                         f"160, so the text can cost twice as much; replace {them} to stay "
+                         "GSM-7")
         if parts > 1:
             lines.append(f"    note: {parts} parts are billed as {parts} texts")
     lines.append(f"    \u2502 {rendered}")
