@@ -40,7 +40,7 @@ def test_ok_shows_encoding_parts_and_the_emoji(tmp_path: Path,
     assert out.startswith("OK: ")
     assert "business_hours (default): GSM-7, 1 part" in out
     assert "after_hours (configured): UCS-2, 1 part" in out
-    assert "U+1F600" in out and "force UCS-2" in out
+    assert "U+1F600) forces UCS-2" in out and "replace it to stay GSM-7" in out
     assert "Closed now \U0001F600 Acme Plumbing. Reply STOP to opt out" in out
 
 
