@@ -7,9 +7,12 @@ command fails the same way for the same cause.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
+from textback.ami_listener.stream import TrackerConfig
 from textback.config import Config, ConfigError, load_config
 
 
@@ -30,3 +33,20 @@ def store_or_none(config: Config, command: str) -> Path | None:
               file=sys.stderr)
         return None
     return db
+
+
+def add_tracker_options(p: argparse.ArgumentParser) -> None:
+    """The call-tracker options ``replay`` and ``listen`` share (same names, same meaning)."""
+    p.add_argument("--settle", type=float, default=2.0, metavar="SECONDS",
+                   help="how long after a call's last channel is gone it becomes final")
+    p.add_argument("--trunk-context", action="append", metavar="CONTEXT",
+                   help="Asterisk dialplan context of inbound trunk calls (repeatable)")
+    p.add_argument("--region", metavar="CC", help="region for national numbers, e.g. US, GB")
+
+
+def tracker_config(args: argparse.Namespace) -> TrackerConfig:
+    """TrackerConfig from the options of ``add_tracker_options`` (defaults where unset)."""
+    kwargs: dict[str, Any] = {"settle_s": args.settle, "default_region": args.region}
+    if args.trunk_context:
+        kwargs["trunk_contexts"] = tuple(args.trunk_context)
+    return TrackerConfig(**kwargs)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from textback.ami_listener.stream import TrackerConfig
+from textback.cli._common import add_tracker_options, tracker_config
 from textback.outcome import CallOutcome
 
 DEFAULT_PORTS = {"asterisk": 5038, "freeswitch": 8021}
@@ -37,9 +37,7 @@ def register(subparsers: Any) -> None:
                    help="environment variable holding the secret (default TEXTBACK_PBX_SECRET)")
     p.add_argument("--secret-file", type=Path, metavar="PATH",
                    help="file holding the secret (first line); must not be group/world-readable")
-    p.add_argument("--settle", type=float, default=2.0, metavar="SECONDS")
-    p.add_argument("--trunk-context", action="append", metavar="CONTEXT")
-    p.add_argument("--region", metavar="CC")
+    add_tracker_options(p)
     p.add_argument("--ping-timeout", type=float, default=15.0, metavar="SECONDS",
                    help="a link that answers nothing for this long is dead and reconnected")
     p.set_defaults(func=run)
@@ -70,10 +68,7 @@ def _emit(outcome: CallOutcome) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    kwargs: dict[str, Any] = {"settle_s": args.settle, "default_region": args.region}
-    if args.trunk_context:
-        kwargs["trunk_contexts"] = tuple(args.trunk_context)
-    config = TrackerConfig(**kwargs)
+    config = tracker_config(args)
     secret = read_secret(args.secret_file, args.secret_env)
     port = args.port or DEFAULT_PORTS[args.pbx]
     try:

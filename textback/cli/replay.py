@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from textback.ami_listener.stream import StreamError, TrackerConfig
+from textback.ami_listener.stream import StreamError
 from textback.ami_listener.streams import make_stream
+from textback.cli._common import add_tracker_options, tracker_config
 from textback.outcome import CallOutcome
 
 CHUNK = 64 * 1024
@@ -29,11 +30,7 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--pbx", required=True, choices=["asterisk", "freeswitch"])
-    p.add_argument("--settle", type=float, default=2.0, metavar="SECONDS",
-                   help="how long after a call's last channel is gone it becomes final")
-    p.add_argument("--trunk-context", action="append", metavar="CONTEXT",
-                   help="Asterisk dialplan context of inbound trunk calls (repeatable)")
-    p.add_argument("--region", metavar="CC", help="region for national numbers, e.g. US, GB")
+    add_tracker_options(p)
     p.add_argument("--stats", action="store_true", help="print what was dropped on stderr")
     p.add_argument("file", type=Path, help="raw capture (.ami, .esl, .json.esl); - for stdin")
     p.set_defaults(func=run)
@@ -46,10 +43,7 @@ def _emit(outcomes: list[CallOutcome]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    kwargs: dict[str, Any] = {"settle_s": args.settle, "default_region": args.region}
-    if args.trunk_context:
-        kwargs["trunk_contexts"] = tuple(args.trunk_context)
-    stream = make_stream(args.pbx, TrackerConfig(**kwargs))
+    stream = make_stream(args.pbx, tracker_config(args))
     try:
         source = sys.stdin.buffer if str(args.file) == "-" else args.file.open("rb")
     except OSError as exc:
