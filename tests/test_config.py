@@ -123,6 +123,10 @@ def test_good_config_is_typed(tmp_path: Path) -> None:
      "unknown time zone"),
     ('name = "b"', 'name = "b"\nbaud = 0', "modem[2].baud", 15, "more than 0"),
     ('name = "b"', 'name = "b"\npin = "12"', "modem[2].pin", 15, "4 to 8 digits"),
+    ('name = "b"', 'name = "b"\nsend_timeout_s = 2', "modem[2].send_timeout_s", 15,
+     "5 to 600 seconds"),
+    ('name = "b"', 'name = "b"\nsend_timeout_s = "60"', "modem[2].send_timeout_s", 15,
+     "number"),
     ('test_number_prefixes = ["+1555"]', 'test_number_prefixes = ["1555"]',
      "policy.test_number_prefixes", 22, "prefixes"),
     ('sms = ["+15551239999"]', 'sms = ["555-1239"]', "did[1].staff.sms", 33, "E.164"),
@@ -325,3 +329,10 @@ def test_ping_timeout_and_stale_limit(tmp_path: Path) -> None:
     assert cfg.pbx.ping_timeout_s == 3.0 and cfg.policy.stale_after_s == 0.0
     found = issues(tmp_path, GOOD.replace('[pbx]\n', '[pbx]\nping_timeout_s = 0\n', 1))
     assert any(key == "pbx.ping_timeout_s" for key, _, _ in found)
+
+
+def test_modem_send_timeout_defaults_to_the_manuals_120_s_and_can_be_set(
+        tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD.replace('name = "b"',
+                                                   'name = "b"\nsend_timeout_s = 45', 1)))
+    assert [m.send_timeout_s for m in cfg.modems] == [120.0, 45.0]

@@ -49,6 +49,12 @@ from textback.templates import TEMPLATE_KINDS, check_template
 DEFAULT_PATH = Path("/etc/textback/textback.toml")
 DEFAULT_STORE = Path("/var/lib/textback/textback.db")
 DEFAULT_PORTS = {"asterisk": 5038, "freeswitch": 8021}
+# [[modem]] send_timeout_s: AT+CMGS "max response time" is 60 s in the SIM800 Series AT
+# Command Manual V1.09 (4.2.5) and 120 s in Quectel's EC25 manual; the longer one by default.
+# Under 5 s would declare texts unconfirmed that the network is still taking (2-3 s a part).
+DEFAULT_SEND_TIMEOUT_S = 120.0
+MIN_SEND_TIMEOUT_S = 5.0
+MAX_SEND_TIMEOUT_S = 600.0
 # a reply that is only one of these asks for a callback (textback.callback)
 DEFAULT_CALLBACK_WORDS = ("call", "call me", "call back", "callback", "call me back",
                           "please call", "please call me")
@@ -135,6 +141,9 @@ class ModemConfig:
     pin_file: Path | None
     smsc: str | None
     profile: str | None  # simulator dialect (demo/tests only)
+    # how long the modem may take to answer a PDU (+CMGS: <mr>) before the text is recorded
+    # sent-unconfirmed; the vendor manuals give 60 s (SIM800) to 120 s (EC25)
+    send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S
 
     @property
     def sender(self) -> str:
@@ -346,6 +355,13 @@ def _name(value: Any) -> str | None:
     return None
 
 
+def _send_timeout(value: Any) -> str | None:
+    if not MIN_SEND_TIMEOUT_S <= value <= MAX_SEND_TIMEOUT_S:
+        return (f"must be {MIN_SEND_TIMEOUT_S:g} to {MAX_SEND_TIMEOUT_S:g} seconds (how long "
+                "the modem may take to answer a sent PDU; the manuals give 60-120 s)")
+    return None
+
+
 def _pin(value: Any) -> str | None:
     return None if re.fullmatch(r"[0-9]{4,8}", value) else "a SIM PIN is 4 to 8 digits"
 
@@ -429,6 +445,7 @@ SCHEMA = Table({
         "pin_file": Field("str", None),
         "smsc": Field("str", None, check=_e164),
         "profile": Field("str", None),
+        "send_timeout_s": Field("float", DEFAULT_SEND_TIMEOUT_S, check=_send_timeout),
     })),
     "sip": Field("table", table=Table({
         "destination": Field("str", None),
@@ -625,7 +642,7 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
             pin_file, pin = _read_secret_file(m["pin_file"], base, ("modem", i, "pin_file"),
                                               checker)
         modems.append(ModemConfig(m["name"] or "", m["port"] or "", m["baud"], pin, pin_file,
-                                  m["smsc"], m["profile"]))
+                                  m["smsc"], m["profile"], m["send_timeout_s"]))
 
     # [sip]
     sip: SipConfig | None = None

@@ -83,7 +83,8 @@ class Daemon:
             supervisor = ModemSupervisor(
                 modem.port, name=modem.name,
                 pin=modem.pin.reveal() if modem.pin is not None else _read_pin(modem.pin_file),
-                smsc=modem.smsc, poll_interval=self.modem_poll_s)
+                smsc=modem.smsc, poll_interval=self.modem_poll_s,
+                send_timeout=modem.send_timeout_s)
             self.supervisors[modem.sender] = supervisor
             self.senders[modem.sender] = ModemSender(supervisor, modem.sender)
 
