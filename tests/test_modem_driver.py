@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from textback.modem.driver import DeliveryReport, ModemDriver, SendFailed
-from textback.modem.errors import CommandTimeout, ModemLost, PortError
+from textback.modem.errors import (
+    CommandTimeout,
+    ModemLost,
+    PortError,
+    SimUnavailable,
+    SubmitUnconfirmed,
+)
 from textback.modem.pdu import PduError
 from textback.modem.reassembly import InboundMessage
 from textback.modem.simulator import ModemSimulator
@@ -254,8 +260,13 @@ async def test_modem_killed_mid_send() -> None:
         sim.disappear()
         with pytest.raises(SendFailed) as exc:
             await task
-        assert isinstance(exc.value.cause, ModemLost)
-        assert len(exc.value.sent) <= 1
+        cause = exc.value.cause
+        # lost after a part's Ctrl-Z went: that part is handed (mr None), never resent
+        if isinstance(cause, SubmitUnconfirmed):
+            cause = cause.cause
+            assert exc.value.sent[-1].mr is None
+        assert isinstance(cause, ModemLost)
+        assert len([p for p in exc.value.sent if p.mr is not None]) <= 1
         assert d.lost.is_set()
         await d.close()
 
@@ -307,3 +318,61 @@ async def test_failed_commit_aborts_the_prompt_and_sends_nothing(tmp_path: Path)
         assert len(parts) == 1 and len(sim.accepted) == 1
         assert sim.accepted[0].decoded.number == "+15551230002"
         await drv.close()
+
+
+async def test_send_without_a_sim_is_a_sim_problem_not_the_texts() -> None:
+    """+CMS ERROR: 310 to AT+CMGS: SimUnavailable (transient: the text waits), the health
+    snapshot says "SIM not inserted" first, and the driver asks for a look at the SIM."""
+    async with ModemSimulator("generic") as sim:
+        d = await _open(sim)
+        await d.initialise()
+        sim.remove_sim()
+        with pytest.raises(SendFailed) as exc:
+            await d.send("+447700900123", "hello", status_report=False)
+        assert isinstance(exc.value.cause, SimUnavailable) and exc.value.transient
+        assert exc.value.sent == [] and sim.accepted == []
+        assert d.info.problems[0] == "SIM not inserted (+CMS ERROR: 310 to AT+CMGS)"
+        assert d.attention.is_set() and d.sim_absent
+        info = await d.health()  # AT+CPIN? -> +CME ERROR: 10
+        assert info.problems[0] == "SIM not inserted (+CME ERROR: 10 to AT+CPIN?)"
+        assert not info.registered and not d.sim_returned
+        sim.insert_sim()
+        await d.health()
+        assert d.sim_returned and not d.sim_absent
+        info = await d.initialise()
+        assert info.problems == [] and info.sim == "READY"
+        assert len(await d.send("+447700900123", "back", status_report=False)) == 1
+        await d.close()
+
+
+async def test_late_answer_to_the_pdu_within_send_timeout_is_a_normal_send() -> None:
+    async with ModemSimulator("generic") as sim:
+        d = await _open(sim, send_timeout=5.0)
+        await d.initialise()
+        sim.stall_after_pdu(0.8)
+        parts = await d.send("+447700900123", "slow network", status_report=False)
+        assert [p.mr for p in parts] == [0] and len(sim.accepted) == 1
+        await d.close()
+
+
+@pytest.mark.parametrize("late", [None, 2.0])
+async def test_no_answer_to_the_pdu_is_unconfirmed_and_the_driver_resyncs(
+        late: float | None) -> None:
+    """The PDU went, its +CMGS never comes (or comes after send_timeout, 1 s here): the
+    part is reported handed with mr None (never resend), a late answer is not taken for a
+    later command's, and the next text goes with its own +CMGS."""
+    async with ModemSimulator("generic") as sim:
+        d = await _open(sim, send_timeout=1.0)
+        await d.initialise()
+        sim.stall_after_pdu(late)
+        with pytest.raises(SendFailed) as exc:
+            await d.send("+447700900123", "first", status_report=False)
+        assert isinstance(exc.value.cause, SubmitUnconfirmed)
+        assert not exc.value.transient
+        assert [p.mr for p in exc.value.sent] == [None] and len(sim.accepted) == 1
+        if late is not None:
+            await asyncio.sleep(late)  # the stray "+CMGS: 0 / OK" lands now
+        assert await d.command("AT+CSQ") == ("+CSQ: 20,99",)
+        parts = await d.send("+447700900124", "second", status_report=False)
+        assert [p.mr for p in parts] == [1] and len(sim.accepted) == 2
+        await d.close()

@@ -49,3 +49,62 @@ async def test_sim800l_refuses_ds2() -> None:
         sim.engine.feed(b"ATE0\rAT+CNMI=2,1,0,2,0\r")
         out = b"".join(d for _, d in sim.engine.take_output())
         assert out.endswith(b"ERROR\r\n")
+
+
+def _answers(sim: ModemSimulator, commands: bytes) -> bytes:
+    sim.engine.feed(commands)
+    return b"".join(d for _, d in sim.engine.take_output())
+
+
+async def test_sim_removed_answers_per_27007_and_27005_then_asks_its_pin_again() -> None:
+    async with ModemSimulator("sim800l", pin="4321") as sim:
+        _answers(sim, b'ATE0\rAT+CMEE=1\rAT+CPIN="4321"\r')
+        sim.remove_sim()
+        out = b"".join(d for _, d in sim.engine.take_output())
+        assert out == b""  # the URC went to the pty already
+        assert _answers(sim, b"AT+CPIN?\r").endswith(b"+CME ERROR: 10\r\n")
+        assert _answers(sim, b"AT+CMGS=20\r").endswith(b"+CMS ERROR: 310\r\n")
+        assert _answers(sim, b"AT+CPMS?\r").startswith(b"\r\n+CPMS")  # ME state: fine
+        assert _answers(sim, b"AT+CMGL=4\r").endswith(b"+CMS ERROR: 310\r\n")
+        assert b"+CREG: 0,0" in _answers(sim, b"AT+CREG?\r")
+        assert _answers(sim, b'AT+CPIN="4321"\r').endswith(b"+CME ERROR: 10\r\n")
+        sim.insert_sim()
+        assert b"+CPIN: SIM PIN" in _answers(sim, b"AT+CPIN?\r")
+        assert b"+CREG: 0,0" in _answers(sim, b"AT+CREG?\r")
+        out = _answers(sim, b'AT+CPIN="4321"\r')
+        assert b"OK" in out and b"+CPIN: READY" in out and b"SMS Ready" in out
+        assert b"+CREG: 0,1" in _answers(sim, b"AT+CREG?\r")
+
+
+@pytest.mark.parametrize(("profile", "removed", "inserted"), [
+    ("sim800l", b"+CPIN: NOT READY", b"+CPIN: READY"),
+    ("ec25", b"+CPIN: NOT INSERTED", b"+CPIN: READY"),
+    ("generic", None, None),
+])
+def test_sim_urcs_per_dialect(profile: str, removed: bytes | None,
+                              inserted: bytes | None) -> None:
+    from textback.modem.simulator.engine import ModemEngine
+
+    engine = ModemEngine(PROFILES[profile])
+    engine.remove_sim()
+    out = b"".join(d for _, d in engine.take_output())
+    assert (removed in out) if removed else out == b""
+    engine.insert_sim()
+    out = b"".join(d for _, d in engine.take_output())
+    assert (inserted in out) if inserted else out == b""
+
+
+def test_a_stalled_pdu_is_taken_but_answered_late_or_never() -> None:
+    from textback.modem.simulator.engine import ModemEngine
+
+    engine = ModemEngine(PROFILES["generic"])
+    engine.feed(b"ATE0\r")
+    engine.submit_stalls.extend([4.0, None])
+    pdu = "0011000B914477009001F30000AA0568656C6C6F"
+    for _ in range(2):
+        engine.feed(b"AT+CMGS=19\r" + pdu.encode() + b"\x1a")
+    assert len(engine.accepted) == 2
+    assert b"+CMGS" not in b"".join(d for _, d in engine.take_output())
+    assert engine.take_late() == [(4.0, b"\r\n+CMGS: 0\r\n\r\nOK\r\n")]
+    engine.feed(b"\x1bAT\r")  # ESC outside a prompt is ignored
+    assert b"".join(d for _, d in engine.take_output()).endswith(b"OK\r\n")

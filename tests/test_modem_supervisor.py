@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
+from textback.modem.driver import SendFailed
 from textback.modem.simulator import ModemSimulator
 from textback.modem.supervisor import ABSENT, DEGRADED, LOST, READY, ModemSupervisor
 
@@ -89,3 +92,49 @@ async def test_two_modems_supervised_independently(tmp_path: Path) -> None:
         await sb.stop()
         await a.stop()
         await b.stop()
+
+
+async def test_sim_removed_is_degraded_and_back_ready_with_its_pin(tmp_path: Path) -> None:
+    """SIM800L: "+CPIN: NOT READY" on removal makes the supervisor look at once (no
+    waiting for the health interval, 30 s here); on insertion the SIM wants its PIN again
+    and the modem is initialised anew on the open port, no reopen."""
+    sim = await ModemSimulator("sim800l", link=tmp_path / "m", pin="4321").start()
+    sup = ModemSupervisor(sim.port, pin="4321", poll_interval=0.05, health_interval=30.0,
+                          sim_poll_interval=0.2, command_timeout=0.5)
+    sup.start()
+    try:
+        await sup.wait_state(READY, timeout=5)
+        sim.remove_sim()
+        await sup.wait_state(DEGRADED, timeout=3)
+        assert (sup.health().error or "").startswith("SIM not inserted (+CME ERROR: 10")
+        assert not sup.available()
+        sim.insert_sim()
+        await sup.wait_state(READY, timeout=3)
+        assert sup.available() and sup.reopens == 0 and sim.engine.state.pin_entered
+        assert len(await sup.send("+447700900123", "back", status_report=False)) == 1
+    finally:
+        await sup.stop()
+        await sim.stop()
+
+
+async def test_sim_removed_silently_is_found_by_a_send_and_polled_back(
+        tmp_path: Path) -> None:
+    """A modem that says nothing (generic): the refused send makes it unavailable at once;
+    AT+CPIN? every sim_poll_interval finds the SIM back."""
+    sim = await ModemSimulator("generic", link=tmp_path / "m").start()
+    sup = ModemSupervisor(sim.port, poll_interval=0.05, health_interval=30.0,
+                          sim_poll_interval=0.2, command_timeout=0.5)
+    sup.start()
+    try:
+        await sup.wait_state(READY, timeout=5)
+        sim.remove_sim()
+        with pytest.raises(SendFailed):
+            await sup.send("+447700900123", "no sim", status_report=False)
+        assert sup.state == DEGRADED and not sup.available()
+        assert "SIM not inserted" in (sup.health().error or "")
+        sim.insert_sim()
+        await sup.wait_state(READY, timeout=3)
+        assert len(await sup.send("+447700900123", "back", status_report=False)) == 1
+    finally:
+        await sup.stop()
+        await sim.stop()

@@ -2,14 +2,23 @@
 
 Thin glue around the sans-IO ``AtSession``: a reader task feeds bytes in and resolves the
 running command; commands are serialised by a lock and each has its own time limit
-(AT+CMGS up to 120 s, networks are slow). User text only ever leaves as PDU hex
-(``encode_submit``), never in text mode, so CR/LF/Ctrl-Z/ESC in a text or number cannot
-become an AT command.
+(the answer to a PDU: ``send_timeout``, 120 s by default, networks are slow). User text
+only ever leaves as PDU hex (``encode_submit``), never in text mode, so CR/LF/Ctrl-Z/ESC
+in a text or number cannot become an AT command.
 
 Receiving never loses a text: a stored message (+CMTI) is read, handed to every message
 handler, and deleted from the SIM only when all handlers returned without raising. Parts of
 a concatenated text stay on the SIM until the whole (or, after the reassembly timeout, what
 arrived) has been handed over. Messages already on the SIM are read at start.
+
+Two faults change what a failed send means. A SIM error (+CMS ERROR: 310 "SIM not
+inserted", a PIN wanted...) raises ``SimUnavailable``: the text is fine, the SIM is not, so
+it waits; the health check then asks AT+CPIN? until the SIM answers again and the supervisor
+initialises the modem anew. No answer to the PDU once its Ctrl-Z went (``send_timeout``, or
+the port gone) raises ``SubmitUnconfirmed`` with the part in ``SendFailed.sent`` (mr None):
+the network may have the text, so it is recorded unconfirmed and never resent; before the
+next command the driver makes sure the modem answers again and that a late +CMGS answer
+cannot pass for the answer to a later command (``_resync``).
 """
 
 from __future__ import annotations
@@ -39,6 +48,10 @@ from textback.modem.errors import (
     CommandTimeout,
     ModemError,
     ModemLost,
+    SimUnavailable,
+    SubmitUnconfirmed,
+    is_sim_absent,
+    is_sim_problem,
     port_error,
 )
 from textback.modem.pdu import DecodedPdu, PduError, decode_pdu, encode_submit
@@ -72,13 +85,19 @@ _PIN = re.compile(r"^[0-9]{4,8}$")
 
 # after ESC aborts a prompt, how long its late OK/ERROR is given to arrive and be dropped
 ABORT_SETTLE_S = 1.0
+# after a PDU went unanswered: how long to keep probing for a modem that answers again
+RESYNC_S = 30.0
+# AT+CPIN? answers that mean "no usable SIM in the slot" (SIM800 manual V1.09: NOT INSERTED,
+# NOT READY); any other answer means a SIM is there (READY, SIM PIN, SIM PUK...)
+_SIM_GONE_STATES = ("NOT INSERTED", "NOT READY")
 
 
 @dataclass(frozen=True)
 class PartResult:
-    """One sent part: its TP-MR from +CMGS, the destination, when it went."""
+    """One sent part: its TP-MR from +CMGS (None: handed, no answer), the destination,
+    when it went."""
 
-    mr: int
+    mr: int | None
     part: int
     parts: int
     number: str
@@ -107,6 +126,11 @@ class SendFailed(ModemError):
         self.cause = cause
         self.sent = sent
         self.transient = cause.transient
+
+
+def _code(error: AtError) -> str:
+    """"+CMS ERROR: 310" - the code as the modem wrote it, for log lines."""
+    return f"+{error.kind} ERROR: {error.code}" if error.code is not None else error.kind
 
 
 def _digits_match(a: str | None, b: str | None) -> bool:
@@ -143,6 +167,12 @@ class ModemDriver:
         self.message_handlers: list[MessageHandler] = []
         self.report_handlers: list[ReportHandler] = []
         self.lost = asyncio.Event()
+        # something about the SIM changed (a +CPIN URC, a send refused for the SIM): the
+        # supervisor runs a health check now instead of at its next interval
+        self.attention = asyncio.Event()
+        self.sim_absent = False  # the last look found no SIM: poll for it to come back
+        self.sim_returned = False  # it was absent and answers again: initialise anew
+        self._pdu_written = False
         self.report_mode: str | None = None
         self.needs_cnma = False
         self.last_rx = 0.0
@@ -307,13 +337,16 @@ class ModemDriver:
         return info
 
     async def _unlock_sim(self, info: ModemInfo) -> bool:
+        self.sim_returned = False
         try:
             lines = await self._command("AT+CPIN?")
         except CommandError as exc:
+            self.sim_absent = is_sim_absent(exc.error)
             info.sim = exc.error.reason
             info.problems.append(f"SIM: {exc.error.reason}")
             return False
         state = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("+CPIN:")), "")
+        self.sim_absent = state in _SIM_GONE_STATES
         if state == "READY":
             info.sim = "READY"
             return True
@@ -381,8 +414,41 @@ class ModemDriver:
                 value = re.sub(r"^\+CGM[IMR]:\s*", "", value)
                 setattr(info, attr, value[:80] or None)
 
+    async def _sim_check(self, info: ModemInfo) -> bool:
+        """AT+CPIN? (one short command): is a SIM there? Notes a SIM that went away (a
+        problem first in the list, so the log line says it) and one that came back
+        (``sim_returned``: the supervisor initialises again, PIN included). False = no SIM."""
+        try:
+            lines = await self._command("AT+CPIN?")
+        except CommandError as exc:
+            if not is_sim_absent(exc.error):
+                return not self.sim_absent  # SIM busy, or no AT+CPIN?: nothing learnt
+            self._sim_gone(info, f"{exc.error.reason} ({_code(exc.error)} to AT+CPIN?)")
+            return False
+        state = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("+CPIN:")), "")
+        if state in _SIM_GONE_STATES:
+            self._sim_gone(info, f"SIM not inserted (AT+CPIN? says {state})")
+            return False
+        if state and self.sim_absent:
+            self.sim_absent = False
+            self.sim_returned = True
+            log.info("modem %s: a SIM answers again (%s)", self.port, state)
+        return True
+
+    def _sim_gone(self, info: ModemInfo, problem: str) -> None:
+        self.sim_absent = True
+        info.sim = "not inserted"
+        info.registered = False
+        info.problems = [problem] + [p for p in info.problems if not p.startswith("SIM")]
+
     async def _health(self, info: ModemInfo) -> None:
         info.problems = [p for p in info.problems if p.startswith(("SIM", "AT+CNMI", "modem"))]
+        if info.sim is not None and not await self._sim_check(info):
+            # no SIM: registration, operator and SMSC cannot be read; the signal still can
+            csq = await self._try("AT+CSQ")
+            if csq:
+                info.signal_csq, info.signal_dbm = parse_csq(csq[0])
+            return
         csq = await self._try("AT+CSQ")
         if csq:
             info.signal_csq, info.signal_dbm = parse_csq(csq[0])
@@ -443,9 +509,27 @@ class ModemDriver:
         sent: list[PartResult] = []
         async with self._lock:
             for p in parts:
+                self._pdu_written = False
                 try:
                     mr = await self._submit(p.pdu, p.tpdu_length,
                                             on_commit if not sent else None)
+                except (CommandTimeout, ModemLost) as exc:
+                    if not self._pdu_written:
+                        raise SendFailed(exc, sent) from exc
+                    # the Ctrl-Z went: the network may have this part. Never resend it.
+                    sent.append(PartResult(None, p.part, p.parts, number, p.tpdu_length,
+                                           time.time()))
+                    log.warning("modem %s: no answer to a sent PDU (%s): recorded "
+                                "unconfirmed", self.port, type(exc).__name__)
+                    if isinstance(exc, CommandTimeout):
+                        with contextlib.suppress(ModemError):
+                            await self._resync()
+                    raise SendFailed(SubmitUnconfirmed(exc), sent) from exc
+                except CommandError as exc:
+                    if is_sim_problem(exc.error):
+                        self._sim_refused(exc)
+                        raise SendFailed(SimUnavailable(exc), sent) from exc
+                    raise SendFailed(exc, sent) from exc
                 except ModemError as exc:
                     raise SendFailed(exc, sent) from exc
                 result = PartResult(mr, p.part, p.parts, number, p.tpdu_length, time.time())
@@ -455,6 +539,39 @@ class ModemDriver:
                 while len(self._sent) > 1024:
                     self._sent.popitem(last=False)
         return sent
+
+    def _sim_refused(self, exc: CommandError) -> None:
+        """A send refused for the SIM: say so in the health snapshot at once (the
+        supervisor then stops offering this modem) and have the SIM looked at now."""
+        reason = exc.error.reason
+        problem = (reason if reason.startswith("SIM") else f"SIM: {reason}")
+        problem += f" ({_code(exc.error)} to AT+CMGS)"
+        if is_sim_absent(exc.error):
+            self.sim_absent = True
+            self.info.sim = "not inserted"
+        self.info.registered = self.info.registered and not self.sim_absent
+        self.info.problems = [problem] + [p for p in self.info.problems
+                                          if not p.startswith("SIM")]
+        self.attention.set()
+
+    async def _resync(self) -> None:
+        """After a PDU went unanswered: probe with AT+CMGF? until the modem answers it. Its
+        answer is recognisable (+CMGF:), so a late "+CMGS: <mr> / OK" that lands on the
+        probe is seen for what it is; then wait for the rest to drain and probe again.
+        Raises CommandTimeout if the modem stays mute (the health check resets it)."""
+        deadline = time.monotonic() + RESYNC_S
+        while True:
+            try:
+                lines = await self._command("AT+CMGF?", min(self.command_timeout, 2.0))
+                if any(x.startswith("+CMGF:") for x in lines):
+                    return
+                log.info("modem %s: a late answer dropped while resynchronising", self.port)
+            except CommandTimeout:
+                if time.monotonic() >= deadline:
+                    raise
+            except CommandError:
+                pass  # a late +CMS ERROR for the PDU, or the modem still busy
+            await asyncio.sleep(ABORT_SETTLE_S)
 
     async def _submit(self, pdu: str, length: int,
                       on_commit: Callable[[], Awaitable[None]] | None = None) -> int:
@@ -494,6 +611,7 @@ class ModemDriver:
         except SessionError as exc:  # out of step with the modem: retry later, never crash
             raise ModemError(f"{command}: {exc}") from exc
         self._write(pdu_bytes)
+        self._pdu_written = True
         try:
             event = await self._await(command, self.send_timeout)
         except CommandTimeout:
@@ -520,6 +638,11 @@ class ModemDriver:
             self._work.put_nowait(("pdu", (urc.pdu, None)))
             if self.needs_cnma:
                 self._work.put_nowait(("cnma", None))
+        elif name in ("+CPIN", "+QSIMSTAT", "^SIMST"):
+            # SIM pulled or pushed back (SIM800 manual V1.09: +CPIN: NOT READY / NOT
+            # INSERTED / READY / SIM PIN): look at it now, not at the next health check
+            log.info("modem %s: SIM state changed (%s)", self.port, urc.line[:40])
+            self.attention.set()
         elif name:
             log.debug("modem %s: URC %s", self.port, name)
 

@@ -170,6 +170,26 @@ def is_transient(kind: str, code: int | None) -> bool:
     return kind != "UNSUPPORTED"
 
 
+# SIM problems (27.005 +CMS 310-318 but 314 "busy"; 27.007 +CME 5, 10-16): the modem cannot
+# send anything until someone acts on the SIM. Not the text's fault: it waits for the SIM.
+SIM_CMS = frozenset({310, 311, 312, 313, 315, 316})
+SIM_CME = frozenset({5, 10, 11, 12, 13, 15, 16})
+# ... and of those, "there is no SIM": the driver polls for its return and initialises again
+SIM_ABSENT_CMS = frozenset({310})
+SIM_ABSENT_CME = frozenset({10})
+
+
+def is_sim_problem(error: AtError) -> bool:
+    codes = SIM_CMS if error.kind == "CMS" else SIM_CME if error.kind == "CME" else frozenset()
+    return error.code in codes
+
+
+def is_sim_absent(error: AtError) -> bool:
+    codes = (SIM_ABSENT_CMS if error.kind == "CMS" else SIM_ABSENT_CME if error.kind == "CME"
+             else frozenset())
+    return error.code in codes
+
+
 class ModemError(Exception):
     """Anything the modem stack raises. ``transient``: trying again later can help."""
 
@@ -193,6 +213,28 @@ class CommandTimeout(ModemError):
         super().__init__(f"{command}: no answer within {seconds:g} s (modem not answering)")
         self.command = command
         self.seconds = seconds
+
+
+class SimUnavailable(ModemError):
+    """A send refused because of the SIM (not inserted, PIN, PUK, failure). Transient for
+    the text: the modem is marked degraded, and the text waits for the SIM (or is handed
+    to another sender), exactly as with a wrong PIN found at start."""
+
+    def __init__(self, cause: CommandError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class SubmitUnconfirmed(ModemError):
+    """The PDU and its Ctrl-Z were written but no answer came (timeout, or the port went):
+    the network may have the text. Never resend it: it is recorded sent-unconfirmed."""
+
+    transient = False
+
+    def __init__(self, cause: ModemError) -> None:
+        super().__init__(f"{cause}; the PDU was handed to the modem, so it may have gone: "
+                         "recorded unconfirmed, not resent")
+        self.cause = cause
 
 
 class ModemLost(ModemError):

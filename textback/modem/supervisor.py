@@ -6,6 +6,12 @@ answering). A USB replug re-creates /dev/ttyUSBn under a new number but the same
 /dev/serial/by-id link, so the supervisor polls the link and reopens it (well within 30 s
 with the default 1 s poll). A modem that stops answering gets AT+CFUN=1,1 where the dialect
 has it, then a close and reopen. Several modems = several supervisors, independent.
+
+A SIM pulled out (found by a +CPIN URC, a send refused with +CMS ERROR: 310, or AT+CPIN? in
+the health check) makes the modem degraded and unavailable; while it is out, AT+CPIN? is
+asked every ``sim_poll_interval`` (one short command), and when a SIM answers again the
+modem is initialised anew on the open port (PIN, AT+CNMI, AT+CPMS as at first) and ready
+again without a restart.
 """
 
 from __future__ import annotations
@@ -18,8 +24,20 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from textback.modem.driver import MessageHandler, ModemDriver, PartResult, ReportHandler
-from textback.modem.errors import CommandTimeout, ModemError, ModemLost, PortError
+from textback.modem.driver import (
+    MessageHandler,
+    ModemDriver,
+    PartResult,
+    ReportHandler,
+    SendFailed,
+)
+from textback.modem.errors import (
+    CommandTimeout,
+    ModemError,
+    ModemLost,
+    PortError,
+    SimUnavailable,
+)
 from textback.modem.status import ModemInfo
 
 log = logging.getLogger("textback.modem")
@@ -51,6 +69,7 @@ class ModemSupervisor:
         smsc: str | None = None,
         poll_interval: float = 1.0,
         health_interval: float = 30.0,
+        sim_poll_interval: float = 5.0,
         command_timeout: float = 10.0,
         send_timeout: float = 120.0,
         failures_before_reset: int = 2,
@@ -60,6 +79,7 @@ class ModemSupervisor:
         self.name = name
         self.poll_interval = poll_interval
         self.health_interval = health_interval
+        self.sim_poll_interval = sim_poll_interval
         self.failures_before_reset = failures_before_reset
         self._make = lambda: driver_factory(port, pin=pin, smsc=smsc,
                                             command_timeout=command_timeout,
@@ -108,8 +128,15 @@ class ModemSupervisor:
                    on_commit: Callable[[], Awaitable[None]] | None = None) -> list[PartResult]:
         if self.driver is None or not self.available():
             raise ModemLost(f"{self.name}: modem {self.state} ({self.error or 'not open'})")
-        return await self.driver.send(number, text, status_report=status_report,
-                                      on_commit=on_commit)
+        driver = self.driver
+        try:
+            return await driver.send(number, text, status_report=status_report,
+                                     on_commit=on_commit)
+        except SendFailed as exc:
+            if isinstance(exc.cause, SimUnavailable) and self.driver is driver:
+                # unavailable from now on: the texts behind this one wait for the SIM
+                self._set(DEGRADED, "; ".join(driver.info.problems) or str(exc.cause))
+            raise
 
     async def wait_state(self, *states: str, timeout: float = 30.0) -> str:
         """Until the state is one of ``states`` (tests and the CLI use this)."""
@@ -172,18 +199,35 @@ class ModemSupervisor:
             await self._watch(driver)
             await self._drop()
 
+    @staticmethod
+    async def _wait_any(lost: asyncio.Event, attention: asyncio.Event,
+                        timeout: float) -> None:
+        """Until the port goes, the SIM needs a look, or ``timeout`` s passed."""
+        waits = [asyncio.create_task(lost.wait()), asyncio.create_task(attention.wait())]
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
     async def _watch(self, driver: ModemDriver) -> None:
         """Health checks until the port goes or the modem stops answering."""
         failures = 0
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.health_interval):
-                    await driver.lost.wait()
+            interval = self.health_interval
+            if driver.sim_absent:
+                interval = min(interval, self.sim_poll_interval)
+            await self._wait_any(driver.lost, driver.attention, interval)
+            driver.attention.clear()
             if driver.lost.is_set():
                 self._set(LOST, "the port went away (unplugged or re-enumerated)")
                 return
             try:
                 info = await driver.health()
+                if driver.sim_returned:
+                    self._set(INITIALISING, "a SIM is back: initialising again")
+                    info = await driver.initialise()
                 failures = 0
                 self._set(DEGRADED if info.problems else READY,
                           "; ".join(info.problems) or None)

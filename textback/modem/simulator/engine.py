@@ -56,6 +56,10 @@ class ModemEngine:
         self.profile = profile
         self.pin = pin  # a PIN the SIM asks for; None = no PIN lock
         self.registered = True
+        self.sim_inserted = True
+        # answers to the next accepted PDUs held back this many real seconds (None: never
+        # written) - a modem that hangs after the Ctrl-Z; consumed one per accepted PDU
+        self.submit_stalls: list[float | None] = []
         self.auto_reports = auto_reports
         self.report_status = 0
         self.state = EngineState(pin_entered=pin is None)
@@ -66,6 +70,7 @@ class ModemEngine:
         self.commands: list[str] = []
         self.rejected_pdus: list[str] = []
         self._out: list[tuple[float, bytes]] = []
+        self._late: list[tuple[float, bytes]] = []  # (real seconds, bytes): stalled answers
         self._line = bytearray()
         self._pdu_mode: int | None = None  # tpdu length awaited after the prompt
         self._mr = 0
@@ -76,12 +81,19 @@ class ModemEngine:
         out, self._out = self._out, []
         return out
 
+    def take_late(self) -> list[tuple[float, bytes]]:
+        """Answers held back by ``submit_stalls``: (real seconds from now, bytes)."""
+        out, self._late = self._late, []
+        return out
+
     def boot(self) -> None:
         """Power on: the dialect's boot lines (with the PIN state they imply)."""
-        self.state = EngineState(pin_entered=self.pin is None)
+        self.state = EngineState(pin_entered=self.pin is None and self.sim_inserted)
         self._pdu_mode = None
         self._line.clear()
         for urc in self.profile.boot_urcs:
+            if urc == "+CPIN: READY" and not self.sim_inserted:
+                break
             if urc == "+CPIN: READY" and not self.state.pin_entered:
                 self._urc("+CPIN: SIM PIN", self.profile.timing.boot)
                 break
@@ -106,6 +118,8 @@ class ModemEngine:
                     if self.state.echo:
                         self._out.append((0.0, bytes((byte,))))
                 continue
+            if byte == 0x1B:
+                continue  # ESC outside a prompt: no meaning on a command line (V.250)
             if byte == 0x0D:
                 line = bytes(self._line)
                 self._line.clear()
@@ -118,6 +132,35 @@ class ModemEngine:
                 self._line.append(byte)
                 if len(self._line) > 1024:
                     self._line.clear()
+
+    def remove_sim(self) -> None:
+        """The SIM is pulled out: no PIN state, no registration (27.007 +CREG 0,0), SIM
+        commands fail with +CME ERROR: 10 / +CMS ERROR: 310 "SIM not inserted", and the
+        dialect's removal URC if it has one (profiles.py says where each comes from)."""
+        if not self.sim_inserted:
+            return
+        self.sim_inserted = False
+        self.state.pin_entered = False
+        for urc in self.profile.sim_removed_urcs:
+            self._urc(urc)
+
+    def insert_sim(self) -> None:
+        """The SIM goes back in: it asks for its PIN again if it has one (a fresh SIM
+        session); SIMCom and Quectel then say "+CPIN: READY" or "+CPIN: SIM PIN", and, once
+        ready, their SMS-ready lines, as after boot."""
+        if self.sim_inserted:
+            return
+        self.sim_inserted = True
+        self.state.pin_entered = self.pin is None
+        if not self.profile.sim_insert_cpin:
+            return
+        if not self.state.pin_entered:
+            self._urc("+CPIN: SIM PIN", self.profile.timing.command)
+            return
+        self._urc("+CPIN: READY", self.profile.timing.command)
+        for urc in self.profile.boot_urcs:
+            if urc in ("Call Ready", "SMS Ready", "SMS DONE", "+QIND: SMS DONE"):
+                self._urc(urc, self.profile.timing.command)
 
     def periodic(self) -> None:
         if self.profile.periodic_urc:
@@ -222,14 +265,19 @@ class ModemEngine:
             self._ok((self.profile.model,))
         elif ubody == "+CGMR":
             self._ok((self.profile.revision,))
-        elif ubody in ("+CGSN", "+CIMI"):
+        elif ubody == "+CGSN":
+            self._ok(("001010123456789",))  # the IMEI: the modem's, SIM or not
+        elif ubody == "+CIMI":
             if self._need_sim():
                 self._ok(("001010123456789",))
         elif ubody.startswith("+CMEE="):
             st.cmee = int(ubody[6:] or 0) if ubody[6:].isdigit() else 0
             self._ok()
         elif ubody == "+CPIN?":
-            self._ok(("+CPIN: READY" if st.pin_entered else "+CPIN: SIM PIN",))
+            if not self.sim_inserted:  # 27.007 9.2: 10 = SIM not inserted (Wavecom manual 2.5)
+                self._error("CME", 10)
+            else:
+                self._ok(("+CPIN: READY" if st.pin_entered else "+CPIN: SIM PIN",))
         elif ubody.startswith("+CPIN="):
             self._enter_pin(body[6:].strip().strip('"'))
         elif ubody.startswith("+CMGF="):
@@ -263,9 +311,10 @@ class ModemEngine:
         elif re.match(r"^\+C(E|G)?REG=\d$", ubody):
             self._ok()
         elif ubody == "+COPS?":
-            self._ok((self.profile.operator if self.registered else "+COPS: 0",))
+            self._ok((self.profile.operator if self.registered and self.sim_inserted
+                      else "+COPS: 0",))
         elif ubody == "+CSCA?":
-            if self._need_sim():
+            if self._need_sim("CMS"):
                 self._ok((f'+CSCA: "{self.profile.smsc}",145',))
         elif ubody.startswith("+CSCA="):
             self._ok()
@@ -286,14 +335,21 @@ class ModemEngine:
         else:
             self._unknown()
 
-    def _need_sim(self) -> bool:
+    def _need_sim(self, kind: str = "CME") -> bool:
+        """No SIM: 27.005 commands (kind CMS) answer +CMS ERROR: 310, 27.007 ones +CME
+        ERROR: 10, both "SIM not inserted". A locked SIM: +CME ERROR: 11 as before."""
+        if not self.sim_inserted:
+            self._error(kind, 310 if kind == "CMS" else 10)
+            return False
         if not self.state.pin_entered:
             self._error("CME", 11)
             return False
         return True
 
     def _enter_pin(self, value: str) -> None:
-        if self.state.pin_entered:
+        if not self.sim_inserted:
+            self._error("CME", 10)
+        elif self.state.pin_entered:
             self._error("CME", 3)
         elif value == self.pin:
             self.state.pin_entered = True
@@ -319,7 +375,7 @@ class ModemEngine:
 
     def _cpms(self, args: str) -> None:
         mems = [m.strip().strip('"') for m in args.split(",")]
-        if not self._need_sim():
+        if not self._need_sim("CMS"):
             return
         known = {m for m in re.findall(r'"([A-Z_]+)"', self.profile.cpms_test)}
         if not mems or any(m and m not in known for m in mems):
@@ -342,7 +398,7 @@ class ModemEngine:
         self._ok()
 
     def _cmgs(self, args: str) -> None:
-        if not self._need_sim():
+        if not self._need_sim("CMS"):
             return
         if self.state.cmgf == 1:
             self._pdu_mode = -1  # text mode: whatever comes is recorded as a violation
@@ -377,12 +433,18 @@ class ModemEngine:
             return
         mr = self._next_mr()
         self.accepted.append(AcceptedPdu(pdu, expected or 0, decoded, mr, time.monotonic()))
-        self._ok((f"+CMGS: {mr}",), t.submit)
+        if self.submit_stalls:
+            # the network took it, the answer comes late or never (a hang after Ctrl-Z)
+            stall = self.submit_stalls.pop(0)
+            if stall is not None:
+                self._late.append((stall, f"\r\n+CMGS: {mr}\r\n\r\nOK\r\n".encode()))
+        else:
+            self._ok((f"+CMGS: {mr}",), t.submit)
         if self.auto_reports and decoded.status_report_request and decoded.number:
             self.inject_report(mr, decoded.number, status=self.report_status, delay=t.report)
 
     def _cmgr(self, args: str) -> None:
-        if not self._need_sim():
+        if not self._need_sim("CMS"):
             return
         box = self.storage.get(self.state.mem[0], {})
         idx = int(args) if args.isdigit() else -1
@@ -396,7 +458,7 @@ class ModemEngine:
         self._ok((f"+CMGR: {stat},,{item.length}", item.pdu))
 
     def _cmgd(self, args: str) -> None:
-        if not self._need_sim():
+        if not self._need_sim("CMS"):
             return
         parts = args.split(",")
         box = self.storage.get(self.state.mem[0], {})
@@ -410,7 +472,7 @@ class ModemEngine:
         self._ok()
 
     def _cmgl(self) -> None:
-        if not self._need_sim():
+        if not self._need_sim("CMS"):
             return
         box = self.storage.get(self.state.mem[0], {})
         lines: list[str] = []

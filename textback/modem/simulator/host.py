@@ -135,6 +135,9 @@ class ModemSimulator:
     def _flush(self) -> None:
         for delay, data in self.engine.take_output():
             self._send(delay, data)
+        for seconds, data in self.engine.take_late():
+            if self._loop is not None:  # real seconds, not scaled: the fault's own clock
+                self._loop.call_later(seconds, self._send, 0.0, data)
 
     def _send(self, delay: float, data: bytes) -> None:
         if self._queue is None or not self.present:
@@ -188,6 +191,24 @@ class ModemSimulator:
     def set_network(self, registered: bool) -> None:
         """False: not registered; AT+CMGS then ends in +CMS ERROR: 500 (E3531, gammu #438)."""
         self.engine.registered = registered
+
+    def remove_sim(self) -> None:
+        """Pull the SIM out: +CME ERROR: 10 / +CMS ERROR: 310, not registered, and the
+        dialect's removal URC (SIM800 "+CPIN: NOT READY", EC25 "+CPIN: NOT INSERTED")."""
+        self.engine.remove_sim()
+        self._flush()
+
+    def insert_sim(self) -> None:
+        """Push it back: it wants its PIN again if it has one; "+CPIN: READY" / "+CPIN:
+        SIM PIN" on the dialects that say so."""
+        self.engine.insert_sim()
+        self._flush()
+
+    def stall_after_pdu(self, seconds: float | None = None, *, count: int = 1) -> None:
+        """The next ``count`` PDUs are taken by the network but their ``+CMGS: <mr>`` /
+        OK comes ``seconds`` (real time) late, or never (None). Later commands are answered
+        as usual: the modem hung on that answer only."""
+        self.engine.submit_stalls.extend([seconds] * count)
 
     def hang(self, seconds: float | None = None) -> None:
         """Stop answering (input swallowed, nothing written) for ``seconds`` or until unhang."""

@@ -43,6 +43,11 @@ class Profile:
     operator: str = '+COPS: 0,0,"Simulated Net",7'
     smsc: str = "+447785016005"
     creg_command: str = "AT+CREG?"
+    # URCs when the SIM is pulled / pushed back in (after insertion the engine adds
+    # "+CPIN: READY" or "+CPIN: SIM PIN" when ``sim_insert_cpin``). Empty = the modem says
+    # nothing: the driver finds out by AT+CPIN? or a failed send (the worst case).
+    sim_removed_urcs: tuple[str, ...] = ()
+    sim_insert_cpin: bool = False
     timing: Timing = field(default_factory=Timing)
 
 
@@ -57,6 +62,9 @@ PROFILES: dict[str, Profile] = {
         cpms_test='+CPMS: ("SM","ME","SM_P","ME_P","MT"),("SM","ME","SM_P","ME_P","MT"),'
                   '("SM","ME","SM_P","ME_P","MT")',
         operator='+COPS: 0,0,"Simulated Net"',
+        # SIM800 Series AT Command Manual V1.09 p. 352 (URC list): "+CPIN: NOT READY" and
+        # "+CPIN: NOT INSERTED" for the SIM, "+CPIN: <code>" when it asks for a password
+        sim_removed_urcs=("+CPIN: NOT READY",), sim_insert_cpin=True,
     ),
     # SIM7600: boot lines RDY / +CPIN: READY / SMS DONE / PB DONE [#97].
     "sim7600": Profile(
@@ -65,6 +73,8 @@ PROFILES: dict[str, Profile] = {
         boot_urcs=("RDY", "+CPIN: READY", "SMS DONE", "PB DONE"),
         cpms_test='+CPMS: ("ME","MT","SM","SR"),("ME","MT","SM","SR"),("ME","MT","SM","SR")',
         creg_command="AT+CEREG?",
+        # no capture of a SIM swap: assumed as the SIM800 manual gives for SIMCom
+        sim_removed_urcs=("+CPIN: NOT READY",), sim_insert_cpin=True,
     ),
     # SIM7670G: the prompt is ">" + CRLF, no space (gammu #1176, raw hex in [#96]).
     "sim7670": Profile(
@@ -82,6 +92,9 @@ PROFILES: dict[str, Profile] = {
         cdsi_announce="SM",
         cpms_test='+CPMS: ("SM","ME","MT","SR"),("SM","ME","MT","SR"),("SM","ME","MT","SR")',
         creg_command="AT+CEREG?", timing=Timing(report=1.0),
+        # no capture: the EC25 reports "+CPIN: NOT INSERTED" on removal (+QSIMSTAT only
+        # after AT+QSIMSTAT=1, which textback does not send) and +CPIN: <code> on insertion
+        sim_removed_urcs=("+CPIN: NOT INSERTED",), sim_insert_cpin=True,
     ),
     # Huawei E3372 / E173: ^RSSI every ~10 s while idle [#90, #93], prompt after "\r\r\n"
     # (bytes 0D 0D 0A 3E 20, E3531 [#91]), "COMMAND NOT SUPPORT" for unknown commands
