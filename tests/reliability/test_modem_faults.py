@@ -6,14 +6,18 @@ Each test runs ``python -m textback run`` between a FakeAmi burst of the real
 the fault clears to the moment the network accepted the last text that was held back.
 Every missed call must be texted exactly once (``tally``).
 
-SIM removed: the simulator cannot express it (its SIM is either locked by a PIN or ready;
-there is no "+CPIN: NOT INSERTED" / "+CME ERROR: 10" state), so it is not tested here and
-RELIABILITY.md says so.
+SIM removed: ``ModemSimulator.remove_sim()`` / ``insert_sim()`` (+CME ERROR: 10 /
++CMS ERROR: 310, not registered; the "generic" dialect of the rig emits no URC, so the
+daemon finds out from a refused send and polls AT+CPIN? for the SIM's return). A hang after
+the PDU: ``stall_after_pdu(seconds | None)``, the network takes the text but its +CMGS
+answer comes late or never.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import time
 from pathlib import Path
 
@@ -21,6 +25,7 @@ import pytest
 
 from tests.reliability.harness import (
     SECRET,
+    edit_config,
     first_accept_after,
     logged,
     record,
@@ -196,3 +201,89 @@ async def test_wrong_sim_pin_holds_the_text_until_fixed(tmp_path: Path) -> None:
     _, outbox, _, _ = await _wrong_pin(tmp_path)
     assert [o["state"] for o in outbox] == ["queued"], [
         (o["state"], o["last_error"]) for o in outbox]
+
+
+@pytest.mark.parametrize("pin", [None, "4321"], ids=["no-pin", "pin"])
+async def test_sim_removed_and_reinserted_texts_every_call_once(
+        tmp_path: Path, soak: bool, pin: str | None) -> None:
+    """The SIM is pulled once the modem is ready; calls arrive while it is out (their sends
+    end in +CMS ERROR: 310: the modem is degraded "SIM not inserted", the texts wait); it
+    goes back in (with its PIN lock, the configured PIN is entered again): the modem is
+    initialised anew without a restart and the held texts go, once each."""
+    away_s = 20.0 if soak else 1.5
+    calls = 3 if pin is None else 2
+    async with rig(tmp_path, calls, lead_s=2.0, pin=pin,
+                   configure=_pin(pin) if pin else None) as r:
+        await _ready(r, 20)
+        r.sim.remove_sim()
+        t_out = time.monotonic()
+        await _all_queued(r)
+        seen = await until(lambda: logged(r.logs, "modem a: degraded", "SIM not inserted"), 15)
+        assert seen is not None, "".join(r.logs[-20:])
+        detected = seen - t_out
+        await asyncio.sleep(max(0.0, away_s - (time.monotonic() - t_out)))
+        assert r.sim.accepted == []
+        r.sim.insert_sim()
+        t_back = time.monotonic()
+        await r.settle(30)
+        last = max((a.at for a in r.sim.accepted), default=None)
+        recovery = None if last is None or not r.all_texted() else last - t_back
+        first = first_accept_after(r.sim, t_back)
+        reported = next(x for x in r.logs if "modem a: degraded" in x and "SIM not" in x)
+    if pin:
+        assert not any(pin in line for line in r.logs)
+    _finish(r, "SIM removed and reinserted" + (" (PIN-locked SIM, right PIN)" if pin else ""),
+            recovery, away_s=away_s, degraded_after_s=round(detected, 2),
+            first_text_s=round(first - t_back, 2) if first else None,
+            reported=reported.split("textback.modem ", 1)[-1].strip()[:70])
+
+
+def _messages(db: Path) -> list[dict[str, object]]:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+        con.row_factory = sqlite3.Row
+        return [dict(x) for x in con.execute("SELECT number, status FROM messages "
+                                             "WHERE direction = 'out' ORDER BY id")]
+
+
+async def test_late_answer_to_the_pdu_is_sent_once(tmp_path: Path, soak: bool) -> None:
+    """The modem takes the first PDU but answers +CMGS 4 s late (20 s with --soak; under
+    the 120 s send_timeout_s): the text is recorded sent once, the later texts go."""
+    late_s = 20.0 if soak else 4.0
+    async with rig(tmp_path, 3, lead_s=1.0) as r:
+        await _ready(r)
+        r.sim.stall_after_pdu(late_s)
+        assert await until(lambda: len(r.sim.accepted) >= 1, 20) is not None
+        t_answer = r.sim.accepted[0].at + late_s
+        await r.settle(late_s + 30)
+        last = max((a.at for a in r.sim.accepted), default=None)
+        recovery = None if last is None or not r.all_texted() else max(0.0, last - t_answer)
+        messages = _messages(r.db)
+    assert [m["status"] for m in messages].count("sent-unconfirmed") == 0, messages
+    _finish(r, "modem answers the PDU late (+CMGS after the stall)", recovery,
+            late_s=late_s)
+
+
+async def test_no_answer_to_the_pdu_is_unconfirmed_never_resent(
+        tmp_path: Path, soak: bool) -> None:
+    """The modem takes the first PDU and never answers it (later commands are answered):
+    after send_timeout_s (5 s; 20 s with --soak) the text is recorded sent-unconfirmed and
+    never resent (the Ctrl-Z went), the driver resynchronises, the later texts go once."""
+    timeout_s = 20.0 if soak else 5.0
+    async with rig(tmp_path, 3, lead_s=1.0, configure=lambda c: edit_config(
+            c, "modem", f"send_timeout_s = {timeout_s:g}")) as r:
+        await _ready(r)
+        r.sim.stall_after_pdu(None)
+        assert await until(lambda: len(r.sim.accepted) >= 1, 20) is not None
+        t_gave_up = r.sim.accepted[0].at + timeout_s
+        await r.settle(timeout_s + 30)
+        last = max((a.at for a in r.sim.accepted), default=None)
+        recovery = None if last is None or not r.all_texted() else max(0.0, last - t_gave_up)
+        messages = _messages(r.db)
+        first_number = r.sim.accepted[0].decoded.number
+    statuses = [m["status"] for m in messages]
+    assert statuses.count("sent-unconfirmed") == 1, messages
+    assert next(m for m in messages if m["number"] == first_number)["status"] == \
+        "sent-unconfirmed"
+    assert logged(r.logs, "no answer to a sent PDU")
+    _finish(r, "modem never answers the PDU (hang after Ctrl-Z)", recovery,
+            send_timeout_s=timeout_s, unconfirmed_messages=1)
