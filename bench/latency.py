@@ -34,6 +34,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._harness import caller_for  # noqa: E402  (one 7-digit prefix per caller)
 from bench._results import merge_results  # noqa: E402
 from textback.ami_listener.fake_ami import FakeAmi, TimedMessage, load_ts_capture  # noqa: E402
 from textback.config import parse_config  # noqa: E402
@@ -90,10 +91,6 @@ sun = "00:00-24:00"
 [store]
 path = "{store}"
 """
-
-
-def caller_for(i: int) -> str:
-    return f"+1555{3000000 + i:07d}"
 
 
 def build_stream(n: int, lead_s: float) -> tuple[list[TimedMessage], dict[int, str]]:

@@ -35,13 +35,23 @@ class ModemSender:
                             permanent=True) from exc
         except SendFailed as exc:
             if exc.sent:
-                total = exc.sent[0].parts
-                return SendResult(
-                    sender=self.name, parts=total, refs=[p.mr for p in exc.sent],
-                    confirmed=False,
-                    detail=f"only {len(exc.sent)} of {total} parts went: {exc.cause}")
+                return SendResult(sender=self.name, parts=exc.sent[0].parts,
+                                  refs=[p.mr for p in exc.sent], confirmed=False,
+                                  detail=unconfirmed_detail(exc))
             raise SendError(self.name, str(exc.cause), permanent=not exc.transient) from exc
         except ModemError as exc:
             raise SendError(self.name, str(exc), permanent=not exc.transient) from exc
         return SendResult(sender=self.name, parts=len(parts), refs=[p.mr for p in parts],
                           confirmed=True)
+
+
+def unconfirmed_detail(exc: SendFailed) -> str:
+    """Why a text is sent-unconfirmed, in words an admin reads in the log: which parts the
+    network confirmed, and which the modem took but never answered for."""
+    total = exc.sent[0].parts
+    confirmed = sum(1 for p in exc.sent if p.mr is not None)
+    unanswered = len(exc.sent) - confirmed
+    said = f"{confirmed} of {total} parts confirmed"
+    if unanswered:
+        said += f", {unanswered} handed to the modem with no answer"
+    return f"{said}: {exc.cause}"
