@@ -322,7 +322,7 @@ def test_conversation_keys_are_checked_with_their_line(tmp_path: Path, new: str,
 
 def test_ping_timeout_and_stale_limit(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, GOOD))
-    assert cfg.pbx.ping_timeout_s == 15.0 and cfg.policy.stale_after_s == 3600.0
+    assert cfg.pbx.ping_timeout_s == 10.0 and cfg.policy.stale_after_s == 3600.0
     text = GOOD.replace('[pbx]\n', '[pbx]\nping_timeout_s = 3\n', 1)
     text = text.replace('[policy]\n', '[policy]\nstale_after_min = 0\n', 1)
     cfg = load_config(write(tmp_path, text))

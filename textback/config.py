@@ -50,7 +50,8 @@ DEFAULT_PATH = Path("/etc/textback/textback.toml")
 DEFAULT_STORE = Path("/var/lib/textback/textback.db")
 DEFAULT_PORTS = {"asterisk": 5038, "freeswitch": 8021}
 # [[modem]] send_timeout_s: AT+CMGS "max response time" is 60 s in the SIM800 Series AT
-# Command Manual V1.09 (4.2.5) and 120 s in Quectel's EC25 manual; the longer one by default.
+# Command Manual V1.09 (4.2.5) and "120s, determined by network" in Quectel's AT command
+# manuals (WCDMA UGxx 9.8, the same family as the EC25's); the longer one by default.
 # Under 5 s would declare texts unconfirmed that the network is still taking (2-3 s a part).
 DEFAULT_SEND_TIMEOUT_S = 120.0
 MIN_SEND_TIMEOUT_S = 5.0
@@ -108,7 +109,7 @@ class PbxConfig:
     secret: Secret | None
     secret_file: Path | None
     # a link that answers nothing for this long (AMI Ping / ESL api status) is dead
-    ping_timeout_s: float = 15.0
+    ping_timeout_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,7 +428,7 @@ SCHEMA = Table({
         "user": Field("str", "textback"),
         "secret": Field("str", None),
         "secret_file": Field("str", None),
-        "ping_timeout_s": Field("float", 15.0, check=_positive),
+        "ping_timeout_s": Field("float", 10.0, check=_positive),
     })),
     "trunks": Field("table", table=Table({
         "asterisk_contexts": Field("str_list", list(DEFAULT_TRUNK_CONTEXTS)),

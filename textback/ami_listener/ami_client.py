@@ -86,7 +86,7 @@ class AmiClient:
     def __init__(self, host: str, port: int, user: str, secret: str,
                  config: TrackerConfig | None = None,
                  on_outcome: Callable[[CallOutcome], None] | None = None, *,
-                 ping_timeout: float = 15.0, events: str = DEFAULT_EVENTS,
+                 ping_timeout: float = 10.0, events: str = DEFAULT_EVENTS,
                  backoff_initial: float = 0.5, backoff_max: float = 20.0,
                  connect_timeout: float = 10.0,
                  clock: Callable[[], float] = time.time,
@@ -299,7 +299,7 @@ class AmiClient:
 
 
 async def listen(host: str, port: int, user: str, secret: str, config: TrackerConfig,
-                 emit: Callable[[CallOutcome], None], *, ping_timeout: float = 15.0) -> int:
+                 emit: Callable[[CallOutcome], None], *, ping_timeout: float = 10.0) -> int:
     """``textback listen --pbx asterisk``: run until interrupted; 2 on refused login."""
     client = AmiClient(host, port, user, secret, config, emit, ping_timeout=ping_timeout)
     try:

@@ -71,7 +71,7 @@ class EslClient:
                  on_outcome: Callable[[CallOutcome], None] | None = None,
                  on_message: Callable[[EslEvent], None] | None = None,
                  on_event: Callable[[EslEvent], None] | None = None,
-                 ping_timeout: float = 15.0, connect_timeout: float = 5.0,
+                 ping_timeout: float = 10.0, connect_timeout: float = 5.0,
                  backoff_min: float = 0.5, backoff_max: float = 20.0,
                  events: str = SUBSCRIBED_EVENTS,
                  tick_interval: float = 0.5) -> None:
@@ -326,7 +326,7 @@ def _rows(text: str) -> list[dict[str, Any]]:
 
 
 async def listen(host: str, port: int, secret: str, config: TrackerConfig,
-                 emit: Callable[[CallOutcome], None], *, ping_timeout: float = 15.0) -> int:
+                 emit: Callable[[CallOutcome], None], *, ping_timeout: float = 10.0) -> int:
     """``textback listen --pbx freeswitch``: print outcomes until interrupted."""
     if not logging.getLogger().handlers:
         logging.basicConfig(stream=sys.stderr, level=logging.INFO,

@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--secret-file", type=Path, metavar="PATH",
                    help="file holding the secret (first line); must not be group/world-readable")
     add_tracker_options(p)
-    p.add_argument("--ping-timeout", type=float, default=15.0, metavar="SECONDS",
+    p.add_argument("--ping-timeout", type=float, default=10.0, metavar="SECONDS",
                    help="a link that answers nothing for this long is dead and reconnected")
     p.set_defaults(func=run)
 
