@@ -63,7 +63,7 @@ async def send(args: argparse.Namespace, port: str) -> int:
             print(f"part {r.part}/{r.parts} mr={r.mr}")
         if not want_report:
             return 0
-        expected = {r.mr for r in parts}
+        expected = {r.mr for r in parts if r.mr is not None}
         deadline = asyncio.get_running_loop().time() + args.wait_report
         while not expected <= set(reports):
             left = deadline - asyncio.get_running_loop().time()
@@ -74,7 +74,7 @@ async def send(args: argparse.Namespace, port: str) -> int:
                 await asyncio.wait_for(arrived.wait(), left)
         ok = True
         for r in parts:
-            rep = reports.get(r.mr)
+            rep = reports.get(r.mr) if r.mr is not None else None
             if rep is None:
                 print(f"report mr={r.mr}: none within {args.wait_report:g} s")
                 ok = False
