@@ -104,13 +104,7 @@ business_hours = "{text}"
 
 [hours]
 timezone = "UTC"
-mon = "00:00-24:00"
-tue = "00:00-24:00"
-wed = "00:00-24:00"
-thu = "00:00-24:00"
-fri = "00:00-24:00"
-sat = "00:00-24:00"
-sun = "00:00-24:00"
+always_open = true
 
 [store]
 path = "{store}"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -336,3 +338,29 @@ def test_modem_send_timeout_defaults_to_the_manuals_120_s_and_can_be_set(
     cfg = load_config(write(tmp_path, GOOD.replace('name = "b"',
                                                    'name = "b"\nsend_timeout_s = 45', 1)))
     assert [m.send_timeout_s for m in cfg.modems] == [120.0, 45.0]
+
+
+def test_always_open_hours_cover_every_minute_except_holidays(tmp_path: Path) -> None:
+    """A 24/7 business (an emergency plumber) says so in one key instead of seven."""
+    text = GOOD.replace('[hours]\ntimezone = "America/New_York"\n',
+                        '[hours]\ntimezone = "America/New_York"\nalways_open = true\n'
+                        'holidays = ["12-25"]\n', 1)
+    cfg = load_config(write(tmp_path, text))
+    assert all(day == ((0, 1440),) for day in cfg.hours.week)
+    sunday_3am = dt.datetime(2026, 11, 22, 3, 0, tzinfo=ZoneInfo("America/New_York"))
+    christmas = dt.datetime(2026, 12, 25, 12, 0, tzinfo=ZoneInfo("America/New_York"))
+    assert cfg.hours.period(sunday_3am.timestamp()) == "business_hours"
+    assert cfg.hours.period(christmas.timestamp()) == "holiday"
+    # the DID with its own [did.hours] keeps them; the other inherits always-open
+    assert cfg.dids[0].hours is cfg.hours
+    assert cfg.dids[1].hours.week[5] == ((600, 720),)
+
+
+def test_always_open_with_day_keys_is_refused_naming_them(tmp_path: Path) -> None:
+    text = GOOD.replace('[did.hours]\ntimezone = "Europe/London"\n',
+                        '[did.hours]\ntimezone = "Europe/London"\nalways_open = true\n', 1)
+    found = issues(tmp_path, text)
+    assert len(found) == 1
+    key, line, message = found[0]
+    assert key == "did[2].hours.always_open", key  # the second [[did]], counted from 1
+    assert "remove sat" in message and line is not None

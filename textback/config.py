@@ -417,6 +417,8 @@ HOURS = Table({
     "timezone": Field("str", "UTC", check=check_timezone,
                       doc="IANA zone of the business, e.g. America/New_York"),
     **{d: Field("str_or_str_list", DEFAULT_WEEK[d], check=_day) for d in DAYS},
+    "always_open": Field("bool", False,
+                         doc="open 24 hours, 7 days (then leave out mon..sun)"),
     "holidays": Field("date_list", []),
 })
 
@@ -547,9 +549,27 @@ def _read_secret_file(path_text: str, base: Path, key: tuple[str | int, ...],
     return path, Secret(value)
 
 
+ALWAYS = "00:00-24:00"
+
+
+def _check_always_open(given: Any, path: tuple[str | int, ...], checker: Checker) -> None:
+    """``always_open = true`` replaces the seven day keys: both at once is a contradiction
+    the admin should hear about rather than have one silently win."""
+    if not isinstance(given, Mapping) or given.get("always_open") is not True:
+        return
+    days = [d for d in DAYS if d in given]
+    if days:
+        checker.error((*path, "always_open"), f"always_open = true already means open every "
+                      f"day, all day: remove {', '.join(days)} (or always_open)")
+
+
 def _hours(raw: Mapping[str, Any]) -> Hours:
     dated = frozenset(d for d in raw["holidays"] if not isinstance(d, tuple))
     annual = frozenset(d for d in raw["holidays"] if isinstance(d, tuple))
+    if raw["always_open"]:
+        day = parse_day(ALWAYS)
+        tz = raw["timezone"] if check_timezone(raw["timezone"]) is None else "UTC"
+        return Hours(tz, tuple(day for _ in DAYS), dated, annual)
     week = []
     for d in DAYS:
         try:
@@ -662,6 +682,7 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
 
     policy = _policy(v["policy"])
 
+    _check_always_open(data.get("hours"), ("hours",), checker)
     hours = _hours(v["hours"])
 
     # [[did]]
@@ -690,6 +711,7 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
         st = d["staff"]
         staff = StaffConfig(tuple(st["sms"]), tuple(st["email"]), st["ring"] or None,
                             st["dial_context"] or None)
+        _check_always_open(data["did"][i].get("hours"), ("did", i, "hours"), checker)
         did_hours = _hours(d["hours"]) if "hours" in data["did"][i] else hours
         dids.append(DidConfig(
             number=d["number"] or "", business=(d["business"] or "").strip(),
