@@ -88,7 +88,7 @@ default_region = "US"
 [[modem]]
 name = "a"
 port = "{modem_port}"
-profile = "generic"
+profile = "{profile}"
 
 [policy]
 send_delay_s = 0
@@ -119,8 +119,10 @@ path = "{store}"
 
 def write_config(tmp: Path, ami_port: int, modem_port: str, *, mode: int = 0o600,
                  settle_s: float = 0.5, retry_base_s: float = 1.0, retry_max_s: float = 2.0,
-                 max_attempts: int = 100, did_extra: str = "") -> Path:
+                 max_attempts: int = 100, did_extra: str = "",
+                 profile: str = "generic") -> Path:
     text = CONFIG.format(ami_port=ami_port, modem_port=modem_port, secret=SECRET,
+                         profile=profile,
                          settle_s=settle_s, store=tmp / "textback.db",
                          retry_base_s=retry_base_s, retry_max_s=retry_max_s,
                          max_attempts=max_attempts, did_extra=did_extra)
@@ -459,11 +461,12 @@ class Rig:
 @contextlib.asynccontextmanager
 async def rig(tmp: Path, n_calls: int, *, gap_s: float = 0.5, speed: float = 10.0,
               lead_s: float = 0.0, pin: str | None = None, time_scale: float = 0.02,
-              configure: Any = None, start_daemon: bool = True,
+              configure: Any = None, start_daemon: bool = True, profile: str = "generic",
               **ami_faults: Any) -> AsyncIterator[Rig]:
     """A burst of ``n_calls`` (the real missed-call trace, renumbered) served by FakeAmi
     with ``ami_faults``, calls held back ``lead_s`` s after login; a ModemSimulator behind
-    a by-id style link (``pin`` locks its SIM); ``configure(config_path)`` may edit the
+    a by-id style link (``profile`` its dialect, ``pin`` locks its SIM);
+    ``configure(config_path)`` may edit the
     config before the daemon starts. Everything is stopped on the way out."""
     from textback.ami_listener.fake_ami import FakeAmi
 
@@ -484,10 +487,10 @@ async def rig(tmp: Path, n_calls: int, *, gap_s: float = 0.5, speed: float = 10.
 
     ami._serve = tracked
     _, port = await ami.start("127.0.0.1", 0)
-    sim = ModemSimulator("generic", link=tmp / "ttyUSB-reliability", time_scale=time_scale,
+    sim = ModemSimulator(profile, link=tmp / "ttyUSB-reliability", time_scale=time_scale,
                          pin=pin)
     await sim.start()
-    config = write_config(tmp, port, sim.port)
+    config = write_config(tmp, port, sim.port, profile=profile)
     edit_config(config, "policy", "burst_calls = 0")  # one +1555 prefix, many calls
     if configure is not None:
         configure(config)

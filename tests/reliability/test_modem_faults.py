@@ -203,24 +203,28 @@ async def test_wrong_sim_pin_holds_the_text_until_fixed(tmp_path: Path) -> None:
         (o["state"], o["last_error"]) for o in outbox]
 
 
-@pytest.mark.parametrize("pin", [None, "4321"], ids=["no-pin", "pin"])
+@pytest.mark.parametrize(("pin", "profile"), [(None, "generic"), ("4321", "generic"),
+                                              (None, "sim800l")],
+                         ids=["no-pin", "pin", "sim800l-urc"])
 async def test_sim_removed_and_reinserted_texts_every_call_once(
-        tmp_path: Path, soak: bool, pin: str | None) -> None:
+        tmp_path: Path, soak: bool, pin: str | None, profile: str) -> None:
     """The SIM is pulled once the modem is ready; calls arrive while it is out (their sends
     end in +CMS ERROR: 310: the modem is degraded "SIM not inserted", the texts wait); it
     goes back in (with its PIN lock, the configured PIN is entered again): the modem is
-    initialised anew without a restart and the held texts go, once each."""
+    initialised anew without a restart and the held texts go, once each. The generic
+    modem says nothing when its SIM goes or comes (found by the 5 s AT+CPIN? poll); a
+    SIM800L says ``+CPIN: NOT READY`` / ``+CPIN: READY``, which is acted on at once."""
     away_s = 20.0 if soak else 1.5
     calls = 3 if pin is None else 2
-    async with rig(tmp_path, calls, lead_s=2.0, pin=pin,
+    async with rig(tmp_path, calls, lead_s=2.0, pin=pin, profile=profile,
                    configure=_pin(pin) if pin else None) as r:
         await _ready(r, 20)
         r.sim.remove_sim()
         t_out = time.monotonic()
-        await _all_queued(r)
         seen = await until(lambda: logged(r.logs, "modem a: degraded", "SIM not inserted"), 15)
         assert seen is not None, "".join(r.logs[-20:])
         detected = seen - t_out
+        await _all_queued(r)
         await asyncio.sleep(max(0.0, away_s - (time.monotonic() - t_out)))
         assert r.sim.accepted == []
         r.sim.insert_sim()
@@ -232,7 +236,8 @@ async def test_sim_removed_and_reinserted_texts_every_call_once(
         reported = next(x for x in r.logs if "modem a: degraded" in x and "SIM not" in x)
     if pin:
         assert not any(pin in line for line in r.logs)
-    _finish(r, "SIM removed and reinserted" + (" (PIN-locked SIM, right PIN)" if pin else ""),
+    _finish(r, "SIM removed and reinserted" + (" (PIN-locked SIM, right PIN)" if pin else "")
+            + (f" ({profile}: +CPIN URCs)" if profile != "generic" else ""),
             recovery, away_s=away_s, degraded_after_s=round(detected, 2),
             first_text_s=round(first - t_back, 2) if first else None,
             reported=reported.split("textback.modem ", 1)[-1].strip()[:70])
