@@ -250,19 +250,27 @@ def _messages(db: Path) -> list[dict[str, object]]:
                                              "WHERE direction = 'out' ORDER BY id")]
 
 
+async def _stalled_after_pdu(r, stall: float | None,  # type: ignore[no-untyped-def]
+                             clears_after: float) -> tuple[float | None, list[dict[str, object]]]:
+    """Stall the modem after its first PDU (``stall`` s late, None = never answered); the
+    fault clears ``clears_after`` s after that PDU (the late answer, or send_timeout_s).
+    Returns the recovery (fault cleared -> last held text accepted) and the messages."""
+    await _ready(r)
+    r.sim.stall_after_pdu(stall)
+    assert await until(lambda: len(r.sim.accepted) >= 1, 20) is not None
+    cleared = r.sim.accepted[0].at + clears_after
+    await r.settle(clears_after + 30)
+    last = max((a.at for a in r.sim.accepted), default=None)
+    recovery = None if last is None or not r.all_texted() else max(0.0, last - cleared)
+    return recovery, _messages(r.db)
+
+
 async def test_late_answer_to_the_pdu_is_sent_once(tmp_path: Path, soak: bool) -> None:
     """The modem takes the first PDU but answers +CMGS 4 s late (20 s with --soak; under
     the 120 s send_timeout_s): the text is recorded sent once, the later texts go."""
     late_s = 20.0 if soak else 4.0
     async with rig(tmp_path, 3, lead_s=1.0) as r:
-        await _ready(r)
-        r.sim.stall_after_pdu(late_s)
-        assert await until(lambda: len(r.sim.accepted) >= 1, 20) is not None
-        t_answer = r.sim.accepted[0].at + late_s
-        await r.settle(late_s + 30)
-        last = max((a.at for a in r.sim.accepted), default=None)
-        recovery = None if last is None or not r.all_texted() else max(0.0, last - t_answer)
-        messages = _messages(r.db)
+        recovery, messages = await _stalled_after_pdu(r, late_s, late_s)
     assert [m["status"] for m in messages].count("sent-unconfirmed") == 0, messages
     _finish(r, "modem answers the PDU late (+CMGS after the stall)", recovery,
             late_s=late_s)
@@ -276,14 +284,7 @@ async def test_no_answer_to_the_pdu_is_unconfirmed_never_resent(
     timeout_s = 20.0 if soak else 5.0
     async with rig(tmp_path, 3, lead_s=1.0, configure=lambda c: edit_config(
             c, "modem", f"send_timeout_s = {timeout_s:g}")) as r:
-        await _ready(r)
-        r.sim.stall_after_pdu(None)
-        assert await until(lambda: len(r.sim.accepted) >= 1, 20) is not None
-        t_gave_up = r.sim.accepted[0].at + timeout_s
-        await r.settle(timeout_s + 30)
-        last = max((a.at for a in r.sim.accepted), default=None)
-        recovery = None if last is None or not r.all_texted() else max(0.0, last - t_gave_up)
-        messages = _messages(r.db)
+        recovery, messages = await _stalled_after_pdu(r, None, timeout_s)
         first_number = r.sim.accepted[0].decoded.number
     statuses = [m["status"] for m in messages]
     assert statuses.count("sent-unconfirmed") == 1, messages
