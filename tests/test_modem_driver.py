@@ -376,3 +376,49 @@ async def test_no_answer_to_the_pdu_is_unconfirmed_and_the_driver_resyncs(
         parts = await d.send("+447700900124", "second", status_report=False)
         assert [p.mr for p in parts] == [1] and len(sim.accepted) == 2
         await d.close()
+
+
+@pytest.mark.parametrize("left_in", ["prompt", "pdu-answer"])
+async def test_initialise_after_a_killed_run_is_not_one_answer_behind(
+        left_in: str) -> None:
+    """A daemon killed at the AT+CMGS prompt (the ESC that opens initialise() gets an OK) or
+    right after its PDU (the +CMGS answer comes to the next run): those answers land before
+    the first command, so AT+CPIN? gets its own +CPIN: line, not a stray OK read as "SIM not
+    ready" (which kept the modem unavailable in the 1000-kill soak)."""
+    async with ModemSimulator("generic", time_scale=0.02) as sim:
+        first = await _open(sim)
+        await first.initialise()
+        if left_in == "prompt":
+            first._write(b"AT+CMGS=20\r")  # the prompt comes; the run dies before the PDU
+        else:
+            sim.stall_after_pdu(0.1)
+            sending = asyncio.create_task(first.send("+447700900123", "x",
+                                                     status_report=False))
+            await _wait(lambda: len(sim.accepted) == 1)
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+        await first.close()
+        again = await _open(sim)
+        info = await again.initialise()
+        assert info.sim == "READY" and not any(p.startswith("SIM") for p in info.problems)
+        assert again.setup_done and info.model == "GSM Modem"
+        parts = await again.send("+447700900124", "after the restart", status_report=False)
+        assert len(parts) == 1 and sim.accepted[-1].decoded.number == "+447700900124"
+        await again.close()
+
+
+async def test_a_sim_ready_late_finishes_set_up_at_the_next_health_check() -> None:
+    """Set-up stopped at the SIM (here: no SIM yet) and the SIM then answers READY: the
+    health check asks the supervisor to initialise again (sim_returned), rather than
+    leaving the modem degraded by a stale SIM problem for good."""
+    async with ModemSimulator("generic") as sim:
+        sim.remove_sim()
+        d = await _open(sim)
+        info = await d.initialise()
+        assert not d.setup_done and any(p.startswith("SIM") for p in info.problems)
+        sim.insert_sim()
+        await d.health()
+        assert d.sim_returned
+        info = await d.initialise()
+        assert d.setup_done and not any(p.startswith("SIM") for p in info.problems)
+        await d.close()

@@ -85,6 +85,9 @@ _PIN = re.compile(r"^[0-9]{4,8}$")
 
 # after ESC aborts a prompt, how long its late OK/ERROR is given to arrive and be dropped
 ABORT_SETTLE_S = 1.0
+# after the ESC that opens initialise(): wait for this much silence (at most the max)
+INIT_QUIET_S = 0.3
+INIT_QUIET_MAX_S = 3.0
 # after a PDU went unanswered: how long to keep probing for a modem that answers again
 RESYNC_S = 30.0
 # AT+CPIN? answers that mean "no usable SIM in the slot" (SIM800 manual V1.09: NOT INSERTED,
@@ -172,6 +175,9 @@ class ModemDriver:
         self.attention = asyncio.Event()
         self.sim_absent = False  # the last look found no SIM: poll for it to come back
         self.sim_returned = False  # it was absent and answers again: initialise anew
+        # initialise() got past the SIM to PDU mode and CNMI; False while a SIM problem
+        # stopped it early (the health check then looks for the SIM to become READY)
+        self.setup_done = False
         self._pdu_written = False
         self.report_mode: str | None = None
         self.needs_cnma = False
@@ -306,7 +312,12 @@ class ModemDriver:
         refused); a SIM or network problem is reported in ``info.problems`` instead.
         """
         async with self._lock:
+            self.setup_done = False
             self._write(b"\x1b")  # leave a prompt a previous run may have left open
+            # the modem's answer to that ESC, or to a command of a run killed mid-way, must
+            # land while no command is pending (counted stray), not be taken for the answer
+            # to ours: every answer after it would be one behind (a SIM "not ready" that is)
+            await self._quiet(INIT_QUIET_S, INIT_QUIET_MAX_S)
             for attempt in range(3):
                 try:
                     await self._command("AT", min(self.command_timeout, 2.0))
@@ -329,6 +340,7 @@ class ModemDriver:
             await self._cnmi(info)
             csms = await self._try("AT+CSMS?")
             self.needs_cnma = bool(csms and any(x.startswith("+CSMS: 1") for x in csms))
+            self.setup_done = True
             await self._identity(info)
             await self._health(info)
             pending = await self._try("AT+CMGL=4", 30.0)
@@ -336,16 +348,39 @@ class ModemDriver:
             await self._work.put(("pdu", (pdu, (self._storage, index))))
         return info
 
+    async def _quiet(self, quiet_s: float, limit_s: float) -> None:
+        """Until nothing was received for ``quiet_s`` since now (at most ``limit_s``): late
+        answers meant for someone else arrive meanwhile, with no command pending."""
+        start = time.monotonic()
+        deadline = start + limit_s
+        while (now := time.monotonic()) < deadline:
+            silent_for = now - max(self.last_rx, start)
+            if silent_for >= quiet_s:
+                return
+            await asyncio.sleep(min(quiet_s - silent_for, deadline - now))
+
+    async def _cpin_state(self) -> str:
+        """AT+CPIN?'s state ("READY", "SIM PIN", ...). An OK without its ``+CPIN:`` line
+        is an answer meant for an earlier command (the modem is one answer behind): wait
+        for quiet and ask again, so a desync is never reported as a SIM problem."""
+        for _ in range(3):
+            lines = await self._command("AT+CPIN?")
+            state = next((x.split(":", 1)[1].strip() for x in lines
+                          if x.startswith("+CPIN:")), "")
+            if state:
+                return state
+            await self._quiet(INIT_QUIET_S, INIT_QUIET_MAX_S)
+        return ""
+
     async def _unlock_sim(self, info: ModemInfo) -> bool:
         self.sim_returned = False
         try:
-            lines = await self._command("AT+CPIN?")
+            state = await self._cpin_state()
         except CommandError as exc:
             self.sim_absent = is_sim_absent(exc.error)
             info.sim = exc.error.reason
             info.problems.append(f"SIM: {exc.error.reason}")
             return False
-        state = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("+CPIN:")), "")
         self.sim_absent = state in _SIM_GONE_STATES
         if state == "READY":
             info.sim = "READY"
@@ -419,13 +454,12 @@ class ModemDriver:
         problem first in the list, so the log line says it) and one that came back
         (``sim_returned``: the supervisor initialises again, PIN included). False = no SIM."""
         try:
-            lines = await self._command("AT+CPIN?")
+            state = await self._cpin_state()
         except CommandError as exc:
             if not is_sim_absent(exc.error):
                 return not self.sim_absent  # SIM busy, or no AT+CPIN?: nothing learnt
             self._sim_gone(info, f"{exc.error.reason} ({_code(exc.error)} to AT+CPIN?)")
             return False
-        state = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("+CPIN:")), "")
         if state in _SIM_GONE_STATES:
             self._sim_gone(info, f"SIM not inserted (AT+CPIN? says {state})")
             return False
@@ -433,6 +467,12 @@ class ModemDriver:
             self.sim_absent = False
             self.sim_returned = True
             log.info("modem %s: a SIM answers again (%s)", self.port, state)
+        elif state == "READY" and not self.setup_done:
+            # set-up stopped at the SIM (not ready yet, busy, no answer): it is ready now.
+            # Only READY: a SIM still asking for its PIN is not retried here, or a wrong
+            # configured PIN would be tried every health check until the SIM locks (PUK).
+            self.sim_returned = True
+            log.info("modem %s: the SIM is ready now: initialising again", self.port)
         return True
 
     def _sim_gone(self, info: ModemInfo, problem: str) -> None:
@@ -443,7 +483,7 @@ class ModemDriver:
 
     async def _health(self, info: ModemInfo) -> None:
         info.problems = [p for p in info.problems if p.startswith(("SIM", "AT+CNMI", "modem"))]
-        if info.sim is not None and not await self._sim_check(info):
+        if (info.sim is not None or not self.setup_done) and not await self._sim_check(info):
             # no SIM: registration, operator and SMSC cannot be read; the signal still can
             csq = await self._try("AT+CSQ")
             if csq:
