@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.daemon_fakes import CALLER, DID, NOW, Clock, make_config, opened
 from textback.ami_listener.ami_parser import AmiParser
-from textback.callback import Callbacks, wants_callback
+from textback.callback import Callbacks, resolve_lost_callbacks, wants_callback
 from textback.config import Config
 from textback.inbound import InboundHandler
 from textback.outbox import Outbox
@@ -142,3 +142,38 @@ async def test_unsafe_ring_target_is_refused(tmp_path: Path) -> None:
         cbs = Callbacks(store, "asterisk", clock=Clock(), send_action=send_action)
         result = await cbs.request(CALLER, config.dids[0], None, NOW)
         assert result.state == "failed" and "unsafe" in result.detail
+
+
+async def test_a_callback_pending_at_a_restart_is_resolved_and_staff_told_once(
+        tmp_path: Path) -> None:
+    """The OriginateResponse (or BACKGROUND_JOB) only reaches the connection that asked:
+    after a restart a ``requested`` row would wait forever. At start it becomes
+    ``unknown``, is never placed again, and staff get one SMS to call the customer; running
+    the sweep again (a crash right after it) sends nothing twice."""
+    async def send_action(action: dict[str, str]) -> dict[str, str]:
+        return {"Response": "Success", "Message": "Originate successfully queued"}
+
+    config = with_ring(make_config(tmp_path))
+    async with opened(tmp_path) as store:
+        cbs = Callbacks(store, "asterisk", clock=Clock(), send_action=send_action)
+        inbound = InboundHandler(store, Outbox(store), config, clock=Clock(), callbacks=cbs)
+        await inbound.receive(number=CALLER, text="CALL", did=DID, via="modem:a", at=NOW)
+        (row,) = await store.fetchall("SELECT * FROM callbacks")
+        assert row["state"] == "requested"
+    # the daemon restarts: a new process, a new Callbacks, the answer is gone
+    async with opened(tmp_path) as store:
+        outbox = Outbox(store)
+        assert await resolve_lost_callbacks(store, outbox, config, NOW + 60) == 1
+        assert await resolve_lost_callbacks(store, outbox, config, NOW + 61) == 0
+        (row,) = await store.fetchall("SELECT * FROM callbacks")
+        assert row["state"] == "unknown" and "restarted" in row["detail"]
+        alerts = await store.fetchall("SELECT number, body FROM outbox WHERE kind LIKE "
+                                      "'callback-unknown:%'")
+        staff = config.dids[0].staff.sms
+        assert sorted(a["number"] for a in alerts) == sorted(staff) and staff
+        assert all("+1 555-123-0001" in a["body"] and "Please call them" in a["body"]
+                   for a in alerts)
+        # a callback asked after this start is not touched
+        cbs = Callbacks(store, "asterisk", clock=Clock(NOW + 70), send_action=send_action)
+        await cbs.request(CALLER, config.dids[0], None, NOW + 70)
+        assert await resolve_lost_callbacks(store, outbox, config, NOW + 65) == 0

@@ -18,17 +18,20 @@ they called. Every request is a ``callbacks`` row first, then the originate; its
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from textback.keywords import normalise
 from textback.logfmt import log
 
 if TYPE_CHECKING:
-    from textback.config import DidConfig
+    from textback.config import Config, DidConfig
+    from textback.outbox import Outbox
     from textback.store import Store
 
 logger = logging.getLogger("textback.callback")
@@ -51,7 +54,7 @@ def wants_callback(text: str, words: tuple[str, ...]) -> bool:
 @dataclass(frozen=True, slots=True)
 class CallbackResult:
     callback_id: int
-    state: str  # "answered", "failed", "requested" (not configured / still waiting)
+    state: str  # "answered", "failed", "requested" (still waiting), "unknown" (restarted)
     detail: str
 
 
@@ -226,6 +229,52 @@ class Callbacks:
         if fut is not None and not fut.done():
             fut.set_result(result)
         return result
+
+
+LOST_DETAIL = "textback restarted before the PBX reported the result"
+LOST_ALERT_KIND = "callback-unknown"
+
+
+def lost_callback_text(number: str, business: str, requested_at: float, tz: str) -> str:
+    """The staff SMS for a callback whose result was lost: one GSM-7 part in the usual
+    case, and an instruction, because nobody knows whether the customer was rung."""
+    from textback.staff import pretty_number
+
+    when = dt.datetime.fromtimestamp(requested_at, ZoneInfo(tz)).strftime("%H:%M")
+    return (f"textback {business}: the callback to {pretty_number(number)} asked at {when} "
+            f"has no result (textback restarted). Please call them.")
+
+
+async def resolve_lost_callbacks(store: Store, outbox: Outbox, config: Config,
+                                 started_at: float) -> int:
+    """At start: callbacks still ``requested`` from before this start lost their result
+    with the old process (an AMI OriginateResponse or ESL BACKGROUND_JOB only goes to the
+    connection that asked). They are never placed again (that could ring the customer
+    twice); each becomes ``unknown`` and the DID's staff phones get one SMS asking a human
+    to call. The SMS is queued first with a key per callback and staff number, so a crash
+    between the two steps repeats nothing; returns how many were resolved."""
+    rows = await store.fetchall(
+        "SELECT id, number, did, requested_at FROM callbacks WHERE state = 'requested' "
+        "AND requested_at < ? ORDER BY id", (started_at,))
+    for row in rows:
+        did = config.did(row["did"]) or (config.dids[0] if config.dids else None)
+        staff = did.staff.sms if did is not None else ()
+        if did is not None:
+            body = lost_callback_text(row["number"], did.business or did.number,
+                                      row["requested_at"], did.hours.timezone)
+            for phone in staff:
+                await outbox.enqueue(call_id=f"callback:{row['id']}",
+                                     kind=f"{LOST_ALERT_KIND}:{phone}", number=phone,
+                                     did=did.number, body=body, senders=did.senders,
+                                     not_before=started_at, now=started_at)
+        async with store.transaction("callback_lost") as db:
+            await db.execute("UPDATE callbacks SET state = 'unknown', detail = ?, "
+                             "finished_at = ? WHERE id = ? AND state = 'requested'",
+                             (LOST_DETAIL, started_at, row["id"]))
+        log(logger, logging.WARNING, "callback_result_lost", id=row["id"],
+            number=row["number"], did=row["did"], staff_sms=len(staff),
+            why="restarted before the PBX reported it; not placed again")
+    return len(rows)
 
 
 def _cid_name(did: DidConfig) -> str:

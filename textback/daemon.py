@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from textback.alerts import alert_bursts
-from textback.callback import Callbacks
+from textback.callback import Callbacks, resolve_lost_callbacks
 from textback.config import Config
 from textback.dispatcher import Dispatcher
 from textback.followups import FollowUps
@@ -33,6 +33,8 @@ from textback.pipeline import CallPipeline
 from textback.sdnotify import Notifier, watchdog_interval_s
 from textback.senders import Sender
 from textback.sip_inbound import inbound_from_esl
+from textback.staff import Mailer, StaffDesk
+from textback.staff_mail import MailQueue
 from textback.store import Store
 
 logger = logging.getLogger("textback.daemon")
@@ -185,13 +187,18 @@ class Daemon:
         pipeline = CallPipeline(store, outbox, self.config, clock=self.clock,
                                 wake=dispatcher.wake, followups=followups)
         self.dispatcher, self.pipeline = dispatcher, pipeline
+        # staff e-mail is queued in the store and sent by its own loop (MTA down: retried)
+        mail = MailQueue(store, Mailer(self.config.email), clock=self.clock)
+        staff = StaffDesk(store, outbox, self.config, mailer=mail.mailer, mail=mail,
+                          wake=dispatcher.wake)
         self.inbound = InboundHandler(store, outbox, self.config, clock=self.clock,
-                                      wake=dispatcher.wake, followups=followups)
+                                      wake=dispatcher.wake, followups=followups, staff=staff)
         self.open_calls = OpenCallKeeper(store, self.clock)
         self._build_listener(pipeline)
         if self.config.pbx.type == "asterisk":  # before it connects: its resync needs them
             self.listener.seed(await self.open_calls.load("asterisk"))
         self.inbound.callbacks = self._build_callbacks(store, followups)
+        await resolve_lost_callbacks(store, outbox, self.config, now)
         await followups.recover(now)
         # The SIP sender rides on the listener's connection, so it exists only now; the
         # dispatcher took a copy of the senders when it was built.
@@ -216,6 +223,7 @@ class Daemon:
             asyncio.create_task(pipeline.run(), name="pipeline"),
             asyncio.create_task(dispatcher.run(), name="dispatcher"),
             asyncio.create_task(followups.run(), name="followups"),
+            asyncio.create_task(mail.run(), name="staff-mail"),
             asyncio.create_task(self._run_listener(), name="listener"),
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
         ]

@@ -228,6 +228,26 @@ V5 = """
 ALTER TABLE outbox ADD COLUMN handed_at REAL;
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5)
+# Staff e-mail is durable (textback/staff_mail.py): written here before the MTA is tried,
+# retried with backoff, given up (state failed) after a day. (No schema change, noted here:
+# callbacks.state may now also be 'unknown', a result lost in a restart, callback.py.)
+V6 = """
+CREATE TABLE staff_mail (
+    id              INTEGER PRIMARY KEY,
+    recipients      TEXT NOT NULL,          -- one address per line
+    subject         TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    created_at      REAL NOT NULL,
+    state           TEXT NOT NULL DEFAULT 'queued'
+                    CHECK (state IN ('queued', 'sent', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_error      TEXT,
+    sent_at         REAL
+);
+CREATE INDEX staff_mail_due ON staff_mail (state, next_attempt_at);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6)
 
 LATEST = len(MIGRATIONS)

@@ -11,7 +11,8 @@ gets a clear answer back to the staff member instead of silence.
 Urgent replies (``urgent_words``) go at once, day or night, marked ``URGENT:``; other SMS
 forwards wait for business hours so nobody's phone buzzes at 3 a.m. for "thanks". E-mail goes
 at once either way, to a local MTA via smtplib in a worker thread (the event loop never
-blocks on SMTP); a failed e-mail is logged, never raised into the reply path.
+blocks on SMTP). It is queued in the store first (textback/staff_mail.py), so an MTA that is
+down, or a restart, delays it rather than losing it; nothing is raised into the reply path.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import datetime as dt
 import logging
 import re
 import smtplib
+import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 
 from textback.logfmt import log
+from textback.staff_mail import MailQueue
 
 if TYPE_CHECKING:
     from textback.config import Config, DidConfig, EmailConfig
@@ -120,22 +123,31 @@ class Mailer:
         self.sent = 0
         self.failed = 0
 
-    def _send_blocking(self, to: tuple[str, ...], subject: str, body: str) -> None:
+    def _send_blocking(self, to: tuple[str, ...], subject: str, body: str,
+                       message_id: str | None) -> None:
         msg = EmailMessage()
         msg["From"] = self.config.sender
         msg["To"] = ", ".join(to)
         msg["Subject"] = clean(subject)[:200]
+        if message_id is not None:
+            msg["Message-ID"] = message_id
         msg.set_content(body)
         with self.smtp_factory(self.config.host, self.config.port,
                                timeout=self.config.timeout_s) as smtp:
             smtp.send_message(msg)
+
+    async def deliver(self, to: tuple[str, ...], subject: str, body: str, *,
+                      message_id: str | None = None) -> None:
+        """Hand one e-mail to the MTA; OSError / SMTPException say why it did not take it
+        (the mail queue retries on them)."""
+        await asyncio.to_thread(self._send_blocking, to, subject, body, message_id)
 
     async def send(self, to: tuple[str, ...], subject: str, body: str) -> bool:
         """True when the MTA accepted it; failures are logged (never raised)."""
         if not to:
             return False
         try:
-            await asyncio.to_thread(self._send_blocking, to, subject, body)
+            await self.deliver(to, subject, body)
         except (OSError, smtplib.SMTPException) as exc:
             self.failed += 1
             log(logger, logging.ERROR, "email_failed", to=len(to), host=self.config.host,
@@ -150,13 +162,16 @@ class StaffDesk:
     """Forwards replies to a DID's staff and relays staff answers to customers."""
 
     def __init__(self, store: Store, outbox: Outbox, config: Config, *,
-                 mailer: Mailer | None = None, wake: Callable[[], None] = lambda: None) -> None:
+                 mailer: Mailer | None = None, mail: MailQueue | None = None,
+                 wake: Callable[[], None] = lambda: None) -> None:
         self.store = store
         self.outbox = outbox
         self.config = config
         self.mailer = mailer if mailer is not None else Mailer(config.email)
+        # the daemon passes the queue whose loop it runs; without one, drain_mail() sends
+        self.mail = mail if mail is not None else MailQueue(store, self.mailer,
+                                                            clock=time.time)
         self.wake = wake
-        self._mail_tasks: set[asyncio.Task[bool]] = set()
 
     def is_staff(self, number: str) -> bool:
         return any(number in did.staff.sms for did in self.config.dids)
@@ -197,16 +212,13 @@ class StaffDesk:
             if code:
                 text += (f"\n\nTo answer by SMS from a staff phone, text {code} followed by "
                          f"your answer to {did.number}.")
-            task = asyncio.get_running_loop().create_task(
-                self.mailer.send(did.staff.email, subject, text + "\n"))
-            self._mail_tasks.add(task)
-            task.add_done_callback(self._mail_tasks.discard)
+            await self.mail.enqueue(did.staff.email, subject, text + "\n", now=at)
         return len(did.staff.sms)
 
-    async def drain_mail(self) -> None:
-        """Wait for e-mails in flight (shutdown, tests)."""
-        while self._mail_tasks:
-            await asyncio.gather(*list(self._mail_tasks), return_exceptions=True)
+    async def drain_mail(self) -> int:
+        """Send the e-mail that is due now, here (tests; the daemon's loop does it
+        otherwise); how many the MTA took."""
+        return await self.mail.send_due()
 
     async def handle_staff_text(self, staff_number: str, body: str, at: float,
                                 via: str | None = None) -> str:

@@ -54,6 +54,11 @@ async def gather(db_path: Path, since: float) -> dict[str, Any]:
             "SELECT count(*) AS n FROM messages WHERE direction = 'in' AND created_at >= ?",
             (since,))
         outbox = await store.fetchall("SELECT state, count(*) AS n FROM outbox GROUP BY state")
+        # staff e-mail waiting for the MTA (any age) and given up (today): an MTA that is
+        # down shows here rather than only in the journal
+        mail = await store.fetchall(
+            "SELECT state, count(*) AS n FROM staff_mail WHERE state = 'queued' OR "
+            "(state != 'queued' AND created_at >= ?) GROUP BY state", (since,))
     finally:
         await store.close()
     by_verdict: dict[str, int] = {}
@@ -67,6 +72,7 @@ async def gather(db_path: Path, since: float) -> dict[str, Any]:
         "texts": {r["status"]: r["n"] for r in texts},
         "replies": replies["n"] if replies else 0,
         "outbox": {r["state"]: r["n"] for r in outbox},
+        "staff_email": {r["state"]: r["n"] for r in mail},
     }
 
 
@@ -101,6 +107,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"  replies: {report['replies']}")
     print("  outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(report["outbox"].items()))
                           or "empty"))
+    mail = report["staff_email"]
+    if mail:
+        waiting = (f" - {mail['queued']} waiting for the MTA ([email] host/port)"
+                   if mail.get("queued") else "")
+        print("  staff e-mail: " + ", ".join(f"{k} {v}" for k, v in sorted(mail.items()))
+              + waiting)
     if live is None:
         print("  daemon: no status file (not running?)")
     else:
