@@ -156,8 +156,7 @@ async def test_a_callback_pending_at_a_restart_is_resolved_and_staff_told_once(
     config = with_ring(make_config(tmp_path))
     async with opened(tmp_path) as store:
         cbs = Callbacks(store, "asterisk", clock=Clock(), send_action=send_action)
-        inbound = InboundHandler(store, Outbox(store), config, clock=Clock(), callbacks=cbs)
-        await inbound.receive(number=CALLER, text="CALL", did=DID, via="modem:a", at=NOW)
+        await cbs.request(CALLER, config.dids[0], None, NOW)
         (row,) = await store.fetchall("SELECT * FROM callbacks")
         assert row["state"] == "requested"
     # the daemon restarts: a new process, a new Callbacks, the answer is gone
