@@ -93,6 +93,7 @@ async def episode(tmp: Path, rng: random.Random) -> dict[str, object]:
         await ami.close()
         await sim.stop()
     resynced = {c["call_id"] for c in calls if '"resynced": true' in (c["record"] or "")}
+    queued = {o["call_id"] for o in outbox if o["call_id"] is not None}
     t = tally(calls, outbox, texted(sim), set(callers))
     assert status in (0, -15), "".join(logs[-30:])
     assert all(e == -9 for e in exits)
@@ -102,8 +103,10 @@ async def episode(tmp: Path, rng: random.Random) -> dict[str, object]:
             "missed_seen": t.missed_seen, "texted_once": t.texted_once,
             "lost": t.lost, "duplicated": t.duplicated, "unconfirmed": t.unconfirmed,
             "unexpected": t.unexpected,
+            # decided after a resync and never queued: the conservative verdict. A text
+            # that was queued and never reached the network is a loss, resync or not.
             "resync_lost": sorted(c["caller"] for c in calls if c["caller"] in t.lost
-                                  and c["call_id"] in resynced),
+                                  and c["call_id"] in resynced and c["call_id"] not in queued),
             "not_texted": [(c["caller"], c["verdict"], c["reason"], c["skip_reason"])
                            for c in calls if c["caller"] in t.lost],
             "logins": ami.logins, **timing}
