@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from textback.ami_listener.fake_ami import FakeAmi, load_ts_capture
-from textback.modem.simulator import ModemSimulator
+from textback.testing.fake_ami import FakeAmi, load_ts_capture
+from textback.testing.modem_simulator import ModemSimulator
 
 REPO = Path(__file__).resolve().parents[1]
 CAPTURE = REPO.parent / "shared" / "traces" / "asterisk-22" / "direct-noanswer.ami.ts"

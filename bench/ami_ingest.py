@@ -32,9 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from textback.ami_listener.ami_parser import AmiParser  # noqa: E402
-from textback.ami_listener.asterisk import AsteriskStream  # noqa: E402
-from textback.ami_listener.stream import TrackerConfig  # noqa: E402
+from textback.pbx.asterisk.parser import AmiParser  # noqa: E402
+from textback.pbx.asterisk.stream import AsteriskStream  # noqa: E402
+from textback.pbx.stream import TrackerConfig  # noqa: E402
 
 TRACES = REPO.parent / "shared" / "traces" / "asterisk-22"
 CHUNK = 64 * 1024

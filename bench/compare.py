@@ -61,8 +61,8 @@ from _harness import (  # noqa: E402
     make_call,
 )
 
-from textback.ami_listener.asterisk import AsteriskStream  # noqa: E402
-from textback.ami_listener.stream import TrackerConfig  # noqa: E402
+from textback.pbx.asterisk.stream import AsteriskStream  # noqa: E402
+from textback.pbx.stream import TrackerConfig  # noqa: E402
 
 TIME_SCALE = 0.1
 CALL_TIMEOUT_S = 20.0

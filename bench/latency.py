@@ -36,10 +36,10 @@ sys.path.insert(0, str(REPO))
 
 from bench._harness import caller_for  # noqa: E402  (one 7-digit prefix per caller)
 from bench._results import merge_results  # noqa: E402
-from textback.ami_listener.fake_ami import FakeAmi, TimedMessage, load_ts_capture  # noqa: E402
+from textback.testing.fake_ami import FakeAmi, TimedMessage, load_ts_capture  # noqa: E402
 from textback.config import parse_config  # noqa: E402
 from textback.daemon import Daemon  # noqa: E402
-from textback.modem.simulator import ModemSimulator  # noqa: E402
+from textback.testing.modem_simulator import ModemSimulator  # noqa: E402
 
 CAPTURE = REPO.parent / "shared" / "traces" / "asterisk-22" / "direct-busy.ami.ts"
 REAL_EPOCH = b"1795395197."

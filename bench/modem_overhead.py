@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from textback.modem.driver import ModemDriver
 from textback.modem.pdu import encode_submit
-from textback.modem.simulator import ModemSimulator
+from textback.testing.modem_simulator import ModemSimulator
 
 NUMBER = "+447700900123"
 TEXT = "Sorry we missed your call, we will ring you back shortly."

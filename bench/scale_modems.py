@@ -41,13 +41,13 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from _harness import TEXT, caller_for  # noqa: E402
 
-from textback.dispatcher import Dispatcher  # noqa: E402
-from textback.modem.simulator import ModemSimulator  # noqa: E402
-from textback.modem.simulator.profiles import PROFILES  # noqa: E402
+from textback.outbound.dispatcher import Dispatcher  # noqa: E402
+from textback.testing.modem_simulator import ModemSimulator  # noqa: E402
+from textback.testing.modem_simulator.profiles import PROFILES  # noqa: E402
 from textback.modem.supervisor import ModemSupervisor  # noqa: E402
-from textback.outbox import Outbox  # noqa: E402
-from textback.senders import Sender  # noqa: E402
-from textback.senders.modem import ModemSender  # noqa: E402
+from textback.outbound.outbox import Outbox  # noqa: E402
+from textback.sender import Sender  # noqa: E402
+from textback.modem.sender import ModemSender  # noqa: E402
 from textback.store import Store  # noqa: E402
 
 

@@ -40,9 +40,9 @@ from _harness import SECRET, TEXT  # noqa: E402
 from compare import TEXTBACK_CONFIG  # noqa: E402
 
 from textback.config import load_config  # noqa: E402
-from textback.inbound import InboundHandler  # noqa: E402
-from textback.outbox import Outbox  # noqa: E402
-from textback.outcome import CallOutcome  # noqa: E402
+from textback.inbound.handler import InboundHandler  # noqa: E402
+from textback.outbound.outbox import Outbox  # noqa: E402
+from textback.pbx.outcome import CallOutcome  # noqa: E402
 from textback.store import Store  # noqa: E402
 
 YEAR_START = 1767254400.0  # 2026-01-01T08:00:00Z

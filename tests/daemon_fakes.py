@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from textback.config import Config, parse_config
-from textback.outcome import CallOutcome
-from textback.senders import Commit, SendError, SendResult
+from textback.pbx.outcome import CallOutcome
+from textback.sender import Commit, SendError, SendResult
 
 NOW = 1_800_000_000.0
 DID = "+15559870000"

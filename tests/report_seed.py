@@ -18,10 +18,10 @@ from pathlib import Path
 
 from tests.daemon_fakes import CONFIG, DID, NOW, Clock
 from textback.config import Config, parse_config
-from textback.inbound import InboundHandler
-from textback.outbox import Outbox
-from textback.outcome import CallOutcome
-from textback.pipeline import CallPipeline
+from textback.inbound.handler import InboundHandler
+from textback.outbound.outbox import Outbox
+from textback.pbx.outcome import CallOutcome
+from textback.outbound.pipeline import CallPipeline
 from textback.store import Store
 
 A, B, C = "+15551230001", "+15551230002", "+15551230003"

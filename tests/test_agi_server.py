@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import ASTERISK_TRACES
 
-from textback.agi.server import VERBOSE_COMMAND, FastAgiServer
-from textback.agi.session import AgiSession
-from textback.outcome import CallOutcome
+from textback.pbx.asterisk.agi_server import VERBOSE_COMMAND, FastAgiServer
+from textback.pbx.asterisk.agi_session import AgiSession
+from textback.pbx.outcome import CallOutcome
 
 CAPTURES = sorted(ASTERISK_TRACES.glob("*.fastagi"))
 

@@ -10,7 +10,7 @@ from conftest import ASTERISK_TRACES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from textback.agi.session import (
+from textback.pbx.asterisk.agi_session import (
     AgiProtocolError,
     AgiReply,
     AgiRequest,
@@ -18,7 +18,7 @@ from textback.agi.session import (
     HangupNotice,
     parse_reply,
 )
-from textback.agi.verdict import build_outcome, presentation_withheld
+from textback.pbx.asterisk.agi_verdict import build_outcome, presentation_withheld
 
 CAPTURES = sorted(ASTERISK_TRACES.glob("*.fastagi"))
 # Expected per MANIFEST.md (FastAGI rows): caller, DIALSTATUS passed as agi_arg_1.

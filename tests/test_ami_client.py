@@ -10,10 +10,10 @@ import logging
 import pytest
 
 from tests.conftest import ASTERISK_TRACES
-from textback.ami_listener.ami_client import AmiClient, AmiError, encode_action, listen
-from textback.ami_listener.fake_ami import FakeAmi, load_ts_capture
-from textback.ami_listener.stream import TrackerConfig
-from textback.outcome import CallOutcome
+from textback.pbx.asterisk.client import AmiClient, AmiError, encode_action, listen
+from textback.testing.fake_ami import FakeAmi, load_ts_capture
+from textback.pbx.stream import TrackerConfig
+from textback.pbx.outcome import CallOutcome
 
 SECRET = "s3cr3t-do-not-print"
 EXPECTED = {(e["call"], e["verdict"], e["reason"]) for e in map(

@@ -16,10 +16,10 @@ import re
 import pytest
 
 from tests.conftest import ASTERISK_TRACES, REPO
-from textback.ami_listener.ami_client import DEFAULT_EVENTS
-from textback.ami_listener.asterisk import AsteriskStream
-from textback.ami_listener.stream import TrackerConfig
-from textback.outcome import CallOutcome
+from textback.pbx.asterisk.client import DEFAULT_EVENTS
+from textback.pbx.asterisk.stream import AsteriskStream
+from textback.pbx.stream import TrackerConfig
+from textback.pbx.outcome import CallOutcome
 
 MANAGER_CONF = REPO / "dialplan" / "asterisk" / "manager_textback.conf"
 EXPECTED = [json.loads(line) for line in

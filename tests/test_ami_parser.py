@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ASTERISK_TRACES
-from textback.ami_listener.ami_parser import AmiMessage, AmiParser
+from textback.pbx.asterisk.parser import AmiMessage, AmiParser
 
 CAPTURES = sorted(ASTERISK_TRACES.glob("*.ami"))
 

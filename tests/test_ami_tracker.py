@@ -14,11 +14,11 @@ import json
 import pytest
 
 from tests.conftest import ASTERISK_TRACES
-from textback.ami_listener.ami_parser import AmiMessage, AmiParser
-from textback.ami_listener.ami_tracker import UNKNOWN_AFTER_RESTART, CallTracker, endpoint_of
-from textback.ami_listener.call_start import CallProgress, CallStart
-from textback.ami_listener.stream import TrackerConfig
-from textback.outcome import CallOutcome
+from textback.pbx.asterisk.parser import AmiMessage, AmiParser
+from textback.pbx.asterisk.tracker import UNKNOWN_AFTER_RESTART, CallTracker, endpoint_of
+from textback.pbx.call_start import CallProgress, CallStart
+from textback.pbx.stream import TrackerConfig
+from textback.pbx.outcome import CallOutcome
 
 
 def events(name: str) -> list[AmiMessage]:
@@ -241,7 +241,7 @@ def test_resync_finalises_vanished_calls_once_and_adopts_new_ones() -> None:
 # ---------------------------------------------------------------- across a restart
 # The daemon is killed mid-call and restarted. The CoreShowChannel events below are built
 # from the capture's own events up to the cut, with the headers Asterisk 22 sends in that
-# event (as textback.ami_listener.fake_ami does): each live channel's *current* Context/Exten.
+# event (as textback.testing.fake_ami does): each live channel's *current* Context/Exten.
 
 def show_channels(msgs: list[AmiMessage]) -> list[AmiMessage]:
     live: dict[str, dict[str, str]] = {}

@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ASTERISK_TRACES, REPO
-from textback.ami_listener.ami_parser import AmiParser
-from textback.ami_listener.asterisk import AsteriskStream
-from textback.ami_listener.stream import StreamError, TrackerConfig
-from textback.ami_listener.streams import make_stream
-from textback.outcome import CallOutcome
+from textback.pbx.asterisk.parser import AmiParser
+from textback.pbx.asterisk.stream import AsteriskStream
+from textback.pbx.stream import StreamError, TrackerConfig
+from textback.pbx.streams import make_stream
+from textback.pbx.outcome import CallOutcome
 
 EXPECTED = [json.loads(line) for line in
             (ASTERISK_TRACES / "expected.jsonl").read_text(encoding="utf-8").splitlines()

@@ -11,8 +11,8 @@ import pytest
 from tests.daemon_fakes import DID, NOW
 from tests.report_seed import A, B, seed, write_config
 from textback.cli import main
-from textback.inbound import InboundHandler
-from textback.outbox import Outbox
+from textback.inbound.handler import InboundHandler
+from textback.outbound.outbox import Outbox
 from textback.store import Store
 
 

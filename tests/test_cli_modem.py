@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from textback.cli import main
-from textback.modem.simulator import ModemSimulator
+from textback.testing.modem_simulator import ModemSimulator
 
 
 def _run_sim(profile: str, link: Path, **kw: object):  # type: ignore[no-untyped-def]

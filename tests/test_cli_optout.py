@@ -11,8 +11,8 @@ import pytest
 from tests.daemon_fakes import DID, NOW
 from tests.report_seed import B, missed, seed, write_config
 from textback.cli import main
-from textback.outbox import Outbox
-from textback.pipeline import CallPipeline
+from textback.outbound.outbox import Outbox
+from textback.outbound.pipeline import CallPipeline
 from textback.store import Store
 
 

@@ -21,13 +21,13 @@ import pytest
 
 from tests.conftest import ASTERISK_TRACES, REPO
 from textback import daemon as daemon_mod
-from textback.ami_listener.fake_ami import FakeAmi, TimedMessage, load_ts_capture
+from textback.testing.fake_ami import FakeAmi, TimedMessage, load_ts_capture
 from textback.config import parse_config
 from textback.daemon import Daemon
-from textback.dispatcher import Dispatcher
-from textback.modem.simulator import ModemSimulator
-from textback.outbox import Outbox
-from textback.outcome import CallOutcome
+from textback.outbound.dispatcher import Dispatcher
+from textback.testing.modem_simulator import ModemSimulator
+from textback.outbound.outbox import Outbox
+from textback.pbx.outcome import CallOutcome
 from textback.store import Store
 
 SECRET = "e2e-secret-Hq4"

@@ -16,9 +16,9 @@ from urllib.parse import quote
 import pytest
 from conftest import ASTERISK_TRACES, FREESWITCH_TRACES
 
-from textback.agi.server import DEFAULT_PATHS, DEFAULT_PORT
-from textback.agi.session import AgiRequest
-from textback.agi.verdict import build_outcome
+from textback.pbx.asterisk.agi_server import DEFAULT_PATHS, DEFAULT_PORT
+from textback.pbx.asterisk.agi_session import AgiRequest
+from textback.pbx.asterisk.agi_verdict import build_outcome
 
 REPO = Path(__file__).resolve().parents[1]
 DIALPLAN = REPO / "dialplan"

@@ -9,10 +9,10 @@ import json
 import pytest
 
 from tests.conftest import FREESWITCH_TRACES
-from textback.ami_listener.esl_client import EslAuthError, EslClient, listen
-from textback.ami_listener.fake_esl import FakeEslServer, Plan, capture_event_frames
-from textback.ami_listener.stream import TrackerConfig
-from textback.outcome import CallOutcome
+from textback.pbx.freeswitch.client import EslAuthError, EslClient, listen
+from textback.testing.fake_esl import FakeEslServer, Plan, capture_event_frames
+from textback.pbx.stream import TrackerConfig
+from textback.pbx.outcome import CallOutcome
 
 CFG = TrackerConfig(settle_s=0.2)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FREESWITCH_TRACES
-from textback.ami_listener.esl_parser import (
+from textback.pbx.freeswitch.parser import (
     CT_API,
     CT_JSON,
     CT_PLAIN,
@@ -117,7 +117,7 @@ def test_utf8_split_across_reads_survives() -> None:
 
 
 def _capture_events(name: str) -> list[bytes]:
-    from textback.ami_listener.fake_esl import capture_event_frames
+    from textback.testing.fake_esl import capture_event_frames
 
     return capture_event_frames((FREESWITCH_TRACES / name).read_bytes())
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FREESWITCH_TRACES
-from textback.ami_listener.fake_esl import capture_event_frames
-from textback.ami_listener.freeswitch import FreeswitchStream
-from textback.ami_listener.stream import StreamError, TrackerConfig
-from textback.outcome import CallOutcome
+from textback.testing.fake_esl import capture_event_frames
+from textback.pbx.freeswitch.stream import FreeswitchStream
+from textback.pbx.stream import StreamError, TrackerConfig
+from textback.pbx.outcome import CallOutcome
 
 KEYS = ("call", "direction", "caller", "withheld", "did", "verdict", "reason", "voicemail_left")
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tests.conftest import FREESWITCH_TRACES
-from textback.ami_listener.esl_client import SUBSCRIBED_EVENTS
-from textback.ami_listener.esl_parser import EslEvent, decode_event, iter_frames
-from textback.ami_listener.fs_tracker import FsCallTracker
-from textback.ami_listener.stream import TrackerConfig
-from textback.outcome import CallOutcome
+from textback.pbx.freeswitch.client import SUBSCRIBED_EVENTS
+from textback.pbx.freeswitch.parser import EslEvent, decode_event, iter_frames
+from textback.pbx.freeswitch.tracker import FsCallTracker
+from textback.pbx.stream import TrackerConfig
+from textback.pbx.outcome import CallOutcome
 
 
 def events(name: str) -> list[EslEvent]:

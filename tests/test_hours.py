@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from textback.hours import DAYS, Hours, HoursError, parse_day
+from textback.outbound.hours import DAYS, Hours, HoursError, parse_day
 
 NY = ZoneInfo("America/New_York")
 

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.daemon_fakes import CALLER, DID, NOW, STAFF, Clock, make_config, opened
-from textback.inbound import InboundHandler
-from textback.outbox import Outbox
+from textback.inbound.handler import InboundHandler
+from textback.outbound.outbox import Outbox
 from textback.store import Store
 
 

@@ -29,7 +29,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from textback.keywords import classify, is_urgent, normalise
+from textback.inbound.keywords import classify, is_urgent, normalise
 
 FOOTER = "Sorry we missed your call - Example Plumbing. Reply STOP to opt out"
 

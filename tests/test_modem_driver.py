@@ -17,7 +17,7 @@ from textback.modem.errors import (
 )
 from textback.modem.pdu import PduError
 from textback.modem.reassembly import InboundMessage
-from textback.modem.simulator import ModemSimulator
+from textback.testing.modem_simulator import ModemSimulator
 
 
 async def _wait(cond, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]

@@ -7,8 +7,8 @@ import os
 import pytest
 
 from textback.modem.pdu import decode_pdu
-from textback.modem.simulator import PROFILES, ModemSimulator
-from textback.modem.simulator.deliver import encode_deliver, encode_status_report
+from textback.testing.modem_simulator import PROFILES, ModemSimulator
+from textback.testing.modem_simulator.deliver import encode_deliver, encode_status_report
 
 
 @pytest.mark.parametrize("text", ["hello", "€[]{}" * 40, "😀 emoji " * 30, "é" * 71])
@@ -83,7 +83,7 @@ async def test_sim_removed_answers_per_27007_and_27005_then_asks_its_pin_again()
 ])
 def test_sim_urcs_per_dialect(profile: str, removed: bytes | None,
                               inserted: bytes | None) -> None:
-    from textback.modem.simulator.engine import ModemEngine
+    from textback.testing.modem_simulator.engine import ModemEngine
 
     engine = ModemEngine(PROFILES[profile])
     engine.remove_sim()
@@ -95,7 +95,7 @@ def test_sim_urcs_per_dialect(profile: str, removed: bytes | None,
 
 
 def test_a_stalled_pdu_is_taken_but_answered_late_or_never() -> None:
-    from textback.modem.simulator.engine import ModemEngine
+    from textback.testing.modem_simulator.engine import ModemEngine
 
     engine = ModemEngine(PROFILES["generic"])
     engine.feed(b"ATE0\r")

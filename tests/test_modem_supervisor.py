@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from textback.modem.driver import SendFailed
-from textback.modem.simulator import ModemSimulator
+from textback.testing.modem_simulator import ModemSimulator
 from textback.modem.supervisor import ABSENT, DEGRADED, LOST, READY, ModemSupervisor
 
 

@@ -9,13 +9,13 @@ import sqlite3
 from pathlib import Path
 
 from tests.conftest import ASTERISK_TRACES
-from textback.ami_listener.ami_parser import AmiParser
-from textback.ami_listener.ami_tracker import CallTracker
-from textback.ami_listener.call_start import CallStart
-from textback.ami_listener.stream import TrackerConfig
+from textback.pbx.asterisk.parser import AmiParser
+from textback.pbx.asterisk.tracker import CallTracker
+from textback.pbx.call_start import CallStart
+from textback.pbx.stream import TrackerConfig
 from textback.migrations import LATEST, MIGRATIONS
-from textback.open_calls import OpenCallKeeper
-from textback.outcome import CallOutcome
+from textback.outbound.open_calls import OpenCallKeeper
+from textback.pbx.outcome import CallOutcome
 from textback.store import Store
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from textback.outbox import Outbox
-from textback.outcome import CallOutcome
+from textback.outbound.outbox import Outbox
+from textback.pbx.outcome import CallOutcome
 from textback.store import Store
 
 NUMBER = "+15551230001"

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.daemon_fakes import CALLER, DID, NOW, Clock, make_config, opened, outcome
-from textback.outbox import Outbox
-from textback.pipeline import CallPipeline
+from textback.outbound.outbox import Outbox
+from textback.outbound.pipeline import CallPipeline
 from textback.store import Store, StoreUnavailable
 
 

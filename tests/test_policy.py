@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from textback.config import Config, parse_config
-from textback.outcome import CallOutcome
-from textback.policy import PolicySnapshot, decide, number_prefix, reached_number
+from textback.pbx.outcome import CallOutcome
+from textback.outbound.policy import PolicySnapshot, decide, number_prefix, reached_number
 
 CONFIG = """\
 [pbx]
@@ -167,7 +167,7 @@ def test_abuse_caps(name: str, kw: dict[str, object], snap: PolicySnapshot,
 
 
 def test_number_country() -> None:
-    from textback.policy import number_country
+    from textback.outbound.policy import number_country
 
     assert number_country("+447400123456") == "GB" and number_country("+12125550123") == "US"
     assert number_country("+15551230001") is None and number_country("nonsense") is None

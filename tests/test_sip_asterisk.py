@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import ASTERISK_TRACES
-from textback.senders import SendError
-from textback.senders.sip_asterisk import AmiMessageSender
+from textback.sender import SendError
+from textback.pbx.asterisk.message_send import AmiMessageSender
 
 
 def captured_responses() -> dict[str, dict[str, str]]:

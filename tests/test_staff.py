@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 
 from tests.daemon_fakes import CALLER, DID, STAFF, Clock, make_config, opened, outcome
 from textback.config import EmailConfig
-from textback.inbound import InboundHandler
-from textback.outbox import Outbox
-from textback.pipeline import CallPipeline
-from textback.staff import (
+from textback.inbound.handler import InboundHandler
+from textback.outbound.outbox import Outbox
+from textback.outbound.pipeline import CallPipeline
+from textback.inbound.staff import (
     Mailer,
     StaffCommand,
     StaffDesk,

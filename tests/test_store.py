@@ -10,7 +10,7 @@ import pytest
 from conftest import ASTERISK_TRACES
 
 from textback.migrations import LATEST
-from textback.outcome import CallOutcome
+from textback.pbx.outcome import CallOutcome
 from textback.store import Store, StoreUnavailable
 
 
@@ -120,7 +120,7 @@ async def test_disk_full_raises_and_leaves_nothing_half_written(tmp_path: Path) 
 
 
 async def test_policy_snapshot_counts(tmp_path: Path) -> None:
-    from textback.outbox import Outbox
+    from textback.outbound.outbox import Outbox
 
     store = await Store.open(tmp_path / "t.db")
     outbox = Outbox(store)
@@ -191,7 +191,7 @@ async def test_burst_count_pause_and_alert_rows(tmp_path: Path) -> None:
 
 
 async def test_country_count_is_texts_to_callers_of_that_country(tmp_path: Path) -> None:
-    from textback.outbox import Outbox
+    from textback.outbound.outbox import Outbox
 
     store = await Store.open(tmp_path / "t.db")
     outbox = Outbox(store)
@@ -240,7 +240,7 @@ async def test_migration_2_upgrades_a_version_1_store(tmp_path: Path) -> None:
 
 async def test_failed_deliveries_count_texts_not_parts(tmp_path: Path) -> None:
     """A 2-part text whose parts both failed is one failed delivery (policy counts texts)."""
-    from textback.outbox import Outbox
+    from textback.outbound.outbox import Outbox
 
     store = await Store.open(tmp_path / "t.db")
     outbox = Outbox(store)

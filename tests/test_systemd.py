@@ -65,7 +65,7 @@ def test_unit_hardening_keys() -> None:
     assert re.fullmatch(r"\d+s", watchdog) and 5 <= int(watchdog[:-1]) <= 120
     assert values(unit["Install"], "WantedBy") == ["multi-user.target"]
     # the FastAGI port the daemon binds is the one the sandbox allows
-    from textback.agi.server import DEFAULT_PORT
+    from textback.pbx.asterisk.agi_server import DEFAULT_PORT
     assert one(svc, "SocketBindAllow") == f"tcp:{DEFAULT_PORT}"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from textback.templates import (
+from textback.outbound.templates import (
     DEFAULT_TEMPLATES,
     TemplateError,
     check_template,

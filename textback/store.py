@@ -26,11 +26,11 @@ from typing import Any
 
 import aiosqlite
 
-from textback.ami_listener.call_start import CallStart
+from textback.pbx.call_start import CallStart
 from textback.config import PolicyConfig, default_policy
 from textback.migrations import LATEST, MIGRATIONS
-from textback.outcome import CallOutcome
-from textback.policy import PolicySnapshot, number_country, number_prefix
+from textback.pbx.outcome import CallOutcome
+from textback.outbound.policy import PolicySnapshot, number_country, number_prefix
 
 # outbox states that count as "a text went, or is about to go" for cooldown and caps
 COUNTED_STATES = ("queued", "sending", "sent", "delivered", "unconfirmed", "failed")

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import ASTERISK_TRACES, REPO
-from textback.ami_listener.fake_ami import load_ts_capture
-from textback.modem.simulator import ModemSimulator
+from textback.testing.fake_ami import load_ts_capture
+from textback.testing.modem_simulator import ModemSimulator
 
 # A real Asterisk 22 capture of one inbound trunk call to extension 101 that nobody
 # answered (caller +15551230001 → DID +15559870000, Dial NOANSWER): every burst below is
@@ -319,7 +319,7 @@ class OneRun:
 async def run_once(tmp: Path, n_calls: int, *, mutate: Any = None, did_extra: str = "",
                    timeout: float = 25.0, **ami_faults: Any) -> OneRun:
     """A burst of ``n_calls`` through the daemon subprocess, no faults; until settled."""
-    from textback.ami_listener.fake_ami import FakeAmi
+    from textback.testing.fake_ami import FakeAmi
 
     capture = tmp / "burst.ami.ts"
     burst_capture(capture, n_calls, gap_s=0.5, mutate=mutate)
@@ -468,7 +468,7 @@ async def rig(tmp: Path, n_calls: int, *, gap_s: float = 0.5, speed: float = 10.
     a by-id style link (``profile`` its dialect, ``pin`` locks its SIM);
     ``configure(config_path)`` may edit the
     config before the daemon starts. Everything is stopped on the way out."""
-    from textback.ami_listener.fake_ami import FakeAmi
+    from textback.testing.fake_ami import FakeAmi
 
     tmp.mkdir(parents=True, exist_ok=True)
     capture = tmp / "burst.ami.ts"

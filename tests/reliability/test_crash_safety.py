@@ -29,8 +29,8 @@ from tests.reliability.harness import (
     texted,
     write_config,
 )
-from textback.ami_listener.fake_ami import FakeAmi
-from textback.modem.simulator import ModemSimulator
+from textback.testing.fake_ami import FakeAmi
+from textback.testing.modem_simulator import ModemSimulator
 
 QUICK_EPISODES, SOAK_EPISODES = 1, 100  # × KILLS_PER_EPISODE kills
 KILLS_PER_EPISODE = 10

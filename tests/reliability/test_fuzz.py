@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ASTERISK_TRACES, FREESWITCH_TRACES
-from textback.ami_listener.ami_parser import AmiParser
-from textback.ami_listener.esl_parser import EslParser
+from textback.pbx.asterisk.parser import AmiParser
+from textback.pbx.freeswitch.parser import EslParser
 from textback.modem.at_session import AtSession
 from textback.modem.pdu import decode_pdu
 from textback.modem.pdu_error import PduError

@@ -33,7 +33,7 @@ from tests.reliability.harness import (
     until,
     write_config,
 )
-from textback.modem.simulator import ModemSimulator
+from textback.testing.modem_simulator import ModemSimulator
 
 
 async def test_ami_dropped_between_calls_loses_and_duplicates_nothing(tmp_path: Path) -> None:
@@ -130,7 +130,7 @@ async def test_pbx_restart_new_banner_fresh_uniqueids(tmp_path: Path) -> None:
     """Asterisk restarts between two bursts: the link drops, the port refuses for a
     moment, then a NEW server (no channels, its own banner and FullyBooted, fresh
     Uniqueids) serves the second burst. Calls of both lives texted once, none twice."""
-    from textback.ami_listener.fake_ami import FakeAmi
+    from textback.testing.fake_ami import FakeAmi
 
     first, second = 2, 3
     async with rig(tmp_path, first) as r:
@@ -183,7 +183,7 @@ async def test_esl_dropped_then_half_open_loses_and_duplicates_nothing(tmp_path:
     after 85 frames (all three calls ringing), the second goes silent after 20 more
     (C's hangup delivered, A still ringing), the third gets the rest. Each fault detected
     within ping_timeout_s, both missed callers texted once, the answered one not at all."""
-    from textback.ami_listener.fake_esl import FakeEslServer, Plan, capture_event_frames
+    from textback.testing.fake_esl import FakeEslServer, Plan, capture_event_frames
 
     frames = capture_event_frames((FREESWITCH_TRACES / "concurrent-mixed.esl").read_bytes())
     srv = FakeEslServer(frames, password=SECRET, pace_s=0.005,

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from textback.ami_listener.stream import TrackerConfig
+from textback.pbx.stream import TrackerConfig
 from textback.config import Config, ConfigError, load_config
 
 

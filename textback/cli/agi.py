@@ -14,8 +14,8 @@ import json
 import sys
 from typing import Any
 
-from textback.agi.server import DEFAULT_HOST, DEFAULT_PORT, FastAgiServer
-from textback.outcome import CallOutcome
+from textback.pbx.asterisk.agi_server import DEFAULT_HOST, DEFAULT_PORT, FastAgiServer
+from textback.pbx.outcome import CallOutcome
 
 
 def register(subparsers: Any) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from textback.cli._common import config_or_none
 from textback.config import DEFAULT_PATH, Config, DidConfig
-from textback.templates import (
+from textback.outbound.templates import (
     DEFAULT_TEMPLATES,
     REASON_WORDS,
     SAMPLE_VALUES,

@@ -15,7 +15,7 @@ import json
 import sys
 from typing import Any
 
-from textback.keywords import classify
+from textback.inbound.keywords import classify
 
 
 def register(subparsers: Any) -> None:

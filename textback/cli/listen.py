@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from textback.cli._common import add_tracker_options, tracker_config
-from textback.outcome import CallOutcome
+from textback.pbx.outcome import CallOutcome
 
 DEFAULT_PORTS = {"asterisk": 5038, "freeswitch": 8021}
 DEFAULT_USERS = {"asterisk": "textback", "freeswitch": ""}
@@ -73,12 +73,12 @@ def run(args: argparse.Namespace) -> int:
     port = args.port or DEFAULT_PORTS[args.pbx]
     try:
         if args.pbx == "asterisk":
-            from textback.ami_listener.ami_client import listen
+            from textback.pbx.asterisk.client import listen
 
             user = args.user or DEFAULT_USERS["asterisk"]
             return asyncio.run(listen(args.host, port, user, secret, config, _emit,
                                       ping_timeout=args.ping_timeout))
-        from textback.ami_listener.esl_client import listen as esl_listen
+        from textback.pbx.freeswitch.client import listen as esl_listen
 
         return asyncio.run(esl_listen(args.host, port, secret, config, _emit,
                                       ping_timeout=args.ping_timeout))

@@ -55,7 +55,7 @@ def render(rows: list[OptOut], history: bool) -> str:
 async def _change(db: Path, number: str, add: bool, note: str | None,
                   now: float) -> tuple[bool, int, int]:
     """(changed, texts cancelled, follow-ups cancelled)."""
-    from textback.outbox import Outbox
+    from textback.outbound.outbox import Outbox
     from textback.store import Store
 
     store = await Store.open(db)

@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from textback.ami_listener.stream import StreamError
-from textback.ami_listener.streams import make_stream
+from textback.pbx.stream import StreamError
+from textback.pbx.streams import make_stream
 from textback.cli._common import add_tracker_options, tracker_config
-from textback.outcome import CallOutcome
+from textback.pbx.outcome import CallOutcome
 
 CHUNK = 64 * 1024
 

@@ -28,8 +28,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from textback.ami_listener.fake_ami import FakeAmi
-from textback.modem.simulator import ModemSimulator
+from textback.testing.fake_ami import FakeAmi
+from textback.testing.modem_simulator import ModemSimulator
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CAPTURE = REPO.parent / "shared" / "traces" / "asterisk-22" / "concurrent-mixed.ami.ts"
@@ -82,7 +82,7 @@ def texts_received(sim: ModemSimulator) -> list[dict[str, Any]]:
 def calls_in_capture(capture: Path) -> int:
     """How many calls the capture holds (our own replay of it), so the demo knows when the
     daemon has decided them all."""
-    from textback.ami_listener.streams import make_stream
+    from textback.pbx.streams import make_stream
 
     raw = b"".join(line for line in capture.read_bytes().splitlines(keepends=True)
                    if not line.startswith(b"#TS "))

@@ -1,1 +1,0 @@
-"""PBX event streams (Asterisk AMI, FreeSWITCH ESL) turned into per-call outcomes."""

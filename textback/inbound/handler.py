@@ -1,0 +1,243 @@
+"""Replies from customers: stored first, then opt-out / opt-in / help handled, staff told.
+
+Order matters as it does for calls: the text is in the store before anything acts on it,
+so a crash can lose no reply. A STOP puts the number on the do-not-text list, cancels every
+queued text to it, and queues exactly one confirmation; a START from an opted-out number
+re-opts in with one confirmation (from a number that is not opted out it is just a message).
+HELP gets the business name and callback number (an urgent plea that says "help" goes to
+staff instead). Any reply stops the follow-ups of its DID. A reply of CALL (``callback_words``)
+makes the PBX ring staff and then the customer (``textback.inbound.callback``). Everything else is a
+conversation for staff (``textback.inbound.staff``): forwarded with the conversation's short code,
+and a text from a staff phone that starts with a code is relayed to that customer.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+import urllib.parse
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from textback.inbound.callback import wants_callback
+from textback.config import Config, DidConfig
+from textback.inbound.keywords import classify, is_urgent
+from textback.logfmt import log
+from textback.numbers import normalise_caller
+from textback.outbound.outbox import Outbox
+from textback.inbound.staff import StaffDesk
+from textback.store import Store
+
+if TYPE_CHECKING:
+    from textback.inbound.callback import Callbacks
+    from textback.outbound.followups import FollowUps
+
+logger = logging.getLogger("textback.inbound.handler")
+
+OPTOUT_CONFIRM = ("{business}: you are unsubscribed and will get no more texts from us. "
+                  "Reply START to opt back in.")
+OPTIN_CONFIRM = "{business}: you are subscribed again. Reply STOP to opt out."
+HELP_ANSWER = "{business}: call us on {callback}. Reply STOP to opt out."
+MAX_BODY = 10_000
+
+
+class InboundHandler:
+    def __init__(self, store: Store, outbox: Outbox, config: Config, *,
+                 clock: Callable[[], float], wake: Callable[[], None] = lambda: None,
+                 staff: StaffDesk | None = None, followups: FollowUps | None = None,
+                 callbacks: Callbacks | None = None) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.config = config
+        self.clock = clock
+        self.wake = wake
+        self.staff = staff if staff is not None else StaffDesk(store, outbox, config,
+                                                               wake=wake)
+        self.followups = followups
+        self.callbacks = callbacks
+
+    async def _did_for(self, number: str, did: str | None) -> DidConfig | None:
+        """The DID a reply belongs to: the one it came in on, else the last one that
+        texted this number, else the only/first configured DID."""
+        if did and self.config.did(did) is not None:
+            return self.config.did(did)
+        row = await self.store.fetchone(
+            "SELECT did FROM messages WHERE number = ? AND direction = 'out' AND did IS NOT "
+            "NULL ORDER BY id DESC LIMIT 1", (number,))
+        if row is not None and self.config.did(row["did"]) is not None:
+            return self.config.did(row["did"])
+        return self.config.dids[0] if self.config.dids else None
+
+    async def receive(self, *, number: str | None, text: str, did: str | None, via: str,
+                      at: float) -> int | None:
+        """Store one inbound text and act on it; returns its message id."""
+        region = self.config.trunks.default_region
+        caller = normalise_caller(number, region) or "unknown"
+        body = (text or "")[:MAX_BODY]
+        from_staff = caller != "unknown" and self.staff.is_staff(caller)
+        target = await self._did_for(caller, did)
+        did_number = target.number if target else did
+        message_id, code = await self._store_message(caller, did_number, body, via, at,
+                                                     conversation=not from_staff)
+        kind = classify(body)
+        log(logger, logging.INFO, "text_received", number=caller, did=did_number, via=via,
+            message=message_id, keyword=kind, chars=len(body), staff=from_staff)
+        if caller == "unknown" or target is None:
+            return message_id
+        if from_staff:
+            outcome = await self.staff.handle_staff_text(caller, body, at, via)
+            log(logger, logging.INFO, "staff_text", staff=caller, outcome=outcome,
+                message=message_id)
+            return message_id
+        if kind != "optout":  # any reply stops this DID's follow-ups (STOP: all of them)
+            if self.followups is not None:
+                await self.followups.cancel(caller, "replied", at, did=target.number)
+            else:
+                await self._cancel_follow_ups(caller, target.number, "replied")
+        senders = _reply_senders(target, via)
+        urgent = is_urgent(body, target.urgent_words)
+        if kind == "optout":
+            await self._opt_out(caller, target, senders, message_id, at)
+        elif kind == "optin":
+            await self._opt_in(caller, target, senders, message_id, at, code)
+        elif kind == "help" and not urgent:
+            await self._reply(caller, target, senders, HELP_ANSWER, "help", at)
+        elif wants_callback(body, target.callback_words) and await self._call_back(
+                caller, target, message_id, at, code, body):
+            pass
+        else:
+            await self.staff.forward(caller, target, body, code=code, urgent=urgent, at=at)
+        return message_id
+
+    async def _call_back(self, number: str, did: DidConfig, message_id: int, at: float,
+                         code: str | None, body: str) -> bool:
+        """Start a callback when this DID has one configured; False otherwise (the reply
+        is then an ordinary message for staff)."""
+        if self.callbacks is None or not self.callbacks.available(did) \
+                or await self._opted_out(number):
+            return False
+        result = await self.callbacks.request(number, did, message_id, at)
+        note = ("asked for a call back: the PBX is ringing staff now" if
+                result.state != "failed" else f"asked for a call back, which failed: "
+                f"{result.detail}; please call them")
+        await self.staff.forward(number, did, body, code=code, urgent=False, at=at,
+                                 note=note)
+        return True
+
+    async def _cancel_follow_ups(self, number: str, did: str, reason: str) -> None:
+        async with self.store.transaction("cancel_follow_ups") as db:
+            await db.execute("UPDATE follow_ups SET state = 'cancelled', cancel_reason = ? "
+                             "WHERE number = ? AND did = ? AND state = 'scheduled'",
+                             (reason, number, did))
+
+    async def receive_ami_user_event(self, fields: dict[str, str], at: float) -> int | None:
+        """The dialplan's ``UserEvent(TextbackMessage,...)``: URI-encoded From/To, base64
+        Body (AMI header values cannot carry line breaks; see dialplan/asterisk)."""
+        raw = fields.get("Body", "")
+        try:
+            body = base64.b64decode(raw, validate=True).decode("utf-8", "replace")
+        except ValueError:
+            # a hand-edited dialplan that forgot BASE64_ENCODE: keep the text as it came
+            log(logger, logging.WARNING, "inbound_body_not_base64", source="ami",
+                fix="use Body: ${BASE64_ENCODE(${MESSAGE(body)})} in the dialplan")
+            body = raw
+        sender = urllib.parse.unquote(fields.get("From", ""))
+        number = sender.split("sip:", 1)[-1].split("@", 1)[0].split(";", 1)[0]
+        to = urllib.parse.unquote(fields.get("Exten") or fields.get("To", ""))
+        did = to.split("sip:", 1)[-1].split("@", 1)[0] or None
+        return await self.receive(number=number, text=body, did=did, via="sip", at=at)
+
+    async def delivery_report(self, sender: str, mr: int | None, category: str | None,
+                              at: float) -> None:
+        if mr is None or category not in ("delivered", "failed"):
+            return
+        message_id = await self.outbox.part_report(sender, mr, category == "delivered", at)
+        log(logger, logging.INFO, "delivery_report", sender=sender, mr=mr, status=category,
+            message=message_id)
+
+    async def _store_message(self, number: str, did: str | None, body: str, via: str,
+                             at: float, *, conversation: bool = True
+                             ) -> tuple[int, str | None]:
+        """The message id and its conversation's short code (None: no conversation, e.g.
+        a staff phone's text)."""
+        async with self.store.transaction("inbound") as db:
+            conversation_id = None
+            code = None
+            if did is not None and conversation:
+                async with db.execute(
+                        "SELECT id, code FROM conversations WHERE number = ? AND did = ? "
+                        "AND state = 'open'", (number, did)) as c:
+                    row = await c.fetchone()
+                if row is not None:
+                    conversation_id, code = row["id"], row["code"]
+                    await db.execute("UPDATE conversations SET last_activity_at = ? "
+                                     "WHERE id = ?", (at, conversation_id))
+                else:
+                    code = await _free_code(db)
+                    cur = await db.execute(
+                        "INSERT INTO conversations (number, did, code, opened_at, "
+                        "last_activity_at) VALUES (?, ?, ?, ?, ?)",
+                        (number, did, code, at, at))
+                    conversation_id = cur.lastrowid
+            cur = await db.execute(
+                "INSERT INTO messages (conversation_id, direction, number, did, body, status, "
+                "sender, created_at) VALUES (?, 'in', ?, ?, ?, 'received', ?, ?)",
+                (conversation_id, number, did, body, via, at))
+            assert cur.lastrowid is not None
+            return cur.lastrowid, code
+
+    async def _opted_out(self, number: str) -> bool:
+        row = await self.store.fetchone("SELECT opted_out FROM opt_outs WHERE number = ?",
+                                        (number,))
+        return bool(row and row["opted_out"])
+
+    async def _opt_out(self, number: str, did: DidConfig, senders: tuple[str, ...],
+                       message_id: int, at: float) -> None:
+        already = await self._opted_out(number)
+        await self.store.set_opt_out(number, True, at, "keyword", message_id)
+        cancelled = await self.outbox.cancel_for_number(number, "opted-out", at)
+        follow_ups = await self.store.cancel_follow_ups(number, "opted-out", at)
+        log(logger, logging.INFO, "opted_out", number=number, cancelled=cancelled,
+            follow_ups=follow_ups, message=message_id, again=already)
+        if not already:
+            await self._reply(number, did, senders, OPTOUT_CONFIRM, "optout-confirm", at,
+                              bypass_optout=True)
+
+    async def _opt_in(self, number: str, did: DidConfig, senders: tuple[str, ...],
+                      message_id: int, at: float, code: str | None) -> None:
+        if not await self._opted_out(number):
+            row = await self.store.fetchone("SELECT body FROM messages WHERE id = ?",
+                                            (message_id,))
+            await self.staff.forward(number, did, row["body"] if row else "START", code=code,
+                                     urgent=False, at=at)
+            return
+        await self.store.set_opt_out(number, False, at, "keyword", message_id)
+        log(logger, logging.INFO, "opted_in", number=number, message=message_id)
+        await self._reply(number, did, senders, OPTIN_CONFIRM, "optin-confirm", at)
+
+    async def _reply(self, number: str, did: DidConfig, senders: tuple[str, ...],
+                     template: str, kind: str, at: float, *, bypass_optout: bool = False
+                     ) -> None:
+        if not bypass_optout and await self._opted_out(number):
+            return
+        body = template.format(business=did.business or "We",
+                               callback=did.callback or did.number)
+        await self.outbox.enqueue(call_id=None, kind=kind, number=number, did=did.number,
+                                  body=body, senders=senders, not_before=at, now=at)
+        self.wake()
+
+
+async def _free_code(db: Any) -> str:
+    """A short code no conversation uses yet (6 hex digits: 16.7 million codes)."""
+    while True:
+        code = secrets.token_hex(3).upper()
+        async with db.execute("SELECT 1 FROM conversations WHERE code = ?", (code,)) as c:
+            if await c.fetchone() is None:
+                return code
+
+
+def _reply_senders(did: DidConfig, via: str) -> tuple[str, ...]:
+    """Answer on the channel the text came in on first, then the DID's usual order."""
+    order = [via] if via in did.senders else []
+    return tuple(order + [s for s in did.senders if s not in order])

@@ -1,0 +1,310 @@
+"""Live AMI client: login, events, actions, reconnect, half-open detection, resync.
+
+Why not panoramisk's ``Manager``: measured on the shared captures (bench/ami_ingest.py),
+its reader decodes each socket read with ``errors='ignore'`` (a UTF-8 character split
+across two reads silently disappears: a caller's name, a text body), it pings without
+ever declaring a silent link dead, and it re-sends queued actions after a reconnect
+(a MessageSend could go out twice). Our own transport is a thin asyncio loop around the
+sans-IO ``AmiParser``/``CallTracker`` pair, which is also faster than panoramisk's parser.
+
+Behaviour:
+* login asks for ``call,agent,user``: the classes the tracker and the inbound-SMS
+  ``UserEvent`` need, all granted by the shipped least-privilege manager user
+  (dialplan/asterisk/manager_textback.conf, ``read = call,cdr,agent,user``). Not
+  ``dialplan``: that user does not get it, and the tracker decides from class ``call``
+  alone (VarSet/Newexten are used when an admin grants them anyway); not ``cdr``: the
+  live tracker has a clock and Cdr dispositions are never the verdict;
+  a refused login is fatal (``AmiLoginError``: one line naming host and user, never the
+  secret), a refused or lost connection is retried with exponential backoff, capped at
+  20 s (x0.8-1.2 jitter: at most 24 s between tries, so a PBX back after an outage is
+  found within the 30 s recovery target; a 30 s cap measured 33 s);
+* every received byte proves the link alive; after ``ping_timeout / 5`` of silence a
+  ``Ping`` is sent, and a link silent for ``ping_timeout`` is closed and reconnected;
+* after each login, ``CoreShowChannels`` resynchronises the tracker: calls it knew whose
+  channels vanished meanwhile are finalised once, calls it did not know are picked up,
+  and calls already decided are never reported again (the tracker keeps their Linkedids);
+* across a restart of the process: ``on_call_started`` receives the facts of each inbound
+  call as the tracker classifies it (and as its evidence changes), for the daemon to keep;
+  ``seed`` puts them back before ``run`` connects, so the first resync attaches the calls
+  in progress to calls whose direction, caller and DID are known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import sys
+import time
+from collections.abc import Callable
+
+from textback.pbx.asterisk.parser import AmiMessage
+from textback.pbx.asterisk.stream import AsteriskStream
+from textback.pbx.call_start import CallStart
+from textback.pbx.stream import TrackerConfig
+from textback.pbx.outcome import CallOutcome
+
+log = logging.getLogger("textback.ami")
+
+DEFAULT_EVENTS = "call,agent,user"
+READ_SIZE = 64 * 1024
+
+
+class AmiError(Exception):
+    """The AMI link failed (connection lost, action refused, timeout)."""
+
+
+class AmiLoginError(AmiError):
+    """The PBX refused our credentials: retrying will not help."""
+
+
+def _printable(s: str, limit: int = 200) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in s)[:limit]
+
+
+def encode_action(action: dict[str, str]) -> bytes:
+    """An AMI action on the wire. CR/LF inside a value would inject headers: refused."""
+    lines = []
+    for key, value in action.items():
+        value = str(value)
+        if any(c in key for c in "\r\n: ") or "\r" in value or "\n" in value:
+            raise ValueError(f"AMI action header {key!r}: CR/LF or ':' not allowed")
+        lines.append(f"{key}: {value}\r\n")
+    return ("".join(lines) + "\r\n").encode("utf-8")
+
+
+class AmiClient:
+    """One PBX connection kept alive; outcomes go to ``on_outcome`` as calls become final.
+
+    ``run()`` returns after ``stop()``; it raises ``AmiLoginError`` on refused credentials.
+    ``send_action(dict)`` sends an action (MessageSend, Originate, ...) and returns the
+    response headers once it arrives.
+    """
+
+    def __init__(self, host: str, port: int, user: str, secret: str,
+                 config: TrackerConfig | None = None,
+                 on_outcome: Callable[[CallOutcome], None] | None = None, *,
+                 ping_timeout: float = 10.0, events: str = DEFAULT_EVENTS,
+                 backoff_initial: float = 0.5, backoff_max: float = 20.0,
+                 connect_timeout: float = 10.0,
+                 clock: Callable[[], float] = time.time,
+                 on_call_started: Callable[[CallStart], None] | None = None) -> None:
+        self.host, self.port, self.user = host, port, user
+        self._secret = secret
+        self.on_outcome = on_outcome
+        self.ping_timeout = ping_timeout
+        self.events = events
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.connect_timeout = connect_timeout
+        self.clock = clock
+        self.stream = AsteriskStream(config or TrackerConfig())
+        self.stream.on_response = self._on_response
+        self.stream.tracker.on_call_started = on_call_started
+        self.sessions = 0
+        self.reconnects = 0
+        self.logged_in = asyncio.Event()
+        self._ids = itertools.count(1)
+        self._pending: dict[str, asyncio.Future[AmiMessage]] = {}
+        self._writer: asyncio.StreamWriter | None = None
+        self._stopping = False
+        self._stop_event = asyncio.Event()
+        self._resync_id: str | None = None
+        self._resync_done: asyncio.Future[None] | None = None
+        self._last_rx = 0.0
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"<AmiClient {self.user}@{self.host}:{self.port}>"
+
+    # ------------------------------------------------------------------ public
+    def stop(self) -> None:
+        self._stopping = True
+        self._stop_event.set()
+        if self._writer is not None:
+            self._writer.close()
+
+    async def run(self) -> None:
+        attempt = 0
+        while not self._stopping:
+            established = False
+            try:
+                established = await self._session()
+            except AmiLoginError:
+                raise
+            except (OSError, AmiError, TimeoutError, asyncio.IncompleteReadError) as exc:
+                if self._stopping:
+                    break
+                log.warning("AMI %s:%d: %s", self.host, self.port, _printable(str(exc)))
+            if self._stopping:
+                break
+            attempt = 0 if established else attempt + 1
+            delay = min(self.backoff_max, self.backoff_initial * (2 ** attempt))
+            delay *= random.uniform(0.8, 1.2)
+            self.reconnects += 1
+            log.info("AMI %s:%d: reconnecting in %.1f s", self.host, self.port, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_event.wait(), delay)
+        self._emit(self.stream.tick(self.clock()))
+
+    def seed(self, starts: list[CallStart]) -> int:
+        """Inbound calls in progress when the process last stopped (call before ``run``)."""
+        return self.stream.tracker.seed(starts)
+
+    async def send_action(self, action: dict[str, str], timeout: float = 10.0) -> dict[str, str]:
+        """Send ``action``; return its response headers (``Response``, ``Message``, ...)."""
+        try:
+            await asyncio.wait_for(self.logged_in.wait(), timeout)
+        except TimeoutError:
+            raise AmiError(f"AMI {self.host}:{self.port} not connected") from None
+        msg = await self._request(action, timeout)
+        return msg.headers()
+
+    # ---------------------------------------------------------------- internal
+    async def _request(self, action: dict[str, str], timeout: float) -> AmiMessage:
+        writer = self._writer
+        if writer is None:
+            raise AmiError("AMI not connected")
+        action = dict(action)
+        action_id = action.setdefault("ActionID", f"textback-{next(self._ids)}")
+        fut: asyncio.Future[AmiMessage] = asyncio.get_running_loop().create_future()
+        self._pending[action_id] = fut
+        try:
+            writer.write(encode_action(action))
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise AmiError(f"no response to {action.get('Action')} in {timeout:g} s") from None
+        finally:
+            self._pending.pop(action_id, None)
+
+    def _on_response(self, msg: AmiMessage) -> None:
+        if msg.kind == "event":  # CoreShowChannel / CoreShowChannelsComplete
+            if msg.get("ActionID") != self._resync_id:
+                return
+            if msg.name == "CoreShowChannel":
+                self.stream.tracker.resync_channel(msg)
+            elif msg.name == "CoreShowChannelsComplete":
+                self._emit(self.stream.tracker.resync_end())
+                if self._resync_done is not None and not self._resync_done.done():
+                    self._resync_done.set_result(None)
+            return
+        action_id = msg.get("ActionID")
+        fut = self._pending.get(action_id) if action_id else None
+        if fut is None and action_id is None and len(self._pending) == 1:
+            fut = next(iter(self._pending.values()))
+        if fut is not None and not fut.done():
+            fut.set_result(msg)
+
+    def _emit(self, outcomes: list[CallOutcome]) -> None:
+        if self.on_outcome is None:
+            return
+        for outcome in outcomes:
+            self.on_outcome(outcome)
+
+    async def _session(self) -> bool:
+        """One connection: login, resync, events until the link ends. True if logged in."""
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port), self.connect_timeout)
+        self._writer = writer
+        self.stream.new_connection()
+        self._last_rx = time.monotonic()
+        banner: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        pump = asyncio.create_task(self._pump(reader, banner))
+        keep = asyncio.create_task(self._keepalive(writer))
+        established = False
+        try:
+            await asyncio.wait_for(asyncio.shield(banner), self.connect_timeout)
+            try:
+                resp = await self._request({"Action": "Login", "Username": self.user,
+                                            "Secret": self._secret, "Events": self.events},
+                                           self.connect_timeout)
+            except AmiError as exc:
+                raise AmiError(f"login to {self.host}:{self.port} as user {self.user!r}: "
+                               f"{exc}") from None
+            if resp.name != "Success":
+                why = _printable(resp.get("Message") or resp.name)
+                raise AmiLoginError(
+                    f"AMI login to {self.host}:{self.port} as user {self.user!r} failed: "
+                    f"{why} (check the secret and the [{_printable(self.user)}] section "
+                    "of manager.conf)")
+            established = True
+            self.sessions += 1
+            log.info("AMI %s:%d: logged in as %s", self.host, self.port, self.user)
+            await self._resync()
+            self.logged_in.set()
+            done, _ = await asyncio.wait({pump, keep}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                failure = task.exception()
+                if failure is not None:
+                    raise failure
+            return established
+        finally:
+            self.logged_in.clear()
+            self._writer = None
+            for task in (pump, keep):
+                task.cancel()
+            for task in (pump, keep):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(AmiError("AMI connection lost"))
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _resync(self) -> None:
+        self._resync_id = f"textback-resync-{next(self._ids)}"
+        self._resync_done = asyncio.get_running_loop().create_future()
+        self.stream.tracker.resync_begin()
+        resp = await self._request({"Action": "CoreShowChannels",
+                                    "ActionID": self._resync_id}, self.connect_timeout)
+        if resp.name != "Success":
+            log.warning("AMI CoreShowChannels refused (%s): calls in progress are not "
+                        "resynchronised; grant 'reporting' write permission",
+                        _printable(resp.get("Message") or resp.name))
+            self.stream.tracker.resync_end()
+            return
+        await asyncio.wait_for(self._resync_done, self.ping_timeout)
+
+    async def _pump(self, reader: asyncio.StreamReader, banner: asyncio.Future[None]) -> None:
+        stream = self.stream
+        while True:
+            data = await reader.read(READ_SIZE)
+            if not data:
+                raise AmiError("connection closed by the PBX")
+            self._last_rx = time.monotonic()
+            messages = stream.parse(data)
+            if not banner.done() and (stream.parser.banner is not None or messages):
+                banner.set_result(None)
+            stream.handle_messages(messages, self.clock())
+            self._emit(stream.tracker.tick(self.clock()))
+
+    async def _keepalive(self, writer: asyncio.StreamWriter) -> None:
+        """Ping after silence; a link silent for ping_timeout is dead. Also runs settle timers."""
+        step = max(0.02, min(self.ping_timeout / 5, 1.0))
+        ping_after = self.ping_timeout / 5
+        last_ping = 0.0
+        while True:
+            await asyncio.sleep(step)
+            self._emit(self.stream.tick(self.clock()))
+            silent = time.monotonic() - self._last_rx
+            if silent >= self.ping_timeout:
+                raise AmiError(f"no data for {silent:.1f} s (half-open link?): reconnecting")
+            if silent >= ping_after and time.monotonic() - last_ping >= ping_after:
+                last_ping = time.monotonic()
+                writer.write(encode_action({"Action": "Ping",
+                                            "ActionID": f"textback-ping-{next(self._ids)}"}))
+
+
+async def listen(host: str, port: int, user: str, secret: str, config: TrackerConfig,
+                 emit: Callable[[CallOutcome], None], *, ping_timeout: float = 10.0) -> int:
+    """``textback listen --pbx asterisk``: run until interrupted; 2 on refused login."""
+    client = AmiClient(host, port, user, secret, config, emit, ping_timeout=ping_timeout)
+    try:
+        await client.run()
+    except AmiLoginError as exc:
+        print(f"textback listen: {exc}", file=sys.stderr)
+        return 2
+    return 0

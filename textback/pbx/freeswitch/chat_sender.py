@@ -1,0 +1,50 @@
+"""FreeSWITCH's ``chat`` API as a ``Sender`` (SIP MESSAGE through the PBX's own profile).
+
+The api call blocks until the far end answers the MESSAGE; the capture ``chat-send.esl``
+shows "Sent" with Delivery-Result-Code 202. Anything else is a refusal by this route
+(permanent for this sender, the next sender takes over); a dropped ESL link is transient.
+"""
+
+from __future__ import annotations
+
+import re
+
+from textback.pbx.freeswitch.client import EslClient
+from textback.sender import Commit, SendError, SendResult
+from textback.pbx.freeswitch.chat import send_chat
+
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+class EslChatSender:
+    """``destination`` e.g. ``external/sip:{number}@carrier.example``; ``from_uri`` e.g.
+    ``{did}@pbx.example``."""
+
+    def __init__(self, client: EslClient, *, destination: str, from_uri: str,
+                 name: str = "sip") -> None:
+        self.client = client
+        self.destination = destination
+        self.from_uri = from_uri
+        self.name = name
+
+    def available(self) -> bool:
+        return self.client.connected.is_set()
+
+    async def send(self, number: str, text: str, *, status_report: bool = True,
+                   did: str | None = None, on_commit: Commit | None = None) -> SendResult:
+        if not E164.match(number):
+            raise SendError(self.name, f"not an E.164 number: {number!r}", permanent=True)
+        to_uri = self.destination.replace("{number}", number)
+        from_uri = self.from_uri.replace("{did}", did or "").replace("{number}", number)
+        if on_commit is not None:
+            await on_commit()
+        try:
+            result = await send_chat(self.client, from_uri=from_uri, to_uri=to_uri, text=text)
+        except ValueError as exc:
+            raise SendError(self.name, str(exc), permanent=True) from exc
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            raise SendError(self.name, f"ESL link: {exc}", permanent=False) from exc
+        if not result.sent:
+            raise SendError(self.name, f"chat refused: {result.reply}", permanent=True)
+        return SendResult(sender=self.name, parts=1, refs=[None], confirmed=True,
+                          detail=result.reply)

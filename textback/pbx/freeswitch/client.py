@@ -1,0 +1,340 @@
+"""Asyncio inbound Event Socket client: the live FreeSWITCH link of ``textback listen``/``run``.
+
+Thin glue around the sans-IO pieces (``EslParser`` + ``FsCallTracker`` inside
+``FreeswitchStream``). What it adds, and why:
+
+* auth: a wrong password is answered ``-ERR invalid`` and the socket closed; retrying would
+  hammer the PBX and never succeed, so it is a fatal ``EslAuthError`` naming host and port
+  (never the secret);
+* ``event plain`` for only the events the tracker and the conversations need;
+* ``api`` (blocking on the PBX side; replies come back in command order) and ``bgapi``
+  (our own Job-UUID, answered by a BACKGROUND_JOB event);
+* half-open links: FreeSWITCH's HEARTBEAT is every 20 s, longer than our 15 s budget, so
+  when nothing arrived for a third of ``ping_timeout`` we send ``api status``; nothing at
+  all for ``ping_timeout`` = dead, reconnect;
+* reconnect with exponential backoff capped at 20 s (a PBX back after an outage is found
+  within the 30 s recovery target); the tracker survives reconnects, and after
+  each (re)connect ``show channels`` / ``show calls`` reconcile calls in progress, so no
+  call is lost (legs that ended while we were away are closed) or decided twice (decided
+  calls are remembered by the tracker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from textback.pbx.freeswitch.parser import CT_API, CT_AUTH, CT_REPLY, EslEvent, EslParser, Frame
+from textback.pbx.freeswitch.stream import FreeswitchStream
+from textback.pbx.stream import TrackerConfig
+from textback.pbx.outcome import CallOutcome
+
+log = logging.getLogger("textback.esl")
+
+SUBSCRIBED_EVENTS = (
+    "CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_BRIDGE CHANNEL_UNBRIDGE CHANNEL_HANGUP_COMPLETE "
+    "MESSAGE_WAITING HEARTBEAT MESSAGE BACKGROUND_JOB "
+    "CUSTOM callcenter::info vm::maintenance SMS::DELIVERY_REPORT"
+)
+CLIENT_EVENTS = frozenset({"HEARTBEAT", "MESSAGE", "BACKGROUND_JOB"})
+
+
+class EslError(Exception):
+    """The link failed (closed, timed out, or a command was refused)."""
+
+
+class EslAuthError(EslError):
+    """FreeSWITCH refused the password: fatal, retrying cannot help."""
+
+
+def _one_line(text: str) -> str:
+    """A single printable line (values from the wire never reach a log raw)."""
+    return "".join(ch if ch.isprintable() else " " for ch in text).strip()[:200]
+
+
+class EslClient:
+    """One FreeSWITCH Event Socket connection, kept alive.
+
+    ``on_outcome`` gets every decided call; ``on_message`` every inbound MESSAGE event
+    (SIP MESSAGE / SMS in, for conversations); ``on_event`` every other event we read.
+    """
+
+    def __init__(self, host: str, port: int, secret: str,
+                 config: TrackerConfig | None = None, *,
+                 on_outcome: Callable[[CallOutcome], None] | None = None,
+                 on_message: Callable[[EslEvent], None] | None = None,
+                 on_event: Callable[[EslEvent], None] | None = None,
+                 ping_timeout: float = 10.0, connect_timeout: float = 5.0,
+                 backoff_min: float = 0.5, backoff_max: float = 20.0,
+                 events: str = SUBSCRIBED_EVENTS,
+                 tick_interval: float = 0.5) -> None:
+        self.host, self.port = host, port
+        self._secret = secret
+        self.on_outcome = on_outcome
+        self.on_message = on_message
+        self.on_event = on_event
+        self.ping_timeout = ping_timeout
+        self.connect_timeout = connect_timeout
+        self.backoff_min, self.backoff_max = backoff_min, backoff_max
+        self.events = events
+        self.tick_interval = tick_interval
+        self.stream = FreeswitchStream(config, on_event=self._event, on_frame=self._frame)
+        self.stream.extra_events = CLIENT_EVENTS
+        self.connected = asyncio.Event()
+        self.connections = 0
+        self.decided: list[str] = []  # call ids emitted (tests, diagnostics)
+        self._writer: asyncio.StreamWriter | None = None
+        self._replies: deque[asyncio.Future[Frame]] = deque()
+        self._jobs: dict[str, asyncio.Future[str]] = {}
+        self._send_lock = asyncio.Lock()
+        self._last_rx = 0.0
+        self._stopping = False
+        self._auth: asyncio.Future[Frame] | None = None
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"EslClient({self.host}:{self.port})"
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    # -- public --------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Connect, and stay connected until ``stop()``; raises EslAuthError on a bad password."""
+        delay = self.backoff_min
+        while not self._stopping:
+            try:
+                await self._session()
+                delay = self.backoff_min
+            except EslAuthError:
+                raise
+            except (TimeoutError, OSError, EslError, asyncio.IncompleteReadError) as exc:
+                if self._stopping:
+                    break
+                log.warning("FreeSWITCH event socket %s: %s; reconnecting in %.1f s",
+                            self.where, _one_line(str(exc)) or type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(self.backoff_max, delay * 2)
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._writer is not None:
+            self._writer.close()
+
+    async def api(self, cmd: str, timeout: float = 10.0) -> str:
+        """Run ``api <cmd>``; return the response body (``-ERR ...`` included, as FS sent it)."""
+        frame = await self._command(f"api {cmd}", timeout)
+        return frame.text
+
+    async def bgapi(self, cmd: str, timeout: float = 30.0) -> str:
+        """Run ``bgapi <cmd>`` with our own Job-UUID; return the BACKGROUND_JOB body."""
+        job = str(uuid.uuid4())
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._jobs[job] = fut
+        try:
+            reply = await self._command(f"bgapi {cmd}\nJob-UUID: {job}", timeout)
+            if not reply.reply_text.startswith("+OK"):
+                raise EslError(f"bgapi refused: {_one_line(reply.reply_text)}")
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self._jobs.pop(job, None)
+
+    async def sendevent(self, headers: dict[str, str], body: str = "",
+                        timeout: float = 10.0) -> str:
+        """``sendevent`` (e.g. CUSTOM SMS::SEND_MESSAGE); returns the Reply-Text."""
+        name = headers.get("Event-Name", "CUSTOM")
+        lines = [f"sendevent {name}"]
+        for k, v in headers.items():
+            if "\n" in k or "\n" in v or "\r" in v:
+                raise ValueError(f"header {k!r} holds a line break")
+            lines.append(f"{k}: {v}")
+        raw = body.encode("utf-8")
+        if raw:
+            lines.append(f"content-length: {len(raw)}")
+        frame = await self._command("\n".join(lines), timeout, body=raw)
+        return frame.reply_text
+
+    # -- one connection ------------------------------------------------------------------
+    async def _session(self) -> None:
+        loop = asyncio.get_running_loop()
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port), self.connect_timeout)
+        self._writer = writer
+        self.stream.parser = EslParser(self.stream.stats)  # nothing carries over a new link
+        self._auth = loop.create_future()
+        self._last_rx = loop.time()
+        read_task = asyncio.create_task(self._read_loop(reader))
+        try:
+            first = await asyncio.wait_for(asyncio.shield(self._auth), self.connect_timeout)
+            if first.content_type != CT_AUTH:
+                raise EslError(f"expected auth/request, got {first.content_type!r}")
+            reply = await self._command(f"auth {self._secret}", self.connect_timeout)
+            if not reply.reply_text.startswith("+OK"):
+                raise EslAuthError(
+                    f"FreeSWITCH event socket at {self.where} refused the password "
+                    f"({_one_line(reply.reply_text) or 'no reason given'}); check the "
+                    "password in event_socket.conf.xml and the secret given to textback")
+            reply = await self._command(f"event plain {self.events}", self.connect_timeout)
+            if not reply.reply_text.startswith("+OK"):
+                raise EslError(f"event subscription refused: {_one_line(reply.reply_text)}")
+            self.connections += 1
+            self.connected.set()
+            await self._resync()
+            watch = asyncio.create_task(self._watchdog())
+            try:
+                await asyncio.wait({read_task, watch}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await watch
+            if read_task.done() and read_task.exception() is not None:
+                raise read_task.exception()  # type: ignore[misc]
+            if not self._stopping:
+                raise EslError("connection lost" if read_task.done()
+                               else f"no data for {self.ping_timeout:.0f} s (half-open link)")
+        finally:
+            self.connected.clear()
+            read_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await read_task
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            self._writer = None
+            self._fail_pending(EslError("connection closed"))
+
+    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                if self._auth is not None and not self._auth.done():
+                    self._auth.set_exception(EslError("closed before auth/request"))
+                return
+            self._last_rx = loop.time()
+            self._emit(self.stream.feed(data, now=loop.time()))
+
+    async def _watchdog(self) -> None:
+        """Ping when quiet, give up when silent for ``ping_timeout``; tick settle timers."""
+        loop = asyncio.get_running_loop()
+        ping: asyncio.Task[str] | None = None
+        step = min(self.tick_interval, self.ping_timeout / 3)
+        while True:
+            await asyncio.sleep(step)
+            now = loop.time()
+            self._emit(self.stream.tick(now))
+            idle = now - self._last_rx
+            if idle >= self.ping_timeout:
+                if ping is not None:
+                    ping.cancel()
+                return
+            if idle >= self.ping_timeout / 3 and (ping is None or ping.done()):
+                ping = asyncio.create_task(self._ping())
+
+    async def _ping(self) -> str:
+        with contextlib.suppress(EslError, TimeoutError):
+            return await self.api("status", timeout=self.ping_timeout)
+        return ""
+
+    async def _resync(self) -> None:
+        """Reconcile calls in progress with what FreeSWITCH has now."""
+        known = self.stream.tracker.known_legs()
+        try:
+            chans = _rows(await self.api("show channels as json"))
+            calls = _rows(await self.api("show calls as json"))
+        except EslError as exc:
+            log.warning("FreeSWITCH %s: resync failed: %s", self.where, _one_line(str(exc)))
+            return
+        now = asyncio.get_running_loop().time()
+        self._emit(self.stream.tracker.resync(chans, calls, now, known_before=known))
+
+    # -- frames --------------------------------------------------------------------------
+    async def _command(self, cmd: str, timeout: float, body: bytes = b"") -> Frame:
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            raise EslError("not connected")
+        fut: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        async with self._send_lock:
+            self._replies.append(fut)
+            writer.write(cmd.encode("utf-8") + b"\n\n" + body)
+            await writer.drain()
+        return await asyncio.wait_for(fut, timeout)
+
+    def _frame(self, frame: Frame) -> None:
+        ctype = frame.content_type
+        if ctype == CT_AUTH:
+            if self._auth is not None and not self._auth.done():
+                self._auth.set_result(frame)
+        elif ctype in (CT_REPLY, CT_API):
+            while self._replies:
+                fut = self._replies.popleft()
+                if not fut.done():
+                    fut.set_result(frame)
+                    break
+        elif ctype == "text/disconnect-notice":
+            log.info("FreeSWITCH %s: disconnect notice", self.where)
+        elif ctype == "text/rude-rejection":
+            log.error("FreeSWITCH %s rejected us (ACL): %s", self.where, _one_line(frame.text))
+
+    def _event(self, event: EslEvent) -> None:
+        if event.name == "BACKGROUND_JOB":
+            job = event.get("Job-UUID") or ""
+            fut = self._jobs.get(job)
+            if fut is not None and not fut.done():
+                fut.set_result(event.body)
+            return
+        if event.name == "MESSAGE" and self.on_message is not None:
+            self.on_message(event)
+        elif event.name != "HEARTBEAT" and self.on_event is not None:
+            self.on_event(event)
+
+    def _emit(self, outcomes: list[CallOutcome]) -> None:
+        for outcome in outcomes:
+            self.decided.append(outcome.call)
+            if self.on_outcome is not None:
+                self.on_outcome(outcome)
+
+    def _fail_pending(self, exc: Exception) -> None:
+        while self._replies:
+            fut = self._replies.popleft()
+            if not fut.done():
+                fut.set_exception(exc)
+        if self._auth is not None and not self._auth.done():
+            self._auth.set_exception(exc)
+        if self._auth is not None and self._auth.done() and not self._auth.cancelled():
+            self._auth.exception()  # mark retrieved
+
+
+def _rows(text: str) -> list[dict[str, Any]]:
+    """Rows of ``show ... as json`` (``{"row_count": 0}`` when none)."""
+    text = text.strip()
+    if not text.startswith("{"):
+        raise EslError(f"unexpected show output: {_one_line(text)[:80]}")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise EslError(f"show output is not JSON: {exc}") from None
+    rows = data.get("rows") if isinstance(data, dict) else None
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
+async def listen(host: str, port: int, secret: str, config: TrackerConfig,
+                 emit: Callable[[CallOutcome], None], *, ping_timeout: float = 10.0) -> int:
+    """``textback listen --pbx freeswitch``: print outcomes until interrupted."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                            format="textback listen: %(message)s")
+    client = EslClient(host, port, secret, config, on_outcome=emit, ping_timeout=ping_timeout)
+    try:
+        await client.run()
+    except EslAuthError as exc:
+        print(f"textback listen: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,80 @@
+"""The contract both PBX listeners implement: bytes of a PBX event stream in, outcomes out.
+
+``AsteriskStream`` (AMI) and ``FreeswitchStream`` (ESL) are sans-IO: they never read a
+socket or a clock by themselves. The caller hands them bytes as they arrive and, for live
+streams, the current time; replay passes no time and the trackers use the times carried in
+the events themselves (CEL ``EventTime``, ESL ``Event-Date-Timestamp``), so a replay decides
+exactly as the live run did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from textback.pbx.outcome import CallOutcome
+
+DEFAULT_TRUNK_CONTEXTS = ("from-trunk", "from-pstn", "from-external", "ext-did")
+DEFAULT_EXTERNAL_PROFILES = ("external",)
+DEFAULT_EXTERNAL_CONTEXTS = ("public",)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerConfig:
+    """How a tracker recognises the outside world; every field has a safe default.
+
+    Asterisk: a channel is on the trunk side when its dialplan context is one of
+    ``trunk_contexts`` or its endpoint (``PJSIP/<endpoint>-…``) is in ``trunk_endpoints``.
+    FreeSWITCH: an a-leg is a customer's when its sofia profile is in ``external_profiles``
+    or its caller context is in ``external_contexts`` (and it is not ``sip_authorized``).
+    ``settle_s``: a call is final this long after its last channel is gone, so late events
+    (Cdr, CEL, MessageWaiting) fold in. ``default_region`` normalises national numbers.
+    """
+
+    trunk_contexts: tuple[str, ...] = DEFAULT_TRUNK_CONTEXTS
+    trunk_endpoints: tuple[str, ...] = ()
+    external_profiles: tuple[str, ...] = DEFAULT_EXTERNAL_PROFILES
+    external_contexts: tuple[str, ...] = DEFAULT_EXTERNAL_CONTEXTS
+    settle_s: float = 2.0
+    default_region: str | None = None
+
+
+@dataclass(slots=True)
+class StreamStats:
+    """What a stream has seen and what it had to drop (never silently)."""
+
+    bytes_in: int = 0
+    messages: int = 0
+    events: int = 0
+    outcomes: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def drop(self, why: str, n: int = 1) -> None:
+        self.dropped[why] = self.dropped.get(why, 0) + n
+
+
+class StreamError(Exception):
+    """Input that cannot be a PBX stream at all; names the byte offset where it went wrong."""
+
+    def __init__(self, offset: int, message: str) -> None:
+        super().__init__(f"byte {offset}: {message}")
+        self.offset = offset
+        self.message = message
+
+
+class OutcomeStream(Protocol):
+    """Bytes in, call outcomes out (sans-IO)."""
+
+    stats: StreamStats
+
+    def feed(self, data: bytes, now: float | None = None) -> list[CallOutcome]:
+        """Consume ``data`` (any chunking); return the calls that became final."""
+        ...
+
+    def tick(self, now: float) -> list[CallOutcome]:
+        """Advance the clock without input: settle timers may finalise calls."""
+        ...
+
+    def finish(self) -> list[CallOutcome]:
+        """End of input: finalise every open call (a capture cut mid-call included)."""
+        ...
