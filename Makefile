@@ -15,6 +15,7 @@ $(STAMP): setup.cfg pyproject.toml
 lint: $(STAMP)
 	$(VENV)/bin/ruff check textback tests bench
 	$(VENV)/bin/mypy textback
+	$(VENV)/bin/lint-imports
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q

@@ -63,52 +63,21 @@ from _harness import (  # noqa: E402
 
 from textback.pbx.asterisk.stream import AsteriskStream  # noqa: E402
 from textback.pbx.stream import TrackerConfig  # noqa: E402
+from textback.testing.lab_config import lab_config_toml  # noqa: E402
 
 TIME_SCALE = 0.1
 CALL_TIMEOUT_S = 20.0
 
-TEXTBACK_CONFIG = """\
-[pbx]
-type = "asterisk"
-host = "127.0.0.1"
-port = {ami_port}
-user = "textback"
-secret = "{secret}"
-
-[trunks]
-asterisk_contexts = ["from-trunk"]
-settle_s = 0
-default_region = "US"
-
-[[modem]]
-name = "a"
-port = "{modem_port}"
-profile = "generic"
-
-[policy]
-send_delay_s = 0
-short_abandon_s = 3
-prefix_hour_cap = 1000000
-global_hour_cap = 1000000
-# fictional +1555 numbers, as in the captures: allowed in this lab only
-test_number_prefixes = ["+1555"]
-
-[[did]]
-number = "+15559870000"
-business = "Acme Plumbing"
-booking_url = "https://acme.example/book"
-senders = ["modem:a"]
-
-[did.templates]
-business_hours = "{text}"
-
-[hours]
-timezone = "UTC"
-always_open = true
-
-[store]
-path = "{store}"
-"""
+def textback_config(*, ami_port: int, modem_port: str | Path, store: Path) -> str:
+    """textback's side: the lab office (textback.testing.lab_config) with settle 0, caps out
+    of the way and the bench's text as the template."""
+    did = {"number": "+15559870000", "business": "Acme Plumbing",
+           "booking_url": "https://acme.example/book", "senders": ["modem:a"],
+           "templates": {"business_hours": TEXT}}
+    return lab_config_toml(ami_port=ami_port, modem_port=modem_port, store=store,
+                           pbx={"secret": SECRET}, trunks={"settle_s": 0},
+                           policy={"prefix_hour_cap": 1000000, "global_hour_cap": 1000000},
+                           did=[did], hours={"timezone": "UTC"})
 
 
 def log(text: str) -> None:
@@ -131,9 +100,8 @@ async def run_textback(calls: int, gap: tuple[float, float], idle_s: float) -> d
                             auto_reports=False)
     await sim.start()
     config = tmp / "textback.toml"
-    write_private(config, TEXTBACK_CONFIG.format(
-        ami_port=port, secret=SECRET, modem_port=sim.port, store=tmp / "textback.db",
-        text=TEXT))
+    write_private(config, textback_config(ami_port=port, modem_port=sim.port,
+                                          store=tmp / "textback.db"))
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "textback", "run", "--config", str(config),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,

@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench._results import merge_results  # noqa: E402
 from textback.pbx.freeswitch.parser import EslParser, peek_event_name  # noqa: E402
-from textback.testing.fake_esl import capture_event_frames  # noqa: E402
 from textback.pbx.freeswitch.stream import FreeswitchStream  # noqa: E402
+from textback.testing.fake_esl import capture_event_frames  # noqa: E402
 
 TRACES = (ROOT / ".." / "shared" / "traces" / "freeswitch-1.10").resolve()
 CHUNK = 64 * 1024

@@ -36,9 +36,10 @@ sys.path.insert(0, str(REPO))
 
 from bench._harness import caller_for  # noqa: E402  (one 7-digit prefix per caller)
 from bench._results import merge_results  # noqa: E402
-from textback.testing.fake_ami import FakeAmi, TimedMessage, load_ts_capture  # noqa: E402
 from textback.config import parse_config  # noqa: E402
 from textback.daemon import Daemon  # noqa: E402
+from textback.testing.fake_ami import FakeAmi, TimedMessage, load_ts_capture  # noqa: E402
+from textback.testing.lab_config import lab_config_toml  # noqa: E402
 from textback.testing.modem_simulator import ModemSimulator  # noqa: E402
 
 CAPTURE = REPO.parent / "shared" / "traces" / "asterisk-22" / "direct-busy.ami.ts"
@@ -48,43 +49,12 @@ SECRET = "bench-latency-secret"
 GAP_S = 0.03
 COMPRESS = 0.01  # the capture's 1.1 s call played in 11 ms
 
-CONFIG = """\
-[pbx]
-type = "asterisk"
-host = "127.0.0.1"
-port = {port}
-user = "textback"
-secret = "{secret}"
-
-[trunks]
-asterisk_contexts = ["from-trunk"]
-settle_s = 0
-default_region = "US"
-
-[[modem]]
-name = "a"
-port = "{modem}"
-profile = "generic"
-
-[policy]
-send_delay_s = 0
-caller_day_cap = 100
-prefix_hour_cap = 1000000
-global_hour_cap = 1000000
-test_number_prefixes = ["+1555"]
-
-[[did]]
-number = "+15559870000"
-business = "Acme Plumbing"
-senders = ["modem:a"]
-
-[hours]
-timezone = "America/New_York"
-always_open = true
-
-[store]
-path = "{store}"
-"""
+def config_toml(*, port: int, modem: str, store: Path) -> str:
+    """The lab office (textback.testing.lab_config) with settle 0 and caps out of the way."""
+    return lab_config_toml(ami_port=port, modem_port=modem, store=store,
+                           pbx={"secret": SECRET}, trunks={"settle_s": 0},
+                           policy={"caller_day_cap": 100, "prefix_hour_cap": 1000000,
+                                   "global_hour_cap": 1000000})
 
 
 def build_stream(n: int, lead_s: float) -> tuple[list[TimedMessage], dict[int, str]]:
@@ -157,8 +127,7 @@ async def measure(n: int, idle_s: float) -> dict[str, Any]:
     await sim.start()
     t1: dict[str, float] = {}
     hook_modem(sim, t1)
-    config = parse_config(CONFIG.format(port=port, secret=SECRET, modem=sim.port,
-                                        store=tmp / "textback.db"),
+    config = parse_config(config_toml(port=port, modem=sim.port, store=tmp / "textback.db"),
                           tmp / "textback.toml", check_permissions=False)
     daemon = Daemon(config, modem_poll_s=1.0)
     task = asyncio.create_task(daemon.run())

@@ -41,14 +41,14 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from _harness import TEXT, caller_for  # noqa: E402
 
-from textback.outbound.dispatcher import Dispatcher  # noqa: E402
-from textback.testing.modem_simulator import ModemSimulator  # noqa: E402
-from textback.testing.modem_simulator.profiles import PROFILES  # noqa: E402
+from textback.modem.sender import ModemSender  # noqa: E402
 from textback.modem.supervisor import ModemSupervisor  # noqa: E402
+from textback.outbound.dispatcher import Dispatcher  # noqa: E402
 from textback.outbound.outbox import Outbox  # noqa: E402
 from textback.sender import Sender  # noqa: E402
-from textback.modem.sender import ModemSender  # noqa: E402
 from textback.store import Store  # noqa: E402
+from textback.testing.modem_simulator import ModemSimulator  # noqa: E402
+from textback.testing.modem_simulator.profiles import PROFILES  # noqa: E402
 
 
 async def drain(n_modems: int, texts: int, per_part: float) -> dict[str, Any]:

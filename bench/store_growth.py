@@ -36,8 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _harness import SECRET, TEXT  # noqa: E402
-from compare import TEXTBACK_CONFIG  # noqa: E402
+from _harness import TEXT  # noqa: E402
+from compare import textback_config  # noqa: E402
 
 from textback.config import load_config  # noqa: E402
 from textback.inbound.handler import InboundHandler  # noqa: E402
@@ -137,8 +137,7 @@ def main(calls: int, quick: bool) -> dict[str, Any]:
         config = tmp / "textback.toml"
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(TEXTBACK_CONFIG.format(ami_port=5038, secret=SECRET,
-                                           modem_port=tmp / "ttyUSB0", store=db, text=TEXT))
+            f.write(textback_config(ami_port=5038, modem_port=tmp / "ttyUSB0", store=db))
         t0 = time.monotonic()
         counts = asyncio.run(fill(db, config, calls))
         fill_s = time.monotonic() - t0

@@ -12,58 +12,29 @@ from typing import Any
 from textback.config import Config, parse_config
 from textback.pbx.outcome import CallOutcome
 from textback.sender import Commit, SendError, SendResult
+from textback.testing.lab_config import lab_config_toml
 
 NOW = 1_800_000_000.0
 DID = "+15559870000"
 CALLER = "+15551230001"  # the fictional caller of the Asterisk 22 captures
 STAFF = "+15559870099"
 
-CONFIG = """\
-[pbx]
-type = "asterisk"
-secret = "x"
+SIP_DESTINATION = "pjsip:trunk/sip:{number}@127.0.0.1:5180"
 
-[trunks]
-asterisk_contexts = ["from-trunk"]
-default_region = "US"
 
-[[modem]]
-name = "a"
-port = "/dev/serial/by-id/usb-test-modem-a"
-
-[sip]
-destination = "pjsip:trunk/sip:{{number}}@127.0.0.1:5180"
-
-[policy]
-send_delay_s = {send_delay}
-test_number_prefixes = ["+1555"]
-
-[[did]]
-number = "+15559870000"
-business = "Acme Plumbing"
-callback = "+15559870001"
-senders = ["modem:a", "sip"]
-
-[did.staff]
-sms = ["+15559870099"]
-
-[hours]
-timezone = "America/New_York"
-mon = "00:00-24:00"
-tue = "00:00-24:00"
-wed = "00:00-24:00"
-thu = "00:00-24:00"
-fri = "00:00-24:00"
-sat = "00:00-24:00"
-sun = "00:00-24:00"
-
-[store]
-path = "{store}"
-"""
+def config_toml(tmp: Path, *, send_delay: float = 0.0) -> str:
+    """The lab office with a SIP trunk beside modem ``a``, a callback number and staff."""
+    return lab_config_toml(
+        store=tmp / "textback.db",
+        modem=[{"name": "a", "port": "/dev/serial/by-id/usb-test-modem-a"}],
+        sip={"destination": SIP_DESTINATION},
+        policy={"send_delay_s": send_delay},
+        did=[{"number": DID, "business": "Acme Plumbing", "callback": "+15559870001",
+              "senders": ["modem:a", "sip"], "staff": {"sms": [STAFF]}}])
 
 
 def make_config(tmp: Path, *, send_delay: float = 0.0) -> Config:
-    text = CONFIG.format(send_delay=send_delay, store=tmp / "textback.db")
+    text = config_toml(tmp, send_delay=send_delay)
     return parse_config(text, tmp / "textback.toml", check_permissions=False)
 
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.daemon_fakes import CONFIG, DID, NOW, Clock
+from tests.daemon_fakes import DID, NOW, Clock, config_toml
 from textback.config import Config, parse_config
 from textback.inbound.handler import InboundHandler
 from textback.outbound.outbox import Outbox
-from textback.pbx.outcome import CallOutcome
 from textback.outbound.pipeline import CallPipeline
+from textback.pbx.outcome import CallOutcome
 from textback.store import Store
 
 A, B, C = "+15551230001", "+15551230002", "+15551230003"
@@ -29,7 +29,7 @@ A, B, C = "+15551230001", "+15551230002", "+15551230003"
 
 def write_config(tmp: Path) -> tuple[Path, Config]:
     path = tmp / "textback.toml"
-    path.write_text(CONFIG.format(send_delay=0, store=tmp / "textback.db"))
+    path.write_text(config_toml(tmp))
     os.chmod(path, 0o600)
     return path, parse_config(path.read_text(), path, check_permissions=False)
 

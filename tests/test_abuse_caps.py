@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from tests.daemon_fakes import Clock
-from textback.outbound.alerts import ALERT_KIND, alert_bursts
 from textback.config import Config, parse_config
+from textback.outbound.alerts import ALERT_KIND, alert_bursts
 from textback.outbound.outbox import Outbox
-from textback.pbx.outcome import CallOutcome
 from textback.outbound.pipeline import CallPipeline
 from textback.outbound.policy import number_country, number_prefix
+from textback.pbx.outcome import CallOutcome
 from textback.store import Store
 
 NOW = 1_800_000_000.0

@@ -11,9 +11,9 @@ import pytest
 
 from tests.conftest import ASTERISK_TRACES
 from textback.pbx.asterisk.client import AmiClient, AmiError, encode_action, listen
-from textback.testing.fake_ami import FakeAmi, load_ts_capture
-from textback.pbx.stream import TrackerConfig
 from textback.pbx.outcome import CallOutcome
+from textback.pbx.stream import TrackerConfig
+from textback.testing.fake_ami import FakeAmi, load_ts_capture
 
 SECRET = "s3cr3t-do-not-print"
 EXPECTED = {(e["call"], e["verdict"], e["reason"]) for e in map(

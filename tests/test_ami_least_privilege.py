@@ -18,8 +18,8 @@ import pytest
 from tests.conftest import ASTERISK_TRACES, REPO
 from textback.pbx.asterisk.client import DEFAULT_EVENTS
 from textback.pbx.asterisk.stream import AsteriskStream
-from textback.pbx.stream import TrackerConfig
 from textback.pbx.outcome import CallOutcome
+from textback.pbx.stream import TrackerConfig
 
 MANAGER_CONF = REPO / "dialplan" / "asterisk" / "manager_textback.conf"
 EXPECTED = [json.loads(line) for line in

@@ -17,8 +17,8 @@ from tests.conftest import ASTERISK_TRACES
 from textback.pbx.asterisk.parser import AmiMessage, AmiParser
 from textback.pbx.asterisk.tracker import UNKNOWN_AFTER_RESTART, CallTracker, endpoint_of
 from textback.pbx.call_start import CallProgress, CallStart
-from textback.pbx.stream import TrackerConfig
 from textback.pbx.outcome import CallOutcome
+from textback.pbx.stream import TrackerConfig
 
 
 def events(name: str) -> list[AmiMessage]:

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from tests.conftest import ASTERISK_TRACES, REPO
 from textback.pbx.asterisk.parser import AmiParser
 from textback.pbx.asterisk.stream import AsteriskStream
+from textback.pbx.outcome import CallOutcome
 from textback.pbx.stream import StreamError, TrackerConfig
 from textback.pbx.streams import make_stream
-from textback.pbx.outcome import CallOutcome
 
 EXPECTED = [json.loads(line) for line in
             (ASTERISK_TRACES / "expected.jsonl").read_text(encoding="utf-8").splitlines()

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from tests.daemon_fakes import CALLER, DID, NOW, Clock, make_config, opened
-from textback.pbx.asterisk.parser import AmiParser
-from textback.inbound.callback import Callbacks, resolve_lost_callbacks, wants_callback
 from textback.config import Config
+from textback.inbound.callback import Callbacks, resolve_lost_callbacks, wants_callback
 from textback.inbound.handler import InboundHandler
 from textback.outbound.outbox import Outbox
+from textback.pbx.asterisk.parser import AmiParser
 
 RING = "Local/600@from-internal"
 

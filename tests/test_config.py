@@ -201,18 +201,30 @@ def test_parse_without_permission_check() -> None:
     assert cfg.pbx.secret == Secret("x")
 
 
-def test_demo_config_is_valid_once_substituted(tmp_path: Path) -> None:
-    from string import Template
+def test_demo_config_is_valid(tmp_path: Path) -> None:
+    """The demo's config, built by the lab config builder, loads through the real loader
+    (file mode checks included)."""
+    from textback.demo.__main__ import write_config
 
-    demo = (Path(__file__).resolve().parents[1] / "textback" / "demo" / "demo.toml").read_text()
-    text = Template(demo).substitute(AMI_PORT="15038", MODEM_PORT="/dev/pts/7",
-                                     STORE_PATH=str(tmp_path / "demo.db"))
-    path = tmp_path / "demo.toml"
-    path.write_text(text)
-    path.chmod(0o600)
-    cfg = load_config(path)
+    cfg = load_config(write_config(tmp_path, 15038, "/dev/pts/7"))
     assert [d.number for d in cfg.dids] == ["+15559870000", "+15559870002", "+15559870003"]
     assert cfg.pbx.port == 15038 and cfg.policy.test_number_prefixes == ("+1555",)
+
+
+def test_lab_config_writes_toml_that_reads_back_the_same(tmp_path: Path) -> None:
+    """The builder's TOML writer: every value kind the lab uses, hostile strings included,
+    reads back (tomllib) to the dict it was built from; overrides merge, None removes."""
+    import tomllib
+
+    from textback.testing.lab_config import lab_config, to_toml
+
+    cfg = lab_config(ami_port=1, store=tmp_path / "x.db", pbx={"user": None},
+                     policy={"country_hour_caps": {"US": 60, "*": 5}},
+                     did=[{"number": "+15559870000", "business": 'Q"\\ \x1b\x7f\u202e',
+                           "templates": {"business_hours": "Hi {business}"}}])
+    assert "user" not in cfg["pbx"] and cfg["pbx"]["port"] == 1
+    assert cfg["policy"]["send_delay_s"] == 0  # the base kept beside the override
+    assert tomllib.loads(to_toml(cfg)) == cfg
 
 
 def test_documented_example_is_valid(tmp_path: Path) -> None:

@@ -21,75 +21,30 @@ import pytest
 
 from tests.conftest import ASTERISK_TRACES, REPO
 from textback import daemon as daemon_mod
-from textback.testing.fake_ami import FakeAmi, TimedMessage, load_ts_capture
 from textback.config import parse_config
 from textback.daemon import Daemon
 from textback.outbound.dispatcher import Dispatcher
-from textback.testing.modem_simulator import ModemSimulator
 from textback.outbound.outbox import Outbox
 from textback.pbx.outcome import CallOutcome
 from textback.store import Store
+from textback.testing.fake_ami import FakeAmi, TimedMessage, load_ts_capture
+from textback.testing.lab_config import lab_config_toml
+from textback.testing.modem_simulator import ModemSimulator
 
 SECRET = "e2e-secret-Hq4"
 SPEED = 30.0
 
-CONFIG = """\
-[pbx]
-type = "asterisk"
-host = "127.0.0.1"
-port = {ami_port}
-user = "textback"
-secret = "{secret}"
-
-[trunks]
-asterisk_contexts = ["from-trunk"]
-settle_s = 0.2
-default_region = "US"
-
-[[modem]]
-name = "a"
-port = "{modem_port}"
-profile = "generic"
-
-[sip]
-destination = "pjsip:trunk/sip:{{number}}@127.0.0.1:5180"
-
-[policy]
-send_delay_s = {send_delay}
-short_abandon_s = 3
-retry_base_s = 0.2
-retry_max_s = 0.5
-# the captures' fictional +1555 numbers: lab only
-test_number_prefixes = ["+1555"]
-
-[[did]]
-number = "+15559870000"
-business = "Acme Plumbing"
-senders = ["modem:a", "sip"]
-
-[[did]]
-number = "+15559870002"
-business = "Acme Heating"
-senders = ["modem:a", "sip"]
-
-[[did]]
-number = "+15559870003"
-business = "Acme Electric"
-senders = ["modem:a", "sip"]
-
-[hours]
-timezone = "America/New_York"
-mon = "00:00-24:00"
-tue = "00:00-24:00"
-wed = "00:00-24:00"
-thu = "00:00-24:00"
-fri = "00:00-24:00"
-sat = "00:00-24:00"
-sun = "00:00-24:00"
-
-[store]
-path = "{store}"
-"""
+def config_toml(*, ami_port: int, modem_port: str, send_delay: float, store: Path) -> str:
+    """The lab office on the replayed AMI, a SIP trunk beside the modem, three DIDs."""
+    senders = ["modem:a", "sip"]
+    return lab_config_toml(
+        ami_port=ami_port, modem_port=modem_port, store=store,
+        pbx={"secret": SECRET}, trunks={"settle_s": 0.2},
+        sip={"destination": "pjsip:trunk/sip:{number}@127.0.0.1:5180"},
+        policy={"send_delay_s": send_delay, "retry_base_s": 0.2, "retry_max_s": 0.5},
+        did=[{"number": "+15559870000", "business": "Acme Plumbing", "senders": senders},
+             {"number": "+15559870002", "business": "Acme Heating", "senders": senders},
+             {"number": "+15559870003", "business": "Acme Electric", "senders": senders}])
 
 
 def capture_events(*names: str) -> list[TimedMessage]:
@@ -122,8 +77,8 @@ class Rig:
     def config(self) -> Any:
         assert self.ami._server is not None
         port = self.ami._server.sockets[0].getsockname()[1]
-        text = CONFIG.format(ami_port=port, secret=SECRET, modem_port=self.sim.port,
-                             send_delay=self.send_delay, store=self.db)
+        text = config_toml(ami_port=port, modem_port=self.sim.port,
+                           send_delay=self.send_delay, store=self.db)
         return parse_config(text, self.tmp / "textback.toml", check_permissions=False)
 
     async def start(self) -> Daemon:
@@ -349,8 +304,8 @@ def test_status_reads_a_store(tmp_path: Path) -> None:
 
     asyncio.run(fill())
     config = tmp_path / "textback.toml"
-    text = CONFIG.format(ami_port=5038, secret=SECRET, modem_port="/dev/ttyUSB0",
-                         send_delay=0, store=tmp_path / "textback.db")
+    text = config_toml(ami_port=5038, modem_port="/dev/ttyUSB0", send_delay=0,
+                       store=tmp_path / "textback.db")
     fd = os.open(config, os.O_WRONLY | os.O_CREAT, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)

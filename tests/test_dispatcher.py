@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from tests.daemon_fakes import DID, NOW, Clock, FakeSender, opened, permanent, transient
-from textback.outbound.dispatcher import Dispatcher
 from textback.modem.driver import PartResult, SendFailed
 from textback.modem.errors import CommandTimeout
+from textback.modem.sender import ModemSender
+from textback.outbound.dispatcher import Dispatcher
 from textback.outbound.outbox import Outbox
 from textback.sender import SendResult
-from textback.modem.sender import ModemSender
 from textback.store import Store
 
 

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from textback.pbx.freeswitch.chat import chat_command, clean_chat_text, send_chat
 from textback.pbx.freeswitch.client import EslClient
 from textback.testing.fake_esl import FakeEslServer
-from textback.pbx.freeswitch.chat import chat_command, clean_chat_text, send_chat
 
 FROM = "+15559870000@127.0.0.1"
 TO = "external/sip:+15552220001@127.0.0.1:5076"

@@ -10,9 +10,9 @@ import pytest
 
 from tests.conftest import FREESWITCH_TRACES
 from textback.pbx.freeswitch.client import EslAuthError, EslClient, listen
-from textback.testing.fake_esl import FakeEslServer, Plan, capture_event_frames
-from textback.pbx.stream import TrackerConfig
 from textback.pbx.outcome import CallOutcome
+from textback.pbx.stream import TrackerConfig
+from textback.testing.fake_esl import FakeEslServer, Plan, capture_event_frames
 
 CFG = TrackerConfig(settle_s=0.2)
 

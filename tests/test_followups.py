@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.daemon_fakes import CALLER, DID, Clock, make_config, opened, outcome
+from textback.inbound.handler import InboundHandler
 from textback.outbound.followup_rules import RuleError, parse_quiet, parse_rule, parse_rules
 from textback.outbound.followups import PARKED_AT, FollowUps, after_quiet, plan, recipient_zone
 from textback.outbound.hours import Hours, parse_day
-from textback.inbound.handler import InboundHandler
 from textback.outbound.outbox import Outbox
 from textback.outbound.pipeline import CallPipeline
 from textback.store import Store

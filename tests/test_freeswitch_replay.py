@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FREESWITCH_TRACES
-from textback.testing.fake_esl import capture_event_frames
 from textback.pbx.freeswitch.stream import FreeswitchStream
-from textback.pbx.stream import StreamError, TrackerConfig
 from textback.pbx.outcome import CallOutcome
+from textback.pbx.stream import StreamError, TrackerConfig
+from textback.testing.fake_esl import capture_event_frames
 
 KEYS = ("call", "direction", "caller", "withheld", "did", "verdict", "reason", "voicemail_left")
 

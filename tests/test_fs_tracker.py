@@ -13,8 +13,8 @@ from tests.conftest import FREESWITCH_TRACES
 from textback.pbx.freeswitch.client import SUBSCRIBED_EVENTS
 from textback.pbx.freeswitch.parser import EslEvent, decode_event, iter_frames
 from textback.pbx.freeswitch.tracker import FsCallTracker
-from textback.pbx.stream import TrackerConfig
 from textback.pbx.outcome import CallOutcome
+from textback.pbx.stream import TrackerConfig
 
 
 def events(name: str) -> list[EslEvent]:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from tests.conftest import ASTERISK_TRACES
 from tests.daemon_fakes import CALLER, DID, NOW, Clock, make_config, opened
-from textback.pbx.asterisk.parser import AmiMessage
-from textback.pbx.asterisk.stream import AsteriskStream
 from textback.inbound.handler import InboundHandler
 from textback.outbound.outbox import Outbox
+from textback.pbx.asterisk.parser import AmiMessage
+from textback.pbx.asterisk.stream import AsteriskStream
 
 
 def user_event(body: str, sender: str = CALLER, exten: str = DID) -> bytes:

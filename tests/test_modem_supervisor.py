@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from textback.modem.driver import SendFailed
-from textback.testing.modem_simulator import ModemSimulator
 from textback.modem.supervisor import ABSENT, DEGRADED, LOST, READY, ModemSupervisor
+from textback.testing.modem_simulator import ModemSimulator
 
 
 def _sup(port: str, **kw: object) -> ModemSupervisor:

@@ -9,13 +9,13 @@ import sqlite3
 from pathlib import Path
 
 from tests.conftest import ASTERISK_TRACES
+from textback.migrations import LATEST, MIGRATIONS
+from textback.outbound.open_calls import OpenCallKeeper
 from textback.pbx.asterisk.parser import AmiParser
 from textback.pbx.asterisk.tracker import CallTracker
 from textback.pbx.call_start import CallStart
-from textback.pbx.stream import TrackerConfig
-from textback.migrations import LATEST, MIGRATIONS
-from textback.outbound.open_calls import OpenCallKeeper
 from textback.pbx.outcome import CallOutcome
+from textback.pbx.stream import TrackerConfig
 from textback.store import Store
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from textback.config import Config, parse_config
-from textback.pbx.outcome import CallOutcome
 from textback.outbound.policy import PolicySnapshot, decide, number_prefix, reached_number
+from textback.pbx.outcome import CallOutcome
 
 CONFIG = """\
 [pbx]

@@ -15,8 +15,8 @@ import pytest
 from textback.modem.driver import PartResult, SendFailed
 from textback.modem.errors import ModemError, SubmitUnconfirmed
 from textback.modem.pdu import PduError
-from textback.sender import SendError
 from textback.modem.sender import ModemSender
+from textback.sender import SendError
 
 
 class RaisingSupervisor:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import ASTERISK_TRACES
-from textback.sender import SendError
 from textback.pbx.asterisk.message_send import AmiMessageSender
+from textback.sender import SendError
 
 
 def captured_responses() -> dict[str, dict[str, str]]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tests.conftest import FREESWITCH_TRACES
-from textback.pbx.freeswitch.parser import EslEvent, EslParser, decode_event
 from textback.pbx.freeswitch.inbound_message import inbound_from_esl
+from textback.pbx.freeswitch.parser import EslEvent, EslParser, decode_event
 
 
 def message_events() -> list[EslEvent]:

@@ -15,8 +15,6 @@ from zoneinfo import ZoneInfo
 from tests.daemon_fakes import CALLER, DID, STAFF, Clock, make_config, opened, outcome
 from textback.config import EmailConfig
 from textback.inbound.handler import InboundHandler
-from textback.outbound.outbox import Outbox
-from textback.outbound.pipeline import CallPipeline
 from textback.inbound.staff import (
     Mailer,
     StaffCommand,
@@ -25,6 +23,8 @@ from textback.inbound.staff import (
     parse_staff_text,
     pretty_number,
 )
+from textback.outbound.outbox import Outbox
+from textback.outbound.pipeline import CallPipeline
 from textback.store import Store
 
 NY = ZoneInfo("America/New_York")

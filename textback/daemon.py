@@ -20,21 +20,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from textback.outbound.alerts import alert_bursts
-from textback.inbound.callback import Callbacks, resolve_lost_callbacks
 from textback.config import Config
+from textback.inbound.callback import Callbacks, resolve_lost_callbacks
+from textback.inbound.handler import InboundHandler
+from textback.inbound.staff import Mailer, StaffDesk
+from textback.inbound.staff_mail import MailQueue
+from textback.logfmt import log
+from textback.outbound.alerts import alert_bursts
 from textback.outbound.dispatcher import Dispatcher
 from textback.outbound.followups import FollowUps
-from textback.inbound.handler import InboundHandler
-from textback.logfmt import log
 from textback.outbound.open_calls import OpenCallKeeper
 from textback.outbound.outbox import Outbox
 from textback.outbound.pipeline import CallPipeline
+from textback.pbx.freeswitch.inbound_message import inbound_from_esl
 from textback.sdnotify import Notifier, watchdog_interval_s
 from textback.sender import Sender
-from textback.pbx.freeswitch.inbound_message import inbound_from_esl
-from textback.inbound.staff import Mailer, StaffDesk
-from textback.inbound.staff_mail import MailQueue
 from textback.store import Store
 
 logger = logging.getLogger("textback.daemon")
@@ -78,8 +78,8 @@ class Daemon:
         return store, outbox
 
     def _build_modems(self) -> None:
-        from textback.modem.supervisor import ModemSupervisor
         from textback.modem.sender import ModemSender
+        from textback.modem.supervisor import ModemSupervisor
 
         for modem in self.config.modems:
             supervisor = ModemSupervisor(
@@ -106,7 +106,7 @@ class Daemon:
             from textback.pbx.asterisk.client import AmiClient
             from textback.pbx.asterisk.message_send import AmiMessageSender
 
-            # calls in progress are kept in the store across a restart (textback.outbound.open_calls)
+            # calls in progress are kept in the store across a restart (outbound.open_calls)
             client = AmiClient(pbx.host, pbx.port, pbx.user, self._pbx_secret(), tracker,
                                on_outcome=pipeline.submit,
                                on_call_started=self.open_calls.report
@@ -119,8 +119,8 @@ class Daemon:
                     client.send_action, destination=sip.destination, from_uri=sip.from_uri,
                     is_connected=client.logged_in.is_set)
         else:
-            from textback.pbx.freeswitch.client import EslClient
             from textback.pbx.freeswitch.chat_sender import EslChatSender
+            from textback.pbx.freeswitch.client import EslClient
 
             esl = EslClient(pbx.host, pbx.port, self._pbx_secret(), tracker,
                             on_outcome=pipeline.submit, on_message=self._on_esl_message,

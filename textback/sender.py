@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from textback.errors import TextbackError
+
 Commit = Callable[[], Awaitable[None]]
 
 
@@ -33,7 +35,7 @@ class SendResult:
     detail: str = ""
 
 
-class SendError(Exception):
+class SendError(TextbackError):
     """A send that did not happen. ``permanent``: retrying on this sender cannot help."""
 
     def __init__(self, sender: str, reason: str, *, permanent: bool) -> None:

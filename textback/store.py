@@ -26,11 +26,12 @@ from typing import Any
 
 import aiosqlite
 
-from textback.pbx.call_start import CallStart
 from textback.config import PolicyConfig, default_policy
+from textback.errors import TextbackError
 from textback.migrations import LATEST, MIGRATIONS
-from textback.pbx.outcome import CallOutcome
 from textback.outbound.policy import PolicySnapshot, number_country, number_prefix
+from textback.pbx.call_start import CallStart
+from textback.pbx.outcome import CallOutcome
 
 # outbox states that count as "a text went, or is about to go" for cooldown and caps
 COUNTED_STATES = ("queued", "sending", "sent", "delivered", "unconfirmed", "failed")
@@ -39,7 +40,7 @@ _UNAVAILABLE = ("locked", "busy", "full", "disk i/o", "unable to open", "readonl
                 "read-only")
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(TextbackError):
     """The database cannot be written right now; the operation did nothing. Retry later.
 
     ``kind`` is "locked" (another writer; usually clears by itself), "full" (disk or

@@ -20,6 +20,7 @@ from typing import Any
 
 from tests.conftest import ASTERISK_TRACES, REPO
 from textback.testing.fake_ami import load_ts_capture
+from textback.testing.lab_config import lab_config_toml
 from textback.testing.modem_simulator import ModemSimulator
 
 # A real Asterisk 22 capture of one inbound trunk call to extension 101 that nobody
@@ -71,61 +72,21 @@ def burst_capture(path: Path, n: int, *, gap_s: float = 1.5,
     return callers
 
 
-CONFIG = """\
-# reliability-suite config: a fake AMI on loopback, one simulated modem on a pty
-[pbx]
-type = "asterisk"
-host = "127.0.0.1"
-port = {ami_port}
-user = "textback"
-secret = "{secret}"
-
-[trunks]
-asterisk_contexts = ["from-trunk"]
-settle_s = {settle_s}
-default_region = "US"
-
-[[modem]]
-name = "a"
-port = "{modem_port}"
-profile = "{profile}"
-
-[policy]
-send_delay_s = 0
-short_abandon_s = 3
-prefix_hour_cap = 100000
-global_hour_cap = 100000
-caller_day_cap = 100
-retry_base_s = {retry_base_s}
-retry_max_s = {retry_max_s}
-max_attempts = {max_attempts}
-# fictional +1555 numbers of the captures: lab only
-test_number_prefixes = ["+1555"]
-
-[[did]]
-number = "+15559870000"
-business = "Acme Plumbing"
-booking_url = "https://acme.example/book"
-senders = ["modem:a"]
-{did_extra}
-[hours]
-timezone = "America/New_York"
-always_open = true
-
-[store]
-path = "{store}"
-"""
-
-
 def write_config(tmp: Path, ami_port: int, modem_port: str, *, mode: int = 0o600,
                  settle_s: float = 0.5, retry_base_s: float = 1.0, retry_max_s: float = 2.0,
-                 max_attempts: int = 100, did_extra: str = "",
-                 profile: str = "generic") -> Path:
-    text = CONFIG.format(ami_port=ami_port, modem_port=modem_port, secret=SECRET,
-                         profile=profile,
-                         settle_s=settle_s, store=tmp / "textback.db",
-                         retry_base_s=retry_base_s, retry_max_s=retry_max_s,
-                         max_attempts=max_attempts, did_extra=did_extra)
+                 max_attempts: int = 100, profile: str = "generic",
+                 **sections: Any) -> Path:
+    """The reliability suite's daemon config: the lab office (textback.testing.lab_config)
+    on the fake AMI and one simulated modem, caps out of the way of a burst; ``sections``
+    override it like :func:`~textback.testing.lab_config.lab_config` does."""
+    policy = {"prefix_hour_cap": 100000, "global_hour_cap": 100000, "caller_day_cap": 100,
+              "retry_base_s": retry_base_s, "retry_max_s": retry_max_s,
+              "max_attempts": max_attempts, **sections.pop("policy", {})}
+    trunks = {"settle_s": settle_s, **sections.pop("trunks", {})}
+    text = lab_config_toml(ami_port=ami_port, modem_port=modem_port,
+                           store=tmp / "textback.db", policy=policy, trunks=trunks,
+                           modem=[{"name": "a", "port": modem_port, "profile": profile}],
+                           pbx={"secret": SECRET, **sections.pop("pbx", {})}, **sections)
     path = tmp / "textback.toml"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as f:
@@ -316,8 +277,9 @@ class OneRun:
     connections: int = 0
 
 
-async def run_once(tmp: Path, n_calls: int, *, mutate: Any = None, did_extra: str = "",
-                   timeout: float = 25.0, **ami_faults: Any) -> OneRun:
+async def run_once(tmp: Path, n_calls: int, *, mutate: Any = None,
+                   config: dict[str, Any] | None = None, timeout: float = 25.0,
+                   **ami_faults: Any) -> OneRun:
     """A burst of ``n_calls`` through the daemon subprocess, no faults; until settled."""
     from textback.testing.fake_ami import FakeAmi
 
@@ -330,8 +292,7 @@ async def run_once(tmp: Path, n_calls: int, *, mutate: Any = None, did_extra: st
     sim = ModemSimulator("generic", link=tmp / "ttyUSB-reliability", time_scale=0.02)
     await sim.start()
     wire = wire_tap(sim)
-    config = write_config(tmp, port, sim.port, did_extra=did_extra)
-    daemon = DaemonProc(config)
+    daemon = DaemonProc(write_config(tmp, port, sim.port, **(config or {})))
     listeners: list[tuple[str, int]] = []
     try:
         await daemon.start()

@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import ASTERISK_TRACES, FREESWITCH_TRACES
-from textback.pbx.asterisk.parser import AmiParser
-from textback.pbx.freeswitch.parser import EslParser
 from textback.modem.at_session import AtSession
 from textback.modem.pdu import decode_pdu
 from textback.modem.pdu_error import PduError
+from textback.pbx.asterisk.parser import AmiParser
+from textback.pbx.freeswitch.parser import EslParser
 
 AMI = (ASTERISK_TRACES / "direct-noanswer.ami").read_bytes()[:6000]
 ESL_FILES = sorted(FREESWITCH_TRACES.glob("*.esl*")) if FREESWITCH_TRACES.is_dir() else []

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from tests.reliability.harness import REAL_CALLER, caller_for, record, run_once
+from textback.testing.lab_config import lab_config
 
 HOSTILE = [
     b"+1555\r3000001", b"+1555\n3000002", b"+15553000003\x1a", b"\x1b[2J+15553000004",
@@ -22,8 +23,8 @@ NAMES = [b"Eve\rAT+CMGS=5", b"Eve\x1a\x1b[31m", "\u202eEve\u200b".encode(), b"A"
 SAFE_NAME = b"John Smith"
 FRAGMENTS = [b"AT+CMGD=1,4", b"AT+CFUN=0", b"DROP", b"FAKE", b"Eve", "\u202e".encode(),
              "\u200b".encode()]
-TEMPLATE = ('[did.templates]\nbusiness_hours = "Missed you \\u001b[31m\\u001a;AT+CMGD=1,4 '
-            '\\u202eRTL\\u200b - {business}. Reply STOP to opt out"\n')
+TEMPLATE = ("Missed you \x1b[31m\x1a;AT+CMGD=1,4 \u202eRTL\u200b - {business}. "
+            "Reply STOP to opt out")
 
 
 def mutate(i: int, raw: bytes) -> bytes:
@@ -42,7 +43,8 @@ CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\
 async def test_hostile_caller_ids_and_templates_never_reach_serial_or_logs_raw(
         tmp_path: Path) -> None:
     n = len(HOSTILE) + len(NAMES)
-    run = await run_once(tmp_path, n, mutate=mutate, did_extra=TEMPLATE)
+    did = {**lab_config()["did"][0], "templates": {"business_hours": TEMPLATE}}
+    run = await run_once(tmp_path, n, mutate=mutate, config={"did": [did]})
     assert run.status in (0, -15), "".join(run.logs[-20:])
     assert REAL_CALLER not in run.wire
     # every byte between AT+CMGS=<n>\r and Ctrl-Z is hex

@@ -33,6 +33,7 @@ from tests.reliability.harness import (
     until,
     write_config,
 )
+from textback.testing.lab_config import lab_config
 from textback.testing.modem_simulator import ModemSimulator
 
 
@@ -156,25 +157,17 @@ async def test_pbx_restart_new_banner_fresh_uniqueids(tmp_path: Path) -> None:
            recovered)
 
 
-# FreeSWITCH: the same faults on the Event Socket. The daemon's config for it (demo.toml
-# shows only Asterisk): [pbx] type = "freeswitch", the ESL password as the secret; the two
+# FreeSWITCH: the same faults on the Event Socket. The daemon's config for it (the lab
+# config is Asterisk's): [pbx] type = "freeswitch", the ESL password as the secret; the two
 # DIDs the capture's missed calls dialled; stale_after_min = 0 because the capture's event
 # timestamps are from the day it was recorded.
-FS_DID_C = """
-[[did]]
-number = "+15559870003"
-business = "Acme Plumbing"
-senders = ["modem:a"]
-"""
-
-
 def _freeswitch_config(tmp: Path, esl_port: int, modem_port: str) -> Path:
-    config = write_config(tmp, esl_port, modem_port, did_extra=FS_DID_C)
-    text = config.read_text().replace('type = "asterisk"', 'type = "freeswitch"', 1)
-    config.write_text(text.replace('user = "textback"\n', "", 1))
-    edit_config(config, "pbx", f"ping_timeout_s = {PING_TIMEOUT_S}")
-    edit_config(config, "policy", "stale_after_min = 0")
-    return config
+    dids = [*lab_config()["did"],
+            {"number": "+15559870003", "business": "Acme Plumbing", "senders": ["modem:a"]}]
+    return write_config(tmp, esl_port, modem_port, did=dids,
+                        pbx={"type": "freeswitch", "user": None,
+                             "ping_timeout_s": PING_TIMEOUT_S},
+                        policy={"stale_after_min": 0})
 
 
 async def test_esl_dropped_then_half_open_loses_and_duplicates_nothing(tmp_path: Path) -> None:

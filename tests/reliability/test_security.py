@@ -20,8 +20,8 @@ def free_port() -> int:
 
 async def test_daemon_listens_on_loopback_only_and_never_logs_the_secret(
         tmp_path: Path) -> None:
-    agi = f"\n[agi]\nenabled = true\nport = {free_port()}\n"
-    run = await run_once(tmp_path, 3, did_extra=agi)
+    agi = {"enabled": True, "port": free_port()}
+    run = await run_once(tmp_path, 3, config={"agi": agi})
     assert run.status in (0, -15), "".join(run.logs[-20:])
     assert run.listeners, "the FastAGI listener should be open"
     assert all(addr in LOOPBACK for addr, _ in run.listeners), run.listeners

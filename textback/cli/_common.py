@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from textback.pbx.stream import TrackerConfig
 from textback.config import Config, ConfigError, load_config
+from textback.pbx.stream import TrackerConfig
 
 
 def config_or_none(path: Path | None) -> Config | None:

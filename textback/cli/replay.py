@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from textback.pbx.stream import StreamError
-from textback.pbx.streams import make_stream
 from textback.cli._common import add_tracker_options, tracker_config
 from textback.pbx.outcome import CallOutcome
+from textback.pbx.stream import StreamError
+from textback.pbx.streams import make_stream
 
 CHUNK = 64 * 1024
 

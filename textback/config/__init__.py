@@ -21,13 +21,10 @@ from typing import Any
 
 import phonenumbers
 
-from textback.pbx.stream import (
-    DEFAULT_EXTERNAL_CONTEXTS,
-    DEFAULT_EXTERNAL_PROFILES,
-    DEFAULT_TRUNK_CONTEXTS,
-    TrackerConfig,
-)
 from textback.config.schema import Checker, ConfigIssue, Field, LineIndex, Table, dotted
+from textback.errors import TextbackError
+from textback.inbound.keywords import DEFAULT_URGENT_WORDS
+from textback.numbers import to_e164
 from textback.outbound.followup_rules import (
     DEFAULT_FOLLOW_UPS,
     DEFAULT_QUIET,
@@ -41,10 +38,14 @@ from textback.outbound.followup_rules import (
     parse_rules,
 )
 from textback.outbound.hours import DAYS, DEFAULT_WEEK, Hours, HoursError, check_timezone, parse_day
-from textback.inbound.keywords import DEFAULT_URGENT_WORDS
-from textback.numbers import to_e164
-from textback.pbx.outcome import MISSED_REASONS
 from textback.outbound.templates import TEMPLATE_KINDS, check_template
+from textback.pbx.outcome import MISSED_REASONS
+from textback.pbx.stream import (
+    DEFAULT_EXTERNAL_CONTEXTS,
+    DEFAULT_EXTERNAL_PROFILES,
+    DEFAULT_TRUNK_CONTEXTS,
+    TrackerConfig,
+)
 
 DEFAULT_PATH = Path("/etc/textback/textback.toml")
 DEFAULT_STORE = Path("/var/lib/textback/textback.db")
@@ -61,7 +62,7 @@ DEFAULT_CALLBACK_WORDS = ("call", "call me", "call back", "callback", "call me b
                           "please call", "please call me")
 
 
-class ConfigError(Exception):
+class ConfigError(TextbackError):
     """The config cannot be used; ``issues`` lists every problem with its line."""
 
     def __init__(self, path: Path, issues: list[ConfigIssue]) -> None:

@@ -20,15 +20,14 @@ import json
 import os
 import signal
 import sqlite3
-import string
 import sys
 import tempfile
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from textback.testing.fake_ami import FakeAmi
+from textback.testing.lab_config import LAB_TEMPLATE, write_lab_config
 from textback.testing.modem_simulator import ModemSimulator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,14 +42,16 @@ def say(text: str = "") -> None:
 
 
 def write_config(tmp: Path, ami_port: int, modem_port: str) -> Path:
-    template = resources.files("textback.demo").joinpath("demo.toml").read_text()
-    text = string.Template(template).substitute(
-        AMI_PORT=ami_port, MODEM_PORT=modem_port, STORE_PATH=str(tmp / "textback.db"))
-    path = tmp / "textback.toml"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    return path
+    """The lab office (textback.testing.lab_config) on the replayed capture, with the three
+    DIDs its calls dial; mode 600, as check-config wants a file that holds a secret."""
+    dids = [{"number": "+15559870000", "business": "Acme Plumbing",
+             "booking_url": "https://acme.example/book", "senders": ["modem:a"],
+             "templates": {"business_hours": LAB_TEMPLATE}},
+            {"number": "+15559870002", "business": "Acme Heating", "senders": ["modem:a"]},
+            {"number": "+15559870003", "business": "Acme Electric", "senders": ["modem:a"]}]
+    return write_lab_config(tmp / "textback.toml", ami_port=ami_port, modem_port=modem_port,
+                            store=tmp / "textback.db", pbx={"secret": SECRET},
+                            trunks={"settle_s": 1.0}, did=dids)
 
 
 async def pump_logs(stream: asyncio.StreamReader, keep: list[str]) -> None:

@@ -20,13 +20,13 @@ import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from textback.inbound.callback import wants_callback
 from textback.config import Config, DidConfig
+from textback.inbound.callback import wants_callback
 from textback.inbound.keywords import classify, is_urgent
+from textback.inbound.staff import StaffDesk
 from textback.logfmt import log
 from textback.numbers import normalise_caller
 from textback.outbound.outbox import Outbox
-from textback.inbound.staff import StaffDesk
 from textback.store import Store
 
 if TYPE_CHECKING:

@@ -32,8 +32,8 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 
-from textback.logfmt import log
 from textback.inbound.staff_mail import MailQueue
+from textback.logfmt import log
 
 if TYPE_CHECKING:
     from textback.config import Config, DidConfig, EmailConfig

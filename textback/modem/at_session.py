@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from textback.errors import TextbackError
 from textback.modem.errors import AtError
 
 CTRL_Z = b"\x1a"
@@ -106,7 +107,7 @@ class SessionStats:
     commands: int = 0
 
 
-class SessionError(Exception):
+class SessionError(TextbackError):
     """The caller broke the protocol (a command while one runs, an unsafe command)."""
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 
+from textback.errors import TextbackError
+
 # code -> (reason, transient)
 CMS_ERRORS: dict[int, tuple[str, bool]] = {
     1: ("unassigned (unallocated) number", False),
@@ -190,7 +192,7 @@ def is_sim_absent(error: AtError) -> bool:
     return error.code in codes
 
 
-class ModemError(Exception):
+class ModemError(TextbackError):
     """Anything the modem stack raises. ``transient``: trying again later can help."""
 
     transient = True

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from textback.errors import TextbackError
 
-class PduError(ValueError):
+
+class PduError(TextbackError, ValueError):
     """A PDU that cannot be decoded, or a number/text/option that cannot be encoded.
 
     The message names what is wrong and, when decoding, the octet offset (counted from the

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from textback.errors import TextbackError
+
 DEFAULT_RULES = ("+2h", "next-business-day 10:00")
 DEFAULT_QUIET = "21:00-08:00"
 DEFAULT_TEXT = ("{business}: following up on your call. Reply here or CALL and we will ring "
@@ -24,7 +26,7 @@ _CLOCK_RANGE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 _UNITS = {"m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-class RuleError(ValueError):
+class RuleError(TextbackError, ValueError):
     """A follow-up rule or quiet-hours value that cannot be read (the message says why)."""
 
 

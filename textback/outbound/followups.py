@@ -36,9 +36,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
+from textback.logfmt import log
 from textback.outbound.followup_rules import MAX_TOUCHES, FollowUpRule, Quiet
 from textback.outbound.hours import Hours
-from textback.logfmt import log
 
 if TYPE_CHECKING:
     from textback.config import Config, DidConfig

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from textback.errors import TextbackError
+
 Period = Literal["business_hours", "after_hours", "holiday"]
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -27,7 +29,7 @@ _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 Span = tuple[int, int]
 
 
-class HoursError(ValueError):
+class HoursError(TextbackError, ValueError):
     """A weekly-hours value that is not a list of HH:MM-HH:MM ranges."""
 
 

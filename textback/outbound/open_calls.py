@@ -20,8 +20,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from textback.pbx.call_start import CallStart
 from textback.logfmt import log
+from textback.pbx.call_start import CallStart
 from textback.store import Store, StoreUnavailable
 
 logger = logging.getLogger("textback.outbound.open_calls")

@@ -17,14 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from textback.outbound.alerts import alert_bursts
 from textback.config import Config
 from textback.logfmt import log
+from textback.outbound.alerts import alert_bursts
 from textback.outbound.outbox import Outbox
-from textback.pbx.outcome import CallOutcome
 from textback.outbound.policy import decide, number_prefix, reached_number
-from textback.store import Store, StoreUnavailable
 from textback.outbound.templates import REASON_WORDS, choose, render, segment_plan
+from textback.pbx.outcome import CallOutcome
+from textback.store import Store, StoreUnavailable
 
 if TYPE_CHECKING:
     from textback.outbound.followups import FollowUps

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from textback.errors import TextbackError
+
 if TYPE_CHECKING:
     from textback.modem.pdu import SegmentPlan
 
@@ -58,7 +60,7 @@ SAMPLE_VALUES: Mapping[str, str] = {
 }
 
 
-class TemplateError(ValueError):
+class TemplateError(TextbackError, ValueError):
     """A template that cannot be rendered; the message names the offending field."""
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from textback.errors import TextbackError
 from textback.pbx.outcome import CallOutcome
 
 DEFAULT_TRUNK_CONTEXTS = ("from-trunk", "from-pstn", "from-external", "ext-did")
@@ -53,7 +54,7 @@ class StreamStats:
         self.dropped[why] = self.dropped.get(why, 0) + n
 
 
-class StreamError(Exception):
+class StreamError(TextbackError):
     """Input that cannot be a PBX stream at all; names the byte offset where it went wrong."""
 
     def __init__(self, offset: int, message: str) -> None:

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+from textback.errors import TextbackError
+
 MAX_LINE = 8192
 MAX_ENV_LINES = 256
 
@@ -30,7 +32,7 @@ _REPLY_LINE = re.compile(r"^(\d{3})([ -])(.*)$")
 _RESULT = re.compile(r"^result=(\S*)\s*(.*)$")
 
 
-class AgiProtocolError(Exception):
+class AgiProtocolError(TextbackError):
     """The peer sent something that is not FastAGI; the message says what and where."""
 
 

@@ -29,8 +29,8 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping
 
-from textback.pbx.asterisk.agi_session import AgiRequest
 from textback.numbers import clean_caller_id, is_withheld_number, normalise_caller, to_e164
+from textback.pbx.asterisk.agi_session import AgiRequest
 from textback.pbx.outcome import CallOutcome, Verdict
 
 DIALSTATUS_VERDICTS: dict[str, tuple[Verdict, str]] = {

@@ -40,11 +40,12 @@ import sys
 import time
 from collections.abc import Callable
 
+from textback.errors import TextbackError
 from textback.pbx.asterisk.parser import AmiMessage
 from textback.pbx.asterisk.stream import AsteriskStream
 from textback.pbx.call_start import CallStart
-from textback.pbx.stream import TrackerConfig
 from textback.pbx.outcome import CallOutcome
+from textback.pbx.stream import TrackerConfig
 
 log = logging.getLogger("textback.ami")
 
@@ -52,7 +53,7 @@ DEFAULT_EVENTS = "call,agent,user"
 READ_SIZE = 64 * 1024
 
 
-class AmiError(Exception):
+class AmiError(TextbackError):
     """The AMI link failed (connection lost, action refused, timeout)."""
 
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 from textback.pbx.asterisk.parser import AmiMessage, AmiParser
 from textback.pbx.asterisk.tracker import CallTracker
-from textback.pbx.stream import StreamError, StreamStats, TrackerConfig
 from textback.pbx.outcome import CallOutcome
+from textback.pbx.stream import StreamError, StreamStats, TrackerConfig
 
 # Input with no AMI message in this many bytes is not an AMI stream at all.
 NOT_AMI_AFTER = 64 * 1024
@@ -29,7 +29,7 @@ class AsteriskStream:
         self.on_response: Callable[[AmiMessage], None] | None = None
         # UserEvent messages (the dialplan's inbound SIP MESSAGE hand-off, dialplan/asterisk)
         self.on_user_event: Callable[[AmiMessage], None] | None = None
-        # OriginateResponse of our own Originate actions (callback on reply, textback.inbound.callback)
+        # OriginateResponse of our own Originate actions (callback on reply, inbound.callback)
         self.on_originate_response: Callable[[AmiMessage], None] | None = None
         self._seen_message = False
         self._parser_drops: dict[str, int] = {}

@@ -45,11 +45,11 @@ import calendar
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
+from textback.numbers import clean_caller_id, is_withheld_number, normalise_caller, to_e164
 from textback.pbx.asterisk.parser import AmiMessage
 from textback.pbx.call_start import CallProgress, CallStart
-from textback.pbx.stream import StreamStats, TrackerConfig
-from textback.numbers import clean_caller_id, is_withheld_number, normalise_caller, to_e164
 from textback.pbx.outcome import CallOutcome, Direction
+from textback.pbx.stream import StreamStats, TrackerConfig
 
 # Channel technologies that are plumbing, never a person.
 HELPER_TECHS = frozenset(

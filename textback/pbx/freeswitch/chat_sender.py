@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
+from textback.pbx.freeswitch.chat import send_chat
 from textback.pbx.freeswitch.client import EslClient
 from textback.sender import Commit, SendError, SendResult
-from textback.pbx.freeswitch.chat import send_chat
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 

@@ -31,10 +31,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from textback.errors import TextbackError
 from textback.pbx.freeswitch.parser import CT_API, CT_AUTH, CT_REPLY, EslEvent, EslParser, Frame
 from textback.pbx.freeswitch.stream import FreeswitchStream
-from textback.pbx.stream import TrackerConfig
 from textback.pbx.outcome import CallOutcome
+from textback.pbx.stream import TrackerConfig
 
 log = logging.getLogger("textback.esl")
 
@@ -46,7 +47,7 @@ SUBSCRIBED_EVENTS = (
 CLIENT_EVENTS = frozenset({"HEARTBEAT", "MESSAGE", "BACKGROUND_JOB"})
 
 
-class EslError(Exception):
+class EslError(TextbackError):
     """The link failed (closed, timed out, or a command was refused)."""
 
 

@@ -20,8 +20,8 @@ from textback.pbx.freeswitch.parser import (
     peek_event_name,
 )
 from textback.pbx.freeswitch.tracker import TRACKED_EVENTS, FsCallTracker
-from textback.pbx.stream import StreamError, StreamStats, TrackerConfig
 from textback.pbx.outcome import CallOutcome
+from textback.pbx.stream import StreamError, StreamStats, TrackerConfig
 
 # No ESL frame at all within this many bytes: this is not an Event Socket stream
 # (an AMI capture, a binary file): a clear error instead of silently deciding nothing.

@@ -28,9 +28,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from textback.pbx.stream import StreamStats, TrackerConfig
 from textback.numbers import is_withheld_number, normalise_caller
 from textback.pbx.outcome import CallOutcome, Direction
+from textback.pbx.stream import StreamStats, TrackerConfig
 
 # Events the tracker reads; everything else is skipped before it is even decoded.
 TRACKED_EVENTS = frozenset(

@@ -1,4 +1,4 @@
-"""``python -m textback.testing.modem_simulator --profile sim800l --link /tmp/modem``: a modem by hand."""
+"""A modem by hand: ``python -m textback.testing.modem_simulator --profile sim800l --link M``."""
 
 from __future__ import annotations
 
