@@ -43,6 +43,18 @@ STATUS_FILE = "status.json"
 
 
 class Daemon:
+    """The process that runs the service: it owns the store and every long-lived task.
+
+    It decides nothing itself. ``run`` opens the store, repairs what a crash left (outbox rows
+    found ``sending`` become unconfirmed, calls recorded but never decided are decided now,
+    callbacks and follow-ups pending are resolved), builds the services from the config
+    (senders, the outbound pipeline and dispatcher, the inbound handler, the PBX link) and
+    then only moves facts between them: a call the PBX link reports goes to the pipeline, a
+    text a modem or the PBX receives goes to the inbound handler. It stops on SIGTERM by
+    refusing new calls and letting the texts in flight finish, because a text killed between
+    the modem's Ctrl-Z and its answer can only ever be reported as unconfirmed.
+    """
+
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time,
                  notifier: Notifier | None = None, modem_poll_s: float = 1.0) -> None:
         self.config = config

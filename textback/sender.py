@@ -46,6 +46,15 @@ class SendError(TextbackError):
 
 
 class Sender(Protocol):
+    """A way out for a text: a GSM modem, Asterisk's MessageSend, FreeSWITCH's chat.
+
+    The dispatcher knows senders only through this contract, so adding a channel never
+    touches the outbox. ``send`` awaits ``on_commit`` once, right before its point of no
+    return (the Ctrl-Z of AT+CMGS, the PBX action written), and raises ``SendError`` for
+    anything that goes wrong before it; whatever fails after it, the dispatcher records the
+    text unconfirmed and never resends it blindly.
+    """
+
     name: str
 
     def available(self) -> bool:

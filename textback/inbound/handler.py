@@ -43,6 +43,15 @@ MAX_BODY = 10_000
 
 
 class InboundHandler:
+    """Every text a customer sends, from any modem or the PBX, goes through ``receive``.
+
+    The message is stored first (a reply is never lost to a later failure), attached to the
+    conversation of the number and DID, then acted on by what it asks for: an opt-out is
+    recorded before anything else is sent, an opt-in or HELP is answered, a callback
+    request places a call, anything else is forwarded to staff. Every answer it sends goes
+    through the outbox like a missed-call text, so the same caps and duplicate guards apply.
+    """
+
     def __init__(self, store: Store, outbox: Outbox, config: Config, *,
                  clock: Callable[[], float], wake: Callable[[], None] = lambda: None,
                  staff: StaffDesk | None = None, followups: FollowUps | None = None,

@@ -145,6 +145,15 @@ def _digits_match(a: str | None, b: str | None) -> bool:
 
 
 class ModemDriver:
+    """One open serial port and the AT session on it: send a text, read what arrives.
+
+    The driver is the only thing that writes to the port, so a command and its answer are
+    never interleaved with another's; it owns the sans-IO ``AtSession`` and a reader task, and
+    turns the modem's answers into results and typed errors (``textback.modem.errors``). It
+    does not retry and does not reopen the port: the supervisor decides that, because only it
+    knows whether the device is still at its stable path.
+    """
+
     def __init__(
         self,
         port: str,

@@ -60,6 +60,15 @@ class Health:
 
 
 class ModemSupervisor:
+    """Keeps one modem usable for as long as the daemon runs (see the module doc).
+
+    It owns the driver's life cycle — open by the stable path, initialise, health-check,
+    reset, reopen after a USB replug, re-initialise after a SIM comes back — and publishes
+    one ``Health`` snapshot that the sender, ``textback status`` and the dispatcher read. A
+    text offered while the modem is not ready is refused as transient, so the dispatcher waits
+    or hands it to the next sender instead of losing it.
+    """
+
     def __init__(
         self,
         port: str,

@@ -26,6 +26,17 @@ T = TypeVar("T")
 
 
 class Dispatcher:
+    """The only code that moves outbox rows from ``queued`` to a sender.
+
+    One worker per sender, because a modem takes one AT+CMGS at a time and a row claimed
+    while its sender is busy would be reported "unconfirmed" after a crash without ever having
+    reached it. Woken through ``wake`` when a row is queued (so a text leaves within
+    milliseconds, not at the next poll) and otherwise sleeps until the next row is due. A
+    ``SendError`` decides what happens next: transient, the row waits and is retried;
+    permanent, the row goes to the next sender of its DID; an error after the sender's
+    ``commit`` (the point of no return) is recorded unconfirmed and never resent blindly.
+    """
+
     def __init__(self, outbox: Outbox, senders: Mapping[str, Sender], *,
                  clock: Callable[[], float], handover_after_s: float = 30.0,
                  idle_poll_s: float = 60.0) -> None:
