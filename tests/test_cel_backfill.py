@@ -1,0 +1,127 @@
+"""Calls recovered from Asterisk's CEL records decide as the live tracker does.
+
+The CEL rows here are REAL, not invented: every shared capture was recorded with CEL on
+(cel.conf ``events = ALL``, ``[manager] enabled = yes``), so each ``Event: CEL`` message in
+it is the record cel_sqlite3_custom / cel_custom write for the same event, field for field
+(EventName → eventtype, EventTime → eventtime, Channel → channame, UniqueID, LinkedID,
+Context, Exten, CallerIDnum, Peer, Extra …). Each capture's CEL rows alone must give the
+capture's true verdicts and reasons (expected.jsonl), and ring_s within CEL's one-second
+resolution; ``voicemail_left`` is the one fact CEL does not carry.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ASTERISK_TRACES, SHARED
+from textback.pbx.asterisk.cel import (
+    COLUMNS,
+    CelError,
+    decide_from_cel,
+    read_cel_csv,
+    read_cel_sqlite,
+    record_from_mapping,
+)
+from textback.pbx.asterisk.parser import AmiParser
+from textback.pbx.stream import TrackerConfig
+
+LIVE = SHARED / "traces" / "asterisk-22-live"
+FIELD_OF = {"eventtype": "EventName", "eventtime": "EventTime", "cid_name": "CallerIDname",
+            "cid_num": "CallerIDnum", "cid_ani": "CallerIDani", "cid_dnid": "CallerIDdnid",
+            "exten": "Exten", "context": "Context", "channame": "Channel",
+            "appname": "Application", "appdata": "AppData", "uniqueid": "UniqueID",
+            "linkedid": "LinkedID", "peer": "Peer", "extra": "Extra"}
+CONFIG = TrackerConfig(default_region="US")
+
+
+def cel_rows(capture: Path) -> list[dict[str, str]]:
+    """The capture's CEL records as the CEL table's rows (column → text)."""
+    parser = AmiParser()
+    msgs = parser.feed(capture.read_bytes())
+    return [{col: m.get(field) or "" for col, field in FIELD_OF.items()}
+            for m in msgs if m.kind == "event" and m.name == "CEL"]
+
+
+def expected(folder: Path) -> dict[str, list[dict[str, object]]]:
+    out: dict[str, list[dict[str, object]]] = {}
+    for line in (folder / "expected.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        out.setdefault(e["file"], []).append(e)
+    return out
+
+
+CASES = [(folder, name) for folder in (ASTERISK_TRACES, LIVE)
+         for name in sorted(expected(folder))
+         if any(e["direction"] == "inbound" for e in expected(folder)[name])]
+
+
+@pytest.mark.parametrize(("folder", "name"), CASES,
+                         ids=[f"{f.name}/{n}" for f, n in CASES])
+def test_cel_rows_of_a_real_capture_give_its_true_verdicts(folder: Path, name: str) -> None:
+    rows = cel_rows(folder / name)
+    outcomes = decide_from_cel((record_from_mapping(r) for r in rows), CONFIG)
+    got = {o.call: o for o in outcomes}
+    for e in expected(folder)[name]:
+        if e["direction"] != "inbound":
+            continue
+        o = got.get(str(e["call"]))
+        assert o is not None, f"{name}: call {e['call']} not recovered from CEL"
+        assert (o.direction, o.caller, o.did, o.verdict, o.reason) == (
+            e["direction"], e["caller"], e["did"], e["verdict"], e["reason"]), (
+            name, o.to_record())
+        assert o.extra["recovered"] == "cel"
+        if "ring_s" in e:  # CEL's eventtime has whole seconds here (no finer dateformat)
+            assert abs(o.ring_s - float(e["ring_s"])) <= 1.0, (name, o.ring_s, e["ring_s"])
+        # CEL has no VMSTATUS: a message left cannot be told from a greeting hung up on
+        assert not o.voicemail_left
+
+
+def test_calls_without_linkedid_end_are_left_to_the_live_link() -> None:
+    rows = cel_rows(ASTERISK_TRACES / "direct-noanswer.ami")
+    cut = [r for r in rows if r["eventtype"] != "LINKEDID_END"]
+    assert decide_from_cel(record_from_mapping(r) for r in cut) == []
+
+
+def test_calls_already_in_the_store_are_skipped() -> None:
+    rows = cel_rows(ASTERISK_TRACES / "direct-noanswer.ami")
+    recs = [record_from_mapping(r) for r in rows]
+    call = decide_from_cel(recs)[0].call
+    assert decide_from_cel(recs, skip=frozenset({call})) == []
+
+
+def test_sqlite_and_csv_sources_read_the_shipped_columns(tmp_path: Path) -> None:
+    rows = cel_rows(LIVE / "rg-local-noanswer.ami")
+    db = tmp_path / "master.db"
+    with sqlite3.connect(db) as con:
+        con.execute(f"CREATE TABLE cel (id INTEGER PRIMARY KEY, {', '.join(COLUMNS)})")
+        con.executemany(f"INSERT INTO cel ({', '.join(COLUMNS)}) VALUES "
+                        f"({', '.join('?' * len(COLUMNS))})",
+                        [[r[c] for c in COLUMNS] for r in rows])
+    csv_path = tmp_path / "Master.csv"
+    import csv
+    with csv_path.open("w", newline="") as f:
+        csv.writer(f).writerows([[r[c] for c in COLUMNS] for r in rows])
+    from_db = decide_from_cel(read_cel_sqlite(db, since=0), CONFIG)
+    from_csv = decide_from_cel(read_cel_csv(csv_path, since=0), CONFIG)
+    assert [o.to_record() for o in from_db] == [o.to_record() for o in from_csv]
+    assert [o.verdict for o in from_db] == ["missed"]
+    # rows before `since` are not read
+    assert read_cel_sqlite(db, since=4_000_000_000) == []
+
+
+def test_a_missing_or_foreign_source_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CelError, match="does not exist"):
+        read_cel_sqlite(tmp_path / "nope.db", since=0)
+    db = tmp_path / "other.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE cel (id INTEGER, foo TEXT)")
+    with pytest.raises(CelError, match="lacks the column"):
+        read_cel_sqlite(db, since=0)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,c\n")
+    with pytest.raises(CelError, match="line 1: 3 fields"):
+        read_cel_csv(bad, since=0)
