@@ -179,7 +179,7 @@ def test_a_full_disk_at_start_is_one_line(tmp_path: Path) -> None:
     db = tmp_path / "textback.db"
     r = textback("run", "--config", str(write_config(tmp_path, db)), fsize=16 * 1024 + 100)
     line = _one_clear_line(r, "store:", str(db))
-    assert "textback run: not started" in line
+    assert line.startswith("textback run: store: ") and line.endswith("; not started")
 
 
 async def test_status_during_a_store_outage_names_it_and_is_critical(tmp_path: Path) -> None:
