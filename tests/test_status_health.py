@@ -173,6 +173,19 @@ def test_a_corrupt_store_is_one_line(tmp_path: Path) -> None:
     assert db.read_bytes() == b"this is not sqlite at all\n" * 400
 
 
+def test_another_programs_database_is_one_line_and_left_alone(tmp_path: Path) -> None:
+    db = tmp_path / "textback.db"
+    with sqlite3.connect(db) as con:  # e.g. the wrong path in [store]
+        con.execute("CREATE TABLE cdr (src TEXT, dst TEXT)")
+    con.close()
+    before = db.read_bytes()
+    config = str(write_config(tmp_path, db))
+    _one_clear_line(textback("run", "--config", config),
+                    f"store: {db} is not a textback store or is corrupt")
+    _one_clear_line(textback("status", "--config", config), "is not a textback store")
+    assert db.read_bytes() == before
+
+
 def test_a_full_disk_at_start_is_one_line(tmp_path: Path) -> None:
     # Simulated: a 16 KiB file-size limit (RLIMIT_FSIZE) on the daemon process; creating
     # the store's schema writes past it and the kernel refuses, as a full disk does.

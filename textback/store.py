@@ -169,6 +169,10 @@ class Store:
             if version > LATEST:
                 raise StoreError(f"store: {p} has schema version {version}, newer than this "
                                  f"textback ({LATEST}): upgrade textback")
+            if version == 0 and await store.fetchone("SELECT 1 FROM sqlite_master"):
+                # every textback schema step bumps user_version with its tables
+                raise StoreError(f"store: {p} is not a textback store or is corrupt "
+                                 "(tables of another program, schema version 0)")
             if readonly:
                 await conn.execute("PRAGMA query_only = ON")
                 # reading the schema proves it is a database; the tables prove it is ours
