@@ -128,3 +128,58 @@ def test_ready_timeout_is_checked(tmp_path: Path) -> None:
                      tmp_path / "t.toml", check_permissions=False)
 
 
+
+
+async def test_a_store_outage_reaches_status_and_the_status_file(tmp_path: Path) -> None:
+    """The running daemon during a full store: STATUS and `textback status` name it, and the
+    call is texted once space is back. Simulated: "full" is SQLite's own "database or disk
+    is full" from a page limit set on the daemon's connection (not a real full disk), and
+    the call is handed to the pipeline as the tracker reports direct-noanswer.ami, with a
+    large extra field so that recording it needs new pages."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+    from tests.daemon_fakes import outcome
+    from tests.test_daemon_e2e import modem_ready, until
+    from textback.daemon import status_path
+
+    async with rig_for(tmp_path, []) as rig:
+        notifier = RecordingNotifier()
+        daemon = Daemon(rig.config(), notifier=notifier, modem_poll_s=0.1, heartbeat_s=0.1)
+        notifier.daemon = daemon
+        rig.daemon, rig.task = daemon, asyncio.create_task(daemon.run())
+        async with asyncio.timeout(10):
+            await notifier.ready_sent.wait()
+        await modem_ready(rig)
+        store, pipeline = daemon.store, daemon.pipeline
+        assert store is not None and pipeline is not None
+        pages = await store.fetchone("PRAGMA page_count")
+        assert pages is not None
+        await store.connection.execute(f"PRAGMA max_page_count = {pages[0]}")
+        import time
+        pipeline.submit(outcome("outage-1", caller="+15551230099", ended_at=time.time(),
+                                extra={"note": "x" * 200_000}))
+        await until(lambda: store.unavailable is not None, what="a failed store write")
+        await until(lambda: any("store: disk full since" in s for s in notifier.statuses()))
+        await until(lambda: (json.loads(status_path(rig.db).read_text())["store"]["kind"]
+                             == "full"))
+        config = tmp_path / "textback.toml"
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(CONFIG.format(ami_port=5038, secret=SECRET, modem_port=rig.sim.port,
+                                  send_delay=0, store=rig.db))
+        r = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "textback", "status", "--config",
+                             str(config)], capture_output=True, text=True, timeout=60,
+            cwd=REPO)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert r.stdout.startswith("TEXTBACK CRITICAL - store: disk full since "), r.stdout
+        # space is back: the held call is recorded and texted, and the outage is over
+        await store.connection.execute("PRAGMA max_page_count = 1000000")
+        await until(lambda: bool(rig.texted()), timeout=15)
+        assert store.unavailable is None
+        assert [n for n, _ in rig.texted()] == ["+15551230099"]
+        assert await rig.stop() == 0

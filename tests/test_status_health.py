@@ -10,6 +10,7 @@ open. The CLI runs as a subprocess here, as an admin or a monitoring agent runs 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -283,3 +284,26 @@ def test_verdicts_follow_the_monitoring_plugin_convention() -> None:
                                                                    "sip": True})}, now)
     assert code == 2 and line.startswith("TEXTBACK CRITICAL - store: disk full since ")
     assert "modem:a" in line
+
+
+async def test_the_store_keeps_an_outage_until_a_real_write_ends_it(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "t.db")
+    try:
+        pages = await store.fetchone("PRAGMA page_count")
+        assert pages is not None
+        await store.connection.execute(f"PRAGMA max_page_count = {pages[0]}")
+        big = CallOutcome("c-big", "inbound", "+15551230001", False, "+15559870000",
+                          "missed", "noanswer", extra={"blob": "x" * 200_000})
+        for _ in range(2):
+            with contextlib.suppress(StoreUnavailable):
+                await store.record_outcome(big, 1.0)
+        assert store.unavailable is not None and store.unavailable.kind == "full"
+        since = store.unavailable_since
+        # a commit that changed nothing (another loop finding no work) proves nothing
+        assert await store.forget_open_call("none") is False
+        assert store.unavailable is not None and store.unavailable_since == since
+        await store.connection.execute("PRAGMA max_page_count = 1000000")
+        assert (await store.record_outcome(big, 2.0)).new
+        assert store.unavailable is None and store.unavailable_since is None
+    finally:
+        await store.close()

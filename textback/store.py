@@ -36,6 +36,9 @@ from textback.policy import PolicySnapshot, number_country, number_prefix
 # outbox states that count as "a text went, or is about to go" for cooldown and caps
 COUNTED_STATES = ("queued", "sending", "sent", "delivered", "unconfirmed", "failed")
 
+# see Store.unavailable: how long without a failed write before any write ends an outage
+OUTAGE_QUIET_S = 60.0
+
 _UNAVAILABLE = ("locked", "busy", "full", "disk i/o", "unable to open", "readonly",
                 "read-only")
 
@@ -124,10 +127,13 @@ class Store:
         self._lock = asyncio.Lock()
         self.policy = policy if policy is not None else default_policy()
         # the current outage, for the daemon's status file: set by the first write that
-        # failed with StoreUnavailable (kept through the following failures), cleared by
-        # the next write that commits
+        # failed with StoreUnavailable (its time kept through the following failures), over
+        # when the failed operation commits a change, or any operation does and nothing
+        # failed for OUTAGE_QUIET_S (an empty commit, or a small row that still fit on a
+        # full disk, proves nothing)
         self.unavailable: StoreUnavailable | None = None
         self.unavailable_since: float | None = None
+        self._failed_at = 0.0
 
     @classmethod
     async def open(cls, path: Path | str, *, busy_timeout_s: float = 5.0,
@@ -238,6 +244,7 @@ class Store:
         StoreUnavailable after rolling back, so a failed operation leaves no trace."""
         async with self._lock:
             try:
+                changes = self._conn.total_changes
                 await self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
                 await self._conn.execute("COMMIT")
@@ -250,11 +257,15 @@ class Store:
                     self._note_unavailable(error)
                     raise error from exc
                 raise
-            self.unavailable = self.unavailable_since = None
+            if self.unavailable is not None and self._conn.total_changes > changes and (
+                    operation == self.unavailable.operation
+                    or time.time() - self._failed_at > OUTAGE_QUIET_S):
+                self.unavailable = self.unavailable_since = None
 
     def _note_unavailable(self, error: StoreUnavailable) -> None:
+        self._failed_at = time.time()
         if self.unavailable is None or self.unavailable_since is None:
-            self.unavailable_since = time.time()
+            self.unavailable_since = self._failed_at
         self.unavailable = error
 
     async def fetchall(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()
