@@ -310,7 +310,8 @@ def test_status_reads_a_store(tmp_path: Path) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     r = textback("status", "--config", str(config), "--json")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 2, r.stderr  # CRITICAL: the store is fine, but no daemon runs
     import json
     data = json.loads(r.stdout)
     assert "cooldown" in json.dumps(data)
+    assert data["state"] == "CRITICAL" and data["daemon"] is None

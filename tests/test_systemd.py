@@ -138,3 +138,20 @@ def test_udev_rules_syntax_and_intent() -> None:
             assert ("ATTRS{idVendor}", "==") in keys
             symlinks.add(keys[("SYMLINK", "+=")])
     assert symlinks, "no tty rule gives a modem a stable name"
+
+
+def test_unit_keeps_retrying_and_waits_longer_than_the_ready_timeout() -> None:
+    # A store that cannot be opened (disk full) makes `textback run` exit 1; systemd must
+    # keep restarting it (no start limit) so it comes back by itself once there is space.
+    from textback.config import PbxConfig
+
+    unit = parse_unit(UNIT)
+    assert one(unit["Unit"], "StartLimitIntervalSec") == "0"
+    svc = unit["Service"]
+    assert one(svc, "Restart") == "on-failure"
+    restart = one(svc, "RestartSec")
+    assert re.fullmatch(r"\d+s", restart) and 2 <= int(restart[:-1]) <= 60
+    # READY goes out after [pbx] ready_timeout_s at the latest: before systemd gives up
+    start = one(svc, "TimeoutStartSec")
+    default_ready = PbxConfig.__dataclass_fields__["ready_timeout_s"].default
+    assert re.fullmatch(r"\d+s", start) and int(start[:-1]) > default_ready + 10

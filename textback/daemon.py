@@ -5,6 +5,13 @@ callbacks, and runs them until SIGTERM. At start it recovers what a crash left b
 (outbox rows found ``sending`` become unconfirmed, calls recorded but never decided are
 decided now), then tells systemd it is ready and keeps the watchdog fed. On SIGTERM it stops
 taking calls, lets the texts in flight finish, and closes the store.
+
+What it tells the admin must be true, because monitoring acts on it: READY=1 goes out only
+once the store is open and the PBX link is logged in (or, after ``[pbx] ready_timeout_s``,
+with a STATUS naming what is missing: refusing READY would get the service killed and stop
+the modem side too); the heartbeat keeps STATUS and the status file ``textback status``
+reads current (PBX link up or down and since when, senders, outbox depth, and the store's
+current outage, e.g. disk full since 14:02).
 """
 
 from __future__ import annotations
@@ -35,11 +42,20 @@ from textback.outbound.pipeline import CallPipeline
 from textback.pbx.freeswitch.inbound_message import inbound_from_esl
 from textback.sdnotify import Notifier, watchdog_interval_s
 from textback.sender import Sender
-from textback.store import Store
+from textback.store import Store, describe_unavailable
 
 logger = logging.getLogger("textback.daemon")
 
-STATUS_FILE = "status.json"
+# how often the heartbeat rewrites the status file at most (`textback status` calls a file
+# older than its STALE_S the sign of a dead daemon)
+HEARTBEAT_S = 5.0
+
+
+def status_path(store_path: Path) -> Path:
+    """The status file of the daemon using ``store_path``: beside it, named after it
+    (``textback.db`` → ``textback.db.status.json``), so two stores in one folder never share
+    one and ``textback status`` reads the file of the store its config names."""
+    return store_path.with_name(store_path.name + ".status.json")
 
 
 class Daemon:
@@ -56,11 +72,18 @@ class Daemon:
     """
 
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time,
-                 notifier: Notifier | None = None, modem_poll_s: float = 1.0) -> None:
+                 notifier: Notifier | None = None, modem_poll_s: float = 1.0,
+                 heartbeat_s: float = HEARTBEAT_S) -> None:
         self.config = config
         self.clock = clock
         self.notifier = notifier or Notifier()
         self.modem_poll_s = modem_poll_s
+        self.heartbeat_s = heartbeat_s
+        self.running = True  # False in the last status file, written on the way out
+        self.ready = False
+        self.pbx_down_since: float | None = clock()
+        self.outbox_queued: int | None = None
+        self._announce: asyncio.Task[None] | None = None
         self.store: Store | None = None
         self.supervisors: dict[str, Any] = {}
         self.senders: dict[str, Sender] = {}
@@ -81,7 +104,6 @@ class Daemon:
 
     async def _open_store(self) -> tuple[Store, Outbox]:
         path = self.config.store.path
-        path.parent.mkdir(parents=True, exist_ok=True)
         store = await Store.open(path, policy=self.config.policy)
         policy = self.config.policy
         outbox = Outbox(store, max_attempts=policy.max_attempts,
@@ -239,8 +261,7 @@ class Daemon:
             asyncio.create_task(self._run_listener(), name="listener"),
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
         ]
-        self.notifier.ready(f"listening to {self.config.pbx.type} at "
-                            f"{self.config.pbx.host}:{self.config.pbx.port}")
+        self._announce = asyncio.create_task(self._announce_ready(), name="ready")
         stop_wait = asyncio.create_task(self._stop.wait())
         done, _ = await asyncio.wait([stop_wait, *self._tasks],
                                      return_when=asyncio.FIRST_COMPLETED)
@@ -287,13 +308,66 @@ class Daemon:
     async def _run_listener(self) -> None:
         await self.listener.run()
 
+    async def _announce_ready(self) -> None:
+        """READY=1 once the PBX link is logged in (the store is open by now), or after
+        ``[pbx] ready_timeout_s`` with a STATUS that says the link is missing."""
+        pbx = self.config.pbx
+        up = _listener_event(self.listener)
+        missing = ""
+        if up is not None:
+            try:
+                async with asyncio.timeout(pbx.ready_timeout_s):
+                    await up.wait()
+            except TimeoutError:
+                missing = (f"not ready: pbx {pbx.type} {pbx.host}:{pbx.port} not logged in "
+                           f"after {pbx.ready_timeout_s:g} s; ")
+                log(logger, logging.WARNING, "ready_without_pbx", pbx=pbx.type,
+                    host=pbx.host, port=pbx.port, waited_s=pbx.ready_timeout_s,
+                    why="the PBX link is not up; texting from the modem goes on, calls are "
+                        "seen once the link is up")
+        self._note_pbx()
+        self.notifier.ready(missing + self.status_line())
+        self.ready = True
+
+    def _note_pbx(self) -> None:
+        """Keep ``pbx_down_since``: None while the link is up, else when it was last up."""
+        if _listener_connected(self.listener):
+            self.pbx_down_since = None
+        elif self.pbx_down_since is None:
+            self.pbx_down_since = self.clock()
+
+    def status_line(self) -> str:
+        """systemd's STATUS: ``pbx up, modems 1/1 ready, outbox 3`` (+ a store outage)."""
+        ready = sum(1 for s in self.supervisors.values() if s.health().state == "ready")
+        parts = [f"pbx {'up' if _listener_connected(self.listener) else 'down'}",
+                 f"modems {ready}/{len(self.supervisors)} ready",
+                 f"outbox {self.outbox_queued if self.outbox_queued is not None else '?'}"]
+        store = self.store
+        if store is not None and store.unavailable is not None:
+            since = time.strftime("%H:%M", time.localtime(store.unavailable_since or 0))
+            parts.append(f"store: {describe_unavailable(store.unavailable.kind)} "
+                         f"since {since}")
+        return ", ".join(parts)
+
+    async def _count_outbox(self) -> None:
+        if self.store is None:
+            return
+        with contextlib.suppress(Exception):  # a store outage shows as the store's error
+            row = await self.store.fetchone(
+                "SELECT count(*) AS n FROM outbox WHERE state IN ('queued', 'sending')")
+            self.outbox_queued = int(row["n"]) if row else 0
+
     async def _heartbeat(self) -> None:
-        """Feed the systemd watchdog and write the status file ``textback status`` reads."""
-        interval = watchdog_interval_s() or 5.0
+        """Feed the systemd watchdog, write the status file ``textback status`` reads and
+        keep systemd's STATUS current."""
+        interval = min(watchdog_interval_s() or self.heartbeat_s, self.heartbeat_s)
         while True:
             self.notifier.watchdog()
+            self._note_pbx()
+            await self._count_outbox()
             await self.write_status()
-            await asyncio.sleep(min(interval, 5.0))
+            self.notifier.status(self.status_line())
+            await asyncio.sleep(interval)
 
     async def write_status(self) -> None:
         modems = {}
@@ -308,22 +382,33 @@ class Daemon:
                 "registration": getattr(info, "registration", None),
                 "reopens": h.reopens, "resets": h.resets,
             }
+        store = self.store
+        outage = store.unavailable if store is not None else None
         status = {
-            "pid": os.getpid(), "at": self.clock(), "modems": modems,
+            "pid": os.getpid(), "at": self.clock(), "running": self.running,
+            "ready": self.ready, "modems": modems,
+            "senders": {name: bool(s.available()) for name, s in self.senders.items()},
             "pbx": {"type": self.config.pbx.type, "host": self.config.pbx.host,
                     "port": self.config.pbx.port,
-                    "connected": _listener_connected(self.listener)},
+                    "connected": _listener_connected(self.listener),
+                    "down_since": self.pbx_down_since},
+            "store": {"path": str(self.config.store.path),
+                      "error": str(outage) if outage is not None else None,
+                      "kind": outage.kind if outage is not None else None,
+                      "since": store.unavailable_since if outage is not None and
+                      store is not None else None},
+            "outbox_queued": self.outbox_queued,
             "backlog": self.pipeline.backlog if self.pipeline else 0,
             "in_flight": self.dispatcher.in_flight if self.dispatcher else 0,
         }
-        path = self.config.store.path.parent / STATUS_FILE
-        tmp = path.with_suffix(".tmp")
-        with contextlib.suppress(OSError):
-            tmp.write_text(json.dumps(status, indent=1))
-            tmp.replace(path)
+        _publish(status_path(self.config.store.path), json.dumps(status, indent=1))
 
     async def _shutdown(self) -> None:
         self.notifier.stopping()
+        if self._announce is not None:
+            self._announce.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._announce
         log(logger, logging.INFO, "stopping", in_flight=self.dispatcher.in_flight
             if self.dispatcher else 0)
         if self.listener is not None:
@@ -345,17 +430,45 @@ class Daemon:
         for supervisor in self.supervisors.values():
             await supervisor.stop()
         if self.store is not None:
+            self.running = False
             await self.write_status()
             await self.store.close()
         log(logger, logging.INFO, "stopped")
 
 
-def _listener_connected(listener: Any) -> bool | None:
+def _listener_event(listener: Any) -> asyncio.Event | None:
+    """The listener's "logged in" event (AMI ``logged_in``, ESL ``connected``)."""
     for attr in ("logged_in", "connected"):
         event = getattr(listener, attr, None)
         if isinstance(event, asyncio.Event):
-            return event.is_set()
+            return event
     return None
+
+
+def _listener_connected(listener: Any) -> bool | None:
+    event = _listener_event(listener)
+    return event.is_set() if event is not None else None
+
+
+def _publish(path: Path, text: str) -> None:
+    """Replace ``path`` atomically; on a full disk (no room for a new file) overwrite the
+    old file in place instead, reusing its blocks, so the admin still sees why."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+        return
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    data = text.encode()
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.write(fd, data)
+            os.ftruncate(fd, len(data))
+        finally:
+            os.close(fd)
 
 
 def _read_pin(path: Path | None) -> str | None:

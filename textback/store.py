@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -36,6 +37,9 @@ from textback.pbx.outcome import CallOutcome
 # outbox states that count as "a text went, or is about to go" for cooldown and caps
 COUNTED_STATES = ("queued", "sending", "sent", "delivered", "unconfirmed", "failed")
 
+# see Store.unavailable: how long without a failed write before any write ends an outage
+OUTAGE_QUIET_S = 60.0
+
 _UNAVAILABLE = ("locked", "busy", "full", "disk i/o", "unable to open", "readonly",
                 "read-only")
 
@@ -50,9 +54,30 @@ class StoreUnavailable(TextbackError):
     def __init__(self, operation: str, cause: BaseException) -> None:
         text = str(cause).lower()
         self.kind = "locked" if ("locked" in text or "busy" in text) else \
-            "full" if "full" in text else "io"
+            "full" if ("full" in text or "no space" in text) else "io"
         self.operation = operation
+        self.cause = str(cause)
         super().__init__(f"store unavailable during {operation}: {cause}")
+
+    def admin_line(self, path: Path | str) -> str:
+        """One line for the admin: ``store: <path>: disk full (<cause>) during <operation>``."""
+        return (f"store: {path}: {describe_unavailable(self.kind)} ({self.cause}) "
+                f"during {self.operation}")
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used at all: not a textback store, damaged, or made by a newer
+    textback. Its text is one line for the admin (``store: <path> ...``); nothing was
+    changed. Unlike :class:`StoreUnavailable`, waiting does not help: a person must act."""
+
+
+_KIND_WORDS = {"full": "disk full", "locked": "locked by another process",
+               "io": "cannot be written (disk full, read-only or failing?)"}
+
+
+def describe_unavailable(kind: str) -> str:
+    """Words for the admin for a :attr:`StoreUnavailable.kind` ("disk full", ...)."""
+    return _KIND_WORDS.get(kind, kind)
 
 
 def _unavailable(exc: BaseException) -> bool:
@@ -102,30 +127,85 @@ class Store:
         self.path = path
         self._lock = asyncio.Lock()
         self.policy = policy if policy is not None else default_policy()
+        # the current outage, for the daemon's status file: set by the first write that
+        # failed with StoreUnavailable (its time kept through the following failures), over
+        # when the failed operation commits a change, or any operation does and nothing
+        # failed for OUTAGE_QUIET_S (an empty commit, or a small row that still fit on a
+        # full disk, proves nothing)
+        self.unavailable: StoreUnavailable | None = None
+        self.unavailable_since: float | None = None
+        self._failed_at = 0.0
 
     @classmethod
     async def open(cls, path: Path | str, *, busy_timeout_s: float = 5.0,
-                   policy: PolicyConfig | None = None) -> Store:
-        """Open (creating parent directories and the file) and migrate to the latest schema."""
+                   policy: PolicyConfig | None = None, readonly: bool = False) -> Store:
+        """Open (creating parent directories and the file) and migrate to the latest schema.
+
+        ``readonly`` (``textback status``): open the existing file with SQLite's
+        ``mode=ro``; nothing is created, migrated or written (an older schema is left as
+        it is: :meth:`schema_version` says which). Raises :class:`StoreError` for a file
+        that is not a textback store, is damaged, or is newer than this textback, and
+        :class:`StoreUnavailable` when it cannot be opened or written (disk full, locked,
+        permissions).
+        """
         p = Path(path)
-        if str(p) != ":memory:":
-            p.parent.mkdir(parents=True, exist_ok=True)
+        memory = str(p) == ":memory:"
         try:
-            conn = await aiosqlite.connect(str(p), isolation_level=None)
+            if not memory and not readonly:
+                p.parent.mkdir(parents=True, exist_ok=True)
+            if readonly:
+                # No -wal file: no writer is running and everything is in the main file;
+                # immutable keeps SQLite from creating -wal/-shm files here (owned by
+                # whoever runs `textback status`, they would lock the daemon out later).
+                # With one, a writer may be running: read through its WAL, read-only.
+                quiet = not Path(f"{p}-wal").exists()
+                conn = await aiosqlite.connect(
+                    f"{p.absolute().as_uri()}?mode=ro{'&immutable=1' if quiet else ''}",
+                    uri=True, isolation_level=None)
+            else:
+                conn = await aiosqlite.connect(str(p), isolation_level=None)
+        except OSError as exc:  # the directory cannot be created
+            raise StoreUnavailable("open", exc) from exc
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable("open", exc) from exc
         conn.row_factory = aiosqlite.Row
         store = cls(conn, p, policy)
         try:
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            await conn.execute("PRAGMA journal_mode = WAL")
-            await conn.execute("PRAGMA synchronous = NORMAL")
-            await conn.execute("PRAGMA foreign_keys = ON")
-            await store.migrate()
-        except BaseException:
+            version = await store.schema_version()
+            if version > LATEST:
+                raise StoreError(f"store: {p} has schema version {version}, newer than this "
+                                 f"textback ({LATEST}): upgrade textback")
+            if version == 0 and await store.fetchone("SELECT 1 FROM sqlite_master"):
+                # every textback schema step bumps user_version with its tables
+                raise StoreError(f"store: {p} is not a textback store or is corrupt "
+                                 "(tables of another program, schema version 0)")
+            if readonly:
+                await conn.execute("PRAGMA query_only = ON")
+                # reading the schema proves it is a database; the tables prove it is ours
+                await store.fetchall("SELECT name FROM sqlite_master LIMIT 1")
+            else:
+                await conn.execute("PRAGMA journal_mode = WAL")
+                await conn.execute("PRAGMA synchronous = NORMAL")
+                await conn.execute("PRAGMA foreign_keys = ON")
+                await store.migrate()
+            if version and not await store._has_calls_table():
+                raise StoreError(f"store: {p} is not a textback store or is corrupt "
+                                 "(no calls table)")
+        except BaseException as exc:
             await conn.close()
+            if isinstance(exc, sqlite3.DatabaseError) and not _unavailable(exc):
+                raise StoreError(f"store: {p} is not a textback store or is corrupt "
+                                 f"({exc})") from exc
+            if isinstance(exc, sqlite3.OperationalError):
+                raise StoreUnavailable("open", exc) from exc
             raise
         return store
+
+    async def _has_calls_table(self) -> bool:
+        row = await self.fetchone(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'calls'")
+        return row is not None
 
     async def close(self) -> None:
         await self._conn.close()
@@ -144,8 +224,8 @@ class Store:
         """Run every migration not yet applied; returns the version reached."""
         version = await self.schema_version()
         if version > LATEST:
-            raise RuntimeError(f"{self.path} has schema version {version}, newer than this "
-                               f"textback ({LATEST}): upgrade textback")
+            raise StoreError(f"store: {self.path} has schema version {version}, newer than "
+                             f"this textback ({LATEST}): upgrade textback")
         for number in range(version + 1, LATEST + 1):
             script = MIGRATIONS[number - 1]
             try:
@@ -165,6 +245,7 @@ class Store:
         StoreUnavailable after rolling back, so a failed operation leaves no trace."""
         async with self._lock:
             try:
+                changes = self._conn.total_changes
                 await self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
                 await self._conn.execute("COMMIT")
@@ -173,8 +254,20 @@ class Store:
                     with suppress(sqlite3.OperationalError):
                         await self._conn.execute("ROLLBACK")
                 if _unavailable(exc):
-                    raise StoreUnavailable(operation, exc) from exc
+                    error = StoreUnavailable(operation, exc)
+                    self._note_unavailable(error)
+                    raise error from exc
                 raise
+            if self.unavailable is not None and self._conn.total_changes > changes and (
+                    operation == self.unavailable.operation
+                    or time.time() - self._failed_at > OUTAGE_QUIET_S):
+                self.unavailable = self.unavailable_since = None
+
+    def _note_unavailable(self, error: StoreUnavailable) -> None:
+        self._failed_at = time.time()
+        if self.unavailable is None or self.unavailable_since is None:
+            self.unavailable_since = self._failed_at
+        self.unavailable = error
 
     async def fetchall(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()
                        ) -> list[aiosqlite.Row]:

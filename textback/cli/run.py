@@ -1,6 +1,9 @@
 """``textback run [--config PATH]``: the daemon (systemd runs this; see systemd/).
 
 A missing or broken config is one clear error and exit status 2, with nothing started.
+A store that cannot be used at start (disk full, unwritable, locked, corrupt, made by a
+newer textback) is one line naming the store and the cause, and exit status 1: systemd
+restarts the service (the unit keeps retrying), so it starts by itself once there is space.
 Logs go to stderr as key=value lines, which journald stores with the unit's name.
 """
 
@@ -37,5 +40,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     setup_logging(args.log_level)
     from textback.daemon import run_daemon
+    from textback.store import StoreError, StoreUnavailable
 
-    return asyncio.run(run_daemon(config))
+    try:
+        return asyncio.run(run_daemon(config))
+    except StoreError as exc:
+        print(f"textback run: {exc}; not started", file=sys.stderr)
+    except StoreUnavailable as exc:
+        print(f"textback run: {exc.admin_line(config.store.path)}; not started",
+              file=sys.stderr)
+    return 1

@@ -1,8 +1,16 @@
 """``textback status [--config PATH] [--json]``: is it working, today, in numbers.
 
 Reads the store (calls, skips by reason, texts, outbox depth) and the status file the
-running daemon refreshes every few seconds (modem health, PBX link). Works while the
-daemon runs: the store is in WAL mode, so reading never blocks it.
+running daemon refreshes every few seconds (modem health, PBX link, the store's current
+outage). Works while the daemon runs: the store is in WAL mode, so reading never blocks it.
+The store is opened read-only: status never creates, migrates or writes it.
+
+It is also a health check in the monitoring-plugin convention (Nagios, Icinga, Zabbix,
+check_mk): the first line is ``TEXTBACK <STATE> - <summary>``, the exit status 0 OK,
+1 WARNING (a sender down while another is up, the PBX link down for a moment, texts overdue
+in the outbox), 2 CRITICAL (no daemon or a status file older than 30 s, a store error, the
+PBX link down for more than 60 s, no sender up), 3 UNKNOWN (no config or no store).
+``--json`` gives the same verdict in "state" and "summary".
 """
 
 from __future__ import annotations
@@ -10,13 +18,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
-from textback.cli._common import config_or_none, store_or_none
+from textback.cli._common import config_or_none
 from textback.config import DEFAULT_PATH
-from textback.daemon import STATUS_FILE
+from textback.daemon import status_path
+from textback.migrations import LATEST
+from textback.store import StoreError, StoreUnavailable, describe_unavailable
+
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+STATES = ("OK", "WARNING", "CRITICAL", "UNKNOWN")
+STALE_S = 30.0  # the daemon rewrites its status file every 5 s at most
+PBX_DOWN_CRITICAL_S = 60.0  # the AMI/ESL clients retry every 20 s at most
+OUTBOX_OVERDUE_S = 600.0  # a queued text this long past its time is stuck
 
 
 def register(subparsers: Any) -> None:
@@ -36,11 +53,16 @@ def _midnight() -> float:
     return time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
 
 
-async def gather(db_path: Path, since: float) -> dict[str, Any]:
+async def gather(db_path: Path, since: float, now: float | None = None) -> dict[str, Any]:
     from textback.store import Store
 
-    store = await Store.open(db_path)
+    now = time.time() if now is None else now
+    store = await Store.open(db_path, readonly=True)
     try:
+        schema = await store.schema_version()
+        overdue = await _rows(store, "SELECT count(*) AS n, min(not_before) AS oldest FROM "
+                              "outbox WHERE state = 'queued' AND not_before < ?",
+                              (now - OUTBOX_OVERDUE_S,))
         calls = await store.fetchall(
             "SELECT direction, verdict, count(*) AS n FROM calls WHERE decided_at >= ? "
             "GROUP BY direction, verdict", (since,))
@@ -56,8 +78,8 @@ async def gather(db_path: Path, since: float) -> dict[str, Any]:
         outbox = await store.fetchall("SELECT state, count(*) AS n FROM outbox GROUP BY state")
         # staff e-mail waiting for the MTA (any age) and given up (today): an MTA that is
         # down shows here rather than only in the journal
-        mail = await store.fetchall(
-            "SELECT state, count(*) AS n FROM staff_mail WHERE state = 'queued' OR "
+        mail = await _rows(
+            store, "SELECT state, count(*) AS n FROM staff_mail WHERE state = 'queued' OR "
             "(state != 'queued' AND created_at >= ?) GROUP BY state", (since,))
     finally:
         await store.close()
@@ -73,26 +95,166 @@ async def gather(db_path: Path, since: float) -> dict[str, Any]:
         "replies": replies["n"] if replies else 0,
         "outbox": {r["state"]: r["n"] for r in outbox},
         "staff_email": {r["state"]: r["n"] for r in mail},
+        "schema": schema,
+        "outbox_overdue": overdue[0]["n"] if overdue else 0,
+        "outbox_overdue_since": overdue[0]["oldest"] if overdue else None,
     }
+
+
+async def _rows(store: Any, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    """A query on a table an older schema may not have yet: no rows then."""
+    try:
+        return list(await store.fetchall(sql, params))
+    except sqlite3.OperationalError as exc:
+        if "no such" in str(exc):
+            return []
+        raise
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(0, int(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _hm(at: Any) -> str:
+    return time.strftime("%H:%M", time.localtime(float(at))) if at is not None else "?"
+
+
+def assess(report: dict[str, Any], now: float) -> tuple[int, str]:
+    """The verdict: (exit status, ``TEXTBACK <STATE> - <summary>``), worst problem first."""
+    problems: list[tuple[int, str]] = []
+    live = report.get("daemon")
+    if live is None:
+        where = report.get("status_file")
+        problems.append((CRITICAL, "daemon not running (no status file"
+                         + (f" {where}" if where else "") + ")"))
+    elif not live.get("running", True):
+        problems.append((CRITICAL, f"daemon not running (stopped at {_hm(live.get('at'))})"))
+    elif now - float(live.get("at", 0)) > STALE_S:
+        problems.append((CRITICAL, "daemon not running (status "
+                         f"{_ago(now - float(live.get('at', 0)))} old)"))
+    else:
+        problems += _live_problems(live, now)
+    schema = report.get("schema")
+    if schema is not None and schema < LATEST:
+        problems.append((WARNING, f"store schema version {schema}, older than this textback "
+                                  f"({LATEST}): `textback run` migrates it at start"))
+    if report.get("outbox_overdue"):
+        oldest = report.get("outbox_overdue_since")
+        problems.append((WARNING, f"outbox: {report['outbox_overdue']} texts overdue"
+                         + (f" (oldest due {_ago(now - oldest)} ago)" if oldest else "")))
+    if problems:
+        worst = max(code for code, _ in problems)
+        ordered = sorted(problems, key=lambda p: -p[0])
+        return worst, f"TEXTBACK {STATES[worst]} - " + "; ".join(m for _, m in ordered)
+    return OK, f"TEXTBACK OK - {_healthy_summary(report)}"
+
+
+def _live_problems(live: dict[str, Any], now: float) -> list[tuple[int, str]]:
+    out: list[tuple[int, str]] = []
+    store = live.get("store") or {}
+    if store.get("error"):
+        out.append((CRITICAL, f"store: {describe_unavailable(str(store.get('kind')))} since "
+                              f"{_hm(store.get('since'))} ({store['error']})"))
+    pbx = live.get("pbx") or {}
+    if pbx.get("connected") is False:
+        since = pbx.get("down_since")
+        down = now - float(since) if since is not None else None
+        what = f"pbx {pbx.get('type')} {pbx.get('host')}:{pbx.get('port')} link down"
+        if down is None or down > PBX_DOWN_CRITICAL_S:
+            out.append((CRITICAL, what + (f" for {_ago(down)}" if down is not None else "")))
+        else:
+            out.append((WARNING, f"{what} for {_ago(down)} (reconnecting)"))
+    senders: dict[str, bool] = live.get("senders") or {}
+    modems = live.get("modems") or {}
+
+    def why(name: str) -> str:
+        m = modems.get(name)
+        if not m:
+            return name
+        return f"{name} {m.get('state')}" + (f" ({m['error']})" if m.get("error") else "")
+
+    up = [n for n, ok in senders.items() if ok]
+    off = [n for n, ok in senders.items() if not ok]
+    if senders and not up:
+        out.append((CRITICAL, "no sender up: " + ", ".join(why(n) for n in off)))
+    elif off:
+        out.append((WARNING, ", ".join(why(n) for n in off) + f" down ({', '.join(up)} up)"))
+    return out
+
+
+def _healthy_summary(report: dict[str, Any]) -> str:
+    live = report.get("daemon") or {}
+    connected = (live.get("pbx") or {}).get("connected")
+    senders = live.get("senders") or {}
+    parts = [f"pbx {'up' if connected else 'unknown' if connected is None else 'down'}",
+             f"senders {sum(1 for ok in senders.values() if ok)}/{len(senders)} up"]
+    if live.get("outbox_queued") is not None:
+        parts.append(f"outbox {live['outbox_queued']} queued")
+    if "texts" in report:
+        parts.append(f"{sum(report['texts'].values())} texts today")
+    return ", ".join(parts)
+
+
+def _read_live(path: Path, now: float) -> dict[str, Any] | None:
+    """The daemon's status file; None when there is none. A read racing the daemon's
+    in-place rewrite (disk full) can see half a file: read again."""
+    for _ in range(3):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        try:
+            live: dict[str, Any] = json.loads(text)
+        except json.JSONDecodeError:
+            time.sleep(0.05)
+            continue
+        live["age_s"] = round(now - float(live.get("at", 0)), 1)
+        return live
+    return None
+
+
+def _verdict_only(args: argparse.Namespace, code: int, summary: str) -> int:
+    if args.json:
+        print(json.dumps({"state": STATES[code], "summary": summary}, indent=1))
+    else:
+        print(f"TEXTBACK {STATES[code]} - {summary}")
+    return code
 
 
 def run(args: argparse.Namespace) -> int:
     config = config_or_none(args.config)
     if config is None:
-        return 2
-    db_path = store_or_none(config, "status")
-    if db_path is None:
-        return 1
-    report = asyncio.run(gather(db_path, args.since if args.since is not None else _midnight()))
-    live_path = db_path.parent / STATUS_FILE
-    live: dict[str, Any] | None = None
-    if live_path.exists():
-        live = json.loads(live_path.read_text())
-        live["age_s"] = round(time.time() - float(live.get("at", 0)), 1)
+        return _verdict_only(args, UNKNOWN, "config not readable (`textback check-config` "
+                                            "shows every problem)")
+    db_path = config.store.path
+    if not db_path.exists():
+        return _verdict_only(args, UNKNOWN, f"store: no store at {db_path} yet (has "
+                                            "`textback run` started?)")
+    now = time.time()
+    try:
+        report = asyncio.run(gather(db_path, args.since if args.since is not None
+                                    else _midnight(), now))
+    except StoreError as exc:
+        return _verdict_only(args, CRITICAL, str(exc))
+    except StoreUnavailable as exc:
+        return _verdict_only(args, CRITICAL, exc.admin_line(db_path))
+    live_path = status_path(db_path)
+    try:
+        live = _read_live(live_path, now)
+    except OSError as exc:
+        return _verdict_only(args, UNKNOWN, f"cannot read the status file {live_path} ({exc})")
     report["daemon"] = live
+    report["status_file"] = str(live_path)
+    code, line = assess(report, now)
     if args.json:
+        report["state"], report["summary"] = STATES[code], line.split(" - ", 1)[1]
         print(json.dumps(report, indent=1))
-        return 0
+        return code
+    print(line)
     calls = report["calls"]
     print(f"since {time.strftime('%Y-%m-%d %H:%M', time.localtime(report['since']))}:")
     print(f"  inbound calls: {calls.get('missed', 0) + calls.get('answered', 0)} "
@@ -114,9 +276,9 @@ def run(args: argparse.Namespace) -> int:
         print("  staff e-mail: " + ", ".join(f"{k} {v}" for k, v in sorted(mail.items()))
               + waiting)
     if live is None:
-        print("  daemon: no status file (not running?)")
+        print(f"  daemon: no status file {live_path} (not running?)")
     else:
-        stale = " (stale: daemon not running?)" if live["age_s"] > 30 else ""
+        stale = " (stale: daemon not running?)" if live["age_s"] > STALE_S else ""
         pbx = live.get("pbx", {})
         print(f"  daemon: pid {live.get('pid')}, updated {live['age_s']} s ago{stale}; "
               f"{pbx.get('type')} {pbx.get('host')}:{pbx.get('port')} "
@@ -126,4 +288,8 @@ def run(args: argparse.Namespace) -> int:
                   + (f" - {m['error']}" if m.get("error") else "")
                   + (f", signal {m['signal']}" if m.get("signal") is not None else "")
                   + (f", {m['operator']}" if m.get("operator") else ""))
-    return 0
+        store = live.get("store") or {}
+        if store.get("error"):
+            print(f"  store: {describe_unavailable(str(store.get('kind')))} since "
+                  f"{_hm(store.get('since'))}: {store['error']}")
+    return code

@@ -111,6 +111,9 @@ class PbxConfig:
     secret_file: Path | None
     # a link that answers nothing for this long (AMI Ping / ESL api status) is dead
     ping_timeout_s: float = 10.0
+    # how long `textback run` waits for the PBX login before telling systemd READY anyway
+    # (with a STATUS saying the link is missing); below the unit's TimeoutStartSec
+    ready_timeout_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,6 +435,7 @@ SCHEMA = Table({
         "secret": Field("str", None),
         "secret_file": Field("str", None),
         "ping_timeout_s": Field("float", 10.0, check=_positive),
+        "ready_timeout_s": Field("float", 30.0, check=_positive),
     })),
     "trunks": Field("table", table=Table({
         "asterisk_contexts": Field("str_list", list(DEFAULT_TRUNK_CONTEXTS)),
@@ -638,7 +642,7 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
                       "to log in to the PBX")
     pbx_type = p["type"] or "asterisk"
     pbx = PbxConfig(pbx_type, p["host"], p["port"] or DEFAULT_PORTS[pbx_type], p["user"],
-                    secret, secret_file, p["ping_timeout_s"])
+                    secret, secret_file, p["ping_timeout_s"], p["ready_timeout_s"])
 
     t = v["trunks"]
     trunks = TrunksConfig(tuple(t["asterisk_contexts"]), tuple(t["asterisk_endpoints"]),
