@@ -5,7 +5,8 @@ so a crash can lose no reply. A STOP puts the number on the do-not-text list, ca
 queued text to it, and queues exactly one confirmation; a START from an opted-out number
 re-opts in with one confirmation (from a number that is not opted out it is just a message).
 HELP gets the business name and callback number (an urgent plea that says "help" goes to
-staff instead). Any reply stops the follow-ups of its DID. A reply of CALL (``callback_words``)
+staff instead). A possible opt-out (issue 14) holds the number for staff to decide
+(``textback.possible_optout``). Any reply stops the follow-ups of its DID. A reply of CALL (``callback_words``)
 makes the PBX ring staff and then the customer (``textback.callback``). Everything else is a
 conversation for staff (``textback.staff``): forwarded with the conversation's short code,
 and a text from a staff phone that starts with a code is relayed to that customer.
@@ -101,6 +102,9 @@ class InboundHandler:
             await self._opt_out(caller, target, senders, message_id, at)
         elif kind == "optin":
             await self._opt_in(caller, target, senders, message_id, at, code)
+        elif kind == "possible-optout" and not await self._opted_out(caller):
+            await self.staff.reviews.hold(caller, target, body, message_id=message_id,
+                                          code=code, senders=senders, at=at)
         elif kind == "help" and not urgent:
             await self._reply(caller, target, senders, HELP_ANSWER, "help", at)
         elif wants_callback(body, target.callback_words) and await self._call_back(
@@ -198,6 +202,7 @@ class InboundHandler:
         await self.store.set_opt_out(number, True, at, "keyword", message_id)
         cancelled = await self.outbox.cancel_for_number(number, "opted-out", at)
         follow_ups = await self.store.cancel_follow_ups(number, "opted-out", at)
+        await self.staff.reviews.settled_by_customer(number, at)
         log(logger, logging.INFO, "opted_out", number=number, cancelled=cancelled,
             follow_ups=follow_ups, message=message_id, again=already)
         if not already:
