@@ -117,7 +117,8 @@ _NEGATORS = frozenset({"dont", "not", "wont", "cant", "cannot", "didnt", "doesnt
                        "wouldnt", "couldnt", "shouldnt", "isnt", "never", "aint", "without"})
 
 _CONTACT = (
-    r"(?:text|texting|texted|txt|txting|texts|message|messages|messaging|msg|msgs|sms|"
+    r"(?:text|texting|texted|txt|txting|texts|message|messages|messaging|msg|msgs|msging|"
+    r"msgin|messagin|textin|texing|sms|"
     r"contact|contacting|send(?:ing)?(?: me)?(?: any)?(?: more)?(?: texts| messages)?|"
     r"bother|bothering|spam|spamming|harass|harassing|call|calling|ring|ringing|hit me up|"
     r"reply|replying|respond|responding|writing|emailing)"

@@ -116,8 +116,12 @@ def fold_accents(s: str) -> str:
 
 
 def tokens(s: str) -> list[str]:
-    """Step 5: the words, inner apostrophes dropped ("don't" → "dont")."""
-    return [t.replace("'", "") for t in _WORD.findall(s)]
+    """Step 5: the words, inner apostrophes dropped ("don't" → "dont"). A reply spelt out
+    one letter at a time ("S T O P", "s.t.o.p") is one word."""
+    words = [t.replace("'", "") for t in _WORD.findall(s)]
+    if len(words) >= 3 and all(len(w) == 1 and w.isalpha() for w in words):
+        return ["".join(words)]
+    return words
 
 
 @dataclass(frozen=True, slots=True)
