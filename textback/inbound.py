@@ -5,8 +5,7 @@ so a crash can lose no reply. A STOP puts the number on the do-not-text list, ca
 queued text to it, and queues exactly one confirmation; a START from an opted-out number
 re-opts in with one confirmation (from a number that is not opted out it is just a message).
 HELP gets the business name and callback number (an urgent plea that says "help" goes to
-staff instead). A possible opt-out (issue 14) holds the number for staff to decide
-(``textback.possible_optout``). Any reply stops the follow-ups of its DID. A reply of CALL (``callback_words``)
+staff instead). Any reply stops the follow-ups of its DID. A reply of CALL (``callback_words``)
 makes the PBX ring staff and then the customer (``textback.callback``). Everything else is a
 conversation for staff (``textback.staff``): forwarded with the conversation's short code,
 and a text from a staff phone that starts with a code is relayed to that customer.
@@ -103,6 +102,7 @@ class InboundHandler:
         elif kind == "optin":
             await self._opt_in(caller, target, senders, message_id, at, code)
         elif kind == "possible-optout" and not await self._opted_out(caller):
+            # issue 14: held until staff decide (textback.possible_optout)
             await self.staff.reviews.hold(caller, target, body, message_id=message_id,
                                           code=code, senders=senders, at=at)
         elif kind == "help" and not urgent:

@@ -94,7 +94,7 @@ _FILLER = frozenset(
         "senora", "mensajes", "textos",
         # French courtesy words ("s'il vous plaît" → sil vous plait)
         "merci", "beaucoup", "svp", "stp", "sil", "vous", "te", "plait", "bonjour", "salut",
-        "madame", "monsieur", "les", "messages", "textos",
+        "madame", "monsieur", "les",
     }
 )
 # Per-se words that also name everyday actions: only revocations when they are the whole
@@ -156,7 +156,8 @@ _REVOCATION_PATTERNS: tuple[tuple[re.Pattern[str], bool, bool], ...] = tuple(
         (r"\bno\s+(?:more|further)\s+(?:texts?|txts?|messages?|msgs?|sms|contact|calls?)\b",
          False, False),
         (rf"\b(?:take|remove|delete|drop|erase|scratch|scrub|purge|wipe|strike)\s+"
-         rf"(?:me|my\s+(?:phone\s+)?{_DETAILS}(?:\s+number)?|this\s+number)\s+(?:off|from|out of)\b",
+         rf"(?:me|my\s+(?:phone\s+)?{_DETAILS}(?:\s+number)?|this\s+number)\s+"
+         rf"(?:off|from|out of)\b",
          True, False),
         (rf"\b(?:remove|delete|erase|lose|forget|drop|scrub|purge|wipe|trash|shred|destroy)\s+"
          rf"(?:me|my\s+(?:phone\s+|personal\s+|contact\s+)?{_DETAILS}(?:\s+number)?|"
@@ -201,7 +202,7 @@ _OURS = frozenset({
     "msg", "sms", "list", "lists", "number", "this", "these", "that", "them", "it", "you",
     "u", "ya", "yall", "us", "contact", "contacts", "marketing", "alerts", "notifications",
     "updates", "reminders", "thread", "conversation", "me", "everything", "here", "company",
-    "business", "service", "services", "mailing", "texting", "subscription", "program",
+    "business", "service", "services", "mailing", "subscription", "program",
     "mensajes", "textos",
     # where our records of them live: "delete me from your system"
     "system", "systems", "records", "record", "database", "files", "file", "books", "crm",
@@ -230,7 +231,7 @@ _QUESTION = frozenset({"when", "what", "where", "why", "how", "who", "which", "w
 _NO_OBJECT = frozenset({"please", "pls", "plz", "now", "already", "it", "this", "that",
                         "right", "immediately", "asap", "thanks", "thank", "thx", "ty", "ok",
                         "okay", "lol", "ffs", "seriously", "honestly", "man", "dude", "bro",
-                        "guys", "then", "ok", "you", "u", "yet", "ya", "yall"})
+                        "guys", "then", "you", "u", "yet", "ya", "yall"})
 
 # A verb of stopping inside a "don't …" match turns it around: "don't stop texting me".
 _DOUBLE_NEGATION = frozenset({"stop", "quit", "cease", "halt", "end", "cancel", "mind"})
