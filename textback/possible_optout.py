@@ -115,6 +115,9 @@ class PossibleOptOuts:
         log(logger, logging.WARNING, "possible_optout_held", number=number, did=did.number,
             message=message_id, review=review, code=code, cancelled=cancelled,
             follow_ups=follow_ups, clarify=clarify)
+        if not did.staff.sms and not did.staff.email:
+            log(logger, logging.ERROR, "possible_optout_no_staff", number=number,
+                did=did.number, fix="configure [did.staff] sms or email: no one can decide")
         missed = await self.missed_at(number, did.number, at)
         prompt = staff_prompt(number, body, code, missed_at=missed, now=at,
                               tz=did.hours.timezone)
