@@ -64,3 +64,26 @@ def test_errors_exit_2_with_lines(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_missing_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", "--config", str(tmp_path / "none.toml")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_first_text_without_optout_wording_warns_and_strict_fails(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 14: a first text with no opt-out wording is named; --strict makes it an error."""
+    text = CONFIG.replace("Closed now \U0001F600 {business}. Reply STOP to opt out",
+                          "Closed now, {business} will call you back")
+    path = write(tmp_path, text)
+    assert main(["check-config", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    (warning,) = [line for line in out.splitlines() if line.startswith("warning: ")]
+    assert warning.startswith("warning: DID +15559870000: templates.after_hours (configured) "
+                              "has no opt-out wording")
+    assert main(["check-config", "--config", str(path), "--strict"]) == 2
+    captured = capsys.readouterr()
+    assert "1 warning(s) treated as errors" in captured.err
+    assert "templates.after_hours" in captured.out
+
+
+def test_templates_with_optout_wording_pass_strict(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", "--config", str(write(tmp_path, CONFIG)), "--strict"]) == 0
+    assert "warning:" not in capsys.readouterr().out

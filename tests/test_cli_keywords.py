@@ -63,3 +63,23 @@ def test_empty_input_prints_nothing() -> None:
 def test_json_string_that_is_not_a_string_value_is_plain_text() -> None:
     # '"a" "b"' starts and ends with a quote but is not one JSON string.
     assert _run(b'"a" "b"\n') == [{"text": '"a" "b"', "class": "none"}]
+
+
+def test_new_class_possible_optout_and_issue14_families() -> None:
+    """Issue 14: the only new value is "possible-optout"; the keys stay text and class."""
+    lines = [
+        '"🛑"',
+        "you need to stop",
+        '"STOP\\n\\nSent from my iPhone"',
+        "Arrêter svp",
+        "Stpo",
+        "AIDE",
+        "Thanks for the help!",
+        "How do I opt out of the warranty plan?",
+    ]
+    out = _run(("\n".join(lines) + "\n").encode("utf-8"))
+    assert [rec["class"] for rec in out] == [
+        "possible-optout", "possible-optout", "optout", "optout", "optout", "help", "none",
+        "none"]
+    assert all(list(rec) == ["text", "class"] for rec in out)
+    assert out[2]["text"] == "STOP\n\nSent from my iPhone"

@@ -248,6 +248,42 @@ CREATE TABLE staff_mail (
 CREATE INDEX staff_mail_due ON staff_mail (state, next_attempt_at);
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6)
+# Possible opt-outs (issue 14, textback/possible_optout.py): a reply no rule can settle
+# ("you need to stop", a lone 🛑) waits here for staff to decide. While a row for a number
+# is pending, nothing automatic may be texted to it. The trigger is that gate, in the one
+# place every path goes through (first texts, follow-ups, HELP answers, confirmations): a
+# row queued for a held number is cancelled as it is inserted. Exempt: texts a person wrote
+# ('relay', which staff.py blocks while a review is pending anyway), the opt-out
+# confirmation, and the single clarification text the module queues itself.
+V12 = """
+CREATE TABLE optout_reviews (
+    id           INTEGER PRIMARY KEY,
+    number       TEXT NOT NULL,
+    did          TEXT NOT NULL,
+    message_id   INTEGER NOT NULL REFERENCES messages (id),
+    code         TEXT,                   -- the conversation code staff answer with
+    state        TEXT NOT NULL DEFAULT 'pending'
+                 CHECK (state IN ('pending', 'optout', 'not-optout')),
+    created_at   REAL NOT NULL,
+    clarified_at REAL,                   -- when the one clarification text was queued
+    decided_at   REAL,
+    decided_by   TEXT                    -- a staff number, or 'customer' (a later STOP)
+);
+CREATE INDEX optout_reviews_number ON optout_reviews (number, state);
+CREATE INDEX optout_reviews_code ON optout_reviews (code, state);
+CREATE TRIGGER optout_review_hold AFTER INSERT ON outbox
+WHEN NEW.state = 'queued'
+     AND NEW.kind NOT IN ('relay', 'optout-confirm', 'possible-optout-clarify')
+     AND EXISTS (SELECT 1 FROM optout_reviews WHERE number = NEW.number AND state = 'pending')
+BEGIN
+    UPDATE outbox SET state = 'cancelled', cancel_reason = 'possible-optout'
+     WHERE id = NEW.id;
+    UPDATE calls SET decision = 'cancelled', skip_reason = 'possible-optout',
+           decision_at = NEW.created_at
+     WHERE NEW.kind = 'textback' AND call_id = NEW.call_id AND decision IS NULL;
+END;
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6, V12)
 
 LATEST = len(MIGRATIONS)

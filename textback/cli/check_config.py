@@ -1,15 +1,19 @@
-"""``textback check-config [--config PATH]``: is the config usable, and what will texts cost?
+"""``textback check-config [--config PATH] [--strict]``: is the config usable, and what will
+texts cost?
 
 Prints every error with its file line (exit 2), or OK followed by every DID's templates
 rendered with sample data, each with its encoding and part count. A character that forces
 UCS-2 (an emoji, a curly quote) is named, because it cuts a part from 160 to 70 characters
 and can double what each text costs. Exit 0 when the config is valid (cost notes are
-warnings, not errors).
+warnings, not errors). Warnings (e.g. a template with no opt-out wording, which it names)
+are printed as ``warning: …`` lines; ``--strict`` makes them errors (exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ from textback.outbound.templates import (
     REASON_WORDS,
     SAMPLE_VALUES,
     TEMPLATE_KINDS,
+    has_optout_wording,
     render,
     segment_plan,
 )
@@ -34,6 +39,8 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--config", type=Path, metavar="PATH",
                    help=f"config file (default $TEXTBACK_CONFIG or {DEFAULT_PATH})")
+    p.add_argument("--strict", action="store_true",
+                   help="treat every warning as an error (exit 2 when there is one)")
     p.set_defaults(func=run)
 
 
@@ -88,9 +95,47 @@ def report(config: Config) -> list[str]:
     return out
 
 
+def optout_wording_warnings(config: Config) -> list[str]:
+    """Issue 14: every first text (and the follow-up and clarification texts) must tell the
+    customer how to stop texts; one warning per template that does not, naming it."""
+    out = []
+    for did in config.dids:
+        texts: list[tuple[str, str, str]] = []
+        for kind in TEMPLATE_KINDS:
+            configured = did.templates.get(kind)
+            texts.append((f"templates.{kind}", "configured" if configured else "default",
+                          configured or DEFAULT_TEMPLATES[kind]))
+        if did.follow_ups:
+            texts.append(("follow_up_text", "configured", did.follow_up_text))
+        if did.possible_optout_text:
+            texts.append(("possible_optout_text", "configured", did.possible_optout_text))
+        for name, origin, text in texts:
+            if not has_optout_wording(text):
+                out.append(f"DID {did.number}: {name} ({origin}) has no opt-out wording; "
+                           "add e.g. \"Reply STOP to opt out\" (every text must tell the "
+                           "customer how to stop texts)")
+    return out
+
+
+# Each check returns warnings (the config is valid, but something deserves a look);
+# ``--strict`` turns every one of them into an error.
+WARNING_CHECKS: tuple[Callable[[Config], list[str]], ...] = (optout_wording_warnings,)
+
+
+def collect_warnings(config: Config) -> list[str]:
+    return [w for check in WARNING_CHECKS for w in check(config)]
+
+
 def run(args: argparse.Namespace) -> int:
     config = config_or_none(args.config)
     if config is None:
         return 2
     print("\n".join(report(config)))
+    found = collect_warnings(config)
+    for warning in found:
+        print(f"warning: {warning}")
+    if found and getattr(args, "strict", False):
+        print(f"textback check-config --strict: {len(found)} warning(s) treated as errors",
+              file=sys.stderr)
+        return 2
     return 0

@@ -3,7 +3,9 @@
 Contract (read by external checks; keep it exactly): stdin holds one message per line,
 either a JSON string literal (``"STOP\\u200b"``, so messages with line breaks or invisible
 characters can be written) or plain text. For each line, stdout gets one JSON object
-``{"text": <the message, decoded>, "class": "optout" | "optin" | "help" | "none"}``.
+``{"text": <the message, decoded>, "class": "optout" | "optin" | "help" | "none" |
+"possible-optout"}`` ("possible-optout", issue 14: a reply no rule can settle, which the
+daemon holds for staff to decide).
 Empty lines are messages too (class "none"). A line that starts with '"' but is not a valid
 JSON string is classified as the plain text it is.
 """
@@ -21,7 +23,7 @@ from textback.inbound.keywords import classify
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "keywords",
-        help="classify inbound texts as opt-out / opt-in / help / none",
+        help="classify inbound texts as opt-out / opt-in / help / none / possible-optout",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

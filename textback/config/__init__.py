@@ -237,6 +237,8 @@ class DidConfig:
     follow_up_text: str = DEFAULT_TEXT
     callback_words: tuple[str, ...] = DEFAULT_CALLBACK_WORDS
     urgent_words: tuple[str, ...] = DEFAULT_URGENT_WORDS
+    # issue 14: the one clarification text sent after a possible opt-out ("" = none)
+    possible_optout_text: str = ""
 
     @property
     def region(self) -> str | None:
@@ -506,6 +508,7 @@ SCHEMA = Table({
         "follow_up_text": Field("str", DEFAULT_TEXT, check=_template),
         "callback_words": Field("str_list", list(DEFAULT_CALLBACK_WORDS), check=_words),
         "urgent_words": Field("str_list", list(DEFAULT_URGENT_WORDS), check=_words),
+        "possible_optout_text": Field("str", "", check=_template),
     })),
     "hours": Field("table", table=HOURS),
     "agi": Field("table", table=Table({
@@ -728,6 +731,7 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
             follow_up_text=d["follow_up_text"],
             callback_words=tuple(w.strip() for w in d["callback_words"]),
             urgent_words=tuple(d["urgent_words"]),
+            possible_optout_text=d["possible_optout_text"].strip(),
         ))
     if "did" in data and not v["did"]:
         checker.error(("did",), "at least one [[did]] is required")

@@ -110,6 +110,10 @@ class InboundHandler:
             await self._opt_out(caller, target, senders, message_id, at)
         elif kind == "optin":
             await self._opt_in(caller, target, senders, message_id, at, code)
+        elif kind == "possible-optout" and not await self._opted_out(caller):
+            # issue 14: held until staff decide (textback.possible_optout)
+            await self.staff.reviews.hold(caller, target, body, message_id=message_id,
+                                          code=code, senders=senders, at=at)
         elif kind == "help" and not urgent:
             await self._reply(caller, target, senders, HELP_ANSWER, "help", at)
         elif wants_callback(body, target.callback_words) and await self._call_back(
@@ -207,6 +211,7 @@ class InboundHandler:
         await self.store.set_opt_out(number, True, at, "keyword", message_id)
         cancelled = await self.outbox.cancel_for_number(number, "opted-out", at)
         follow_ups = await self.store.cancel_follow_ups(number, "opted-out", at)
+        await self.staff.reviews.settled_by_customer(number, at)
         log(logger, logging.INFO, "opted_out", number=number, cancelled=cancelled,
             follow_ups=follow_ups, message=message_id, again=already)
         if not already:

@@ -172,6 +172,10 @@ class StaffDesk:
         self.mail = mail if mail is not None else MailQueue(store, self.mailer,
                                                             clock=time.time)
         self.wake = wake
+        # issue 14: possible opt-outs held for staff (imported here: it uses this module)
+        from textback.possible_optout import PossibleOptOuts
+        self.reviews = PossibleOptOuts(store, outbox, config, mail=self.mail,
+                                       missed_at=self.missed_at, wake=wake)
 
     def is_staff(self, number: str) -> bool:
         return any(number in did.staff.sms for did in self.config.dids)
@@ -223,7 +227,9 @@ class StaffDesk:
     async def handle_staff_text(self, staff_number: str, body: str, at: float,
                                 via: str | None = None) -> str:
         """A text from a staff phone: relay it by its code, or answer why not. Returns
-        "relayed", "no-code", "unknown-code", "empty", "opted-out" or "no-did"."""
+        "relayed", "no-code", "unknown-code", "empty", "opted-out" or "no-did", or a
+        possible opt-out's "review-optout", "review-not-optout", "review-pending",
+        "no-review" (textback.possible_optout)."""
         cmd = parse_staff_text(body)
         home = next((d for d in self.config.dids if staff_number in d.staff.sms), None)
         if cmd.code is None:
@@ -250,6 +256,9 @@ class StaffDesk:
             await self._answer(staff_number, home, f"textback: {cmd.code} belongs to "
                                f"another line; only its own staff can answer.", at)
             return "no-did"
+        review = await self.reviews.staff_reply(staff_number, did, row, cmd.text, at)
+        if review is not None:  # a possible opt-out: decided, or relays held until it is
+            return review
         opted = await self.store.fetchone(
             "SELECT opted_out FROM opt_outs WHERE number = ?", (customer,))
         if opted is not None and opted["opted_out"]:

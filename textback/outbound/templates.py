@@ -11,6 +11,7 @@ on the modem stack being importable.
 
 from __future__ import annotations
 
+import re
 import string
 import unicodedata
 from collections.abc import Mapping
@@ -168,3 +169,21 @@ def segment_plan(text: str) -> SegmentPlan | None:
     except ImportError:
         return None
     return plan_segments(text)
+
+
+# Opt-out wording (issue 14): an instruction to reply a per-se / carrier word ("Reply STOP
+# to opt out", "Text END to stop", "Responde ALTO"), or naming the way out ("to opt out",
+# "unsubscribe"). Matched case- and accent-insensitively on the template text.
+_OPTOUT_WORDING = re.compile(
+    r"\b(?:reply|text|txt|send|respond(?:\s+with)?|responde|repondez|envoyez)\s+[\"'“]?"
+    r"(?:stop|end|quit|cancel|unsubscribe|stopall|optout|arret|alto)\b"
+    r"|\bopt[\s-]?out\b|\bunsubscribe\b"
+)
+
+
+def has_optout_wording(template: str) -> bool:
+    """True when ``template`` tells the customer how to stop texts (see _OPTOUT_WORDING)."""
+    folded = "".join(ch for ch in unicodedata.normalize("NFKD", template.casefold())
+                     if not unicodedata.combining(ch))
+    return _OPTOUT_WORDING.search(folded) is not None
+
