@@ -30,8 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from textback.keywords import CLASSES, TYPO_MAX_DISTANCE, classify, typo_of
-from textback.reply_text import collapse_runs, damerau_levenshtein, prepare, strip_signature
+from textback.inbound.keywords import CLASSES, TYPO_MAX_DISTANCE, classify, typo_of
+from textback.inbound.reply_text import collapse_runs, damerau_levenshtein, prepare, strip_signature
 
 DATA = Path(__file__).resolve().parent / "data"
 SCORE_BEFORE = 78     # 1bc2fa0's classifier on the independent set

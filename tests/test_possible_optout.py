@@ -13,11 +13,11 @@ from typing import Any
 
 from tests.daemon_fakes import CALLER, DID, NOW, STAFF, Clock, make_config, opened, outcome
 from textback.config import Config
-from textback.inbound import InboundHandler
+from textback.inbound.handler import InboundHandler
+from textback.inbound.possible_optout import parse_decision, staff_prompt
 from textback.migrations import LATEST
-from textback.outbox import Outbox
-from textback.pipeline import CallPipeline
-from textback.possible_optout import parse_decision, staff_prompt
+from textback.outbound.outbox import Outbox
+from textback.outbound.pipeline import CallPipeline
 from textback.store import Store
 
 CLARIFY = "{business}: Reply STOP to stop texts from us, or tell us how we can help."

@@ -111,7 +111,7 @@ class InboundHandler:
         elif kind == "optin":
             await self._opt_in(caller, target, senders, message_id, at, code)
         elif kind == "possible-optout" and not await self._opted_out(caller):
-            # issue 14: held until staff decide (textback.possible_optout)
+            # issue 14: held until staff decide (textback.inbound.possible_optout)
             await self.staff.reviews.hold(caller, target, body, message_id=message_id,
                                           code=code, senders=senders, at=at)
         elif kind == "help" and not urgent:

@@ -4,7 +4,7 @@ a possible opt-out that no rule can settle and a person must decide.
 The daemon and ``textback keywords classify`` call :func:`classify` on every inbound text.
 A missed opt-out is a TCPA violation (FCC 24-24, 47 CFR 64.1200(a)(12), in force since
 2025-04-11); a false one silences a customer who wanted a callback. The rules work on the
-reply as :func:`textback.reply_text.prepare` reduces it (NFKC, invisible characters, case,
+reply as :func:`textback.inbound.reply_text.prepare` reduces it (NFKC, invisible characters, case,
 accents, a phone's signature or reaction removed, words and sentences), so they model a
 reply rather than list spellings:
 
@@ -34,7 +34,7 @@ reply rather than list spellings:
 * **possible-optout** is the class for what no rule settles: a per-se verb with no object
   in a sentence that is neither clearly about our texts nor clearly about something else
   ("you need to stop", "I want to cancel"), or a stop-sign emoji alone. The daemon sends
-  nothing automatic to that number and asks staff (:mod:`textback.possible_optout`).
+  nothing automatic to that number and asks staff (:mod:`textback.inbound.possible_optout`).
 * Opt-out beats help; help is only the bare word (HELP / INFO and the carriers' Spanish and
   French AYUDA / AIDE), because "help, my basement is flooding" is a plea for a person: it is
   "none" and :func:`is_urgent` flags it for staff.
@@ -54,8 +54,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
-from textback import reply_text
-from textback.reply_text import Reply, collapse_runs, damerau_levenshtein, prepare
+from textback.inbound import reply_text
+from textback.inbound.reply_text import Reply, collapse_runs, damerau_levenshtein, prepare
 
 KeywordClass = Literal["optout", "optin", "help", "none", "possible-optout"]
 CLASSES: tuple[KeywordClass, ...] = ("optout", "optin", "help", "none", "possible-optout")
@@ -421,7 +421,7 @@ def _is_help(words: Sequence[str]) -> bool:
 
 
 def classify_reply(reply: Reply) -> KeywordClass:
-    """The class of a reply already reduced by :func:`textback.reply_text.prepare`."""
+    """The class of a reply already reduced by :func:`textback.inbound.reply_text.prepare`."""
     if reply.reaction:
         return "none"
     if _is_optout(reply):

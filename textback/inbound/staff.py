@@ -173,7 +173,7 @@ class StaffDesk:
                                                             clock=time.time)
         self.wake = wake
         # issue 14: possible opt-outs held for staff (imported here: it uses this module)
-        from textback.possible_optout import PossibleOptOuts
+        from textback.inbound.possible_optout import PossibleOptOuts
         self.reviews = PossibleOptOuts(store, outbox, config, mail=self.mail,
                                        missed_at=self.missed_at, wake=wake)
 
@@ -229,7 +229,7 @@ class StaffDesk:
         """A text from a staff phone: relay it by its code, or answer why not. Returns
         "relayed", "no-code", "unknown-code", "empty", "opted-out" or "no-did", or a
         possible opt-out's "review-optout", "review-not-optout", "review-pending",
-        "no-review" (textback.possible_optout)."""
+        "no-review" (textback.inbound.possible_optout)."""
         cmd = parse_staff_text(body)
         home = next((d for d in self.config.dids if staff_number in d.staff.sms), None)
         if cmd.code is None:

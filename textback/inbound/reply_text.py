@@ -3,7 +3,7 @@
 Why a separate step: every opt-out miss the keyword list had (issue 14) came from text
 *around* the word, not from the word: a phone's signature under "STOP", a reaction quoting
 our own footer, an accent, an invisible character, a doubled letter. So the reply is first
-reduced, always in the same order, and the rules in :mod:`textback.keywords` only ever see
+reduced, always in the same order, and the rules in :mod:`textback.inbound.keywords` only ever see
 the result:
 
 1. NFKC (full-width and compatibility forms become plain letters), invisible characters
@@ -14,7 +14,7 @@ the result:
    "Get Outlook for…", a carrier's or app's footer, a "Regards," closing) to the end.
    Only after a line break: "stop sent from my phone" on one line is the customer's own.
 3. A phone's reaction quoting our message ('Liked "…Reply STOP to opt out"') and our footer
-   pasted back are removed (the behaviour :mod:`textback.keywords` always had).
+   pasted back are removed (the behaviour :mod:`textback.inbound.keywords` always had).
 4. Accents folded ('arrêt' → 'arret', 'más' → 'mas').
 5. Tokenised into words (letters and digits; an inner apostrophe is dropped: "don't" →
    "dont") and into sentences (split at . ! ? ; , : line breaks and dashes).

@@ -1,6 +1,6 @@
 """Possible opt-outs: replies no rule can settle, held for a person to decide.
 
-Why: :mod:`textback.keywords` can say "optout" or "none" only where a rule settles it. For
+Why: :mod:`textback.inbound.keywords` can say "optout" or "none" only where a rule settles it. For
 "you need to stop" or a lone 🛑 either answer can be wrong, and the two errors are not alike:
 texting someone who revoked consent is a TCPA violation that every later text compounds;
 silencing someone who wanted a callback loses a customer. So such a reply (class
@@ -15,7 +15,7 @@ While a review is pending for a number:
   after a revocation is as unlawful as a machine's;
 * staff are told at once (not at the next opening: a decision is due), by SMS to every
   ``staff.sms`` phone and e-mail to ``staff.email``, with the message and two one-tap
-  answers in the existing reply-code scheme of :mod:`textback.staff`:
+  answers in the existing reply-code scheme of :mod:`textback.inbound.staff`:
   ``<CODE> OPTOUT`` (it is an opt-out: the number goes on the do-not-text list) or
   ``<CODE> NOTOPTOUT`` (it is not: texts may go again). ``1`` / ``2`` are short forms;
 * if the DID configures ``possible_optout_text`` (default: none), that one clarification
@@ -34,18 +34,18 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
+from textback.inbound.staff import clean, forward_text, pretty_number
 from textback.logfmt import log
-from textback.staff import clean, forward_text, pretty_number
-from textback.templates import render
+from textback.outbound.templates import render
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from textback.config import Config, DidConfig
-    from textback.outbox import Outbox
+    from textback.outbound.outbox import Outbox
     from textback.store import Store
 
-logger = logging.getLogger("textback.possible_optout")
+logger = logging.getLogger("textback.inbound.possible_optout")
 
 CLARIFY_KIND = "possible-optout-clarify"
 HOLD_REASON = "possible-optout"
@@ -88,7 +88,7 @@ class PossibleOptOuts:
         self.store = store
         self.outbox = outbox
         self.config = config
-        self.mail = mail  # textback.staff_mail.MailQueue (the staff desk's)
+        self.mail = mail  # textback.inbound.staff_mail.MailQueue (the staff desk's)
         self.missed_at = missed_at
         self.wake = wake
 
@@ -162,7 +162,7 @@ class PossibleOptOuts:
         """A coded staff text about ``conversation``: a decision ("review-optout",
         "review-not-optout"), a relay refused while a review is pending
         ("review-pending"), a decision with nothing to decide ("no-review"), or None (an
-        ordinary relay, for :mod:`textback.staff`)."""
+        ordinary relay, for :mod:`textback.inbound.staff`)."""
         customer = conversation["number"]
         decision = parse_decision(text)
         waiting = await self.pending(customer)
