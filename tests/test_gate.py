@@ -1,0 +1,217 @@
+"""Issue 12, finding 2: every outbound text goes through one gate (``textback.gate``),
+taken by ``Outbox.enqueue`` itself: HELP answers, STOP/START confirmations, staff forwards
+and relays, follow-ups, alerts and ``textback send``. Refusals are stored (an outbox row in
+state ``skipped``, the reason in ``cancel_reason``).
+
+The numbers: +19005550123 (US 900, premium rate), +449091234567 (UK 09, premium rate),
+12345 (a short code as a modem reports it), +1555… (the fictional range the test config
+lets through with ``test_number_prefixes``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from tests.daemon_fakes import (
+    CALLER, CONFIG, DID, NOW, STAFF, Clock, FakeSender, make_config, opened, outcome,
+)
+from textback.followups import FollowUps
+from textback.inbound import InboundHandler
+from textback.outbox import Outbox
+from textback.store import Store
+
+PREMIUM_US = "+19005550123"
+PREMIUM_GB = "+449091234567"
+SHORT_CODE = "12345"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def handler(store: Store, tmp: Path) -> InboundHandler:
+    config = make_config(tmp)
+    return InboundHandler(store, Outbox(store, config=config), config, clock=Clock())
+
+
+async def rows(store: Store, kind: str, number: str | None = None) -> list[dict[str, Any]]:
+    sql, params = "SELECT * FROM outbox WHERE kind = ?", [kind]
+    if number is not None:
+        sql += " AND number = ?"
+        params.append(number)
+    return [dict(r) for r in await store.fetchall(sql + " ORDER BY id", params)]
+
+
+def going(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in found if r["state"] not in ("skipped", "cancelled")]
+
+
+async def say(h: InboundHandler, number: str, text: str, at: float = NOW) -> None:
+    await h.receive(number=number, text=text, did=DID, via="modem:a", at=at)
+
+
+# ------------------------------------------------------------------ inbound answers
+
+
+async def test_help_from_premium_numbers_and_a_short_code_gets_no_answer(
+        tmp_path: Path) -> None:
+    async with opened(tmp_path) as store:
+        h = handler(store, tmp_path)
+        for number in (PREMIUM_US, PREMIUM_GB, SHORT_CODE):
+            await say(h, number, "HELP")
+        answers = await rows(store, "help")
+        assert going(answers) == []
+        assert {(r["number"], r["state"], r["cancel_reason"]) for r in answers} == {
+            (PREMIUM_US, "skipped", "premium-rate"), (PREMIUM_GB, "skipped", "premium-rate"),
+            (SHORT_CODE, "skipped", "short-code")}
+
+
+async def test_200_helps_from_one_number_get_one_answer_a_day(tmp_path: Path) -> None:
+    async with opened(tmp_path) as store:
+        h = handler(store, tmp_path)
+        for i in range(200):
+            await say(h, CALLER, "HELP", at=NOW + i)
+        answers = await rows(store, "help")
+        assert len(going(answers)) == 1
+        assert {r["cancel_reason"] for r in answers if r["state"] == "skipped"} == {
+            "cap-kind-day"}
+        await say(h, CALLER, "HELP", at=NOW + 86400 + 1)  # the next day: one more
+        assert len(going(await rows(store, "help"))) == 2
+
+
+async def test_stop_then_help_only_the_stop_confirmation(tmp_path: Path) -> None:
+    async with opened(tmp_path) as store:
+        h = handler(store, tmp_path)
+        await say(h, CALLER, "STOP")
+        await say(h, CALLER, "HELP", at=NOW + 5)
+        await say(h, CALLER, "STOP", at=NOW + 6)
+        sent = going([dict(r) for r in await store.fetchall("SELECT * FROM outbox")])
+        assert [r["kind"] for r in sent] == ["optout-confirm"]
+        (help_row,) = await rows(store, "help")
+        assert (help_row["state"], help_row["cancel_reason"]) == ("skipped", "opted-out")
+
+
+async def test_staff_relay_to_an_opted_out_number_is_refused_with_the_reason(
+        tmp_path: Path) -> None:
+    async with opened(tmp_path) as store:
+        h = handler(store, tmp_path)
+        await say(h, CALLER, "what time?")
+        code = (await store.fetchone("SELECT code FROM conversations"))["code"]  # type: ignore[index]
+        await say(h, CALLER, "STOP", at=NOW + 10)
+        await say(h, STAFF, f"{code} 9am", at=NOW + 20)
+        (relay,) = await rows(store, "relay")
+        assert (relay["number"], relay["state"], relay["cancel_reason"]) == (
+            CALLER, "skipped", "opted-out")
+        (answer,) = await rows(store, "staff-answer")
+        assert answer["number"] == STAFF and "opted out" in answer["body"]
+
+
+async def test_staff_get_forwards_even_when_their_number_opted_out_as_a_customer(
+        tmp_path: Path) -> None:
+    """Staff are not customers: the opt-out list does not apply to staff kinds."""
+    async with opened(tmp_path) as store:
+        h = handler(store, tmp_path)
+        await store.set_opt_out(STAFF, True, NOW - 60, "cli")
+        await say(h, CALLER, "Can you come Tuesday?")
+        (forward,) = await rows(store, "staff-forward")
+        assert forward["number"] == STAFF and forward["state"] == "queued"
+
+
+async def test_follow_up_to_a_premium_number_is_refused(tmp_path: Path) -> None:
+    clock = Clock(NOW)
+    async with opened(tmp_path) as store:
+        config = make_config(tmp_path)
+        outbox = Outbox(store, config=config)
+        followups = FollowUps(store, outbox, config, clock=clock)
+        await store.record_outcome(outcome("c1", caller=PREMIUM_US), NOW)
+        (due, _) = await followups.schedule("c1", PREMIUM_US, config.dids[0], NOW, NOW,
+                                            None, NOW)
+        clock.t = due
+        (released,) = await followups.run_due()
+        assert (released.action, released.reason) == ("cancelled", "premium-rate")
+        texts = await rows(store, "followup-2")
+        assert going(texts) == []
+
+
+# ------------------------------------------------------------------ textback send
+
+
+def cli_config(tmp: Path, extra: str = "") -> Path:
+    path = tmp / "textback.toml"
+    text = CONFIG.format(send_delay=0.0, store=tmp / "textback.db").replace(
+        'test_number_prefixes = ["+1555"]', 'test_number_prefixes = ["+1555"]\n' + extra)
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+def test_send_to_an_opted_out_number_is_refused_and_recorded(tmp_path: Path,
+                                                             capsys: Any) -> None:
+    from textback.cli import main
+
+    path = cli_config(tmp_path)
+
+    async def opt_out() -> None:
+        async with opened(tmp_path) as store:
+            await store.set_opt_out(CALLER, True, NOW, "keyword")
+
+    asyncio.run(opt_out())
+    rc = main(["send", "--config", str(path), "--to", CALLER, "--text", "hi",
+               "--port", str(tmp_path / "no-modem")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "opted-out" in err
+
+    async def recorded() -> list[dict[str, Any]]:
+        async with opened(tmp_path) as store:
+            return await rows(store, "manual")
+
+    (row,) = asyncio.run(recorded())
+    assert (row["number"], row["state"], row["cancel_reason"], row["body"]) == (
+        CALLER, "skipped", "opted-out", "hi")
+
+
+def test_send_with_the_daemon_running_queues_for_its_dispatcher(tmp_path: Path,
+                                                                capsys: Any) -> None:
+    from textback.cli import main
+    from textback.dispatcher import Dispatcher
+
+    path = cli_config(tmp_path)
+    # the daemon's status file, with a live pid (this process stands in for the daemon)
+    (tmp_path / "status.json").write_text(json.dumps({"pid": os.getpid(), "at": NOW}))
+    rc = main(["send", "--config", str(path), "--to", CALLER, "--text", "hello there",
+               "--port", str(tmp_path / "no-modem")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert re.search(r"queued as outbox row \d+ for the running daemon", out)
+
+    async def dispatch() -> list[tuple[str, str]]:
+        async with opened(tmp_path) as store:
+            modem = FakeSender("modem:a")
+            dispatcher = Dispatcher(Outbox(store), {"modem:a": modem}, clock=Clock(1e12))
+            assert await dispatcher.pump() == 1
+            await dispatcher.stop()
+            (row,) = await rows(store, "manual")
+            assert row["state"] == "sent"
+            return modem.calls
+
+    assert asyncio.run(dispatch()) == [(CALLER, "hello there")]
+
+
+# ------------------------------------------------------------------ no way around it
+
+
+def test_no_module_but_the_outbox_inserts_into_the_outbox_table() -> None:
+    insert = re.compile(r"INSERT\s+(OR\s+\w+\s+)?INTO\s+outbox\b", re.I)
+    offenders = []
+    for path in sorted((REPO / "textback").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        rel = path.relative_to(REPO).as_posix()
+        if rel == "textback/outbox.py":
+            continue
+        if insert.search(text) or re.search(r"\b_insert\(", text):
+            offenders.append(rel)
+    assert offenders == []
+    source = (REPO / "textback" / "outbox.py").read_text(encoding="utf-8")
+    assert len(insert.findall(source)) == 1  # the private _insert, called by enqueue only
+    assert source.count("await _insert(") == 1
