@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from textback.config import Config, parse_config
+from textback.gate import GateConfig
 from textback.outcome import CallOutcome
 from textback.senders import Commit, SendError, SendResult
 
@@ -65,6 +66,12 @@ path = "{store}"
 def make_config(tmp: Path, *, send_delay: float = 0.0) -> Config:
     text = CONFIG.format(send_delay=send_delay, store=tmp / "textback.db")
     return parse_config(text, tmp / "textback.toml", check_permissions=False)
+
+
+def lab_gate() -> GateConfig:
+    """The outbox gate of the test config: its DID and staff phone, and the fictional
+    +1555 range let through the number plan (``policy.test_number_prefixes``)."""
+    return GateConfig.from_config(make_config(Path("/nonexistent")))
 
 
 def outcome(call: str, **kw: Any) -> CallOutcome:

@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from tests.daemon_fakes import (
-    CALLER, CONFIG, DID, NOW, STAFF, Clock, FakeSender, make_config, opened, outcome,
+    CALLER,
+    CONFIG,
+    DID,
+    NOW,
+    STAFF,
+    Clock,
+    FakeSender,
+    make_config,
+    opened,
+    outcome,
 )
 from textback.followups import FollowUps
 from textback.inbound import InboundHandler

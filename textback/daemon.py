@@ -74,7 +74,7 @@ class Daemon:
         policy = self.config.policy
         outbox = Outbox(store, max_attempts=policy.max_attempts,
                         retry_base_s=policy.retry_base_s, retry_max_s=policy.retry_max_s,
-                        resend_unconfirmed=policy.resend_unconfirmed)
+                        resend_unconfirmed=policy.resend_unconfirmed, config=self.config)
         return store, outbox
 
     def _build_modems(self) -> None:
