@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.daemon_fakes import CONFIG, DID, NOW, Clock
+from tests.daemon_fakes import CONFIG, DID, NOW, Clock, lab_gate
 from textback.config import Config, parse_config
 from textback.inbound import InboundHandler
 from textback.outbox import Outbox
@@ -43,7 +43,7 @@ async def seed(tmp: Path) -> Config:
     _, config = write_config(tmp)
     store = await Store.open(config.store.path, policy=config.policy)
     clock = Clock(NOW)
-    outbox = Outbox(store)
+    outbox = Outbox(store, config=lab_gate())
     pipe = CallPipeline(store, outbox, config, clock=clock)
     inbound = InboundHandler(store, outbox, config, clock=clock)
 
