@@ -46,7 +46,8 @@ async def test_ami_originate_rings_staff_then_customer_and_records_answer(
     config = with_ring(make_config(tmp_path))
     async with opened(tmp_path) as store:
         cbs = Callbacks(store, "asterisk", clock=Clock(), send_action=send_action)
-        inbound = InboundHandler(store, Outbox(store, config=lab_gate()), config, clock=Clock(), callbacks=cbs)
+        inbound = InboundHandler(store, Outbox(store, config=config), config, clock=Clock(),
+                                 callbacks=cbs)
         await inbound.receive(number=CALLER, text="CALL", did=DID, via="modem:a", at=NOW)
         (action,) = actions
         assert action["Action"] == "Originate" and action["Async"] == "true"
@@ -126,7 +127,8 @@ async def test_no_ring_target_means_call_is_an_ordinary_reply(tmp_path: Path) ->
     config = make_config(tmp_path)  # staff.ring unset
     async with opened(tmp_path) as store:
         cbs = Callbacks(store, "asterisk", clock=Clock(), send_action=send_action)
-        inbound = InboundHandler(store, Outbox(store, config=lab_gate()), config, clock=Clock(), callbacks=cbs)
+        inbound = InboundHandler(store, Outbox(store, config=config), config, clock=Clock(),
+                                 callbacks=cbs)
         await inbound.receive(number=CALLER, text="call me", did=DID, via="modem:a", at=NOW)
         assert sent == [] and await store.fetchall("SELECT * FROM callbacks") == []
         fwd = await store.fetchone("SELECT body FROM outbox WHERE kind = 'staff-forward'")

@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +188,8 @@ def test_send_with_the_daemon_running_queues_for_its_dispatcher(tmp_path: Path,
 
     path = cli_config(tmp_path)
     # the daemon's status file, with a live pid (this process stands in for the daemon)
-    (tmp_path / "status.json").write_text(json.dumps({"pid": os.getpid(), "at": NOW}))
+    (tmp_path / "status.json").write_text(json.dumps({"pid": os.getpid(),
+                                                      "at": time.time()}))
     rc = main(["send", "--config", str(path), "--to", CALLER, "--text", "hello there",
                "--port", str(tmp_path / "no-modem")])
     out = capsys.readouterr().out

@@ -61,7 +61,8 @@ async def test_user_event_becomes_a_stored_reply_and_stop_is_honoured(tmp_path: 
 
 async def test_body_that_is_not_base64_is_kept_as_it_came(tmp_path: Path) -> None:
     async with opened(tmp_path) as store:
-        handler = InboundHandler(store, Outbox(store, config=lab_gate()), make_config(tmp_path), clock=Clock())
+        config = make_config(tmp_path)
+        handler = InboundHandler(store, Outbox(store, config=config), config, clock=Clock())
         got = await handler.receive_ami_user_event(
             {"From": "sip%3A%2B15551230001%40h", "Exten": DID, "Body": "not base64!"}, NOW)
         assert got is not None

@@ -276,11 +276,16 @@ class Daemon:
         await self.listener.run()
 
     async def _heartbeat(self) -> None:
-        """Feed the systemd watchdog and write the status file ``textback status`` reads."""
+        """Feed the systemd watchdog and write the status file ``textback status`` reads
+        (and ``textback send`` checks). Also wakes the dispatcher: a row queued by another
+        process (``textback send`` while the daemon runs) goes within 5 s, not at the next
+        idle poll."""
         interval = watchdog_interval_s() or 5.0
         while True:
             self.notifier.watchdog()
             await self.write_status()
+            if self.dispatcher is not None:
+                self.dispatcher.wake()
             await asyncio.sleep(min(interval, 5.0))
 
     async def write_status(self) -> None:
