@@ -226,3 +226,65 @@ def test_no_module_but_the_outbox_inserts_into_the_outbox_table() -> None:
     source = (REPO / "textback" / "outbox.py").read_text(encoding="utf-8")
     assert len(insert.findall(source)) == 1  # the private _insert, called by enqueue only
     assert source.count("await _insert(") == 1
+
+
+# ------------------------------------------------------------------ the pure gate, by rule
+
+GATE_CASES = [
+    # (kind, number, snapshot, expected reason or None when allowed)
+    ("help", CALLER, {}, None),
+    ("help", DID, {}, "own-number"),  # the business's own DID
+    ("help", "+15559870001", {}, "own-number"),  # the DID's callback number
+    ("manual", "+15559870005", {}, "own-number"),  # the modem's SIM ([[modem]] number)
+    ("help", "447", {}, "short-code"),
+    ("help", "+1555x", {}, "invalid-number"),
+    ("relay", "+442079460123", {}, "country-not-allowed"),  # a London landline, US DID
+    ("help", "+12125550101", {}, None),  # a valid New York number
+    ("textback", "+12125550101", {}, None),  # US numbers are mixed: not a known landline
+    ("help", CALLER, {"opted_out": True}, "opted-out"),
+    ("optout-confirm", CALLER, {}, "not-opted-out"),
+    ("optout-confirm", CALLER, {"opted_out": True}, None),
+    ("optout-confirm", CALLER, {"opted_out": True, "confirms_since_optout": 1},
+     "already-confirmed"),
+    ("help", CALLER, {"kind_texts_day": 1}, "cap-kind-day"),
+    ("relay", CALLER, {"kind_texts_day": 19}, None),
+    ("relay", CALLER, {"texts_to_prefix_hour": 20}, "cap-prefix-hour"),
+    ("manual", CALLER, {"texts_global_hour": 200}, "cap-global-hour"),
+    # staff: only configured staff phones; no customer opt-out; global cap still applies
+    ("staff-forward", CALLER, {}, "not-staff"),
+    ("staff-forward", STAFF, {"opted_out": True}, None),
+    ("burst-alert:" + STAFF, STAFF, {"texts_to_prefix_hour": 10**6}, None),
+    ("callback-unknown:" + STAFF, STAFF, {"texts_global_hour": 200}, "cap-global-hour"),
+    ("followup-2", PREMIUM_US, {}, "premium-rate"),
+]
+
+
+def test_the_gate_rule_by_rule(tmp_path: Path) -> None:
+    import dataclasses
+
+    from textback.gate import GateConfig, GateSnapshot, decide
+
+    config = make_config(tmp_path)
+    config = dataclasses.replace(config, modems=(dataclasses.replace(
+        config.modems[0], number="+15559870005"),), policy=dataclasses.replace(
+        config.policy, allowed_countries=("US",)))  # the test DID (+1555) is in no plan
+    gate = GateConfig.from_config(config)
+    got = []
+    for kind, number, snap, _ in GATE_CASES:
+        decision = decide(kind, number, DID, GateSnapshot(**snap), gate)
+        got.append(None if decision.allowed else decision.reason)  # type: ignore[union-attr]
+    assert got == [case[3] for case in GATE_CASES]
+
+
+def test_kind_day_caps_config(tmp_path: Path) -> None:
+    from tests.test_config import GOOD, issues, write
+    from textback.config import load_config
+
+    text = GOOD.replace("send_delay_s = 5", "send_delay_s = 5\nkind_day_caps = { help = 3 }", 1)
+    caps = load_config(write(tmp_path, text)).policy.kind_day_caps
+    assert caps["help"] == 3 and caps["manual"] == 10  # one key replaced, defaults kept
+    assert load_config(write(tmp_path, GOOD)).policy.kind_day_caps["help"] == 1
+    bad = GOOD.replace("send_delay_s = 5",
+                       'send_delay_s = 5\nkind_day_caps = { hlep = 1, help = -1 }', 1)
+    (found,) = issues(tmp_path, bad)
+    assert found[0] == "policy.kind_day_caps" and "not text kinds: 'hlep'" in found[2]
