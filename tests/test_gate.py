@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import time
@@ -65,7 +66,8 @@ async def say(h: InboundHandler, number: str, text: str, at: float = NOW) -> Non
 
 
 async def test_help_from_premium_numbers_and_a_short_code_gets_no_answer(
-        tmp_path: Path) -> None:
+        tmp_path: Path, caplog: Any) -> None:
+    caplog.set_level(logging.INFO, logger="textback.outbox")
     async with opened(tmp_path) as store:
         h = handler(store, tmp_path)
         for number in (PREMIUM_US, PREMIUM_GB, SHORT_CODE):
@@ -75,6 +77,27 @@ async def test_help_from_premium_numbers_and_a_short_code_gets_no_answer(
         assert {(r["number"], r["state"], r["cancel_reason"]) for r in answers} == {
             (PREMIUM_US, "skipped", "premium-rate"), (PREMIUM_GB, "skipped", "premium-rate"),
             (SHORT_CODE, "skipped", "short-code")}
+    refused = [r.getMessage() for r in caplog.records if "text_refused" in r.getMessage()]
+    assert len(refused) == 3
+    assert "kind=help" in refused[2] and "number=12345" in refused[2] \
+        and "reason=short-code" in refused[2]
+
+
+async def test_missed_call_from_the_business_own_number_is_not_texted(
+        tmp_path: Path) -> None:
+    """The missed-call policy lets the lab DID through (+1555 is a test prefix); the gate
+    knows it is the business's own number, and the call's skip records why."""
+    from textback.pipeline import CallPipeline
+
+    async with opened(tmp_path) as store:
+        config = make_config(tmp_path)
+        pipeline = CallPipeline(store, Outbox(store, config=config), config, clock=Clock())
+        handled = await pipeline.handle(outcome("loop1", caller=DID))
+        assert (handled.action, handled.reason) == ("skipped", "own-number")
+        call = await store.call("loop1")
+        assert call is not None and (call["decision"], call["skip_reason"]) == (
+            "skip", "own-number")
+        assert going(await rows(store, "textback")) == []
 
 
 async def test_200_helps_from_one_number_get_one_answer_a_day(tmp_path: Path) -> None:
@@ -288,3 +311,36 @@ def test_kind_day_caps_config(tmp_path: Path) -> None:
                        'send_delay_s = 5\nkind_day_caps = { hlep = 1, help = -1 }', 1)
     (found,) = issues(tmp_path, bad)
     assert found[0] == "policy.kind_day_caps" and "not text kinds: 'hlep'" in found[2]
+
+
+async def test_send_wait_report_follows_the_row_the_daemon_sends(tmp_path: Path,
+                                                                 capsys: Any) -> None:
+    """``--wait-report`` with the daemon running: the command follows its row in the
+    store (parts, then the delivery report) while the daemon's dispatcher sends it."""
+    from textback.cli import main
+    from textback.dispatcher import Dispatcher
+
+    path = cli_config(tmp_path)
+    (tmp_path / "status.json").write_text(json.dumps({"pid": os.getpid(),
+                                                      "at": time.time()}))
+    async with opened(tmp_path) as store:  # created (migrated) before the command opens it
+        command = asyncio.create_task(asyncio.to_thread(main, [
+            "send", "--config", str(path), "--to", CALLER, "--text", "on our way",
+            "--wait-report", "60"]))
+        row = None
+        while row is None:  # the command runs in another thread: look for its row
+            row = await store.fetchone("SELECT id FROM outbox WHERE kind = 'manual'")
+            if row is None:
+                assert not command.done(), capsys.readouterr()
+                await asyncio.sleep(0.05)
+        outbox = Outbox(store)
+        modem = FakeSender("modem:a")
+        dispatcher = Dispatcher(outbox, {"modem:a": modem}, clock=time.time)
+        assert await dispatcher.pump() == 1
+        await dispatcher.stop()
+        assert await outbox.part_report("modem:a", 1, True, time.time()) is not None
+        rc = await command
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "part 1/1 mr=1" in out and "report mr=1: delivered" in out
+    assert modem.calls == [(CALLER, "on our way")]
