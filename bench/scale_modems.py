@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import shutil
 import sys
@@ -40,7 +41,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from _harness import TEXT, caller_for  # noqa: E402
+from textback.outbound.gate import GateConfig  # noqa: E402
 
+from textback.config import default_policy  # noqa: E402
 from textback.modem.sender import ModemSender  # noqa: E402
 from textback.modem.supervisor import ModemSupervisor  # noqa: E402
 from textback.outbound.dispatcher import Dispatcher  # noqa: E402
@@ -71,12 +74,15 @@ async def drain(n_modems: int, texts: int, per_part: float) -> dict[str, Any]:
             senders[f"modem:m{k}"] = ModemSender(sup, f"modem:m{k}")
         for sup in supervisors:
             await sup.wait_state("ready", timeout=60)
-        outbox = Outbox(store)
+        # the outbox's gate with the lab's +1555 range and no caps: this measures sending
+        lab = dataclasses.replace(default_policy(), test_number_prefixes=("+1555",),
+                                  prefix_hour_cap=10**9, global_hour_cap=10**9)
+        outbox = Outbox(store, config=GateConfig(lab, did_regions={"+15559870000": None}))
         names = list(senders)
         now = time.time()
         for i in range(texts):
             rotated = names[i % n_modems:] + names[:i % n_modems]
-            await outbox.enqueue(call_id=None, kind="missed", number=caller_for(i),
+            await outbox.enqueue(call_id=None, kind="textback", number=caller_for(i),
                                  did="+15559870000", body=TEXT, senders=rotated,
                                  not_before=now, now=now)
         dispatcher = Dispatcher(outbox, senders, clock=time.time)

@@ -59,7 +59,7 @@ async def fill(db: Path, config_path: Path, calls: int) -> dict[str, int]:
     rng = random.Random(8)
     config = load_config(config_path)
     store = await Store.open(db)
-    outbox = Outbox(store)
+    outbox = Outbox(store, config=config)
     counts = {"calls": 0, "missed": 0, "texted": 0, "skipped": 0, "delivered": 0,
               "replies": 0, "other_texts": 0}
     clock = [YEAR_START]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from textback.config import Config, parse_config
+from textback.outbound.gate import GateConfig
 from textback.pbx.outcome import CallOutcome
 from textback.sender import Commit, SendError, SendResult
 from textback.testing.lab_config import lab_config_toml
@@ -22,13 +23,15 @@ STAFF = "+15559870099"
 SIP_DESTINATION = "pjsip:trunk/sip:{number}@127.0.0.1:5180"
 
 
-def config_toml(tmp: Path, *, send_delay: float = 0.0) -> str:
-    """The lab office with a SIP trunk beside modem ``a``, a callback number and staff."""
+def config_toml(tmp: Path, *, send_delay: float = 0.0, modem_port: str | None = None,
+                policy: dict[str, Any] | None = None) -> str:
+    """The lab office with a SIP trunk beside modem ``a``, a callback number and staff;
+    ``policy`` keys override the lab's."""
     return lab_config_toml(
         store=tmp / "textback.db",
-        modem=[{"name": "a", "port": "/dev/serial/by-id/usb-test-modem-a"}],
+        modem=[{"name": "a", "port": modem_port or "/dev/serial/by-id/usb-test-modem-a"}],
         sip={"destination": SIP_DESTINATION},
-        policy={"send_delay_s": send_delay},
+        policy={"send_delay_s": send_delay, **(policy or {})},
         did=[{"number": DID, "business": "Acme Plumbing", "callback": "+15559870001",
               "senders": ["modem:a", "sip"], "staff": {"sms": [STAFF]}}])
 
@@ -36,6 +39,12 @@ def config_toml(tmp: Path, *, send_delay: float = 0.0) -> str:
 def make_config(tmp: Path, *, send_delay: float = 0.0) -> Config:
     text = config_toml(tmp, send_delay=send_delay)
     return parse_config(text, tmp / "textback.toml", check_permissions=False)
+
+
+def lab_gate() -> GateConfig:
+    """The outbox gate of the test config: its DID and staff phone, and the fictional
+    +1555 range let through the number plan (``policy.test_number_prefixes``)."""
+    return GateConfig.from_config(make_config(Path("/nonexistent")))
 
 
 def outcome(call: str, **kw: Any) -> CallOutcome:

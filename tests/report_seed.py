@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.daemon_fakes import DID, NOW, Clock, config_toml
+from tests.daemon_fakes import DID, NOW, Clock, config_toml, lab_gate
 from textback.config import Config, parse_config
 from textback.inbound.handler import InboundHandler
 from textback.outbound.outbox import Outbox
@@ -43,7 +43,7 @@ async def seed(tmp: Path) -> Config:
     _, config = write_config(tmp)
     store = await Store.open(config.store.path, policy=config.policy)
     clock = Clock(NOW)
-    outbox = Outbox(store)
+    outbox = Outbox(store, config=lab_gate())
     pipe = CallPipeline(store, outbox, config, clock=clock)
     inbound = InboundHandler(store, outbox, config, clock=clock)
 

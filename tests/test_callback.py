@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from tests.daemon_fakes import CALLER, DID, NOW, Clock, make_config, opened
+from tests.daemon_fakes import CALLER, DID, NOW, Clock, lab_gate, make_config, opened
 from textback.config import Config
 from textback.inbound.callback import Callbacks, resolve_lost_callbacks, wants_callback
 from textback.inbound.handler import InboundHandler
@@ -46,7 +46,8 @@ async def test_ami_originate_rings_staff_then_customer_and_records_answer(
     config = with_ring(make_config(tmp_path))
     async with opened(tmp_path) as store:
         cbs = Callbacks(store, "asterisk", clock=Clock(), send_action=send_action)
-        inbound = InboundHandler(store, Outbox(store), config, clock=Clock(), callbacks=cbs)
+        inbound = InboundHandler(store, Outbox(store, config=config), config, clock=Clock(),
+                                 callbacks=cbs)
         await inbound.receive(number=CALLER, text="CALL", did=DID, via="modem:a", at=NOW)
         (action,) = actions
         assert action["Action"] == "Originate" and action["Async"] == "true"
@@ -126,7 +127,8 @@ async def test_no_ring_target_means_call_is_an_ordinary_reply(tmp_path: Path) ->
     config = make_config(tmp_path)  # staff.ring unset
     async with opened(tmp_path) as store:
         cbs = Callbacks(store, "asterisk", clock=Clock(), send_action=send_action)
-        inbound = InboundHandler(store, Outbox(store), config, clock=Clock(), callbacks=cbs)
+        inbound = InboundHandler(store, Outbox(store, config=config), config, clock=Clock(),
+                                 callbacks=cbs)
         await inbound.receive(number=CALLER, text="call me", did=DID, via="modem:a", at=NOW)
         assert sent == [] and await store.fetchall("SELECT * FROM callbacks") == []
         fwd = await store.fetchone("SELECT body FROM outbox WHERE kind = 'staff-forward'")
@@ -161,7 +163,7 @@ async def test_a_callback_pending_at_a_restart_is_resolved_and_staff_told_once(
         assert row["state"] == "requested"
     # the daemon restarts: a new process, a new Callbacks, the answer is gone
     async with opened(tmp_path) as store:
-        outbox = Outbox(store)
+        outbox = Outbox(store, config=lab_gate())
         assert await resolve_lost_callbacks(store, outbox, config, NOW + 60) == 1
         assert await resolve_lost_callbacks(store, outbox, config, NOW + 61) == 0
         (row,) = await store.fetchall("SELECT * FROM callbacks")

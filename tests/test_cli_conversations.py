@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_fakes import DID, NOW
+from tests.daemon_fakes import DID, NOW, lab_gate
 from tests.report_seed import A, B, seed, write_config
 from textback.cli import main
 from textback.inbound.handler import InboundHandler
@@ -48,7 +48,7 @@ def test_hostile_reply_is_shown_escaped(tmp_path: Path,
 
     async def receive() -> None:
         store = await Store.open(config.store.path)
-        handler = InboundHandler(store, Outbox(store), config, clock=lambda: NOW)
+        handler = InboundHandler(store, Outbox(store, config=lab_gate()), config, clock=lambda: NOW)
         await handler.receive(number=A, text="hi\x1b[2J\rgone\u202e", did=DID, via="sip",
                               at=NOW)
         await store.close()

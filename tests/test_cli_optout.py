@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.daemon_fakes import DID, NOW
+from tests.daemon_fakes import DID, NOW, lab_gate
 from tests.report_seed import B, missed, seed, write_config
 from textback.cli import main
 from textback.outbound.outbox import Outbox
@@ -35,7 +35,7 @@ async def _queue_text_and_follow_up(path: Path) -> None:
     config = load_config(path)
     store = await Store.open(config.store.path)
     clock = lambda: NOW + 5000  # noqa: E731
-    pipe = CallPipeline(store, Outbox(store), config, clock=clock)
+    pipe = CallPipeline(store, Outbox(store, config=lab_gate()), config, clock=clock)
     other = "+15551230077"
     handled = await pipe.handle(missed("q1", other, "noanswer", NOW + 5000))
     assert handled.action == "queued"

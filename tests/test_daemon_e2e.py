@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ASTERISK_TRACES, REPO
+from tests.daemon_fakes import lab_gate
 from textback import daemon as daemon_mod
 from textback.config import parse_config
 from textback.daemon import Daemon
@@ -195,7 +196,7 @@ async def test_crash_while_sending_is_unconfirmed_not_resent(tmp_path: Path) -> 
     """The process died after the row was handed to the modem (the Ctrl-Z may have gone):
     the next start reports it unconfirmed and never sends it again."""
     store = await Store.open(tmp_path / "textback.db")
-    outbox = Outbox(store)
+    outbox = Outbox(store, config=lab_gate())
     call = CallOutcome("1795395183.0", "inbound", "+15551230001", False, "+15559870000",
                        "missed", "noanswer", ring_s=20.0)
     await store.record_outcome(call, 1.0)
@@ -219,7 +220,7 @@ async def test_crash_before_the_modem_got_it_is_sent_once(tmp_path: Path) -> Non
     """The process died between claiming the row and the modem's Ctrl-Z: nothing reached
     the network, so the next start sends it, once."""
     store = await Store.open(tmp_path / "textback.db")
-    outbox = Outbox(store)
+    outbox = Outbox(store, config=lab_gate())
     now = time.time()
     call = CallOutcome("1795395183.0", "inbound", "+15551230001", False, "+15559870000",
                        "missed", "noanswer", ring_s=20.0, ended_at=now)

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from tests.daemon_fakes import DID, NOW, Clock, FakeSender, opened, permanent, transient
+from tests.daemon_fakes import DID, NOW, Clock, FakeSender, lab_gate, opened, permanent, transient
 from textback.modem.driver import PartResult, SendFailed
 from textback.modem.errors import CommandTimeout
 from textback.modem.sender import ModemSender
@@ -45,7 +45,7 @@ async def row(store: Store, item_id: int) -> dict[str, Any]:
 
 def setup(store: Store, clock: Clock, **kw: Any
           ) -> tuple[Outbox, FakeSender, FakeSender, Dispatcher]:
-    outbox = Outbox(store, retry_base_s=30.0)
+    outbox = Outbox(store, config=lab_gate(), retry_base_s=30.0)
     modem, sip = FakeSender("modem:a"), FakeSender("sip")
     d = Dispatcher(outbox, {"modem:a": modem, "sip": sip}, clock=clock, **kw)
     return outbox, modem, sip, d
@@ -177,7 +177,7 @@ async def test_partial_multipart_is_unconfirmed_and_not_resent(tmp_path: Path) -
 
     clock = Clock()
     async with opened(tmp_path) as store:
-        outbox = Outbox(store)
+        outbox = Outbox(store, config=lab_gate())
         sup = Supervisor()
         sip = FakeSender("sip")
         d = Dispatcher(outbox, {"modem:a": ModemSender(sup, "modem:a"),  # type: ignore[arg-type]
@@ -264,7 +264,7 @@ async def test_unexpected_sender_error_never_leaves_the_row_sending(tmp_path: Pa
     for after_commit, state in ((False, "queued"), (True, "sent")):
         clock = Clock()
         async with opened(tmp_path / str(after_commit)) as store:
-            outbox = Outbox(store)
+            outbox = Outbox(store, config=lab_gate())
             d = Dispatcher(outbox, {"modem:a": Buggy("modem:a", after_commit)}, clock=clock)
             (i,) = await queue(outbox, senders=("modem:a",))
             await d.pump()

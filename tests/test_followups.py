@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.daemon_fakes import CALLER, DID, Clock, make_config, opened, outcome
+from tests.daemon_fakes import CALLER, DID, Clock, lab_gate, make_config, opened, outcome
 from textback.inbound.handler import InboundHandler
 from textback.outbound.followup_rules import RuleError, parse_quiet, parse_rule, parse_rules
 from textback.outbound.followups import PARKED_AT, FollowUps, after_quiet, plan, recipient_zone
@@ -131,7 +131,7 @@ class Rig:
     def __init__(self, store: Store, tmp: Path, clock: Clock) -> None:
         self.store, self.clock = store, clock
         self.config = make_config(tmp)
-        self.outbox = Outbox(store)
+        self.outbox = Outbox(store, config=lab_gate())
         self.followups = FollowUps(store, self.outbox, self.config, clock=clock)
         self.pipeline = CallPipeline(store, self.outbox, self.config, clock=clock,
                                      followups=self.followups)

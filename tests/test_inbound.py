@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.daemon_fakes import CALLER, DID, NOW, STAFF, Clock, make_config, opened
+from tests.daemon_fakes import CALLER, DID, NOW, STAFF, Clock, lab_gate, make_config, opened
 from textback.inbound.handler import InboundHandler
 from textback.outbound.outbox import Outbox
 from textback.store import Store
 
 
 def handler(store: Store, tmp: Path) -> tuple[InboundHandler, Outbox]:
-    outbox = Outbox(store)
+    outbox = Outbox(store, config=lab_gate())
     return InboundHandler(store, outbox, make_config(tmp), clock=Clock()), outbox
 
 
@@ -104,7 +104,8 @@ async def test_opted_out_number_gets_no_help_answer(tmp_path: Path) -> None:
         h, _ = handler(store, tmp_path)
         await receive(h, "STOP")
         await receive(h, "HELP", at=NOW + 5)
-        assert await outbox_rows(store, "help") == []
+        (refused,) = await outbox_rows(store, "help")  # refused by the gate, and recorded
+        assert (refused["state"], refused["cancel_reason"]) == ("skipped", "opted-out")
 
 
 async def test_unknown_number_is_stored_never_dropped(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import urllib.parse
 from pathlib import Path
 
 from tests.conftest import ASTERISK_TRACES
-from tests.daemon_fakes import CALLER, DID, NOW, Clock, make_config, opened
+from tests.daemon_fakes import CALLER, DID, NOW, Clock, lab_gate, make_config, opened
 from textback.inbound.handler import InboundHandler
 from textback.outbound.outbox import Outbox
 from textback.pbx.asterisk.parser import AmiMessage
@@ -45,7 +45,7 @@ async def test_user_event_becomes_a_stored_reply_and_stop_is_honoured(tmp_path: 
     assert len(seen) == 1 and seen[0].get("UserEvent") == "TextbackMessage"
     fields = {k: seen[0].get(k) or "" for k in ("From", "To", "Exten", "Body")}
     async with opened(tmp_path) as store:
-        outbox = Outbox(store)
+        outbox = Outbox(store, config=lab_gate())
         handler = InboundHandler(store, outbox, make_config(tmp_path), clock=Clock())
         message_id = await handler.receive_ami_user_event(fields, NOW)
         assert message_id is not None
@@ -61,7 +61,8 @@ async def test_user_event_becomes_a_stored_reply_and_stop_is_honoured(tmp_path: 
 
 async def test_body_that_is_not_base64_is_kept_as_it_came(tmp_path: Path) -> None:
     async with opened(tmp_path) as store:
-        handler = InboundHandler(store, Outbox(store), make_config(tmp_path), clock=Clock())
+        config = make_config(tmp_path)
+        handler = InboundHandler(store, Outbox(store, config=config), config, clock=Clock())
         got = await handler.receive_ami_user_event(
             {"From": "sip%3A%2B15551230001%40h", "Exten": DID, "Body": "not base64!"}, NOW)
         assert got is not None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.daemon_fakes import lab_gate
 from textback.outbound.outbox import Outbox
 from textback.pbx.outcome import CallOutcome
 from textback.store import Store
@@ -31,7 +32,7 @@ async def _queue(outbox: Outbox, call: str = "c1", not_before: float = 10.0,
 
 
 async def test_second_text_for_one_call_is_impossible(store: Store) -> None:
-    outbox = Outbox(store)
+    outbox = Outbox(store, config=lab_gate())
     await store.record_outcome(
         CallOutcome("c1", "inbound", NUMBER, False, DID, "missed", "noanswer"), 0.0)
     first = await outbox.enqueue(call_id="c1", kind="textback", number=NUMBER, did=DID,
@@ -50,7 +51,7 @@ async def test_second_text_for_one_call_is_impossible(store: Store) -> None:
 
 
 async def test_claim_respects_not_before_and_marks_sending(store: Store) -> None:
-    outbox = Outbox(store)
+    outbox = Outbox(store, config=lab_gate())
     item_id = await _queue(outbox, not_before=10.0)
     assert await outbox.claim_next(9.9) is None
     assert await outbox.next_due_at() == 10.0
@@ -61,7 +62,7 @@ async def test_claim_respects_not_before_and_marks_sending(store: Store) -> None
 
 
 async def test_sent_then_delivered_by_parts(store: Store) -> None:
-    outbox = Outbox(store)
+    outbox = Outbox(store, config=lab_gate())
     await _queue(outbox)
     item = await outbox.claim_next(10.0)
     assert item is not None
@@ -77,7 +78,7 @@ async def test_sent_then_delivered_by_parts(store: Store) -> None:
 
 
 async def test_failed_delivery_counts_against_the_number(store: Store) -> None:
-    outbox = Outbox(store)
+    outbox = Outbox(store, config=lab_gate())
     await _queue(outbox)
     item = await outbox.claim_next(10.0)
     assert item is not None
@@ -89,7 +90,7 @@ async def test_failed_delivery_counts_against_the_number(store: Store) -> None:
 
 
 async def test_untracked_sender_is_sent_unconfirmed(store: Store) -> None:
-    outbox = Outbox(store)
+    outbox = Outbox(store, config=lab_gate())
     await _queue(outbox, senders=("sip",))
     item = await outbox.claim_next(10.0)
     assert item is not None
@@ -99,7 +100,7 @@ async def test_untracked_sender_is_sent_unconfirmed(store: Store) -> None:
 
 
 async def test_transient_errors_back_off_then_fail_over(store: Store) -> None:
-    outbox = Outbox(store, max_attempts=3, retry_base_s=30, retry_max_s=45)
+    outbox = Outbox(store, config=lab_gate(), max_attempts=3, retry_base_s=30, retry_max_s=45)
     item_id = await _queue(outbox)
     now = 10.0
     delays = []
@@ -125,7 +126,7 @@ async def test_transient_errors_back_off_then_fail_over(store: Store) -> None:
 
 
 async def test_cancel_only_while_queued(store: Store) -> None:
-    outbox = Outbox(store)
+    outbox = Outbox(store, config=lab_gate())
     await store.record_outcome(
         CallOutcome("c1", "inbound", NUMBER, False, DID, "missed", "noanswer"), 0.0)
     first = await _queue(outbox, "c1")
@@ -139,13 +140,13 @@ async def test_cancel_only_while_queued(store: Store) -> None:
 
 
 async def test_crash_while_sending_is_unconfirmed_not_resent(store: Store) -> None:
-    outbox = Outbox(store)
+    outbox = Outbox(store, config=lab_gate())
     sending = await _queue(outbox, "c1")
     waiting = await _queue(outbox, "c2", not_before=100.0)
     assert await outbox.claim_next(10.0) is not None
     await outbox.mark_handed(sending, 10.5)  # the modem is about to get the Ctrl-Z
     # the process dies here; a new one starts
-    report = await Outbox(store).recover_after_crash(50.0)
+    report = await Outbox(store, config=lab_gate()).recover_after_crash(50.0)
     assert report.queued == 1 and [i.id for i in report.unconfirmed] == [sending]
     assert report.requeued == []
     assert (await outbox.get(sending)).state == "unconfirmed"  # type: ignore[union-attr]
@@ -155,7 +156,7 @@ async def test_crash_while_sending_is_unconfirmed_not_resent(store: Store) -> No
 
 
 async def test_crash_resend_is_an_explicit_choice(store: Store) -> None:
-    outbox = Outbox(store, resend_unconfirmed=True)
+    outbox = Outbox(store, config=lab_gate(), resend_unconfirmed=True)
     sending = await _queue(outbox, "c1")
     assert await outbox.claim_next(10.0) is not None
     await outbox.mark_handed(sending, 10.5)
@@ -168,20 +169,20 @@ async def test_crash_resend_is_an_explicit_choice(store: Store) -> None:
 async def test_crash_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "t.db"
     s1 = await Store.open(path)
-    handed = await _queue(Outbox(s1), "c1", not_before=0.0)
-    assert await Outbox(s1).claim_next(1.0) is not None
-    await Outbox(s1).mark_handed(handed, 1.5)
+    handed = await _queue(Outbox(s1, config=lab_gate()), "c1", not_before=0.0)
+    assert await Outbox(s1, config=lab_gate()).claim_next(1.0) is not None
+    await Outbox(s1, config=lab_gate()).mark_handed(handed, 1.5)
     await s1.close()
     s2 = await Store.open(path)
-    report = await Outbox(s2).recover_after_crash(2.0)
+    report = await Outbox(s2, config=lab_gate()).recover_after_crash(2.0)
     assert len(report.unconfirmed) == 1
-    assert await Outbox(s2).depth() == {"unconfirmed": 1}
+    assert await Outbox(s2, config=lab_gate()).depth() == {"unconfirmed": 1}
     await s2.close()
 
 
 async def test_claim_only_for_idle_senders(store: Store) -> None:
     """A row is claimed only when its current sender is idle; due_senders names them."""
-    box = Outbox(store)
+    box = Outbox(store, config=lab_gate())
     a = await box.enqueue(call_id=None, kind="textback", number="+15551230001", did=None,
                           body="hi", senders=["modem:a", "sip"], not_before=0, now=0)
     b = await box.enqueue(call_id=None, kind="textback", number="+15551230002", did=None,
@@ -202,10 +203,10 @@ async def test_claim_only_for_idle_senders(store: Store) -> None:
 async def test_crash_before_the_channel_got_it_is_queued_again(store: Store) -> None:
     """Claimed but never handed (killed between the claim and the modem's Ctrl-Z): the
     modem has nothing, so the row is simply queued again, not left unconfirmed."""
-    outbox = Outbox(store)
+    outbox = Outbox(store, config=lab_gate())
     claimed_only = await _queue(outbox, "c1")
     assert await outbox.claim_next(10.0) is not None
-    report = await Outbox(store).recover_after_crash(50.0)
+    report = await Outbox(store, config=lab_gate()).recover_after_crash(50.0)
     assert [i.id for i in report.never_handed] == [claimed_only]
     assert report.unconfirmed == [] and report.queued == 1
     item = await outbox.claim_next(50.0)
@@ -213,12 +214,12 @@ async def test_crash_before_the_channel_got_it_is_queued_again(store: Store) -> 
 
 
 async def test_handed_flag_cleared_when_a_row_goes_back_to_queue(store: Store) -> None:
-    outbox = Outbox(store)
+    outbox = Outbox(store, config=lab_gate())
     row = await _queue(outbox, "c1")
     assert await outbox.claim_next(10.0) is not None
     await outbox.mark_handed(row, 10.5)
     await outbox.mark_failed(row, "+CMS ERROR: 500", permanent=False, now=11.0)
     again = await outbox.claim_next(1e9)
     assert again is not None and again.id == row
-    report = await Outbox(store).recover_after_crash(1e9 + 1)
+    report = await Outbox(store, config=lab_gate()).recover_after_crash(1e9 + 1)
     assert [i.id for i in report.never_handed] == [row] and report.unconfirmed == []

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.daemon_fakes import CALLER, DID, NOW, Clock, make_config, opened, outcome
+from tests.daemon_fakes import CALLER, DID, NOW, Clock, lab_gate, make_config, opened, outcome
 from textback.outbound.outbox import Outbox
 from textback.outbound.pipeline import CallPipeline
 from textback.store import Store, StoreUnavailable
@@ -18,7 +18,7 @@ from textback.store import Store, StoreUnavailable
 def pipeline_for(store: Store, tmp: Path, *, send_delay: float = 0.0,
                  clock: Clock | None = None) -> tuple[CallPipeline, Outbox, list[int]]:
     woken: list[int] = []
-    outbox = Outbox(store)
+    outbox = Outbox(store, config=lab_gate())
     pipe = CallPipeline(store, outbox, make_config(tmp, send_delay=send_delay),
                         clock=clock or Clock(), wake=lambda: woken.append(1),
                         retry_base_s=0.01, retry_max_s=0.05)

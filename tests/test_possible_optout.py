@@ -32,7 +32,7 @@ class Rig:
     def __init__(self, store: Store, config: Config, clock: Clock) -> None:
         self.store = store
         self.clock = clock
-        self.outbox = Outbox(store)
+        self.outbox = Outbox(store, config=config)
         self.pipeline = CallPipeline(store, self.outbox, config, clock=clock)
         self.inbound = InboundHandler(store, self.outbox, config, clock=clock)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from tests.daemon_fakes import CALLER, DID, STAFF, Clock, make_config, opened, outcome
+from tests.daemon_fakes import CALLER, DID, STAFF, Clock, lab_gate, make_config, opened, outcome
 from textback.config import EmailConfig
 from textback.inbound.handler import InboundHandler
 from textback.inbound.staff import (
@@ -69,7 +69,7 @@ class Rig:
     def __init__(self, store: Store, tmp: Path, clock: Clock) -> None:
         self.store = store
         self.config = make_config(tmp)
-        self.outbox = Outbox(store)
+        self.outbox = Outbox(store, config=lab_gate())
         self.pipeline = CallPipeline(store, self.outbox, self.config, clock=clock)
         self.inbound = InboundHandler(store, self.outbox, self.config, clock=clock)
 
@@ -121,7 +121,8 @@ async def test_relay_to_an_opted_out_customer_is_refused(tmp_path: Path) -> None
         code = (await store.fetchone("SELECT code FROM conversations"))["code"]  # type: ignore[index]
         await rig.say(CALLER, "STOP", MISSED + 10)
         await rig.say(STAFF, f"{code} 9am", MISSED + 20)
-        assert await rig.rows("relay") == []
+        (relay,) = await rig.rows("relay")  # refused by the outbox's gate, and recorded
+        assert (relay["state"], relay["cancel_reason"]) == ("skipped", "opted-out")
         (answer,) = await rig.rows("staff-answer")
         assert "opted out" in answer["body"]
 
@@ -137,7 +138,7 @@ async def test_urgent_goes_at_once_after_hours_others_wait_for_opening(
                                                      did.__dataclass_fields__},
                                                   "hours": hours}),)})
     async with opened(tmp_path) as store:
-        outbox = Outbox(store)
+        outbox = Outbox(store, config=lab_gate())
         desk = StaffDesk(store, outbox, config)
         await desk.forward(CALLER, config.dids[0], "thanks!", code=None, urgent=False,
                            at=night)
@@ -178,7 +179,7 @@ async def test_email_goes_through_the_mta_in_a_thread(tmp_path: Path) -> None:
     mailer = Mailer(EmailConfig("mta.local", 2525, "pbx@acme.example"),
                     smtp_factory=FakeSMTP)  # type: ignore[arg-type]
     async with opened(tmp_path) as store:
-        desk = StaffDesk(store, Outbox(store), config, mailer=mailer)
+        desk = StaffDesk(store, Outbox(store, config=lab_gate()), config, mailer=mailer)
         await desk.forward(CALLER, did, "Subject:\r\nBcc: x@evil\r\n\r\nhi", code="4F2A9C",
                            urgent=True, at=MISSED)
         await desk.drain_mail()

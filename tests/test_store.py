@@ -120,10 +120,11 @@ async def test_disk_full_raises_and_leaves_nothing_half_written(tmp_path: Path) 
 
 
 async def test_policy_snapshot_counts(tmp_path: Path) -> None:
+    from tests.daemon_fakes import lab_gate
     from textback.outbound.outbox import Outbox
 
     store = await Store.open(tmp_path / "t.db")
-    outbox = Outbox(store)
+    outbox = Outbox(store, config=lab_gate())
     n = "+15551230001"
     for i, (num, t) in enumerate([(n, 1000.0), (n, 4000.0), ("+15551239999", 4500.0),
                                   ("+15559990000", 4600.0)]):
@@ -191,10 +192,16 @@ async def test_burst_count_pause_and_alert_rows(tmp_path: Path) -> None:
 
 
 async def test_country_count_is_texts_to_callers_of_that_country(tmp_path: Path) -> None:
+    import dataclasses
+
+    from tests.daemon_fakes import lab_gate
     from textback.outbound.outbox import Outbox
 
     store = await Store.open(tmp_path / "t.db")
-    outbox = Outbox(store)
+    lab = lab_gate()  # texts to GB and DE callers, an alert to a staff phone in New York
+    outbox = Outbox(store, config=dataclasses.replace(
+        lab, policy=dataclasses.replace(lab.policy, allowed_countries=("GB", "DE")),
+        staff_numbers=frozenset({"+12125550101"})))
     try:
         for i, (number, t) in enumerate([("+447400123401", 100.0), ("+447400123402", 3000.0),
                                          ("+4915112345678", 3100.0)]):
@@ -240,10 +247,11 @@ async def test_migration_2_upgrades_a_version_1_store(tmp_path: Path) -> None:
 
 async def test_failed_deliveries_count_texts_not_parts(tmp_path: Path) -> None:
     """A 2-part text whose parts both failed is one failed delivery (policy counts texts)."""
+    from tests.daemon_fakes import lab_gate
     from textback.outbound.outbox import Outbox
 
     store = await Store.open(tmp_path / "t.db")
-    outbox = Outbox(store)
+    outbox = Outbox(store, config=lab_gate())
     n = "+15551230001"
     item = await outbox.enqueue(call_id="c1", kind="textback", number=n, did="+15559870000",
                                 body="two parts", senders=["modem:a"], not_before=0, now=0)

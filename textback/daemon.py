@@ -108,7 +108,7 @@ class Daemon:
         policy = self.config.policy
         outbox = Outbox(store, max_attempts=policy.max_attempts,
                         retry_base_s=policy.retry_base_s, retry_max_s=policy.retry_max_s,
-                        resend_unconfirmed=policy.resend_unconfirmed)
+                        resend_unconfirmed=policy.resend_unconfirmed, config=self.config)
         return store, outbox
 
     def _build_modems(self) -> None:
@@ -358,8 +358,10 @@ class Daemon:
             self.outbox_queued = int(row["n"]) if row else 0
 
     async def _heartbeat(self) -> None:
-        """Feed the systemd watchdog, write the status file ``textback status`` reads and
-        keep systemd's STATUS current."""
+        """Feed the systemd watchdog, write the status file ``textback status`` reads (and
+        ``textback send`` checks) and keep systemd's STATUS current. Also wakes the
+        dispatcher: a row queued by another process (``textback send`` while the daemon runs)
+        goes within one beat, not at the next idle poll."""
         interval = min(watchdog_interval_s() or self.heartbeat_s, self.heartbeat_s)
         while True:
             self.notifier.watchdog()
@@ -367,6 +369,8 @@ class Daemon:
             await self._count_outbox()
             await self.write_status()
             self.notifier.status(self.status_line())
+            if self.dispatcher is not None:
+                self.dispatcher.wake()
             await asyncio.sleep(interval)
 
     async def write_status(self) -> None:

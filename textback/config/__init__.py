@@ -149,6 +149,8 @@ class ModemConfig:
     # how long the modem may take to answer a PDU (+CMGS: <mr>) before the text is recorded
     # sent-unconfirmed; the vendor manuals give 60 s (SIM800) to 120 s (EC25)
     send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S
+    # the SIM's own number (MSISDN), if known: never a destination (textback.outbound.gate)
+    number: str | None = None
 
     @property
     def sender(self) -> str:
@@ -162,6 +164,21 @@ class SipConfig:
     destination: str
     from_uri: str
     profile: str | None  # FreeSWITCH sofia profile for chat
+
+
+# [policy] kind_day_caps defaults: at most this many texts of each kind to one number in
+# 24 h. A HELP answer once a day is plenty (200 HELPs must not cost 200 texts); an opt-out or
+# opt-in confirmation twice (STOP, START, STOP in one day still confirms); the FCC's one
+# clarifying text after a possible opt-out once; a staff answer
+# relayed to a customer and a manual `textback send` are people typing, capped generously.
+DEFAULT_KIND_DAY_CAPS: Mapping[str, int] = {
+    "help": 1, "optout-confirm": 2, "optin-confirm": 2, "relay": 20, "manual": 10,
+    "staff-answer": 20, "possible-optout-clarify": 1,
+}
+# the text kinds a per-kind cap may name (textback.outbound.gate.KINDS lists their rules)
+TEXT_KINDS = ("textback", "followup", "help", "optout-confirm", "optin-confirm", "relay",
+              "manual", "staff-forward", "staff-answer", "burst-alert", "callback-unknown",
+              "possible-optout-clarify")
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +209,9 @@ class PolicyConfig:
     # a missed call that ended longer ago than this is not texted (e.g. decided after a long
     # outage): "sorry we missed your call" hours later reads as spam; 0 = no limit
     stale_after_s: float = 3600.0
+    # texts of one kind to one number per 24 h (textback.outbound.gate); 0 or absent: no such cap
+    kind_day_caps: Mapping[str, int] = field(
+        default_factory=lambda: dict(DEFAULT_KIND_DAY_CAPS))
 
     def country_hour_cap(self, country: str | None) -> int | None:
         """The hourly cap for texts to numbers of ``country`` (ISO alpha-2), None if none."""
@@ -337,6 +357,17 @@ def _country_caps(values: Any) -> str | None:
     return None
 
 
+def _kind_caps(values: Any) -> str | None:
+    bad = [k for k in values if k not in TEXT_KINDS]
+    if bad:
+        return (f"not text kinds: {', '.join(map(repr, bad))} (kinds: "
+                f"{', '.join(TEXT_KINDS)})")
+    negative = [k for k, v in values.items() if v < 0]
+    if negative:
+        return f"caps must be 0 (no cap) or more: {', '.join(map(repr, negative))}"
+    return None
+
+
 def _prefixes(values: Any) -> str | None:
     bad = [v for v in values if not _PREFIX.match(v)]
     return f"not number prefixes like \"+1555\": {', '.join(map(repr, bad))}" if bad else None
@@ -456,6 +487,7 @@ SCHEMA = Table({
         "smsc": Field("str", None, check=_e164),
         "profile": Field("str", None),
         "send_timeout_s": Field("float", DEFAULT_SEND_TIMEOUT_S, check=_send_timeout),
+        "number": Field("str", None, check=_e164),
     })),
     "sip": Field("table", table=Table({
         "destination": Field("str", None),
@@ -486,6 +518,7 @@ SCHEMA = Table({
         "country_hour_caps": Field("int_map", {}, check=_country_caps),
         "handover_after_s": Field("float", 30.0, check=_non_negative),
         "stale_after_min": Field("float", 60.0, check=_non_negative),
+        "kind_day_caps": Field("int_map", {}, check=_kind_caps),
     })),
     "did": Field("table_list", required=True, table=Table({
         "number": Field("str", required=True, check=_e164),
@@ -604,6 +637,7 @@ def _policy(po: Mapping[str, Any]) -> PolicyConfig:
         country_hour_caps=dict(po["country_hour_caps"]),
         handover_after_s=po["handover_after_s"],
         stale_after_s=po["stale_after_min"] * 60.0,
+        kind_day_caps={**DEFAULT_KIND_DAY_CAPS, **po["kind_day_caps"]},
     )
 
 
@@ -671,7 +705,8 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
             pin_file, pin = _read_secret_file(m["pin_file"], base, ("modem", i, "pin_file"),
                                               checker)
         modems.append(ModemConfig(m["name"] or "", m["port"] or "", m["baud"], pin, pin_file,
-                                  m["smsc"], m["profile"], m["send_timeout_s"]))
+                                  m["smsc"], m["profile"], m["send_timeout_s"],
+                                  m["number"]))
 
     # [sip]
     sip: SipConfig | None = None

@@ -9,6 +9,11 @@ staff instead). Any reply stops the follow-ups of its DID. A reply of CALL (``ca
 makes the PBX ring staff and then the customer (``textback.inbound.callback``). Everything else is a
 conversation for staff (``textback.inbound.staff``): forwarded with the conversation's short code,
 and a text from a staff phone that starts with a code is relayed to that customer.
+
+Every answer goes through the outbox's gate (``textback.outbound.gate``): no answer to a
+premium-rate or shared-cost number or a short code, none to an opted-out number but the one opt-out
+confirmation, at most ``policy.kind_day_caps`` of each kind per number a day (one HELP
+answer by default).
 """
 
 from __future__ import annotations
@@ -209,14 +214,16 @@ class InboundHandler:
                        message_id: int, at: float) -> None:
         already = await self._opted_out(number)
         await self.store.set_opt_out(number, True, at, "keyword", message_id)
-        cancelled = await self.outbox.cancel_for_number(number, "opted-out", at)
+        # a confirmation still queued from an earlier STOP stays: it is the one text
+        # allowed after an opt-out, and a second STOP must not lose it
+        cancelled = await self.outbox.cancel_for_number(number, "opted-out", at,
+                                                        keep_kinds=("optout-confirm",))
         follow_ups = await self.store.cancel_follow_ups(number, "opted-out", at)
         await self.staff.reviews.settled_by_customer(number, at)
         log(logger, logging.INFO, "opted_out", number=number, cancelled=cancelled,
             follow_ups=follow_ups, message=message_id, again=already)
         if not already:
-            await self._reply(number, did, senders, OPTOUT_CONFIRM, "optout-confirm", at,
-                              bypass_optout=True)
+            await self._reply(number, did, senders, OPTOUT_CONFIRM, "optout-confirm", at)
 
     async def _opt_in(self, number: str, did: DidConfig, senders: tuple[str, ...],
                       message_id: int, at: float, code: str | None) -> None:
@@ -231,15 +238,16 @@ class InboundHandler:
         await self._reply(number, did, senders, OPTIN_CONFIRM, "optin-confirm", at)
 
     async def _reply(self, number: str, did: DidConfig, senders: tuple[str, ...],
-                     template: str, kind: str, at: float, *, bypass_optout: bool = False
-                     ) -> None:
-        if not bypass_optout and await self._opted_out(number):
-            return
+                     template: str, kind: str, at: float) -> None:
+        """Queue an automatic answer; the outbox's gate refuses (and records) what must
+        not go: an opted-out number, a premium or short-code sender, a cap reached."""
         body = template.format(business=did.business or "We",
                                callback=did.callback or did.number)
-        await self.outbox.enqueue(call_id=None, kind=kind, number=number, did=did.number,
-                                  body=body, senders=senders, not_before=at, now=at)
-        self.wake()
+        queued = await self.outbox.enqueue(call_id=None, kind=kind, number=number,
+                                           did=did.number, body=body, senders=senders,
+                                           not_before=at, now=at)
+        if queued.queued:
+            self.wake()
 
 
 async def _free_code(db: Any) -> str:

@@ -201,7 +201,7 @@ class StaffDesk:
             number=number, did=did.number, urgent=urgent, staff_sms=len(did.staff.sms),
             staff_email=len(did.staff.email), code=code, chars=len(body))
         not_before = at if urgent else (did.hours.next_open(at) or at)
-        for staff_number in did.staff.sms:
+        for staff_number in did.staff.sms:  # staff are not customers: no opt-out check
             await self.outbox.enqueue(call_id=None, kind="staff-forward", number=staff_number,
                                       did=did.number, body=sms, senders=did.senders,
                                       not_before=not_before, now=at)
@@ -227,7 +227,8 @@ class StaffDesk:
     async def handle_staff_text(self, staff_number: str, body: str, at: float,
                                 via: str | None = None) -> str:
         """A text from a staff phone: relay it by its code, or answer why not. Returns
-        "relayed", "no-code", "unknown-code", "empty", "opted-out" or "no-did", or a
+        "relayed", "no-code", "unknown-code", "empty", "opted-out", "refused" (another
+        reason of the outbox's gate, e.g. the customer's cap for relays) or "no-did", or a
         possible opt-out's "review-optout", "review-not-optout", "review-pending",
         "no-review" (textback.inbound.possible_optout)."""
         cmd = parse_staff_text(body)
@@ -259,16 +260,19 @@ class StaffDesk:
         review = await self.reviews.staff_reply(staff_number, did, row, cmd.text, at)
         if review is not None:  # a possible opt-out: decided, or relays held until it is
             return review
-        opted = await self.store.fetchone(
-            "SELECT opted_out FROM opt_outs WHERE number = ?", (customer,))
-        if opted is not None and opted["opted_out"]:
+        relay = await self.outbox.enqueue(
+            call_id=None, kind="relay", number=customer, did=did.number, body=cmd.text,
+            senders=did.senders, not_before=at, now=at)
+        if relay.refused == "opted-out":
             await self._answer(staff_number, did, f"textback: not sent - "
                                f"{pretty_number(customer)} has opted out of texts. "
                                f"Call them instead.", at)
             return "opted-out"
-        relay = await self.outbox.enqueue(
-            call_id=None, kind="relay", number=customer, did=did.number, body=cmd.text,
-            senders=did.senders, not_before=at, now=at)
+        if relay.refused is not None:
+            await self._answer(staff_number, did, f"textback: not sent to "
+                               f"{pretty_number(customer)} ({relay.refused}: "
+                               f"{relay.detail}). Call them instead.", at)
+            return "refused"
         async with self.store.transaction("relay") as db:
             await db.execute("UPDATE conversations SET last_activity_at = ? WHERE id = ?",
                              (at, row["id"]))

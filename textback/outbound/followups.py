@@ -289,6 +289,8 @@ class FollowUps:
         parked = await self.outbox.enqueue(
             call_id=call_id, kind=f"{KIND_PREFIX}{touch}", number=number, did=did.number,
             body=body, senders=did.senders, not_before=PARKED_AT, now=now, template="followup")
+        if parked.refused is not None:  # the outbox's gate said no (and recorded why)
+            return await self._cancel_row(fid, call_id, touch, parked.refused, now)
         # Release in one transaction with the stop checks: an opt-out or reply committed
         # before this point cancels the parked row; one committed after finds it queued and
         # cancels it through Outbox.cancel_for_number. Either way nothing goes after a STOP.

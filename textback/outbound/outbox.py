@@ -18,11 +18,18 @@ was stored (see docs/outbox.md), so resending could text the caller twice.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from textback.store import Store
+from textback.config import Config, PolicyConfig
+from textback.logfmt import log
+from textback.outbound import gate
+from textback.outbound.policy import number_prefix
+from textback.store import COUNTED_STATES, Store
+
+logger = logging.getLogger("textback.outbound.outbox")
 
 STATES = ("queued", "sending", "sent", "delivered", "failed", "unconfirmed", "cancelled",
           "skipped")
@@ -55,11 +62,19 @@ class OutboxItem:
 
 @dataclass(frozen=True, slots=True)
 class EnqueueResult:
-    """``created`` False when a text for this (call, kind) already existed (``id`` is it)."""
+    """``created`` False when a text for this (call, kind) already existed (``id`` is it).
+    ``refused`` is the gate's reason when the text was refused (the row is ``skipped``)."""
 
     id: int
     created: bool
     state: str
+    refused: str | None = None
+    detail: str = ""
+
+    @property
+    def queued(self) -> bool:
+        """A new row that will be sent (not a duplicate, not refused)."""
+        return self.created and self.refused is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +108,73 @@ def _item(row: Any) -> OutboxItem:
     )
 
 
+async def _insert(db: Any, *, call_id: str | None, kind: str, number: str, did: str | None,
+                  body: str, template: str | None, encoding: str | None, parts: int | None,
+                  senders: list[str] | tuple[str, ...], not_before: float, now: float,
+                  refused: str | None) -> int:
+    """The raw insert, private to this module: only ``Outbox.enqueue`` calls it, after the
+    gate (tests/test_gate.py checks no other module writes to the outbox table)."""
+    cur = await db.execute(
+        """INSERT INTO outbox (call_id, kind, number, did, body, template, encoding,
+               parts, senders, state, cancel_reason, not_before, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        (call_id, kind, number, did, body, template, encoding, parts,
+         json.dumps(list(senders)), "queued" if refused is None else "skipped", refused,
+         not_before, now, now))
+    new_id = cur.lastrowid
+    assert new_id is not None
+    return int(new_id)
+
+
+_GATE_SNAPSHOT = """SELECT
+  (SELECT opted_out FROM opt_outs WHERE number = :n) AS opted_out,
+  (SELECT count(*) FROM outbox WHERE number = :n AND kind = 'optout-confirm'
+      AND state IN ({states}) AND created_at >= coalesce(
+          (SELECT at FROM opt_outs WHERE number = :n AND opted_out = 1), 1e18)) AS confirms,
+  (SELECT count(*) FROM outbox WHERE number = :n AND created_at > :day
+      AND state IN ({states})
+      AND (kind = :k OR kind LIKE :k || ':%' OR kind LIKE :k || '-%')) AS kind_day,
+  (SELECT count(*) FROM outbox WHERE substr(number, 1, :plen) = :prefix
+      AND created_at > :hour AND +state IN ({states})) AS prefix_hour,
+  (SELECT count(*) FROM outbox WHERE created_at > :hour
+      AND +state IN ({states})) AS global_hour"""
+
+
+async def _gate_snapshot(db: Any, base: str, number: str, now: float,
+                         policy: PolicyConfig) -> gate.GateSnapshot:
+    """The gate's counts, read in the enqueue transaction (the same states count as for
+    the missed-call policy: what went or is about to go)."""
+    names = ",".join(f":s{i}" for i in range(len(COUNTED_STATES)))
+    prefix = number_prefix(number, policy.prefix_digits)
+    params = {"n": number, "k": base, "day": now - 86400.0, "hour": now - 3600.0,
+              "plen": len(prefix), "prefix": prefix,
+              **{f"s{i}": s for i, s in enumerate(COUNTED_STATES)}}
+    async with db.execute(_GATE_SNAPSHOT.format(states=names), params) as c:
+        row = await c.fetchone()
+    return gate.GateSnapshot(
+        opted_out=bool(row["opted_out"]), confirms_since_optout=row["confirms"],
+        kind_texts_day=row["kind_day"], texts_to_prefix_hour=row["prefix_hour"],
+        texts_global_hour=row["global_hour"])
+
+
 class Outbox:
-    """The outbox table's state machine; every transition is one transaction."""
+    """The outbox table's state machine; every transition is one transaction.
+
+    ``config`` gives the gate its rules (``textback.outbound.gate``); without one the gate still
+    runs, with the store's [policy] and no DIDs or staff known (so staff kinds are refused
+    and only lab prefixes in ``policy.test_number_prefixes`` skip the number plan).
+    """
 
     def __init__(self, store: Store, *, max_attempts: int = 5, retry_base_s: float = 30.0,
-                 retry_max_s: float = 3600.0, resend_unconfirmed: bool = False) -> None:
+                 retry_max_s: float = 3600.0, resend_unconfirmed: bool = False,
+                 config: Config | gate.GateConfig | None = None) -> None:
         self.store = store
+        if config is None:
+            self.gate = gate.GateConfig(store.policy)
+        elif isinstance(config, gate.GateConfig):
+            self.gate = config
+        else:
+            self.gate = gate.GateConfig.from_config(config)
         self.max_attempts = max_attempts
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
@@ -112,33 +188,63 @@ class Outbox:
                       body: str, senders: list[str] | tuple[str, ...], not_before: float,
                       now: float, template: str | None = None, encoding: str | None = None,
                       parts: int | None = None) -> EnqueueResult:
-        """Queue a text. A second enqueue for the same (call_id, kind) changes nothing.
+        """Queue a text, if the gate (``textback.outbound.gate``) allows it: the only way to add a
+        row. A second enqueue for the same (call_id, kind) changes nothing.
 
-        When ``call_id`` names a recorded call, its decision becomes ``text`` in the same
-        transaction, so "decided to text" and "queued" can never disagree after a crash.
+        The gate decides inside the insert's transaction, on counts read in it, so two
+        producers cannot both slip under a cap. A refused text is stored too, in state
+        ``skipped`` with the reason in ``cancel_reason`` (``refused`` in the result), and
+        logged as ``text_refused``. When ``call_id`` names a recorded call, its decision
+        becomes ``text`` (or, for a refused missed-call text, ``skip`` with the reason) in
+        the same transaction, so decision and outbox can never disagree after a crash.
         """
         if not senders:
             raise ValueError("a text needs at least one sender")
+        base = gate.base_kind(kind)  # ValueError for a kind without a rule
         async with self.store.transaction("enqueue") as db:
-            cur = await db.execute(
-                """INSERT INTO outbox (call_id, kind, number, did, body, template, encoding,
-                       parts, senders, state, not_before, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
-                   ON CONFLICT (call_id, kind) DO NOTHING""",
-                (call_id, kind, number, did, body, template, encoding, parts,
-                 json.dumps(list(senders)), not_before, now, now))
-            if cur.rowcount == 0:
-                async with db.execute("SELECT id, state FROM outbox WHERE call_id = ? AND "
-                                      "kind = ?", (call_id, kind)) as c:
-                    row = await c.fetchone()
-                assert row is not None
-                return EnqueueResult(row["id"], False, row["state"])
-            new_id = cur.lastrowid
-            assert new_id is not None
             if call_id is not None:
+                async with db.execute("SELECT id, state, cancel_reason FROM outbox WHERE "
+                                      "call_id = ? AND kind = ?", (call_id, kind)) as c:
+                    row = await c.fetchone()
+                if row is not None:
+                    return EnqueueResult(row["id"], False, row["state"],
+                                         row["cancel_reason"] if row["state"] == "skipped"
+                                         else None)
+            snapshot = await _gate_snapshot(db, base, number, now, self.gate.policy)
+            decision = gate.decide(kind, number, did, snapshot, self.gate)
+            refused = decision if isinstance(decision, gate.Refuse) else None
+            new_id = await _insert(
+                db, call_id=call_id, kind=kind, number=number, did=did, body=body,
+                template=template, encoding=encoding, parts=parts, senders=senders,
+                not_before=not_before, now=now,
+                refused=refused.reason if refused is not None else None)
+            if call_id is not None and refused is None:
                 await db.execute("UPDATE calls SET decision = 'text', decision_at = ? "
                                  "WHERE call_id = ? AND decision IS NULL", (now, call_id))
+            elif call_id is not None and refused is not None and kind == "textback":
+                await db.execute(
+                    "UPDATE calls SET decision = 'skip', skip_reason = ?, skip_detail = ?, "
+                    "decision_at = ? WHERE call_id = ? AND decision IS NULL",
+                    (refused.reason, refused.detail, now, call_id))
+        if refused is not None:
+            log(logger, logging.INFO, "text_refused", kind=kind, number=number, did=did,
+                call=call_id, reason=refused.reason, detail=refused.detail, outbox=new_id)
+            return EnqueueResult(new_id, True, "skipped", refused.reason, refused.detail)
         return EnqueueResult(new_id, True, "queued")
+
+    async def claim(self, item_id: int, now: float) -> OutboxItem | None:
+        """Claim one given queued row (``textback send`` sending it itself); None when it is
+        not queued (already taken, cancelled, refused)."""
+        async with self.store.transaction("claim") as db:
+            cur = await db.execute(
+                "UPDATE outbox SET state = 'sending', claimed_at = ?, updated_at = ?, "
+                "attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
+                (now, now, item_id))
+            if cur.rowcount != 1:
+                return None
+            async with db.execute("SELECT * FROM outbox WHERE id = ?", (item_id,)) as c:
+                claimed = await c.fetchone()
+        return _item(claimed)
 
     async def claim_next(self, now: float,
                          senders: Collection[str] | None = None) -> OutboxItem | None:
@@ -263,12 +369,17 @@ class Outbox:
             return await self._cancel_where(db, "id = ?", (item_id,), reason, now) > 0
 
     async def cancel_for_number(self, number: str, reason: str, now: float,
-                                did: str | None = None) -> int:
-        """Cancel every queued text to ``number`` (caller reached, opted out); how many."""
+                                did: str | None = None,
+                                keep_kinds: Collection[str] = ()) -> int:
+        """Cancel every queued text to ``number`` (caller reached, opted out), except those
+        of ``keep_kinds``; how many."""
         where, params = "number = ?", [number]
         if did is not None:
             where += " AND did = ?"
             params.append(did)
+        if keep_kinds:
+            where += f" AND kind NOT IN ({','.join('?' * len(keep_kinds))})"
+            params.extend(keep_kinds)
         async with self.store.transaction("cancel_for_number") as db:
             return await self._cancel_where(db, where, params, reason, now)
 

@@ -160,11 +160,15 @@ class CallPipeline:
             senders=did.senders, not_before=decision.not_before or now, now=now,
             template=choice.kind, encoding=plan.encoding if plan else None,
             parts=len(plan.parts) if plan else None)
+        if queued.refused is not None:  # the outbox's gate refused it (call skip recorded)
+            log(logger, logging.INFO, "text_skipped", call=outcome.call,
+                reason=queued.refused, detail=queued.detail)
+            return Handled(outcome.call, True, "skipped", queued.refused)
         log(logger, logging.INFO, "text_queued", call=outcome.call, number=number,
             did=did.number, outbox=queued.id, template=choice.kind,
             parts=len(plan.parts) if plan else None, created=queued.created,
             not_before=round(decision.not_before or now, 3))
-        if self.followups is not None and queued.created:
+        if self.followups is not None and queued.queued:
             await self.followups.schedule(outcome.call, number, did,
                                           outcome.ended_at or now, decision.not_before or now,
                                           queued.id, now)
