@@ -232,7 +232,11 @@ def test_agi_section(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, GOOD))
     assert (cfg.agi.enabled, cfg.agi.host, cfg.agi.port, cfg.agi.paths) == \
         (False, "127.0.0.1", 4573, ("missed",))
-    cfg = load_config(write(tmp_path, GOOD + '\n[agi]\nenabled = true\nport = 4574\n'))
+    token = tmp_path / "agi.token"
+    token.write_text("0123456789abcdef0123\n")
+    token.chmod(0o600)
+    cfg = load_config(write(tmp_path, GOOD + '\n[agi]\nenabled = true\nport = 4574\n'
+                                           'token_file = "agi.token"\n'))
     assert cfg.agi.enabled and cfg.agi.port == 4574
     found = issues(tmp_path, GOOD + '\n[agi]\nenabeld = true\n')
     assert any(key == "agi.enabeld" and "enabled" in msg for key, _, msg in found)

@@ -21,6 +21,7 @@ from typing import Any
 
 import phonenumbers
 
+from textback.agi.access import MIN_TOKEN_LENGTH, is_loopback_host
 from textback.ami_listener.stream import (
     DEFAULT_EXTERNAL_CONTEXTS,
     DEFAULT_EXTERNAL_PROFILES,
@@ -120,6 +121,8 @@ class TrunksConfig:
     freeswitch_contexts: tuple[str, ...]
     settle_s: float
     default_region: str | None
+    # the dialplan context whose UserEvent(TextbackMessage) is a genuine inbound text
+    asterisk_message_context: str = "textback-message-in"
 
     def tracker_config(self) -> TrackerConfig:
         """The listener's view of these settings."""
@@ -250,12 +253,20 @@ class StoreConfig:
 
 @dataclass(frozen=True, slots=True)
 class AgiConfig:
-    """The FastAGI trigger (for PBXes where AMI is not available); off by default."""
+    """The FastAGI trigger (for PBXes where AMI is not available); off by default.
+
+    ``token``: the secret every request's ``agi://`` URL must carry (``?token=…``), from
+    ``token`` or ``token_file``; required when enabled. ``allow_remote``: a bind address
+    off loopback is an error unless set (then a warning): the token is the only lock.
+    """
 
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = 4573
     paths: tuple[str, ...] = ("missed",)
+    token: Secret | None = None
+    token_file: Path | None = None
+    allow_remote: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +282,8 @@ class Config:
     store: StoreConfig
     agi: AgiConfig = AgiConfig()
     email: EmailConfig = EmailConfig()
+    # usable but worth an admin's eye (check-config prints them, the daemon logs them)
+    warnings: tuple[str, ...] = ()
 
     def did(self, number: str | None) -> DidConfig | None:
         """The DID's settings, by its E.164 number (national forms are normalised)."""
@@ -435,6 +448,7 @@ SCHEMA = Table({
     "trunks": Field("table", table=Table({
         "asterisk_contexts": Field("str_list", list(DEFAULT_TRUNK_CONTEXTS)),
         "asterisk_endpoints": Field("str_list", []),
+        "asterisk_message_context": Field("str", "textback-message-in"),
         "freeswitch_profiles": Field("str_list", list(DEFAULT_EXTERNAL_PROFILES)),
         "freeswitch_contexts": Field("str_list", list(DEFAULT_EXTERNAL_CONTEXTS)),
         "settle_s": Field("float", 2.0, check=_non_negative),
@@ -508,6 +522,9 @@ SCHEMA = Table({
         "host": Field("str", "127.0.0.1"),
         "port": Field("int", 4573, check=_positive),
         "paths": Field("str_list", ["missed"]),
+        "token": Field("str", None),
+        "token_file": Field("str", None),
+        "allow_remote": Field("bool", False),
     })),
     "store": Field("table", table=Table({
         "path": Field("str", str(DEFAULT_STORE)),
@@ -642,7 +659,7 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     t = v["trunks"]
     trunks = TrunksConfig(tuple(t["asterisk_contexts"]), tuple(t["asterisk_endpoints"]),
                           tuple(t["freeswitch_profiles"]), tuple(t["freeswitch_contexts"]),
-                          t["settle_s"], t["default_region"])
+                          t["settle_s"], t["default_region"], t["asterisk_message_context"])
 
     # [[modem]]
     modems: list[ModemConfig] = []
@@ -727,6 +744,39 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     if "did" in data and not v["did"]:
         checker.error(("did",), "at least one [[did]] is required")
 
+    # [agi]: only the PBX may report calls (the token), and only from this machine unless
+    # the admin says otherwise
+    a = v["agi"]
+    warnings: list[str] = []
+    agi_token = Secret(a["token"]) if a["token"] is not None else None
+    agi_token_file: Path | None = None
+    if a["token"] is not None:
+        inline_secrets.append(("agi", "token"))
+        if a["token_file"] is not None:
+            checker.error(("agi", "token_file"), "set token or token_file, not both")
+    elif a["token_file"] is not None:
+        agi_token_file, agi_token = _read_secret_file(a["token_file"], base,
+                                                      ("agi", "token_file"), checker)
+    if a["enabled"]:
+        if a["token"] is None and a["token_file"] is None:
+            checker.error(("agi", "enabled"), "the FastAGI trigger needs a token: set "
+                          "token_file (recommended) or token, and put the same token in the "
+                          "dialplan's agi:// URL (?token=...); without it any local user "
+                          "could report calls (docs/asterisk.md)")
+        elif agi_token is not None and len(agi_token.reveal()) < MIN_TOKEN_LENGTH:
+            checker.error(("agi", "token_file" if a["token"] is None else "token"),
+                          f"the token is shorter than {MIN_TOKEN_LENGTH} characters: too easy "
+                          "to guess (e.g. openssl rand -hex 16)")
+        if not is_loopback_host(a["host"]):
+            if not a["allow_remote"]:
+                checker.error(("agi", "host"), f"{a['host']!r} is not a loopback address: "
+                              "other machines could reach the FastAGI port; use 127.0.0.1, "
+                              "or set allow_remote = true if the PBX runs elsewhere")
+            else:
+                warnings.append(f"agi.host = {a['host']!r} listens beyond this machine "
+                                "(allow_remote = true): the token is the only protection; "
+                                "firewall the port to the PBX's address")
+
     # A file holding secrets must be private.
     if check_permissions and inline_secrets:
         mode = file_mode
@@ -749,12 +799,12 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     if checker.issues:
         checker.issues.sort(key=lambda i: (i.line or 0, i.key))
         raise ConfigError(path, checker.issues)
-    a = v["agi"]
-    agi = AgiConfig(a["enabled"], a["host"], a["port"], tuple(a["paths"]))
+    agi = AgiConfig(a["enabled"], a["host"], a["port"], tuple(a["paths"]), agi_token,
+                    agi_token_file, a["allow_remote"])
     e = v["email"]
     email = EmailConfig(e["host"], e["port"], e["from"], e["timeout_s"])
     return Config(path, pbx, trunks, tuple(modems), sip, policy, tuple(dids), hours,
-                  StoreConfig(store_path), agi, email)
+                  StoreConfig(store_path), agi, email, tuple(warnings))
 
 
 def _or_default(parse: Any, value: Any, default: Any) -> Any:

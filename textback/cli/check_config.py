@@ -80,6 +80,7 @@ def describe_template(did: DidConfig, kind: str) -> list[str]:
 def report(config: Config) -> list[str]:
     out = [f"OK: {config.source} is valid ({len(config.dids)} DID(s), "
            f"{len(config.modems)} modem(s), SIP {'on' if config.sip else 'off'})"]
+    out.extend(f"WARNING: {warning}" for warning in config.warnings)
     for did in config.dids:
         out.append(f"DID {did.number} \u2014 {did.business} (senders: "
                    f"{', '.join(did.senders)}; hours in {did.hours.timezone})")
