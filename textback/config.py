@@ -282,8 +282,8 @@ class Config:
     store: StoreConfig
     agi: AgiConfig = AgiConfig()
     email: EmailConfig = EmailConfig()
-    # usable but worth an admin's eye (check-config prints them, the daemon logs them)
-    warnings: tuple[str, ...] = ()
+    # usable, but probably not meant (check-config prints them; --strict refuses them)
+    warnings: tuple[ConfigIssue, ...] = ()
 
     def did(self, number: str | None) -> DidConfig | None:
         """The DID's settings, by its E.164 number (national forms are normalised)."""
@@ -747,7 +747,6 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     # [agi]: only the PBX may report calls (the token), and only from this machine unless
     # the admin says otherwise
     a = v["agi"]
-    warnings: list[str] = []
     agi_token = Secret(a["token"]) if a["token"] is not None else None
     agi_token_file: Path | None = None
     if a["token"] is not None:
@@ -773,9 +772,9 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
                               "other machines could reach the FastAGI port; use 127.0.0.1, "
                               "or set allow_remote = true if the PBX runs elsewhere")
             else:
-                warnings.append(f"agi.host = {a['host']!r} listens beyond this machine "
-                                "(allow_remote = true): the token is the only protection; "
-                                "firewall the port to the PBX's address")
+                checker.warn(("agi", "host"), f"{a['host']!r} listens beyond this machine "
+                             "(allow_remote = true): the token is the only protection; "
+                             "firewall the port to the PBX's address")
 
     # A file holding secrets must be private.
     if check_permissions and inline_secrets:
@@ -803,8 +802,9 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
                     agi_token_file, a["allow_remote"])
     e = v["email"]
     email = EmailConfig(e["host"], e["port"], e["from"], e["timeout_s"])
+    checker.warnings.sort(key=lambda i: (i.line or 0, i.key))
     return Config(path, pbx, trunks, tuple(modems), sip, policy, tuple(dids), hours,
-                  StoreConfig(store_path), agi, email, tuple(warnings))
+                  StoreConfig(store_path), agi, email, warnings=tuple(checker.warnings))
 
 
 def _or_default(parse: Any, value: Any, default: Any) -> Any:

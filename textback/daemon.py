@@ -179,8 +179,6 @@ class Daemon:
     # ---------------------------------------------------------------- run
 
     async def run(self) -> int:
-        for warning in self.config.warnings:
-            log(logger, logging.WARNING, "config_warning", warning=warning)
         store, outbox = await self._open_store()
         self.store = store
         now = self.clock()
@@ -282,9 +280,6 @@ class Daemon:
 
         if agi.token is None:  # parse_config refuses an enabled [agi] without one
             raise RuntimeError("[agi] is enabled without a token")
-        if agi.allow_remote:
-            log(logger, logging.WARNING, "agi_remote_bind", host=agi.host, port=agi.port,
-                why="allow_remote = true: the token is the only protection")
         self.agi_server = FastAgiServer(on_outcome, host=agi.host, port=agi.port,
                                         token=agi.token.reveal(), paths=agi.paths,
                                         default_region=self.config.trunks.default_region)

@@ -80,7 +80,6 @@ def describe_template(did: DidConfig, kind: str) -> list[str]:
 def report(config: Config) -> list[str]:
     out = [f"OK: {config.source} is valid ({len(config.dids)} DID(s), "
            f"{len(config.modems)} modem(s), SIP {'on' if config.sip else 'off'})"]
-    out.extend(f"WARNING: {warning}" for warning in config.warnings)
     for did in config.dids:
         out.append(f"DID {did.number} \u2014 {did.business} (senders: "
                    f"{', '.join(did.senders)}; hours in {did.hours.timezone})")
@@ -89,9 +88,14 @@ def report(config: Config) -> list[str]:
     return out
 
 
+def warning_lines(config: Config) -> list[str]:
+    """One ``warning: FILE:LINE: key: message`` line per warning of the loaded config."""
+    return [f"warning: {w.format(str(config.source))}" for w in config.warnings]
+
+
 def run(args: argparse.Namespace) -> int:
     config = config_or_none(args.config)
     if config is None:
         return 2
-    print("\n".join(report(config)))
+    print("\n".join(report(config)[:1] + warning_lines(config) + report(config)[1:]))
     return 0
