@@ -5,11 +5,14 @@ real ones (``200 result=1``, *.fastagi.session.txt). Replies to GET VARIABLE are
 captures; they are written in res_agi's format (``200 result=1 (<value>)``, ``200 result=0``
 when unset) with the values the captures show: the trunk channel's Uniqueid is the call's
 Linkedid (MANIFEST.md), and the callers presented their numbers (agi_callingpres 0).
+Each request's URL gets the token the shipped dialplan puts there (``?token=…``, see
+test_agi_token.py for requests without it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,16 @@ from textback.pbx.asterisk.agi_session import AgiSession
 from textback.pbx.outcome import CallOutcome
 
 CAPTURES = sorted(ASTERISK_TRACES.glob("*.fastagi"))
+TOKEN = "test-agi-token-7d2e0b"
+
+
+def with_token(env: bytes) -> bytes:
+    """The request as the shipped dialplan sends it: the token first in the URL's query."""
+    def add(m: re.Match[bytes]) -> bytes:
+        path, _, query = m.group(1).partition(b"?")
+        return (b"agi_network_script: " + path + b"?token=" + TOKEN.encode()
+                + (b"&" + query if query else b""))
+    return re.sub(rb"agi_network_script: ([^\n]*)", add, env)
 
 
 class Collector:
@@ -36,7 +49,7 @@ async def _asterisk(port: int, env: bytes, answers: dict[str, bytes],
                     hangup_first: bool = False) -> list[str]:
     """Play Asterisk: send ``env``, answer each command from ``answers`` until closed."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(env)
+    writer.write(with_token(env))
     await writer.drain()
     commands: list[str] = []
     try:
@@ -68,7 +81,8 @@ def _uniqueid(env: bytes) -> str:
 
 async def _serve(**kw: object) -> tuple[FastAgiServer, Collector]:
     got = Collector()
-    server = FastAgiServer(got, "127.0.0.1", 0, clock=lambda: 1795395500.0, **kw)  # type: ignore[arg-type]
+    server = FastAgiServer(got, "127.0.0.1", 0, token=TOKEN, clock=lambda: 1795395500.0,
+                           **kw)  # type: ignore[arg-type]
     await server.start()
     return server, got
 
@@ -177,7 +191,7 @@ async def test_disconnect_after_environment_still_reports_the_call() -> None:
     # Asterisk hangs up before answering our first GET VARIABLE: the status was in the
     # environment, so the call is still reported.
     server, got = await _serve()
-    env = (ASTERISK_TRACES / "ringgroup-noanswer.fastagi").read_bytes()
+    env = with_token((ASTERISK_TRACES / "ringgroup-noanswer.fastagi").read_bytes())
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.bound_port)
         writer.write(env)
@@ -215,7 +229,7 @@ async def test_callback_error_is_contained() -> None:
     async def broken(outcome: CallOutcome) -> None:
         raise RuntimeError("store is down")
 
-    server = FastAgiServer(broken, "127.0.0.1", 0)
+    server = FastAgiServer(broken, "127.0.0.1", 0, token=TOKEN)
     await server.start()
     try:
         env = (ASTERISK_TRACES / "direct-busy.fastagi").read_bytes()
@@ -229,12 +243,16 @@ async def test_callback_error_is_contained() -> None:
     assert server.stats["callback-error"] == 1
 
 
-async def test_cli_agi_serve_prints_one_json_line_per_call() -> None:
+async def test_cli_agi_serve_prints_one_json_line_per_call(tmp_path: Path) -> None:
     import json
     import sys
 
+    token = tmp_path / "agi.token"
+    token.write_text(TOKEN + "\n")
+    token.chmod(0o600)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "textback", "agi", "serve", "--port", "0",
+        "--token-file", str(token),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         cwd=str(Path(__file__).resolve().parents[1]),
     )

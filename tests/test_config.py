@@ -234,7 +234,11 @@ def test_documented_example_is_valid(tmp_path: Path) -> None:
     match = re.search(r"```toml\n(.*?)```", doc, re.S)
     assert match is not None
     text = match.group(1).replace('"/etc/textback/pbx.secret"', '"ami.secret"').replace(
-        'pin_file = "/etc/textback/sim-a.pin"', 'pin = "1234"')
+        'pin_file = "/etc/textback/sim-a.pin"', 'pin = "1234"').replace(
+        '"/etc/textback/agi.token"', '"agi.token"')
+    token = tmp_path / "agi.token"
+    token.write_text("0123456789abcdef0123\n")
+    token.chmod(0o600)
     cfg = load_config(write(tmp_path, text))
     assert cfg.dids[0].senders == ("modem:a", "sip")
     assert cfg.policy.deny == ("+1900",) and cfg.hours.timezone == "America/New_York"
@@ -244,7 +248,11 @@ def test_agi_section(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, GOOD))
     assert (cfg.agi.enabled, cfg.agi.host, cfg.agi.port, cfg.agi.paths) == \
         (False, "127.0.0.1", 4573, ("missed",))
-    cfg = load_config(write(tmp_path, GOOD + '\n[agi]\nenabled = true\nport = 4574\n'))
+    token = tmp_path / "agi.token"
+    token.write_text("0123456789abcdef0123\n")
+    token.chmod(0o600)
+    cfg = load_config(write(tmp_path, GOOD + '\n[agi]\nenabled = true\nport = 4574\n'
+                                           'token_file = "agi.token"\n'))
     assert cfg.agi.enabled and cfg.agi.port == 4574
     found = issues(tmp_path, GOOD + '\n[agi]\nenabeld = true\n')
     assert any(key == "agi.enabeld" and "enabled" in msg for key, _, msg in found)

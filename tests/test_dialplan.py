@@ -16,6 +16,7 @@ from urllib.parse import quote
 import pytest
 from conftest import ASTERISK_TRACES, FREESWITCH_TRACES
 
+from textback.pbx.asterisk.agi_access import token_matches
 from textback.pbx.asterisk.agi_server import DEFAULT_PATHS, DEFAULT_PORT
 from textback.pbx.asterisk.agi_session import AgiRequest
 from textback.pbx.asterisk.agi_verdict import build_outcome
@@ -162,8 +163,12 @@ def test_agi_line_yields_the_capture_verdict(path: Path, capture: str, dialstatu
     env = dict(line.split(": ", 1) for line in
                (ASTERISK_TRACES / f"{capture}.fastagi").read_text().splitlines()
                if ": " in line)
+    token = "tok+en/with=odd&chars-0123"  # URIENCODE keeps any token intact in the query
     variables = {"DIALSTATUS": dialstatus, "ARG1": env["agi_dnid"], "QUEUESTATUS": "",
-                 "VMSTATUS": "", "DIALEDTIME": "8", "CALLERID(num)": env["agi_callerid"]}
+                 "VMSTATUS": "", "DIALEDTIME": "8", "CALLERID(num)": env["agi_callerid"],
+                 "TEXTBACK_AGI_TOKEN": token}
+    # the token, from the global variable, comes first in the URL (docs/asterisk.md)
+    assert "missed?token=${URIENCODE(${TEXTBACK_AGI_TOKEN})}&" in agi
 
     def expand(text: str) -> str:
         while m := re.search(r"\$\{URIENCODE\(\$\{([^{}]+)\}\)\}", text):
@@ -178,7 +183,9 @@ def test_agi_line_yields_the_capture_verdict(path: Path, capture: str, dialstatu
     for i in range(1, 4):
         env.pop(f"agi_arg_{i}", None)
     env.update({f"agi_arg_{i}": a for i, a in enumerate(agi_args, 1)})
-    out = build_outcome(AgiRequest(env=env), {}, ended_at=None)
+    request = AgiRequest(env=env)
+    assert token_matches(request, token) and not token_matches(request, token[:-1])
+    out = build_outcome(request, {}, ended_at=None)
     assert (out.verdict, out.reason, out.caller, out.did, out.ring_s) == (
         "missed", reason, env["agi_callerid"], "+15559870000", 8.0)
 

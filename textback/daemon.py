@@ -96,6 +96,7 @@ class Daemon:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._handlers: set[asyncio.Task[Any]] = set()
+        self.refused_user_events = 0  # TextbackMessage UserEvents not from the message context
 
     def stop(self) -> None:
         self._stop.set()
@@ -194,6 +195,17 @@ class Daemon:
 
     def _on_ami_user_event(self, msg: Any) -> None:
         if self.inbound is None or msg.get("UserEvent") != "TextbackMessage":
+            return
+        # only the trunk's message context (the shipped [textback-message-in]) may hand us
+        # a text: any other dialplan context, or an AMI client's Action: UserEvent (no
+        # channel, no Context), could otherwise plant a reply or a STOP for any number
+        context = msg.get("Context") or ""
+        expected = self.config.trunks.asterisk_message_context
+        if context != expected:
+            self.refused_user_events += 1
+            log(logger, logging.WARNING, "user_event_refused", name="TextbackMessage",
+                context=context[:80], channel=(msg.get("Channel") or "")[:80],
+                expected=expected, refused=self.refused_user_events)
             return
         fields = {k: msg.get(k) or "" for k in ("From", "To", "Exten", "Body")}
         self._spawn(self.inbound.receive_ami_user_event(fields, at=self.clock()))
@@ -299,8 +311,10 @@ class Daemon:
         async def on_outcome(outcome: Any) -> None:
             pipeline.submit(outcome)
 
+        if agi.token is None:  # parse_config refuses an enabled [agi] without one
+            raise RuntimeError("[agi] is enabled without a token")
         self.agi_server = FastAgiServer(on_outcome, host=agi.host, port=agi.port,
-                                        paths=agi.paths,
+                                        token=agi.token.reveal(), paths=agi.paths,
                                         default_region=self.config.trunks.default_region)
         await self.agi_server.start()
         log(logger, logging.INFO, "agi_listening", host=agi.host, port=agi.port)
@@ -404,6 +418,11 @@ class Daemon:
             "outbox_queued": self.outbox_queued,
             "backlog": self.pipeline.backlog if self.pipeline else 0,
             "in_flight": self.dispatcher.in_flight if self.dispatcher else 0,
+            "refused": {
+                "agi_token": self.agi_server.stats["refused-token"]
+                if self.agi_server is not None else 0,
+                "user_event": self.refused_user_events,
+            },
         }
         _publish(status_path(self.config.store.path), json.dumps(status, indent=1))
 

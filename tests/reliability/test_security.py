@@ -11,6 +11,8 @@ from pathlib import Path
 
 from tests.reliability.harness import LOOPBACK, REPO, SECRET, record, run_once, write_config
 
+AGI_TOKEN = "reliability-agi-token-5c1d"
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -20,12 +22,12 @@ def free_port() -> int:
 
 async def test_daemon_listens_on_loopback_only_and_never_logs_the_secret(
         tmp_path: Path) -> None:
-    agi = {"enabled": True, "port": free_port()}
+    agi = {"enabled": True, "port": free_port(), "token": AGI_TOKEN}
     run = await run_once(tmp_path, 3, config={"agi": agi})
     assert run.status in (0, -15), "".join(run.logs[-20:])
     assert run.listeners, "the FastAGI listener should be open"
     assert all(addr in LOOPBACK for addr, _ in run.listeners), run.listeners
-    assert not any(SECRET in line for line in run.logs)
+    assert not any(SECRET in line or AGI_TOKEN in line for line in run.logs)
     assert sum(run.sent.values()) == 3
     record("security: listeners loopback-only, secret never logged", 1, 1, 0, 0, None,
            listeners=len(run.listeners))

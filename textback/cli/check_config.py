@@ -123,17 +123,18 @@ WARNING_CHECKS: tuple[Callable[[Config], list[str]], ...] = (optout_wording_warn
 
 
 def collect_warnings(config: Config) -> list[str]:
-    return [w for check in WARNING_CHECKS for w in check(config)]
+    """The loaded config's own warnings (``file:line: key: message``), then every check's."""
+    return ([w.format(str(config.source)) for w in config.warnings]
+            + [w for check in WARNING_CHECKS for w in check(config)])
 
 
 def run(args: argparse.Namespace) -> int:
     config = config_or_none(args.config)
     if config is None:
         return 2
-    print("\n".join(report(config)))
     found = collect_warnings(config)
-    for warning in found:
-        print(f"warning: {warning}")
+    lines = report(config)
+    print("\n".join(lines[:1] + [f"warning: {w}" for w in found] + lines[1:]))
     if found and getattr(args, "strict", False):
         print(f"textback check-config --strict: {len(found)} warning(s) treated as errors",
               file=sys.stderr)

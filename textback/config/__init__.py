@@ -39,6 +39,7 @@ from textback.outbound.followup_rules import (
 )
 from textback.outbound.hours import DAYS, DEFAULT_WEEK, Hours, HoursError, check_timezone, parse_day
 from textback.outbound.templates import TEMPLATE_KINDS, check_template
+from textback.pbx.asterisk.agi_access import MIN_TOKEN_LENGTH, is_loopback_host
 from textback.pbx.outcome import MISSED_REASONS
 from textback.pbx.stream import (
     DEFAULT_EXTERNAL_CONTEXTS,
@@ -124,6 +125,8 @@ class TrunksConfig:
     freeswitch_contexts: tuple[str, ...]
     settle_s: float
     default_region: str | None
+    # the dialplan context whose UserEvent(TextbackMessage) is a genuine inbound text
+    asterisk_message_context: str = "textback-message-in"
 
     def tracker_config(self) -> TrackerConfig:
         """The listener's view of these settings."""
@@ -276,12 +279,20 @@ class StoreConfig:
 
 @dataclass(frozen=True, slots=True)
 class AgiConfig:
-    """The FastAGI trigger (for PBXes where AMI is not available); off by default."""
+    """The FastAGI trigger (for PBXes where AMI is not available); off by default.
+
+    ``token``: the secret every request's ``agi://`` URL must carry (``?token=…``), from
+    ``token`` or ``token_file``; required when enabled. ``allow_remote``: a bind address
+    off loopback is an error unless set (then a warning): the token is the only lock.
+    """
 
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = 4573
     paths: tuple[str, ...] = ("missed",)
+    token: Secret | None = None
+    token_file: Path | None = None
+    allow_remote: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +308,8 @@ class Config:
     store: StoreConfig
     agi: AgiConfig = AgiConfig()
     email: EmailConfig = EmailConfig()
+    # usable, but probably not meant (check-config prints them; --strict refuses them)
+    warnings: tuple[ConfigIssue, ...] = ()
 
     def did(self, number: str | None) -> DidConfig | None:
         """The DID's settings, by its E.164 number (national forms are normalised)."""
@@ -473,6 +486,7 @@ SCHEMA = Table({
     "trunks": Field("table", table=Table({
         "asterisk_contexts": Field("str_list", list(DEFAULT_TRUNK_CONTEXTS)),
         "asterisk_endpoints": Field("str_list", []),
+        "asterisk_message_context": Field("str", "textback-message-in"),
         "freeswitch_profiles": Field("str_list", list(DEFAULT_EXTERNAL_PROFILES)),
         "freeswitch_contexts": Field("str_list", list(DEFAULT_EXTERNAL_CONTEXTS)),
         "settle_s": Field("float", 2.0, check=_non_negative),
@@ -549,6 +563,9 @@ SCHEMA = Table({
         "host": Field("str", "127.0.0.1"),
         "port": Field("int", 4573, check=_positive),
         "paths": Field("str_list", ["missed"]),
+        "token": Field("str", None),
+        "token_file": Field("str", None),
+        "allow_remote": Field("bool", False),
     })),
     "store": Field("table", table=Table({
         "path": Field("str", str(DEFAULT_STORE)),
@@ -684,7 +701,7 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     t = v["trunks"]
     trunks = TrunksConfig(tuple(t["asterisk_contexts"]), tuple(t["asterisk_endpoints"]),
                           tuple(t["freeswitch_profiles"]), tuple(t["freeswitch_contexts"]),
-                          t["settle_s"], t["default_region"])
+                          t["settle_s"], t["default_region"], t["asterisk_message_context"])
 
     # [[modem]]
     modems: list[ModemConfig] = []
@@ -771,6 +788,38 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     if "did" in data and not v["did"]:
         checker.error(("did",), "at least one [[did]] is required")
 
+    # [agi]: only the PBX may report calls (the token), and only from this machine unless
+    # the admin says otherwise
+    a = v["agi"]
+    agi_token = Secret(a["token"]) if a["token"] is not None else None
+    agi_token_file: Path | None = None
+    if a["token"] is not None:
+        inline_secrets.append(("agi", "token"))
+        if a["token_file"] is not None:
+            checker.error(("agi", "token_file"), "set token or token_file, not both")
+    elif a["token_file"] is not None:
+        agi_token_file, agi_token = _read_secret_file(a["token_file"], base,
+                                                      ("agi", "token_file"), checker)
+    if a["enabled"]:
+        if a["token"] is None and a["token_file"] is None:
+            checker.error(("agi", "enabled"), "the FastAGI trigger needs a token: set "
+                          "token_file (recommended) or token, and put the same token in the "
+                          "dialplan's agi:// URL (?token=...); without it any local user "
+                          "could report calls (docs/asterisk.md)")
+        elif agi_token is not None and len(agi_token.reveal()) < MIN_TOKEN_LENGTH:
+            checker.error(("agi", "token_file" if a["token"] is None else "token"),
+                          f"the token is shorter than {MIN_TOKEN_LENGTH} characters: too easy "
+                          "to guess (e.g. openssl rand -hex 16)")
+        if not is_loopback_host(a["host"]):
+            if not a["allow_remote"]:
+                checker.error(("agi", "host"), f"{a['host']!r} is not a loopback address: "
+                              "other machines could reach the FastAGI port; use 127.0.0.1, "
+                              "or set allow_remote = true if the PBX runs elsewhere")
+            else:
+                checker.warn(("agi", "host"), f"{a['host']!r} listens beyond this machine "
+                             "(allow_remote = true): the token is the only protection; "
+                             "firewall the port to the PBX's address")
+
     # A file holding secrets must be private.
     if check_permissions and inline_secrets:
         mode = file_mode
@@ -793,12 +842,13 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     if checker.issues:
         checker.issues.sort(key=lambda i: (i.line or 0, i.key))
         raise ConfigError(path, checker.issues)
-    a = v["agi"]
-    agi = AgiConfig(a["enabled"], a["host"], a["port"], tuple(a["paths"]))
+    agi = AgiConfig(a["enabled"], a["host"], a["port"], tuple(a["paths"]), agi_token,
+                    agi_token_file, a["allow_remote"])
     e = v["email"]
     email = EmailConfig(e["host"], e["port"], e["from"], e["timeout_s"])
+    checker.warnings.sort(key=lambda i: (i.line or 0, i.key))
     return Config(path, pbx, trunks, tuple(modems), sip, policy, tuple(dids), hours,
-                  StoreConfig(store_path), agi, email)
+                  StoreConfig(store_path), agi, email, warnings=tuple(checker.warnings))
 
 
 def _or_default(parse: Any, value: Any, default: Any) -> Any:

@@ -14,7 +14,7 @@ import asyncio
 import collections
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from textback.config import Config
@@ -103,6 +103,7 @@ class CallPipeline:
 
     async def handle(self, outcome: CallOutcome) -> Handled:
         now = self.clock()
+        outcome = self._assume_did(outcome)
         record = await self.store.record_outcome(outcome, now)
         log(logger, logging.INFO, "call_decided", call=outcome.call,
             direction=outcome.direction, verdict=outcome.verdict, reason=outcome.reason,
@@ -123,6 +124,19 @@ class CallPipeline:
         if outcome.direction != "inbound" or outcome.verdict != "missed":
             return self._done(Handled(outcome.call, True, "ignored", outcome.reason))
         return self._done(await self._decide_missed(outcome, now))
+
+    def _assume_did(self, outcome: CallOutcome) -> CallOutcome:
+        """An inbound call whose DID the listener never saw (first seen mid-call after a
+        restart: the PBX no longer shows it) belongs to the only ``[[did]]`` when exactly
+        one is configured; with several, guessing could text a caller in the wrong
+        business's name, so it stays unknown (skipped ``unknown-did``)."""
+        if outcome.direction != "inbound" or outcome.did is not None \
+                or not outcome.extra.get("did_unseen") or len(self.config.dids) != 1:
+            return outcome
+        did = self.config.dids[0].number
+        log(logger, logging.INFO, "did_assumed", call=outcome.call, did=did,
+            why="DID never seen (call first seen mid-call); the only [[did]] configured")
+        return replace(outcome, did=did, extra={**outcome.extra, "did_assumed": True})
 
     async def redecide(self, outcome: CallOutcome) -> Handled:
         """A missed call recorded before a crash but never decided: decide it now (its

@@ -9,7 +9,9 @@ functions with ``asyncio.coroutine``, gone in Python 3.11. The issue asks for a 
 on garbage and early disconnects, so the protocol lives in :mod:`textback.pbx.asterisk.agi_session`
 (sans-IO, tested on the real captures) and this module is thin glue.
 
-Per connection: read the environment (bounded in time and size), ask with GET VARIABLE for
+Per connection: read the environment (bounded in time and size), refuse it unless its URL
+carries the secret token (:mod:`textback.pbx.asterisk.agi_access`: counted as
+``refused-token``, logged without the token), ask with GET VARIABLE for
 what the dialplan did not pass (DIALSTATUS, CALLERID(num-pres), CHANNEL(linkedid), and
 QUEUESTATUS/VMSTATUS when no Dial ran), log a VERBOSE line on the Asterisk console, close the
 connection so the dialplan goes on at once, and only then await ``on_outcome(outcome)``.
@@ -25,6 +27,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 
 from textback.pbx.asterisk import agi_verdict as v
+from textback.pbx.asterisk.agi_access import token_matches
 from textback.pbx.asterisk.agi_session import AgiProtocolError, AgiReply, AgiRequest, AgiSession
 from textback.pbx.outcome import CallOutcome
 
@@ -49,7 +52,8 @@ class FastAgiServer:
     ``on_outcome`` is awaited once per completed request, after the AGI connection is closed;
     its exceptions are logged and counted, never propagated. ``stats`` counts sessions,
     outcomes and each kind of failure (``garbage``, ``early-eof``, ``timeout``, ``oversize``,
-    ``unknown-path``, ``callback-error``).
+    ``unknown-path``, ``callback-error``) and each request refused for a missing or wrong
+    ``token`` (``refused-token``). ``token`` is required: there is no open mode.
     """
 
     def __init__(
@@ -58,6 +62,7 @@ class FastAgiServer:
         host: str = DEFAULT_HOST,
         port: int = DEFAULT_PORT,
         *,
+        token: str,
         paths: Iterable[str] = DEFAULT_PATHS,
         default_region: str | None = None,
         env_timeout: float = 5.0,
@@ -65,7 +70,11 @@ class FastAgiServer:
         clock: Callable[[], float] = time.time,
         max_line: int = 8192,
     ) -> None:
+        if not token:
+            raise ValueError("FastAgiServer needs a non-empty token (the agi:// URL's "
+                             "?token=…); without one any local user could report calls")
         self.on_outcome = on_outcome
+        self._token = token
         self.host = host
         self.port = port
         self.paths = frozenset(p.strip("/") for p in paths)
@@ -146,6 +155,11 @@ class FastAgiServer:
                        writer: asyncio.StreamWriter) -> CallOutcome | None:
         session = AgiSession(max_line=self.max_line)
         request = await self._read_environment(session, reader)
+        if not token_matches(request, self._token):
+            peer = writer.get_extra_info("peername")
+            raise _Closed("refused-token", f"refused a request without the right token "
+                          f"(peer {peer!r}); the dialplan's agi:// URL must carry "
+                          "?token=<the [agi] token>")
         if request.path not in self.paths:
             raise _Closed("unknown-path", f"unknown AGI path {request.path[:40]!r}")
         ended_at = self.clock()

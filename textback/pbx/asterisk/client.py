@@ -61,6 +61,10 @@ class AmiLoginError(AmiError):
     """The PBX refused our credentials: retrying will not help."""
 
 
+class AmiNotConnected(AmiError):
+    """No link to send on: the action was NOT written (a sender may safely try again)."""
+
+
 def _printable(s: str, limit: int = 200) -> str:
     return "".join(ch if ch.isprintable() else "?" for ch in s)[:limit]
 
@@ -158,15 +162,15 @@ class AmiClient:
         try:
             await asyncio.wait_for(self.logged_in.wait(), timeout)
         except TimeoutError:
-            raise AmiError(f"AMI {self.host}:{self.port} not connected") from None
+            raise AmiNotConnected(f"AMI {self.host}:{self.port} not connected") from None
         msg = await self._request(action, timeout)
         return msg.headers()
 
     # ---------------------------------------------------------------- internal
     async def _request(self, action: dict[str, str], timeout: float) -> AmiMessage:
         writer = self._writer
-        if writer is None:
-            raise AmiError("AMI not connected")
+        if writer is None or writer.is_closing():
+            raise AmiNotConnected("AMI not connected")
         action = dict(action)
         action_id = action.setdefault("ActionID", f"textback-{next(self._ids)}")
         fut: asyncio.Future[AmiMessage] = asyncio.get_running_loop().create_future()

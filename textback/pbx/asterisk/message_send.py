@@ -6,6 +6,10 @@ at the far end — and raises no event afterwards. So a Success is recorded as
 sent-unconfirmed (``SendResult.confirmed = False``), never as delivered. The body always goes
 as ``Base64Body`` (UTF-8, emoji intact, and no line break in the text can end the action);
 the number must be E.164 before it is put into the destination URI.
+
+A dead AMI link is a transient ``SendError`` raised before ``on_commit`` (the dispatcher
+retries or hands the text to the next sender); one that dies while the action is in flight
+leaves the text sent-unconfirmed, never resent (Asterisk may have sent it).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from textback.pbx.asterisk.client import AmiError, AmiNotConnected
 from textback.sender import Commit, SendError, SendResult
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -67,10 +72,19 @@ class AmiMessageSender:
     async def send(self, number: str, text: str, *, status_report: bool = True,
                    did: str | None = None, on_commit: Commit | None = None) -> SendResult:
         action = self.action_for(number, text, did)
+        if not self.available():  # checked before the point of no return: nothing is lost
+            raise SendError(self.name, "AMI link: not connected", permanent=False)
         if on_commit is not None:
             await on_commit()
         try:
             response = await self._send_action(action)
+        except AmiNotConnected as exc:  # the link dropped before the action was written
+            raise SendError(self.name, f"AMI link: {exc}", permanent=False) from exc
+        except AmiError as exc:
+            # written, then the link failed (lost, no answer): Asterisk may have sent it,
+            # so it is never sent again; recorded sent-unconfirmed
+            return SendResult(sender=self.name, parts=1, refs=[None], confirmed=False,
+                              detail=f"AMI link failed after MessageSend was written: {exc}")
         except (ConnectionError, TimeoutError, OSError) as exc:
             raise SendError(self.name, f"AMI link: {exc}", permanent=False) from exc
         status = str(response.get("Response", "")).lower()

@@ -37,6 +37,10 @@ The rules, each taken from a real capture (../shared/traces/asterisk-22/MANIFEST
   finalised once, as ``missed`` only if what we saw before (a Dial leg ended unanswered,
   the queue let go, voicemail, the caller hung up) already made it missed, else
   ``ignored``/``unknown-after-restart`` (nobody can tell whether someone answered).
+  A call first seen mid-call (its Newchannel went to the socket of a process that was
+  killed, or its start was not yet kept) has no DID anywhere in what the PBX shows now
+  (CoreShowChannel gives the channel's current context/extension): its DID is None and
+  ``extra["did_unseen"]`` says so, never the current extension passed off as a DID.
 """
 
 from __future__ import annotations
@@ -145,6 +149,7 @@ class _Call:
         "dialend",
         "dialstatus",
         "did_raw",
+        "did_unseen",
         "first",
         "gone_at",
         "hangup_cause",
@@ -179,6 +184,7 @@ class _Call:
         self.caller_raw: str | None = None
         self.caller_name: str | None = None
         self.did_raw: str | None = None
+        self.did_unseen = False  # first channel picked up mid-call: its DID never seen
         self.withheld_pres = False
         self.person = False
         self.connected = False
@@ -495,6 +501,12 @@ class CallTracker:
             call.caller_raw = num
             call.caller_name = msg.get("CallerIDName")
             call.did_raw = msg.get("Exten")
+            call.did_unseen = False
+            if msg.name != "Newchannel" and (msg.get("Context") or "") \
+                    not in self._trunk_contexts:
+                # picked up mid-call (resync, adopted after a restart): Exten is where the
+                # channel is now (route-direct/s, an extension), not the DID it came in on
+                call.did_raw, call.did_unseen = None, True
         if trunk and len(self._learned_trunks) < MAX_LEARNED_TRUNKS:
             self._learned_trunks.add(endpoint_of(name)[1])
         return chan
@@ -946,6 +958,8 @@ class CallTracker:
             extra["resynced"] = True
         if call.seeded:
             extra["restored"] = True
+        if direction == "inbound" and did is None and call.did_unseen:
+            extra["did_unseen"] = True  # the pipeline may know the DID (a single [[did]])
         return CallOutcome(
             call=call.linkedid, direction=direction, caller=caller, withheld=withheld,
             did=did, verdict=verdict, reason=reason,  # type: ignore[arg-type]

@@ -2,7 +2,9 @@
 
 The api call blocks until the far end answers the MESSAGE; the capture ``chat-send.esl``
 shows "Sent" with Delivery-Result-Code 202. Anything else is a refusal by this route
-(permanent for this sender, the next sender takes over); a dropped ESL link is transient.
+(permanent for this sender, the next sender takes over). A link that is down before the
+api line is written is a transient ``SendError`` raised before ``on_commit``; one that closes
+after it was written leaves the text sent-unconfirmed (never resent).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import re
 
 from textback.pbx.freeswitch.chat import send_chat
-from textback.pbx.freeswitch.client import EslClient
+from textback.pbx.freeswitch.client import EslClient, EslError, EslNotConnected
 from textback.sender import Commit, SendError, SendResult
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -36,12 +38,20 @@ class EslChatSender:
             raise SendError(self.name, f"not an E.164 number: {number!r}", permanent=True)
         to_uri = self.destination.replace("{number}", number)
         from_uri = self.from_uri.replace("{did}", did or "").replace("{number}", number)
+        if not self.available():  # checked before the point of no return: nothing is lost
+            raise SendError(self.name, "ESL link: not connected", permanent=False)
         if on_commit is not None:
             await on_commit()
         try:
             result = await send_chat(self.client, from_uri=from_uri, to_uri=to_uri, text=text)
         except ValueError as exc:
             raise SendError(self.name, str(exc), permanent=True) from exc
+        except EslNotConnected as exc:  # the link dropped before the api line was written
+            raise SendError(self.name, f"ESL link: {exc}", permanent=False) from exc
+        except EslError as exc:
+            # written, then the link closed: FreeSWITCH may have sent it; never resent
+            return SendResult(sender=self.name, parts=1, refs=[None], confirmed=False,
+                              detail=f"ESL link failed after chat was written: {exc}")
         except (ConnectionError, TimeoutError, OSError) as exc:
             raise SendError(self.name, f"ESL link: {exc}", permanent=False) from exc
         if not result.sent:

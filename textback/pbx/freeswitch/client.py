@@ -55,6 +55,10 @@ class EslAuthError(EslError):
     """FreeSWITCH refused the password: fatal, retrying cannot help."""
 
 
+class EslNotConnected(EslError):
+    """No link to send on: the command was NOT written (a sender may safely try again)."""
+
+
 def _one_line(text: str) -> str:
     """A single printable line (values from the wire never reach a log raw)."""
     return "".join(ch if ch.isprintable() else " " for ch in text).strip()[:200]
@@ -260,9 +264,11 @@ class EslClient:
     async def _command(self, cmd: str, timeout: float, body: bytes = b"") -> Frame:
         writer = self._writer
         if writer is None or writer.is_closing():
-            raise EslError("not connected")
+            raise EslNotConnected("not connected")
         fut: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
         async with self._send_lock:
+            if writer is not self._writer or writer.is_closing():  # dropped while we waited
+                raise EslNotConnected("not connected")
             self._replies.append(fut)
             writer.write(cmd.encode("utf-8") + b"\n\n" + body)
             await writer.drain()
