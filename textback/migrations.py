@@ -248,6 +248,33 @@ CREATE TABLE staff_mail (
 CREATE INDEX staff_mail_due ON staff_mail (state, next_attempt_at);
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6)
+# The inbound journal (textback/inbound_journal.py, its only writer; issue 12 finding 3):
+# every PDU a modem received, raw, committed before anything decodes it and before its SIM
+# slot is freed. Decoding, reassembly and handling run from here. ``state``: new (not yet
+# handled; multipart parts stay new until their text is delivered), stored (the message is
+# in ``messages`` - same transaction - but acting on it may not have finished), done,
+# undecodable (kept raw with ``error``, shown to staff as a flagged message), failed (the
+# handler raised something other than a store outage: kept with ``error``), ignored (not a
+# text: a status report or a stored SUBMIT).
+V7 = """
+CREATE TABLE inbound_pdus (
+    id           INTEGER PRIMARY KEY,
+    modem        TEXT NOT NULL,            -- the sender name, e.g. modem:a
+    storage      TEXT,                     -- SIM/ME storage ("SM"); NULL for +CMT
+    slot         INTEGER,                  -- its index there; NULL for +CMT
+    pdu          TEXT NOT NULL,            -- hex, SMSC octets first, as the modem gave it
+    received_at  REAL NOT NULL,
+    state        TEXT NOT NULL DEFAULT 'new'
+                 CHECK (state IN ('new', 'stored', 'done', 'undecodable', 'failed',
+                                  'ignored')),
+    error        TEXT,
+    message_id   INTEGER REFERENCES messages (id),
+    processed_at REAL
+);
+CREATE INDEX inbound_pdus_open ON inbound_pdus (id) WHERE state IN ('new', 'stored');
+CREATE INDEX inbound_pdus_slot ON inbound_pdus (modem, storage, slot, pdu);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6, V7)
 
 LATEST = len(MIGRATIONS)
