@@ -22,9 +22,15 @@ from typing import Any
 
 import pytest
 
+from tests.daemon_fakes import NOW, opened
 from tests.test_daemon_e2e import Rig, modem_ready, rig_for, until
 from textback import daemon as daemon_mod
+from textback import inbound_journal
 from textback.inbound import InboundHandler
+from textback.inbound_journal import InboundJournal, JournaledText
+from textback.migrations import LATEST, MIGRATIONS
+from textback.modem import driver as modem_driver
+from textback.modem.pdu import decode_pdu, storable_text
 from textback.modem.simulator.deliver import encode_deliver, encode_deliver_ucs2_octets
 from textback.store import Store
 
@@ -101,11 +107,8 @@ async def test_stop_during_a_store_outage_is_honoured_when_the_store_returns(
 def test_retries_while_the_store_is_away_are_fast_enough_for_one_second() -> None:
     """(a) The mechanism behind "within 1 s": held PDUs and journal rows are retried at
     most every 0.5 s (the figure itself is measured in the test above, not asserted)."""
-    from textback import inbound_journal
-    from textback.modem import driver
-
     assert inbound_journal.RETRY_S <= 0.5
-    assert driver.HELD_RETRY_S <= 0.5
+    assert modem_driver.HELD_RETRY_S <= 0.5
 
 
 async def test_invalid_ucs2_is_stored_with_replacement_characters_and_classified(
@@ -220,3 +223,111 @@ async def test_crash_around_handling_handles_the_text_exactly_once(
         assert inbound_bodies(rig) == ["STOP"]
         assert len(rig.query("SELECT id FROM outbox WHERE kind = 'optout-confirm'")) == 1
         assert sim_slots(rig) == {}
+
+
+# ---------------------------------------------------------------- the journal on its own
+
+
+async def _journal_with(store: Store, got: list[tuple[JournaledText, int]],
+                        fail: set[str] | None = None) -> InboundJournal:
+    """A journal whose handler stores each text as an inbound message the way the inbound
+    handler does (``on_stored`` inside the same transaction), and raises a bug for texts
+    in ``fail``."""
+    async def deliver(text: JournaledText, on_stored: Any) -> int:
+        if fail and text.text in fail:
+            raise ValueError("a handler bug")
+        async with store.transaction("test") as db:
+            cur = await db.execute(
+                "INSERT INTO messages (direction, number, body, status, sender, created_at) "
+                "VALUES ('in', ?, ?, 'received', ?, ?)",
+                (text.number or "unknown", text.text, text.modem, text.at))
+            assert cur.lastrowid is not None
+            await on_stored(db, cur.lastrowid)
+        got.append((text, cur.lastrowid))
+        return cur.lastrowid
+
+    return InboundJournal(store, deliver, clock=lambda: NOW)
+
+
+async def test_multipart_parts_survive_a_restart_in_the_journal(tmp_path: Path) -> None:
+    """Two of three parts journaled, then the process goes: a new journal on the same
+    store (its reassembly rebuilt from the table) completes the text with the third."""
+    parts = encode_deliver(CUSTOMER, "".join(f"{i}" + "y" * 152 for i in range(3)))
+    async with opened(tmp_path) as store:
+        got: list[tuple[JournaledText, int]] = []
+        first = await _journal_with(store, got)
+        for slot, (pdu, _) in enumerate(parts[:2]):
+            await first.journal("modem:a", "SM", slot, pdu)
+        assert await first.process() == 0 and got == []
+        again = await _journal_with(store, got)  # after a restart
+        await again.journal("modem:a", "SM", 2, parts[2][0])
+        assert await again.process() == 1
+        ((text, message_id),) = got
+        assert text.text == "".join(f"{i}" + "y" * 152 for i in range(3))
+        assert text.number == CUSTOMER and len(text.rows) == 3
+        rows = await store.fetchall("SELECT state, message_id FROM inbound_pdus")
+        assert [(r["state"], r["message_id"]) for r in rows] == [("done", message_id)] * 3
+        assert await again.process() == 0
+
+
+async def test_the_same_pdu_from_the_same_slot_is_journaled_once(tmp_path: Path) -> None:
+    """Committed, then the SIM delete was lost (crash, port gone): the modem lists it
+    again at the next start. Same slot and bytes: the same text, one row."""
+    pdu, _ = encode_deliver(CUSTOMER, "hello")[0]
+    async with opened(tmp_path) as store:
+        got: list[tuple[JournaledText, int]] = []
+        journal = await _journal_with(store, got)
+        first = await journal.journal("modem:a", "SM", 3, pdu)
+        assert await journal.journal("modem:a", "SM", 3, pdu.lower()) == first
+        assert await journal.journal("modem:a", "SM", 4, pdu) != first  # another slot
+        assert await journal.journal("modem:a", None, None, pdu) != first  # +CMT
+        assert await journal.process() == 3
+
+
+async def test_a_handler_bug_keeps_the_text_and_does_not_block_the_next(
+        tmp_path: Path) -> None:
+    pdus = [encode_deliver(CUSTOMER, body)[0][0] for body in ("boom", "after")]
+    async with opened(tmp_path) as store:
+        got: list[tuple[JournaledText, int]] = []
+        journal = await _journal_with(store, got, fail={"boom"})
+        for slot, pdu in enumerate(pdus):
+            await journal.journal("modem:a", "SM", slot, pdu)
+        await journal.process()
+        assert [t.text for t, _ in got] == ["after"]
+        rows = await store.fetchall("SELECT state, error, pdu FROM inbound_pdus ORDER BY id")
+        assert rows[0]["state"] == "failed" and "a handler bug" in rows[0]["error"]
+        assert rows[0]["pdu"] == pdus[0] and rows[1]["state"] == "done"
+
+
+async def test_a_store_from_before_the_journal_migrates_without_loss(tmp_path: Path) -> None:
+    """A store made by the schema before the journal's migration (today's) opens, gains
+    the journal and keeps its rows."""
+    step = next(i for i, m in enumerate(MIGRATIONS) if "CREATE TABLE inbound_pdus" in m)
+    path = tmp_path / "textback.db"
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript("".join(MIGRATIONS[:step]) + f"\nPRAGMA user_version = {step};")
+        db.execute("INSERT INTO messages (direction, number, body, status, created_at) "
+                   "VALUES ('in', ?, 'kept', 'received', 1.0)", (CUSTOMER,))
+        db.commit()
+    store = await Store.open(path)
+    try:
+        assert await store.schema_version() == LATEST
+        assert [r["body"] for r in await store.fetchall("SELECT body FROM messages")] == [
+            "kept"]
+        assert await store.fetchall("SELECT * FROM inbound_pdus") == []
+    finally:
+        await store.close()
+
+
+def test_ucs2_decoding_never_fails_on_a_broken_sender() -> None:
+    """An odd octet count shows its last octet as U+FFFD (it used to be dropped); a lone
+    surrogate stays in the decoded text (``pdu decode`` prints it as a JSON escape) and is
+    U+FFFD in what is stored."""
+    odd, _ = encode_deliver_ucs2_octets(CUSTOMER, "Hi".encode("utf-16-be") + b"\x00")
+    d = decode_pdu(odd)
+    assert d.text == "Hi\ufffd" and any("odd octet count" in w for w in d.warnings)
+    lone, _ = encode_deliver_ucs2_octets(
+        CUSTOMER, "\udc00STOP".encode("utf-16-be", "surrogatepass"))
+    assert decode_pdu(lone).text == "\udc00STOP"
+    assert storable_text("\udc00STOP") == "\ufffdSTOP"
+    assert storable_text("ok \U0001f600") == "ok \U0001f600"
