@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.daemon_fakes import NOW, opened
+from tests.daemon_fakes import NOW, STAFF, Clock, make_config, opened
 from tests.test_daemon_e2e import Rig, modem_ready, rig_for, until
 from textback import daemon as daemon_mod
 from textback import inbound_journal
@@ -32,6 +32,7 @@ from textback.migrations import LATEST, MIGRATIONS
 from textback.modem import driver as modem_driver
 from textback.modem.pdu import decode_pdu, storable_text
 from textback.modem.simulator.deliver import encode_deliver, encode_deliver_ucs2_octets
+from textback.outbox import Outbox
 from textback.store import Store
 
 CUSTOMER = "+15551230191"
@@ -149,6 +150,9 @@ async def test_undecodable_pdu_is_journaled_logged_shown_and_its_slot_freed(
     assert row["state"] == "undecodable" and "truncated" in row["error"]
     (body,) = inbound_bodies(rig)
     assert body.startswith("[undecodable text") and "truncated" in body
+    # from the sender whose address could still be read: in their conversation for staff
+    assert rig.query("SELECT number FROM messages") == [{"number": CUSTOMER}]
+    assert len(rig.query("SELECT code FROM conversations WHERE number = '+15551230191'")) == 1
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
                 and r.getMessage().startswith("event=inbound_pdu_undecodable")]
     assert warnings and "modem=modem:a" in warnings[0] and "error=" in warnings[0]
@@ -331,3 +335,24 @@ def test_ucs2_decoding_never_fails_on_a_broken_sender() -> None:
     assert decode_pdu(lone).text == "\udc00STOP"
     assert storable_text("\udc00STOP") == "\ufffdSTOP"
     assert storable_text("ok \U0001f600") == "ok \U0001f600"
+
+
+async def test_an_undecodable_text_is_forwarded_to_staff(tmp_path: Path) -> None:
+    """The inbound handler behind the journal, as the daemon wires it: the flagged
+    placeholder of an undecodable text reaches the DID's staff phone like any reply."""
+    good, _ = encode_deliver(CUSTOMER, "hello")[0]
+    async with opened(tmp_path) as store:
+        handler = InboundHandler(store, Outbox(store), make_config(tmp_path), clock=Clock())
+
+        async def deliver(text: JournaledText, on_stored: Any) -> object:
+            return await handler.receive(number=text.number, text=text.text, did=None,
+                                         via=text.modem, at=text.at, on_stored=on_stored)
+
+        journal = InboundJournal(store, deliver, resume=handler.resume, clock=lambda: NOW)
+        await journal.journal("modem:a", "SM", 0, good[:36])
+        assert await journal.process() == 1
+        (forward,) = await store.fetchall(
+            "SELECT number, body FROM outbox WHERE kind = 'staff-forward'")
+        assert forward["number"] == STAFF and "undecodable text" in forward["body"]
+        (row,) = await store.fetchall("SELECT state, error, message_id FROM inbound_pdus")
+        assert row["state"] == "undecodable" and row["message_id"] is not None

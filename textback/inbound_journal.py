@@ -14,7 +14,9 @@ away, so a STOP is honoured within a second of the store returning, without a re
 - decode (``decode_pdu``); invalid UCS-2 never fails it (U+FFFD; the inbound handler stores
   lone surrogates as U+FFFD too, so "\\udc00STOP" is a STOP);
 - undecodable PDUs are kept raw with the codec's error, logged (``inbound_pdu_undecodable``)
-  and stored as an inbound message flagged ``[undecodable text ...]`` that staff see;
+  and handed over as an inbound message flagged ``[undecodable text ...]`` from the sender
+  when its address can still be read (``peek_sender``): stored in the conversation and
+  forwarded to staff like any reply (``textback conversations`` shows it either way);
 - multipart: parts wait in the table (state ``new``); the reassembly state lives in memory
   and is rebuilt from the table after a restart or a failed pass, so nothing is lost. After
   ``reassembly_timeout_s`` from its first part a text is delivered as it is, marked
@@ -39,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from textback.logfmt import log
-from textback.modem.pdu import PduError, decode_pdu
+from textback.modem.pdu import PduError, decode_pdu, peek_sender
 from textback.modem.reassembly import InboundMessage, Reassembler
 from textback.store import Store, StoreUnavailable
 
@@ -197,7 +199,8 @@ class InboundJournal:
                 storage=row["storage"], slot=row["slot"], journal=row_id, error=str(exc),
                 kept="raw in inbound_pdus, shown to staff")
             text = f"[undecodable text, kept raw as inbound PDU {row_id}: {exc}]"
-            await self._deliver(JournaledText(modem, None, text, at, (row_id,), str(exc)))
+            await self._deliver(JournaledText(modem, peek_sender(row["pdu"]), text, at,
+                                              (row_id,), str(exc)))
             return 1
         if d.direction != "deliver":
             await self._mark((row_id,), "ignored", error=f"not a received text: {d.direction}")

@@ -8,7 +8,7 @@ line raw). References: 3GPP TS 23.040 (TPDU layout), TS 23.038 (alphabets, DCS),
 
 Public interface: ``encode_submit``, ``SubmitPart``, ``plan_segments``, ``SegmentPlan``,
 ``decode_pdu``, ``DecodedPdu``, ``ConcatInfo``, ``PduError``, ``peek_direction``,
-``storable_text``.
+``peek_sender``, ``storable_text``.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ __all__ = [
     "decode_pdu",
     "encode_submit",
     "peek_direction",
+    "peek_sender",
     "plan_segments",
     "storable_text",
 ]
@@ -451,6 +452,21 @@ def peek_direction(data: str | bytes, *, has_smsc: bool = True) -> str | None:
     if pos >= len(raw):
         return None
     return _MTI_DIRECTION.get(raw[pos] & 0x03)
+
+
+def peek_sender(data: str | bytes) -> str | None:
+    """The originating address (TP-OA) of an SMS-DELIVER whose later fields cannot be
+    read, so that an undecodable text can still be shown as coming from someone; None when
+    the PDU is not a DELIVER or not even its address can be read."""
+    try:
+        raw = _to_bytes(data)
+        _smsc, pos = decode_smsc(raw)
+        if pos >= len(raw) or raw[pos] & 0x03 != 0:
+            return None
+        number, _toa, _end = decode_address(raw, pos + 1, "originating (TP-OA)")
+    except (PduError, ValueError, IndexError):
+        return None
+    return number
 
 
 def decode_pdu(
