@@ -33,7 +33,7 @@ from textback.modem import driver as modem_driver
 from textback.modem.pdu import decode_pdu, storable_text
 from textback.modem.simulator.deliver import encode_deliver, encode_deliver_ucs2_octets
 from textback.outbox import Outbox
-from textback.store import Store
+from textback.store import Store, StoreUnavailable
 
 CUSTOMER = "+15551230191"
 
@@ -356,3 +356,41 @@ async def test_an_undecodable_text_is_forwarded_to_staff(tmp_path: Path) -> None
         assert forward["number"] == STAFF and "undecodable text" in forward["body"]
         (row,) = await store.fetchall("SELECT state, error, message_id FROM inbound_pdus")
         assert row["state"] == "undecodable" and row["message_id"] is not None
+
+
+async def test_a_hand_over_that_meets_a_store_outage_is_retried_whole(tmp_path: Path) -> None:
+    """The journal committed both parts, then the store went away while the text was
+    being handed over: the processor (``run``) tries again by itself and the text arrives
+    once, whole (its reassembly is rebuilt from the table, not lost with the failure)."""
+    body = "".join(f"{i}" + "z" * 152 for i in range(2))
+    parts = encode_deliver(CUSTOMER, body)
+    async with opened(tmp_path) as store:
+        got: list[tuple[JournaledText, int]] = []
+        inner = await _journal_with(store, got)
+        outages = [StoreUnavailable("inbound", sqlite3.OperationalError("database or disk "
+                                                                      "is full"))] * 2
+        arrived = asyncio.Event()
+
+        async def deliver(text: JournaledText, on_stored: Any) -> object:
+            if outages:
+                raise outages.pop()
+            result = await inner.deliver(text, on_stored)
+            arrived.set()
+            return result
+
+        journal = InboundJournal(store, deliver, clock=lambda: NOW)
+        for slot, (pdu, _) in enumerate(parts):
+            await journal.journal("modem:a", "SM", slot, pdu)
+        async def states() -> list[str]:
+            return [r["state"] for r in await store.fetchall(
+                "SELECT state FROM inbound_pdus ORDER BY id")]
+
+        task = asyncio.create_task(journal.run())
+        try:
+            async with asyncio.timeout(10):
+                await arrived.wait()
+                while await states() != ["done", "done"]:  # marked after the hand-over
+                    await asyncio.sleep(0.01)
+        finally:
+            task.cancel()
+        assert outages == [] and [t.text for t, _ in got] == [body]
