@@ -30,6 +30,7 @@ from typing import Any
 from textback.config import Config
 from textback.inbound.callback import Callbacks, resolve_lost_callbacks
 from textback.inbound.handler import InboundHandler
+from textback.inbound.journal import REASSEMBLY_TIMEOUT_S, InboundJournal, JournaledText
 from textback.inbound.staff import Mailer, StaffDesk
 from textback.inbound.staff_mail import MailQueue
 from textback.logfmt import log
@@ -91,6 +92,7 @@ class Daemon:
         self.pipeline: CallPipeline | None = None
         self.dispatcher: Dispatcher | None = None
         self.inbound: InboundHandler | None = None
+        self.journal: InboundJournal | None = None
         self.agi_server: Any = None
         self.open_calls: OpenCallKeeper | None = None
         self._stop = asyncio.Event()
@@ -167,12 +169,11 @@ class Daemon:
 
     # ---------------------------------------------------------------- inbound hooks
 
-    def _on_modem_message(self, sender: str) -> Callable[[Any], Any]:
-        async def handle(msg: Any) -> None:
-            assert self.inbound is not None
-            await self.inbound.receive(number=msg.number, text=msg.text, did=None,
-                                       via=sender, at=self.clock())
-        return handle
+    async def _on_modem_message(self, text: JournaledText, on_stored: Any) -> None:
+        """A text from a modem, out of the inbound journal (textback.inbound.journal)."""
+        assert self.inbound is not None
+        await self.inbound.receive(number=text.number, text=text.text, did=None,
+                                   via=text.modem, at=text.at, on_stored=on_stored)
 
     def _on_modem_report(self, sender: str) -> Callable[[Any], Any]:
         async def handle(report: Any) -> None:
@@ -239,6 +240,10 @@ class Daemon:
                           wake=dispatcher.wake)
         self.inbound = InboundHandler(store, outbox, self.config, clock=self.clock,
                                       wake=dispatcher.wake, followups=followups, staff=staff)
+        # every PDU a modem receives is journaled raw before it is decoded or handled
+        self.journal = InboundJournal(store, self._on_modem_message,
+                                      resume=self.inbound.resume, clock=self.clock,
+                                      reassembly_timeout_s=REASSEMBLY_TIMEOUT_S)
         self.open_calls = OpenCallKeeper(store, self.clock)
         self._build_listener(pipeline)
         if self.config.pbx.type == "asterisk":  # before it connects: its resync needs them
@@ -251,7 +256,7 @@ class Daemon:
         dispatcher.senders.update(self.senders)
         await self._start_agi(pipeline)
         for name, supervisor in self.supervisors.items():
-            supervisor.message_handlers.append(self._on_modem_message(name))
+            supervisor.pdu_journal = self.journal.sink(name)
             supervisor.report_handlers.append(self._on_modem_report(name))
             supervisor.start()
         # a burst alert pending from before a restart still goes out
@@ -270,6 +275,7 @@ class Daemon:
             asyncio.create_task(dispatcher.run(), name="dispatcher"),
             asyncio.create_task(followups.run(), name="followups"),
             asyncio.create_task(mail.run(), name="staff-mail"),
+            asyncio.create_task(self.journal.run(), name="inbound-journal"),
             asyncio.create_task(self._run_listener(), name="listener"),
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
         ]

@@ -248,14 +248,41 @@ CREATE TABLE staff_mail (
 CREATE INDEX staff_mail_due ON staff_mail (state, next_attempt_at);
 """
 
-# Possible opt-outs (issue 14, textback/possible_optout.py): a reply no rule can settle
+# The inbound journal (textback/inbound/journal.py, its only writer; issue 12 finding 3):
+# every PDU a modem received, raw, committed before anything decodes it and before its SIM
+# slot is freed. Decoding, reassembly and handling run from here. ``state``: new (not yet
+# handled; multipart parts stay new until their text is delivered), stored (the message is
+# in ``messages`` - same transaction - but acting on it may not have finished), done,
+# undecodable (kept raw with ``error``, shown to staff as a flagged message), failed (the
+# handler raised something other than a store outage: kept with ``error``), ignored (not a
+# text: a status report or a stored SUBMIT).
+V7 = """
+CREATE TABLE inbound_pdus (
+    id           INTEGER PRIMARY KEY,
+    modem        TEXT NOT NULL,            -- the sender name, e.g. modem:a
+    storage      TEXT,                     -- SIM/ME storage ("SM"); NULL for +CMT
+    slot         INTEGER,                  -- its index there; NULL for +CMT
+    pdu          TEXT NOT NULL,            -- hex, SMSC octets first, as the modem gave it
+    received_at  REAL NOT NULL,
+    state        TEXT NOT NULL DEFAULT 'new'
+                 CHECK (state IN ('new', 'stored', 'done', 'undecodable', 'failed',
+                                  'ignored')),
+    error        TEXT,
+    message_id   INTEGER REFERENCES messages (id),
+    processed_at REAL
+);
+CREATE INDEX inbound_pdus_open ON inbound_pdus (id) WHERE state IN ('new', 'stored');
+CREATE INDEX inbound_pdus_slot ON inbound_pdus (modem, storage, slot, pdu);
+"""
+
+# Possible opt-outs (issue 14, textback/inbound/possible_optout.py): a reply no rule can settle
 # ("you need to stop", a lone 🛑) waits here for staff to decide. While a row for a number
 # is pending, nothing automatic may be texted to it. The trigger is that gate, in the one
 # place every path goes through (first texts, follow-ups, HELP answers, confirmations): a
 # row queued for a held number is cancelled as it is inserted. Exempt: texts a person wrote
 # ('relay', which staff.py blocks while a review is pending anyway), the opt-out
 # confirmation, and the single clarification text the module queues itself.
-V12 = """
+V8 = """
 CREATE TABLE optout_reviews (
     id           INTEGER PRIMARY KEY,
     number       TEXT NOT NULL,
@@ -284,6 +311,6 @@ BEGIN
 END;
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6, V12)
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6, V7, V8)
 
 LATEST = len(MIGRATIONS)

@@ -22,7 +22,7 @@ import base64
 import logging
 import secrets
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from textback.config import Config, DidConfig
@@ -30,6 +30,7 @@ from textback.inbound.callback import wants_callback
 from textback.inbound.keywords import classify, is_urgent
 from textback.inbound.staff import StaffDesk
 from textback.logfmt import log
+from textback.modem.pdu import storable_text
 from textback.numbers import normalise_caller
 from textback.outbound.outbox import Outbox
 from textback.store import Store
@@ -45,6 +46,9 @@ OPTOUT_CONFIRM = ("{business}: you are unsubscribed and will get no more texts f
 OPTIN_CONFIRM = "{business}: you are subscribed again. Reply STOP to opt out."
 HELP_ANSWER = "{business}: call us on {callback}. Reply STOP to opt out."
 MAX_BODY = 10_000
+
+# called with the open write transaction and the new message's id (see ``receive``)
+OnStored = Callable[[Any, int], Awaitable[None]]
 
 
 class InboundHandler:
@@ -84,19 +88,56 @@ class InboundHandler:
         return self.config.dids[0] if self.config.dids else None
 
     async def receive(self, *, number: str | None, text: str, did: str | None, via: str,
-                      at: float) -> int | None:
-        """Store one inbound text and act on it; returns its message id."""
+                      at: float, on_stored: OnStored | None = None) -> int | None:
+        """Store one inbound text and act on it; returns its message id.
+
+        ``on_stored(db, message_id)`` runs inside the transaction that stores the message:
+        the inbound journal marks its rows there, so a text is stored exactly once even if
+        the process dies right after. A lone UTF-16 surrogate (broken UCS-2) is stored and
+        classified as U+FFFD, never refused."""
         region = self.config.trunks.default_region
         caller = normalise_caller(number, region) or "unknown"
-        body = (text or "")[:MAX_BODY]
+        body = storable_text((text or "")[:MAX_BODY])
         from_staff = caller != "unknown" and self.staff.is_staff(caller)
         target = await self._did_for(caller, did)
         did_number = target.number if target else did
         message_id, code = await self._store_message(caller, did_number, body, via, at,
-                                                     conversation=not from_staff)
+                                                     conversation=not from_staff,
+                                                     on_stored=on_stored)
         kind = classify(body)
         log(logger, logging.INFO, "text_received", number=caller, did=did_number, via=via,
             message=message_id, keyword=kind, chars=len(body), staff=from_staff)
+        return await self._act(caller, target, body, via, at, message_id, code, from_staff)
+
+    async def resume(self, message_id: int) -> int | None:
+        """Act on a message that was stored but whose handling may not have finished (the
+        process stopped, or the store went away, in between): what ``receive`` does after
+        storing it. A STOP or START whose opt-out/opt-in was recorded is not acted on again;
+        anything else is (at least once: a HELP answer or a staff forward may go twice)."""
+        row = await self.store.fetchone(
+            "SELECT m.number, m.did, m.body, m.sender, m.created_at, m.conversation_id, "
+            "c.code FROM messages m LEFT JOIN conversations c ON c.id = m.conversation_id "
+            "WHERE m.id = ? AND m.direction = 'in'", (message_id,))
+        if row is None:
+            return None
+        if await self.store.fetchone("SELECT 1 FROM opt_events WHERE message_id = ?",
+                                     (message_id,)) is not None:
+            # its STOP/START was recorded: acting again would only cancel the confirmation
+            # queued the first time (a STOP cancels every queued text to the number)
+            return message_id
+        caller, body, via, at = row["number"], row["body"], row["sender"] or "", \
+            row["created_at"]
+        from_staff = caller != "unknown" and self.staff.is_staff(caller)
+        target = await self._did_for(caller, row["did"])
+        log(logger, logging.INFO, "text_resumed", number=caller, message=message_id,
+            keyword=classify(body))
+        return await self._act(caller, target, body, via, at, message_id, row["code"],
+                               from_staff)
+
+    async def _act(self, caller: str, target: DidConfig | None, body: str, via: str,
+                   at: float, message_id: int, code: str | None, from_staff: bool
+                   ) -> int | None:
+        kind = classify(body)
         if caller == "unknown" or target is None:
             return message_id
         if from_staff:
@@ -175,7 +216,8 @@ class InboundHandler:
             message=message_id)
 
     async def _store_message(self, number: str, did: str | None, body: str, via: str,
-                             at: float, *, conversation: bool = True
+                             at: float, *, conversation: bool = True,
+                             on_stored: OnStored | None = None
                              ) -> tuple[int, str | None]:
         """The message id and its conversation's short code (None: no conversation, e.g.
         a staff phone's text)."""
@@ -203,6 +245,8 @@ class InboundHandler:
                 "sender, created_at) VALUES (?, 'in', ?, ?, ?, 'received', ?, ?)",
                 (conversation_id, number, did, body, via, at))
             assert cur.lastrowid is not None
+            if on_stored is not None:
+                await on_stored(db, cur.lastrowid)
             return cur.lastrowid, code
 
     async def _opted_out(self, number: str) -> bool:

@@ -9,7 +9,7 @@ silencing someone who wanted a callback loses a customer. So such a reply (class
 While a review is pending for a number:
 
 * nothing automatic is texted to it: queued texts and follow-ups are cancelled now, and the
-  store's ``optout_review_hold`` trigger (migration V12) cancels any automatic text queued
+  store's ``optout_review_hold`` trigger (migration V8) cancels any automatic text queued
   later (a first text for a new missed call, a follow-up, a HELP answer, a confirmation);
 * a staff relay (``<CODE> text``) is refused with the two choices, because a person's text
   after a revocation is as unlawful as a machine's;

@@ -6,10 +6,16 @@ running command; commands are serialised by a lock and each has its own time lim
 only ever leaves as PDU hex (``encode_submit``), never in text mode, so CR/LF/Ctrl-Z/ESC
 in a text or number cannot become an AT command.
 
-Receiving never loses a text: a stored message (+CMTI) is read, handed to every message
-handler, and deleted from the SIM only when all handlers returned without raising. Parts of
-a concatenated text stay on the SIM until the whole (or, after the reassembly timeout, what
-arrived) has been handed over. Messages already on the SIM are read at start.
+Receiving never loses a text. With a ``pdu_journal`` (the daemon's: textback.inbound.journal)
+every received SMS-DELIVER is handed to it raw (hex, storage, slot) before anything decodes
+it, and its SIM slot is deleted only once the journal has committed it; decoding, reassembly
+and handling then run from the journal. While the journal cannot commit (the store is full
+or locked) the PDU stays on the SIM and in memory and is offered again every
+``HELD_RETRY_S``: no restart needed. Without a journal (the CLI, tests of this driver) a
+stored message (+CMTI) is read, handed to every message handler, and deleted from the SIM
+only when all handlers returned without raising; parts of a concatenated text stay on the
+SIM until the whole (or, after the reassembly timeout, what arrived) has been handed over.
+Messages already on the SIM are read at start.
 
 Two faults change what a failed send means. A SIM error (+CMS ERROR: 310 "SIM not
 inserted", a PIN wanted...) raises ``SimUnavailable``: the text is fine, the SIM is not, so
@@ -54,7 +60,7 @@ from textback.modem.errors import (
     is_sim_problem,
     port_error,
 )
-from textback.modem.pdu import DecodedPdu, PduError, decode_pdu, encode_submit
+from textback.modem.pdu import DecodedPdu, PduError, decode_pdu, encode_submit, peek_direction
 from textback.modem.reassembly import InboundMessage, Reassembler
 from textback.modem.status import (
     REGISTRATION,
@@ -75,6 +81,11 @@ log = logging.getLogger("textback.modem")
 
 MessageHandler = Callable[[InboundMessage], Awaitable[None]]
 ReportHandler = Callable[["DeliveryReport"], Awaitable[None]]
+# (storage, slot, pdu hex) -> returns once the PDU is durably kept; raises when it is not
+PduJournal = Callable[[str | None, int | None, str], Awaitable[object]]
+
+# how often PDUs the journal could not take (store away) are offered to it again
+HELD_RETRY_S = 0.25
 
 # AT+CNMI choices, best first: store + +CMTI, and +CDSI (stored report) or +CDS (direct).
 # SIM800L refuses ds=2, some modems refuse mode 2 or bfr: fall back step by step.
@@ -178,6 +189,10 @@ class ModemDriver:
         self.info = ModemInfo(port=port)
         self.message_handlers: list[MessageHandler] = []
         self.report_handlers: list[ReportHandler] = []
+        self.pdu_journal: PduJournal | None = None
+        # DELIVER PDUs the journal could not take yet: (pdu, location), kept on the SIM too
+        # (a +CMT one only here); the supervisor shares one list across reopens
+        self.held: list[tuple[str, tuple[str, int] | None]] = []
         self.lost = asyncio.Event()
         # something about the SIM changed (a +CPIN URC, a send refused for the SIM): the
         # supervisor runs a health check now instead of at its next interval
@@ -699,9 +714,13 @@ class ModemDriver:
         """Reads, hand-overs and deletes happen here, one at a time, never in the reader."""
         while True:
             try:
-                async with asyncio.timeout(1.0):
+                async with asyncio.timeout(HELD_RETRY_S if self.held else 1.0):
                     kind, arg = await self._work.get()
             except TimeoutError:
+                try:
+                    await self._retry_held()
+                except ModemLost:
+                    return
                 for msg in self.reassembler.expire(time.monotonic()):
                     await self._deliver(msg)
                 continue
@@ -718,6 +737,8 @@ class ModemDriver:
                 elif kind == "cnma":
                     async with self._lock:
                         await self._try("AT+CNMA")
+                if self.held:
+                    await self._retry_held()
             except ModemLost:
                 return
             except ModemError as exc:
@@ -737,6 +758,8 @@ class ModemDriver:
                 pdu = parse_cmgr(lines) if lines else None
                 if pdu is None:
                     continue
+                if not report and self._journals(pdu):
+                    break
                 try:
                     decoded = decode_pdu(pdu)
                 except PduError:
@@ -746,9 +769,48 @@ class ModemDriver:
                 break
             else:
                 return
+        if not report and self._journals(pdu):
+            await self._journal(pdu, (where, index))
+            return
         await self._handle_decoded(decoded, (where, index))
 
+    def _journals(self, pdu: str) -> bool:
+        """Whether this PDU goes to the journal raw: with a journal, anything that is not
+        a status report or a stored SUBMIT by its TP-MTI (an unreadable one included)."""
+        return self.pdu_journal is not None and peek_direction(pdu) not in ("status",
+                                                                           "submit")
+
+    async def _journal(self, pdu: str, location: tuple[str, int] | None) -> None:
+        """Hand one DELIVER PDU to the journal; free its slot once it is committed. If the
+        journal raises (store full or locked), keep it on the SIM and in memory."""
+        assert self.pdu_journal is not None
+        try:
+            await self.pdu_journal(location[0] if location else None,
+                                   location[1] if location else None, pdu)
+        except Exception as exc:
+            if all(held != (pdu, location) for held in self.held):
+                self.held.append((pdu, location))
+                log.warning("modem %s: received text not journaled (%s: %s), kept on the "
+                            "SIM and in memory, retried every %.2f s", self.port,
+                            type(exc).__name__, exc, HELD_RETRY_S)
+            return
+        with contextlib.suppress(ValueError):
+            self.held.remove((pdu, location))
+        if location:
+            await self._delete([location])
+
+    async def _retry_held(self) -> None:
+        """Offer the held PDUs to the journal again, oldest first; stop at the first that
+        it still refuses (the store is still away)."""
+        for pdu, location in list(self.held):
+            await self._journal(pdu, location)
+            if (pdu, location) in self.held:
+                return
+
     async def _handle_pdu(self, pdu: str, location: tuple[str, int] | None) -> None:
+        if self._journals(pdu):
+            await self._journal(pdu, location)
+            return
         try:
             decoded = decode_pdu(pdu)
         except PduError as exc:

@@ -7,7 +7,8 @@ line raw). References: 3GPP TS 23.040 (TPDU layout), TS 23.038 (alphabets, DCS),
 (the SMSC octets in front of the TPDU in AT+CMGS / +CMGR / +CMT / +CDS).
 
 Public interface: ``encode_submit``, ``SubmitPart``, ``plan_segments``, ``SegmentPlan``,
-``decode_pdu``, ``DecodedPdu``, ``ConcatInfo``, ``PduError``.
+``decode_pdu``, ``DecodedPdu``, ``ConcatInfo``, ``PduError``, ``peek_direction``,
+``peek_sender``, ``storable_text``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ __all__ = [
     "SubmitPart",
     "decode_pdu",
     "encode_submit",
+    "peek_direction",
+    "peek_sender",
     "plan_segments",
+    "storable_text",
 ]
 
 # TP-MTI (TS 23.040 §9.2.3.1) as seen by the MS: what a modem hands us or we hand it.
@@ -409,10 +413,15 @@ def _read_user_data(
             text = None
             warnings.append("user data is compressed (TS 23.042): not decoded")
         elif encoding == "ucs2":
-            if len(payload) % 2:
-                warnings.append("UCS-2 user data has an odd octet count: last octet ignored")
-                payload = payload[:-1]
-            text = payload.decode("utf-16-be", errors="surrogatepass")
+            # a broken sender's UCS-2 never makes the PDU undecodable: an odd last octet
+            # is shown as U+FFFD; a lone surrogate is kept (``pdu decode`` prints it as a
+            # JSON escape) and becomes U+FFFD only where text is stored (``storable_text``)
+            odd = len(payload) % 2
+            if odd:
+                warnings.append("UCS-2 user data has an odd octet count: last octet shown "
+                                "as U+FFFD")
+            text = payload[:len(payload) - odd].decode("utf-16-be", errors="surrogatepass")
+            text += "\ufffd" * odd
         else:
             text = _printable_8bit(payload)
     return _UserData(text, concat, header.hex().upper() if header else None, data, r.pos)
@@ -422,6 +431,42 @@ def _finish_warnings(data: bytes, end: int, warnings: list[str]) -> None:
     rest = data[end:]
     if rest and rest.strip(b"\xff"):
         warnings.append(f"{len(rest)} octets after the user data (from octet {end}) ignored")
+
+
+def storable_text(text: str) -> str:
+    """``text`` with every lone UTF-16 surrogate (a UCS-2 sender that split a pair, or sent
+    garbage) replaced by U+FFFD: what can be stored (UTF-8 cannot hold a lone surrogate, so
+    SQLite refuses it) and classified (U+FFFD + "STOP" is still a STOP)."""
+    return text.encode("utf-16-be", "surrogatepass").decode("utf-16-be", "replace")
+
+
+def peek_direction(data: str | bytes, *, has_smsc: bool = True) -> str | None:
+    """What a PDU is by its TP-MTI alone ("deliver", "submit", "status"), without decoding
+    the rest; None when not even that can be read. The receive path uses it to route a
+    PDU before journaling it raw (a DELIVER is journaled before anything decodes it)."""
+    try:
+        raw = _to_bytes(data)
+    except PduError:
+        return None
+    pos = raw[0] + 1 if has_smsc else 0
+    if pos >= len(raw):
+        return None
+    return _MTI_DIRECTION.get(raw[pos] & 0x03)
+
+
+def peek_sender(data: str | bytes) -> str | None:
+    """The originating address (TP-OA) of an SMS-DELIVER whose later fields cannot be
+    read, so that an undecodable text can still be shown as coming from someone; None when
+    the PDU is not a DELIVER or not even its address can be read."""
+    try:
+        raw = _to_bytes(data)
+        _smsc, pos = decode_smsc(raw)
+        if pos >= len(raw) or raw[pos] & 0x03 != 0:
+            return None
+        number, _toa, _end = decode_address(raw, pos + 1, "originating (TP-OA)")
+    except (PduError, ValueError, IndexError):
+        return None
+    return number
 
 
 def decode_pdu(

@@ -28,6 +28,7 @@ from textback.modem.driver import (
     MessageHandler,
     ModemDriver,
     PartResult,
+    PduJournal,
     ReportHandler,
     SendFailed,
 )
@@ -101,6 +102,9 @@ class ModemSupervisor:
         self.resets = 0
         self.message_handlers: list[MessageHandler] = []
         self.report_handlers: list[ReportHandler] = []
+        # set by the daemon: received texts go to its inbound journal (driver docstring)
+        self.pdu_journal: PduJournal | None = None
+        self.held_pdus: list[tuple[str, tuple[str, int] | None]] = []
         self.state_changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._info = ModemInfo(port=port)
@@ -187,6 +191,8 @@ class ModemSupervisor:
             driver = self._make()
             driver.message_handlers = self.message_handlers
             driver.report_handlers = self.report_handlers
+            driver.pdu_journal = self.pdu_journal
+            driver.held = self.held_pdus
             try:
                 await driver.open()
                 self.driver = driver

@@ -88,6 +88,22 @@ def encode_deliver(
     return out
 
 
+def encode_deliver_ucs2_octets(
+    sender: str,
+    payload: bytes,
+    *,
+    smsc: str | None = "+447785016005",
+    when: dt.datetime | None = None,
+) -> tuple[str, int]:
+    """One UCS-2 (TP-DCS 0x08) DELIVER whose user data is ``payload`` exactly as given: a
+    sender's broken UCS-2 (a lone surrogate, an odd octet count) that ``encode_deliver``,
+    which starts from valid text, cannot produce. (pdu hex with SMSC octets, tpdu_length)"""
+    when = when or dt.datetime.now(dt.UTC).replace(microsecond=0)
+    tpdu = bytes((0x04,)) + _address(sender) + bytes((0x00, 0x08)) + scts(when)
+    tpdu += bytes((len(payload),)) + payload
+    return (_smsc(smsc) + tpdu).hex().upper(), len(tpdu)
+
+
 def encode_status_report(
     recipient: str,
     message_reference: int,

@@ -184,6 +184,19 @@ class ModemEngine:
                 self._urc(f'+CMTI: "{mem}",{idx}')
         return [p for p, _ in pdus]
 
+    def inject_pdu(self, pdu: str, length: int | None = None) -> int:
+        """A DELIVER PDU exactly as given (hex with SMSC octets, even one no codec can
+        read), stored and announced with +CMTI as AT+CNMI asks; its storage index."""
+        if length is None:
+            raw = bytes.fromhex(pdu)
+            length = max(0, len(raw) - raw[0] - 1) if raw else 0
+        mem = self.state.mem[2]
+        idx = self._store(mem, Stored(0, pdu, length))
+        mt = self.state.cnmi[1] if len(self.state.cnmi) > 1 else 0
+        if mt in (1, 2, 3):
+            self._urc(f'+CMTI: "{mem}",{idx}')
+        return idx
+
     def inject_report(self, mr: int, recipient: str, *, status: int = 0,
                       delay: float = 0.0) -> str:
         """A status report for TP-MR ``mr``: +CDS (ds=1) or stored in SR + +CDSI (ds=2)."""

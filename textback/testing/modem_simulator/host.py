@@ -179,6 +179,12 @@ class ModemSimulator:
         self._flush()
         return pdus
 
+    def inject_pdu(self, pdu: str, length: int | None = None) -> int:
+        """A raw DELIVER PDU (hex) stored on the SIM and announced; its storage index."""
+        idx = self.engine.inject_pdu(pdu, length)
+        self._flush()
+        return idx
+
     def inject_report(self, mr: int, recipient: str, *, status: int = 0) -> str:
         pdu = self.engine.inject_report(mr, recipient, status=status)
         self._flush()
