@@ -41,6 +41,7 @@ from compare import textback_config  # noqa: E402
 
 from textback.config import load_config  # noqa: E402
 from textback.inbound.handler import InboundHandler  # noqa: E402
+from textback.outbound import call_record  # noqa: E402
 from textback.outbound.outbox import Outbox  # noqa: E402
 from textback.pbx.outcome import CallOutcome  # noqa: E402
 from textback.store import Store  # noqa: E402
@@ -83,14 +84,14 @@ async def fill(db: Path, config_path: Path, calls: int) -> dict[str, int]:
                 voicemail_left=reason == "voicemail", ring_s=ring, started_at=t,
                 ended_at=t + ring, connected=not missed,
                 callee="101" if direction == "inbound" else number)
-            await store.record_outcome(outcome, t + ring)
+            await call_record.record_outcome(store, outcome, t + ring)
             counts["calls"] += 1
             if not missed:
                 continue
             counts["missed"] += 1
             if rng.random() >= 0.8:
-                await store.record_skip(outcome.call, rng.choice(
-                    ("cooldown", "withheld", "opted_out")), "bench", t + ring)
+                await call_record.record_skip(store, outcome.call, rng.choice(
+                    ("cooldown", "withheld", "opted_out")), "bench", t + ring, config.policy)
                 counts["skipped"] += 1
                 continue
             now = t + ring

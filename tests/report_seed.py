@@ -41,7 +41,7 @@ def missed(call: str, caller: str | None, reason: str, at: float) -> CallOutcome
 
 async def seed(tmp: Path) -> Config:
     _, config = write_config(tmp)
-    store = await Store.open(config.store.path, policy=config.policy)
+    store = await Store.open(config.store.path)
     clock = Clock(NOW)
     outbox = Outbox(store, config=lab_gate())
     pipe = CallPipeline(store, outbox, config, clock=clock)

@@ -19,6 +19,7 @@ from typing import Any
 
 from tests.daemon_fakes import Clock
 from textback.config import Config, parse_config
+from textback.outbound import call_record
 from textback.outbound.alerts import ALERT_KIND, alert_bursts
 from textback.outbound.outbox import Outbox
 from textback.outbound.pipeline import CallPipeline
@@ -75,10 +76,10 @@ def missed(call: str, caller: str, at: float) -> CallOutcome:
 @asynccontextmanager
 async def rig(tmp: Path, **kw: Any) -> AsyncIterator[tuple[CallPipeline, Store, Clock]]:
     config = make_config(tmp, **kw)
-    store = await Store.open(tmp / "t.db", policy=config.policy)
+    store = await Store.open(tmp / "t.db")
     clock = Clock(NOW)
     try:
-        yield CallPipeline(store, Outbox(store), config, clock=clock), store, clock
+        yield CallPipeline(store, Outbox(store, config=config), config, clock=clock), store, clock
     finally:
         await store.close()
 
@@ -113,16 +114,16 @@ async def test_burst_pauses_the_prefix_and_records_one_alert(tmp_path: Path) -> 
         assert [r.action for r in results[:3]] == ["queued"] * 3
         assert results[3].reason == "burst"
         assert [r.reason for r in results[4:]] == ["burst-paused", "burst-paused"]
-        call = await store.call("b3")
+        call = await call_record.call(store, "b3")
         assert call is not None and "4 missed calls from +1646707" in call["skip_detail"]
         # another prefix is not affected
         clock.t += 1
         assert (await pipe.handle(missed("o1", "+16469871234", clock.t))).action == "queued"
-        (pause,) = await store.burst_pauses()
+        (pause,) = await call_record.burst_pauses(store)
         assert (pause.prefix, pause.call_id, pause.calls) == (prefix, "b3", 4)
         # the pipeline alerted staff when the burst paused the prefix (call b3)
         assert pause.until_at == NOW + 4 * 60 + 30 * 60 and pause.alerted_at == NOW + 4 * 60
-        assert await store.burst_pauses(active_at=clock.t) == [pause]
+        assert await call_record.burst_pauses(store, active_at=clock.t) == [pause]
 
         # staff are alerted once per pause, one SMS per staff number
         assert await alert_bursts(store, pipe.outbox, pipe.config, clock.t) == 0
@@ -145,7 +146,7 @@ async def test_burst_detection_can_be_switched_off(tmp_path: Path) -> None:
             clock.t += 10
             assert (await pipe.handle(missed(f"b{i}", f"+1646707{i:04d}", clock.t))).action \
                 == "queued"
-        assert await store.burst_pauses() == []
+        assert await call_record.burst_pauses(store) == []
 
 
 async def test_country_hour_caps(tmp_path: Path) -> None:
@@ -231,7 +232,7 @@ async def test_flood_of_10000_spoofed_calls_sends_no_more_than_the_caps(
 
         # burst: no text from a prefix while it is paused, nor once it had burst_calls
         # missed calls within the window; one alert per pause and staff number
-        pauses = await store.burst_pauses()
+        pauses = await call_record.burst_pauses(store)
         assert {p.prefix for p in pauses} >= set(burst_prefixes)
         by_prefix: dict[str, list[tuple[float, float]]] = defaultdict(list)
         for p in pauses:

@@ -22,8 +22,9 @@ import pytest
 from tests.conftest import ASTERISK_TRACES, REPO
 from tests.daemon_fakes import lab_gate
 from textback import daemon as daemon_mod
-from textback.config import parse_config
+from textback.config import default_policy, parse_config
 from textback.daemon import Daemon
+from textback.outbound import call_record
 from textback.outbound.dispatcher import Dispatcher
 from textback.outbound.outbox import Outbox
 from textback.pbx.outcome import CallOutcome
@@ -199,7 +200,7 @@ async def test_crash_while_sending_is_unconfirmed_not_resent(tmp_path: Path) -> 
     outbox = Outbox(store, config=lab_gate())
     call = CallOutcome("1795395183.0", "inbound", "+15551230001", False, "+15559870000",
                        "missed", "noanswer", ring_s=20.0)
-    await store.record_outcome(call, 1.0)
+    await call_record.record_outcome(store, call, 1.0)
     await outbox.enqueue(call_id=call.call, kind="textback", number="+15551230001",
                          did="+15559870000", body="Sorry we missed your call",
                          senders=["modem:a", "sip"], not_before=1.0, now=1.0)
@@ -224,7 +225,7 @@ async def test_crash_before_the_modem_got_it_is_sent_once(tmp_path: Path) -> Non
     now = time.time()
     call = CallOutcome("1795395183.0", "inbound", "+15551230001", False, "+15559870000",
                        "missed", "noanswer", ring_s=20.0, ended_at=now)
-    await store.record_outcome(call, now)
+    await call_record.record_outcome(store, call, now)
     await outbox.enqueue(call_id=call.call, kind="textback", number="+15551230001",
                          did="+15559870000", body="Sorry we missed your call",
                          senders=["modem:a", "sip"], not_before=now, now=now)
@@ -298,9 +299,10 @@ def test_status_reads_a_store(tmp_path: Path) -> None:
         store = await Store.open(tmp_path / "textback.db")
         import time
         now = time.time()
-        await store.record_outcome(CallOutcome("c1", "inbound", "+15551230001", False,
+        await call_record.record_outcome(store, CallOutcome("c1", "inbound", "+15551230001", False,
                                                "+15559870000", "missed", "noanswer"), now)
-        await store.record_skip("c1", "cooldown", "texted 1 h ago", now)
+        await call_record.record_skip(store, "c1", "cooldown", "texted 1 h ago", now,
+                                      default_policy())
         await store.close()
 
     asyncio.run(fill())

@@ -31,7 +31,9 @@ from tests.daemon_fakes import (
     outcome,
 )
 from textback.daemon import status_path
+from textback.inbound import optout
 from textback.inbound.handler import InboundHandler
+from textback.outbound import call_record
 from textback.outbound.followups import FollowUps
 from textback.outbound.outbox import Outbox
 from textback.store import Store
@@ -95,7 +97,7 @@ async def test_missed_call_from_the_business_own_number_is_not_texted(
         pipeline = CallPipeline(store, Outbox(store, config=config), config, clock=Clock())
         handled = await pipeline.handle(outcome("loop1", caller=DID))
         assert (handled.action, handled.reason) == ("skipped", "own-number")
-        call = await store.call("loop1")
+        call = await call_record.call(store, "loop1")
         assert call is not None and (call["decision"], call["skip_reason"]) == (
             "skip", "own-number")
         assert going(await rows(store, "textback")) == []
@@ -146,7 +148,7 @@ async def test_staff_get_forwards_even_when_their_number_opted_out_as_a_customer
     """Staff are not customers: the opt-out list does not apply to staff kinds."""
     async with opened(tmp_path) as store:
         h = handler(store, tmp_path)
-        await store.set_opt_out(STAFF, True, NOW - 60, "cli")
+        await optout.set_opt_out(store, STAFF, True, NOW - 60, "cli")
         await say(h, CALLER, "Can you come Tuesday?")
         (forward,) = await rows(store, "staff-forward")
         assert forward["number"] == STAFF and forward["state"] == "queued"
@@ -158,7 +160,7 @@ async def test_follow_up_to_a_premium_number_is_refused(tmp_path: Path) -> None:
         config = make_config(tmp_path)
         outbox = Outbox(store, config=config)
         followups = FollowUps(store, outbox, config, clock=clock)
-        await store.record_outcome(outcome("c1", caller=PREMIUM_US), NOW)
+        await call_record.record_outcome(store, outcome("c1", caller=PREMIUM_US), NOW)
         (due, _) = await followups.schedule("c1", PREMIUM_US, config.dids[0], NOW, NOW,
                                             None, NOW)
         clock.t = due
@@ -186,7 +188,7 @@ def test_send_to_an_opted_out_number_is_refused_and_recorded(tmp_path: Path,
 
     async def opt_out() -> None:
         async with opened(tmp_path) as store:
-            await store.set_opt_out(CALLER, True, NOW, "keyword")
+            await optout.set_opt_out(store, CALLER, True, NOW, "keyword")
 
     asyncio.run(opt_out())
     rc = main(["send", "--config", str(path), "--to", CALLER, "--text", "hi",

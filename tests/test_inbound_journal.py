@@ -44,8 +44,8 @@ class QuickStore(Store):
 
     @classmethod
     async def open(cls, path: Path | str, *, busy_timeout_s: float = 0.2,
-                   policy: Any = None) -> Store:
-        return await super().open(path, busy_timeout_s=busy_timeout_s, policy=policy)
+                   readonly: bool = False) -> Store:
+        return await super().open(path, busy_timeout_s=busy_timeout_s, readonly=readonly)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tests.conftest import ASTERISK_TRACES
 from textback.migrations import LATEST, MIGRATIONS
+from textback.outbound import call_record, open_calls
 from textback.outbound.open_calls import OpenCallKeeper
 from textback.pbx.asterisk.parser import AmiParser
 from textback.pbx.asterisk.tracker import CallTracker
@@ -45,15 +46,15 @@ async def test_kept_until_the_verdict_is_recorded(tmp_path: Path) -> None:
         starts = real_starts("Hangup")
         assert len(starts) >= 2  # the start, then the Dial's evidence
         for s in starts:
-            assert await store.keep_open_call(s, 101.0)
-        (back,) = await store.open_calls("asterisk")
+            assert await open_calls.keep_open_call(store, s, 101.0)
+        (back,) = await open_calls.load_open_calls(store, "asterisk")
         assert back == starts[-1]  # the latest facts win
-        assert await store.open_calls("freeswitch") == []
-        await store.record_outcome(verdict(back), 131.0)
-        assert await store.open_calls() == []  # removed with the verdict (trigger)
+        assert await open_calls.load_open_calls(store, "freeswitch") == []
+        await call_record.record_outcome(store, verdict(back), 131.0)
+        assert await open_calls.load_open_calls(store) == []  # removed with the verdict (trigger)
         # an update that loses the race with the verdict brings nothing back
-        assert not await store.keep_open_call(starts[-1], 132.0)
-        assert await store.open_calls() == []
+        assert not await open_calls.keep_open_call(store, starts[-1], 132.0)
+        assert await open_calls.load_open_calls(store) == []
     finally:
         await store.close()
 
@@ -65,20 +66,20 @@ async def test_rows_whose_verdict_exists_or_that_are_damaged_are_dropped(
         (start, *_) = real_starts("DialBegin")
         other = CallStart(call="1795395999.4", pbx="asterisk", started_at=50.0,
                           trunk_uid="1795395999.4", trunk_channel="PJSIP/trunk-00000004")
-        assert await store.keep_open_call(start, 1.0)
-        assert await store.keep_open_call(other, 1.0)
+        assert await open_calls.keep_open_call(store, start, 1.0)
+        assert await open_calls.keep_open_call(store, other, 1.0)
         async with store.transaction("test") as db:
             # a verdict that went in without the trigger (a row kept by an older build)
             await db.execute("DROP TRIGGER open_calls_decided")
-        await store.record_outcome(verdict(start), 2.0)
+        await call_record.record_outcome(store, verdict(start), 2.0)
         async with store.transaction("test") as db:
             await db.execute("INSERT INTO open_calls VALUES ('bad', 'asterisk', 1, 1, "
                              "'{\"call\": \"bad\"}')")
-        assert await store.open_calls() == [other]
+        assert await open_calls.load_open_calls(store) == [other]
         rows = await store.fetchall("SELECT call_id FROM open_calls")
         assert [r["call_id"] for r in rows] == [other.call]
-        assert await store.forget_open_call(other.call)
-        assert not await store.forget_open_call(other.call)
+        assert await open_calls.forget_open_call(store, other.call)
+        assert not await open_calls.forget_open_call(store, other.call)
     finally:
         await store.close()
 
@@ -91,8 +92,8 @@ async def test_migration_3_from_a_version_2_database(tmp_path: Path) -> None:
     try:
         assert LATEST >= 3 and await store.schema_version() == LATEST
         (start, *_) = real_starts("DialBegin")
-        assert await store.keep_open_call(start, 1.0)
-        assert await store.open_calls() == [start]
+        assert await open_calls.keep_open_call(store, start, 1.0)
+        assert await open_calls.load_open_calls(store) == [start]
     finally:
         await store.close()
 

@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from tests.daemon_fakes import lab_gate
+from textback.config import default_policy
+from textback.outbound import call_record
 from textback.outbound.outbox import Outbox
+from textback.outbound.policy_facts import policy_snapshot
 from textback.pbx.outcome import CallOutcome
 from textback.store import Store
 
@@ -33,14 +36,14 @@ async def _queue(outbox: Outbox, call: str = "c1", not_before: float = 10.0,
 
 async def test_second_text_for_one_call_is_impossible(store: Store) -> None:
     outbox = Outbox(store, config=lab_gate())
-    await store.record_outcome(
+    await call_record.record_outcome(store,
         CallOutcome("c1", "inbound", NUMBER, False, DID, "missed", "noanswer"), 0.0)
     first = await outbox.enqueue(call_id="c1", kind="textback", number=NUMBER, did=DID,
                                  body="a", senders=["sip"], not_before=0, now=0)
     again = await outbox.enqueue(call_id="c1", kind="textback", number=NUMBER, did=DID,
                                  body="b", senders=["sip"], not_before=0, now=1)
     assert first.created and not again.created and again.id == first.id
-    assert (await store.call("c1") or {})["decision"] == "text"
+    assert (await call_record.call(store, "c1") or {})["decision"] == "text"
     with pytest.raises(sqlite3.IntegrityError):  # the database itself refuses
         await store.connection.execute(
             "INSERT INTO outbox (call_id, kind, number, body, senders, state, not_before, "
@@ -85,7 +88,7 @@ async def test_failed_delivery_counts_against_the_number(store: Store) -> None:
     await outbox.mark_sent(item.id, [7], "modem:a", 11.0)
     await outbox.part_report("modem:a", 7, False, 12.0)
     assert (await outbox.get(item.id)).state == "failed"  # type: ignore[union-attr]
-    snap = await store.policy_snapshot(NUMBER, DID, 20.0, "+1555123")
+    snap = await policy_snapshot(store, NUMBER, DID, 20.0, "+1555123", default_policy())
     assert snap.failed_deliveries == 1
 
 
@@ -127,7 +130,7 @@ async def test_transient_errors_back_off_then_fail_over(store: Store) -> None:
 
 async def test_cancel_only_while_queued(store: Store) -> None:
     outbox = Outbox(store, config=lab_gate())
-    await store.record_outcome(
+    await call_record.record_outcome(store,
         CallOutcome("c1", "inbound", NUMBER, False, DID, "missed", "noanswer"), 0.0)
     first = await _queue(outbox, "c1")
     second = await _queue(outbox, "c2")

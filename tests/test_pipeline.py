@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.daemon_fakes import CALLER, DID, NOW, Clock, lab_gate, make_config, opened, outcome
+from textback.outbound import call_record
 from textback.outbound.outbox import Outbox
 from textback.outbound.pipeline import CallPipeline
 from textback.store import Store, StoreUnavailable
@@ -36,14 +39,15 @@ async def test_missed_call_recorded_before_it_is_queued(tmp_path: Path) -> None:
         real_enqueue = outbox.enqueue
 
         async def enqueue(**kw: Any) -> Any:
-            seen.append(await store.call(kw["call_id"]))  # the record must already exist
+            # the record must already exist
+            seen.append(await call_record.call(store, kw["call_id"]))
             return await real_enqueue(**kw)
 
         outbox.enqueue = enqueue  # type: ignore[method-assign]
         handled = await pipe.handle(outcome("1795395183.0"))
         assert handled.action == "queued" and handled.recorded
         assert seen and seen[0] is not None and seen[0]["verdict"] == "missed"
-        call = await store.call("1795395183.0")
+        call = await call_record.call(store, "1795395183.0")
         assert call is not None and call["decision"] == "text"
         (row,) = await outbox_rows(store)
         assert row["number"] == CALLER and row["did"] == DID and row["state"] == "queued"
@@ -65,13 +69,13 @@ async def test_record_survives_a_failed_enqueue_and_is_redecided(tmp_path: Path)
         with pytest.raises(StoreUnavailable):
             await pipe.handle(outcome("c1"))
         outbox.enqueue = real  # type: ignore[method-assign]
-        undecided = await store.undecided_calls()
+        undecided = await call_record.undecided_calls(store)
         assert [o.call for o in undecided] == ["c1"]
         assert (await pipe.handle(outcome("c1"))).action == "duplicate"
         assert (await pipe.redecide(undecided[0])).action == "queued"
         assert (await pipe.redecide(undecided[0])).action in ("queued", "skipped")
         assert len(await outbox_rows(store)) == 1
-        assert await store.undecided_calls() == []
+        assert await call_record.undecided_calls(store) == []
 
 
 async def test_duplicate_verdict_queues_no_second_text(tmp_path: Path) -> None:
@@ -114,7 +118,7 @@ async def test_skip_reasons_are_stored(tmp_path: Path) -> None:
         unknown = await pipe.handle(outcome("u", did="+15559879999"))
         assert (short.reason, unknown.reason) == ("short-abandon", "unknown-did")
         for call_id, reason in (("s", "short-abandon"), ("u", "unknown-did")):
-            row = await store.call(call_id)
+            row = await call_record.call(store, call_id)
             assert row is not None
             assert (row["decision"], row["skip_reason"]) == ("skip", reason)
         assert await outbox_rows(store) == []
@@ -146,7 +150,7 @@ async def test_answered_call_during_send_delay_cancels_the_text(tmp_path: Path) 
         (row,) = await outbox_rows(store)
         assert row["id"] == queued.outbox_id
         assert (row["state"], row["cancel_reason"]) == ("cancelled", "reached")
-        call = await store.call("c1")
+        call = await call_record.call(store, "c1")
         assert call is not None and call["decision"] == "cancelled"
 
 
@@ -171,18 +175,22 @@ async def test_connected_callback_during_send_delay_cancels_the_text(tmp_path: P
 
 
 class FlakyStore(Store):
-    """The real store, whose record_outcome fails ``failures`` times (database locked)."""
+    """The real store, whose ``record_outcome`` transaction fails ``failures`` times
+    (database locked)."""
 
     failures = 0
     attempts = 0
 
-    async def record_outcome(self, outcome: Any, decided_at: float) -> Any:
-        self.attempts += 1
-        if self.failures > 0:
-            self.failures -= 1
-            raise StoreUnavailable("record_outcome",
-                                   sqlite3.OperationalError("database is locked"))
-        return await super().record_outcome(outcome, decided_at)
+    @asynccontextmanager
+    async def transaction(self, operation: str) -> AsyncIterator[Any]:
+        if operation == "record_outcome":
+            self.attempts += 1
+            if self.failures > 0:
+                self.failures -= 1
+                raise StoreUnavailable(operation,
+                                       sqlite3.OperationalError("database is locked"))
+        async with super().transaction(operation) as db:
+            yield db
 
 
 async def test_store_unavailable_holds_verdicts_in_order_and_retries(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from tests.test_daemon_e2e import config_toml
 from textback.config import Config, parse_config
 from textback.daemon import Daemon, status_path
 from textback.migrations import LATEST, MIGRATIONS
+from textback.outbound import call_record, open_calls
 from textback.pbx.outcome import CallOutcome
 from textback.store import Store, StoreUnavailable
 
@@ -210,7 +211,7 @@ async def test_status_during_a_store_outage_names_it_and_is_critical(tmp_path: P
         big = CallOutcome("c-big", "inbound", "+15551230001", False, "+15559870000",
                           "missed", "noanswer", extra={"blob": "x" * 200_000})
         try:
-            await store.record_outcome(big, time.time())
+            await call_record.record_outcome(store, big, time.time())
         except StoreUnavailable:
             pass
         else:
@@ -222,7 +223,7 @@ async def test_status_during_a_store_outage_names_it_and_is_critical(tmp_path: P
         assert first.startswith("TEXTBACK CRITICAL - store: disk full since "), first
         # space comes back: the next write succeeds and the status says so
         await store.connection.execute("PRAGMA max_page_count = 1000000")
-        assert (await store.record_outcome(big, time.time())).new
+        assert (await call_record.record_outcome(store, big, time.time())).new
         await daemon.write_status()
         r = await asyncio.to_thread(textback, "status", "--config", str(config), "--json")
         data: dict[str, Any] = json.loads(r.stdout)
@@ -296,14 +297,14 @@ async def test_the_store_keeps_an_outage_until_a_real_write_ends_it(tmp_path: Pa
                           "missed", "noanswer", extra={"blob": "x" * 200_000})
         for _ in range(2):
             with contextlib.suppress(StoreUnavailable):
-                await store.record_outcome(big, 1.0)
+                await call_record.record_outcome(store, big, 1.0)
         assert store.unavailable is not None and store.unavailable.kind == "full"
         since = store.unavailable_since
         # a commit that changed nothing (another loop finding no work) proves nothing
-        assert await store.forget_open_call("none") is False
+        assert await open_calls.forget_open_call(store, "none") is False
         assert store.unavailable is not None and store.unavailable_since == since
         await store.connection.execute("PRAGMA max_page_count = 1000000")
-        assert (await store.record_outcome(big, 2.0)).new
+        assert (await call_record.record_outcome(store, big, 2.0)).new
         assert store.unavailable is None and store.unavailable_since is None
     finally:
         await store.close()

@@ -9,9 +9,15 @@ from pathlib import Path
 import pytest
 from conftest import ASTERISK_TRACES
 
+from textback.config import default_policy
+from textback.inbound import optout
 from textback.migrations import LATEST
+from textback.outbound import call_record
+from textback.outbound.policy_facts import policy_snapshot
 from textback.pbx.outcome import CallOutcome
 from textback.store import Store, StoreUnavailable
+
+POLICY = default_policy()
 
 
 def _expected() -> list[CallOutcome]:
@@ -47,9 +53,9 @@ async def test_every_verdict_recorded_once(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "t.db")
     outcomes = _expected()
     for o in outcomes:
-        assert (await store.record_outcome(o, 100.0)).new
+        assert (await call_record.record_outcome(store, o, 100.0)).new
     for o in outcomes:
-        result = await store.record_outcome(o, 200.0)
+        result = await call_record.record_outcome(store, o, 200.0)
         assert not result.new and not result.conflict and result.stored_verdict == o.verdict
     rows = await store.fetchall("SELECT verdict, count(*) FROM calls GROUP BY verdict")
     counts = {r[0]: r[1] for r in rows}
@@ -64,11 +70,11 @@ async def test_every_verdict_recorded_once(tmp_path: Path) -> None:
 async def test_conflicting_duplicate_is_reported_not_applied(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "t.db")
     missed = _expected()[0]
-    await store.record_outcome(missed, 1.0)
+    await call_record.record_outcome(store, missed, 1.0)
     other = CallOutcome(**{**missed.to_record(), "verdict": "answered", "reason": "answered"})
-    result = await store.record_outcome(other, 2.0)
+    result = await call_record.record_outcome(store, other, 2.0)
     assert (result.new, result.conflict, result.stored_verdict) == (False, True, "missed")
-    assert (await store.call(missed.call) or {})["verdict"] == "missed"
+    assert (await call_record.call(store, missed.call) or {})["verdict"] == "missed"
     await store.close()
 
 
@@ -76,14 +82,15 @@ async def test_skip_and_undecided(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "t.db")
     outcomes = _expected()
     for o in outcomes:
-        await store.record_outcome(o, 1.0)
-    undecided = await store.undecided_calls()
+        await call_record.record_outcome(store, o, 1.0)
+    undecided = await call_record.undecided_calls(store)
     assert [o.call for o in undecided] == [
         o.call for o in outcomes if o.verdict == "missed" and o.direction == "inbound"]
     assert undecided[0] == outcomes[0]
-    assert await store.record_skip(outcomes[0].call, "short-abandon", "1 s", 2.0)
-    assert not await store.record_skip(outcomes[0].call, "cooldown", "", 3.0)
-    row = await store.call(outcomes[0].call)
+    first = outcomes[0].call
+    assert await call_record.record_skip(store, first, "short-abandon", "1 s", 2.0, POLICY)
+    assert not await call_record.record_skip(store, outcomes[0].call, "cooldown", "", 3.0, POLICY)
+    row = await call_record.call(store, outcomes[0].call)
     assert row is not None and (row["decision"], row["skip_reason"]) == ("skip", "short-abandon")
     await store.close()
 
@@ -94,11 +101,12 @@ async def test_locked_database_raises_store_unavailable(tmp_path: Path) -> None:
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
     with pytest.raises(StoreUnavailable) as err:
-        await store.record_outcome(_expected()[0], 1.0)
+        await call_record.record_outcome(store, _expected()[0], 1.0)
     assert err.value.kind == "locked"
     other.execute("ROLLBACK")
     other.close()
-    assert (await store.record_outcome(_expected()[0], 1.0)).new  # retry works, nothing lost
+    # retry works, nothing lost
+    assert (await call_record.record_outcome(store, _expected()[0], 1.0)).new
     await store.close()
 
 
@@ -110,12 +118,12 @@ async def test_disk_full_raises_and_leaves_nothing_half_written(tmp_path: Path) 
     big = CallOutcome(**{**_expected()[0].to_record(), "call": "big"},
                       extra={"blob": "x" * 200_000})
     with pytest.raises(StoreUnavailable) as err:
-        await store.record_outcome(big, 1.0)
+        await call_record.record_outcome(store, big, 1.0)
     assert err.value.kind == "full"
-    assert await store.call("big") is None
+    assert await call_record.call(store, "big") is None
     assert not store.connection.in_transaction
     await store.connection.execute("PRAGMA max_page_count = 1000000")
-    assert (await store.record_outcome(big, 1.0)).new
+    assert (await call_record.record_outcome(store, big, 1.0)).new
     await store.close()
 
 
@@ -136,14 +144,14 @@ async def test_policy_snapshot_counts(tmp_path: Path) -> None:
     await outbox.cancel(cancelled.id, "reached", 4701.0)
     answered = CallOutcome("a1", "inbound", n, False, "+15559870000", "answered", "answered",
                            ended_at=4800.0)
-    await store.record_outcome(answered, 4801.0)
-    await store.set_opt_out(n, True, 4900.0, "keyword")
-    snap = await store.policy_snapshot(n, "+15559870000", 5000.0, "+1555123")
+    await call_record.record_outcome(store, answered, 4801.0)
+    await optout.set_opt_out(store, n, True, 4900.0, "keyword")
+    snap = await policy_snapshot(store, n, "+15559870000", 5000.0, "+1555123", POLICY)
     assert snap.opted_out and snap.last_text_at == 4000.0
     assert (snap.texts_to_number_day, snap.texts_to_prefix_hour, snap.texts_global_hour) == \
         (2, 2, 3)
     assert snap.reached_at == 4800.0 and snap.failed_deliveries == 0
-    other = await store.policy_snapshot(n, "+15559870002", 5000.0, "+1555123")
+    other = await policy_snapshot(store, n, "+15559870002", 5000.0, "+1555123", POLICY)
     assert other.last_text_at is None  # cooldown is per DID
     await store.close()
 
@@ -155,38 +163,39 @@ async def test_burst_count_pause_and_alert_rows(tmp_path: Path) -> None:
 
     policy = replace(default_policy(), burst_calls=3, burst_window_s=600.0,
                      burst_pause_s=1800.0)
-    store = await Store.open(tmp_path / "t.db", policy=policy)
+    store = await Store.open(tmp_path / "t.db")
     try:
         for i, t in enumerate((100.0, 500.0, 900.0)):
             missed = CallOutcome(f"m{i}", "inbound", f"+4474001234{i:02d}", False,
                                  "+15559870000", "missed", "noanswer", ended_at=t)
-            await store.record_outcome(missed, t)
+            await call_record.record_outcome(store, missed, t)
         other = CallOutcome("x", "inbound", "+447400999999", False, "+15559870000",
                             "answered", "answered", ended_at=950.0)
-        await store.record_outcome(other, 950.0)
-        snap = await store.policy_snapshot("+447400123499", None, 1000.0, "+4474001")
+        await call_record.record_outcome(store, other, 950.0)
+        snap = await policy_snapshot(store, "+447400123499", None, 1000.0, "+4474001", policy)
         assert snap.prefix_missed_window == 2  # m0 is outside the 10 min window
         assert snap.country == "GB" and snap.prefix_paused_until is None
-        assert (await store.call("m2") or {})["country"] == "GB"
+        assert (await call_record.call(store, "m2") or {})["country"] == "GB"
 
-        assert await store.record_skip("m2", "burst", "3 in 10 min", 1000.0)
-        (pause,) = await store.burst_pauses()
+        assert await call_record.record_skip(store, "m2", "burst", "3 in 10 min", 1000.0, policy)
+        (pause,) = await call_record.burst_pauses(store)
         assert (pause.prefix, pause.call_id, pause.calls) == ("+4474001", "m2", 2)
         assert (pause.started_at, pause.until_at) == (1000.0, 2800.0)
-        assert not await store.record_skip("m2", "burst", "again", 1001.0)  # one pause
-        assert len(await store.burst_pauses()) == 1
+        # one pause
+        assert not await call_record.record_skip(store, "m2", "burst", "again", 1001.0, policy)
+        assert len(await call_record.burst_pauses(store)) == 1
 
-        paused = await store.policy_snapshot("+447400123499", None, 1500.0, "+4474001")
+        paused = await policy_snapshot(store, "+447400123499", None, 1500.0, "+4474001", policy)
         assert paused.prefix_paused_until == 2800.0 and paused.prefix_missed_window == 0
-        free = await store.policy_snapshot("+447400999999", None, 1500.0, "+4474009")
+        free = await policy_snapshot(store, "+447400999999", None, 1500.0, "+4474009", policy)
         assert free.prefix_paused_until is None
-        assert (await store.policy_snapshot("+447400123499", None, 2800.0, "+4474001")
+        assert (await policy_snapshot(store, "+447400123499", None, 2800.0, "+4474001", policy)
                 ).prefix_paused_until is None
 
-        assert await store.burst_pauses(unalerted=True) == [pause]
-        assert await store.mark_burst_alerted(pause.id, 1002.0)
-        assert not await store.mark_burst_alerted(pause.id, 1003.0)
-        assert await store.burst_pauses(unalerted=True) == []
+        assert await call_record.burst_pauses(store, unalerted=True) == [pause]
+        assert await call_record.mark_burst_alerted(store, pause.id, 1002.0)
+        assert not await call_record.mark_burst_alerted(store, pause.id, 1003.0)
+        assert await call_record.burst_pauses(store, unalerted=True) == []
     finally:
         await store.close()
 
@@ -205,7 +214,7 @@ async def test_country_count_is_texts_to_callers_of_that_country(tmp_path: Path)
     try:
         for i, (number, t) in enumerate([("+447400123401", 100.0), ("+447400123402", 3000.0),
                                          ("+4915112345678", 3100.0)]):
-            await store.record_outcome(CallOutcome(f"c{i}", "inbound", number, False,
+            await call_record.record_outcome(store, CallOutcome(f"c{i}", "inbound", number, False,
                                                    "+15559870000", "missed", "noanswer",
                                                    ended_at=t), t)
             await outbox.enqueue(call_id=f"c{i}", kind="textback", number=number,
@@ -215,9 +224,9 @@ async def test_country_count_is_texts_to_callers_of_that_country(tmp_path: Path)
         await outbox.enqueue(call_id="c1", kind="burst-alert:+12125550101",
                              number="+12125550101", did="+15559870000", body="alert",
                              senders=["sip"], not_before=3000.0, now=3000.0)
-        snap = await store.policy_snapshot("+447400123499", None, 3700.0, "+4474001")
+        snap = await policy_snapshot(store, "+447400123499", None, 3700.0, "+4474001", POLICY)
         assert (snap.country, snap.texts_to_country_hour) == ("GB", 1)  # c0 is > 1 h old
-        assert (await store.policy_snapshot("+15551230001", None, 3700.0, "+1555123")
+        assert (await policy_snapshot(store, "+15551230001", None, 3700.0, "+1555123", POLICY)
                 ).texts_to_country_hour == 0
     finally:
         await store.close()
@@ -238,9 +247,9 @@ async def test_migration_2_upgrades_a_version_1_store(tmp_path: Path) -> None:
     store = await Store.open(path)
     try:
         assert await store.schema_version() == LATEST
-        old = await store.call("old")
+        old = await call_record.call(store, "old")
         assert old is not None and old["country"] is None  # no backfill: counts for none
-        assert await store.burst_pauses() == []
+        assert await call_record.burst_pauses(store) == []
     finally:
         await store.close()
 
@@ -260,6 +269,6 @@ async def test_failed_deliveries_count_texts_not_parts(tmp_path: Path) -> None:
     await outbox.mark_sent(item.id, [7, 8], "modem:a", 2.0)
     await outbox.part_report("modem:a", 7, False, 3.0)
     await outbox.part_report("modem:a", 8, False, 4.0)
-    snap = await store.policy_snapshot(n, "+15559870000", 5.0, "+1555123")
+    snap = await policy_snapshot(store, n, "+15559870000", 5.0, "+1555123", POLICY)
     assert snap.failed_deliveries == 1
     await store.close()

@@ -35,6 +35,7 @@ from textback.inbound.staff import Mailer, StaffDesk
 from textback.inbound.staff_mail import MailQueue
 from textback.logfmt import log
 from textback.outbound.alerts import alert_bursts
+from textback.outbound.call_record import undecided_calls
 from textback.outbound.dispatcher import Dispatcher
 from textback.outbound.followups import FollowUps
 from textback.outbound.open_calls import OpenCallKeeper
@@ -107,7 +108,7 @@ class Daemon:
 
     async def _open_store(self) -> tuple[Store, Outbox]:
         path = self.config.store.path
-        store = await Store.open(path, policy=self.config.policy)
+        store = await Store.open(path)
         policy = self.config.policy
         outbox = Outbox(store, max_attempts=policy.max_attempts,
                         retry_base_s=policy.retry_base_s, retry_max_s=policy.retry_max_s,
@@ -261,7 +262,7 @@ class Daemon:
             supervisor.start()
         # a burst alert pending from before a restart still goes out
         await alert_bursts(store, outbox, self.config, self.clock())
-        undecided = await store.undecided_calls()
+        undecided = await undecided_calls(store)
         for outcome in undecided:
             log(logger, logging.INFO, "call_redecided", call=outcome.call,
                 why="recorded before a restart but never decided")

@@ -1,8 +1,13 @@
-"""The durable record: every call verdict, every text, consent and opt-outs, in SQLite (WAL).
+"""The durable record's connection: one SQLite file (WAL), its transactions and migrations.
 
-Why the order matters: a missed call is committed (``record_outcome``) before the policy
-runs or anything is queued, so a crash at any later point loses no call; the outbox row
-that may follow is unique per (call, kind), so replaying the same verdict never texts twice.
+Nothing here knows a table. Each table has exactly one writer module, which owns its SQL
+and the promise that goes with it (tests/test_store_writers.py checks it): calls, consent
+and burst pauses ``outbound.call_record``; the outbox and message parts
+``outbound.outbox``; the conversation log ``outbound.messages``; follow-ups
+``outbound.followups``; calls in progress ``outbound.open_calls``; opt-outs
+``inbound.optout``; conversations ``inbound.conversations``; the inbound PDU journal
+``inbound.journal``; possible opt-outs ``inbound.possible_optout``; callbacks
+``inbound.callback``; the staff mail queue ``inbound.staff_mail``. Anyone may read.
 
 Failures: "database is locked" (another process held the write lock beyond the busy
 timeout), "database or disk is full", I/O errors and a read-only file all raise
@@ -16,26 +21,17 @@ every write here is idempotent (duplicate verdicts and duplicate enqueues change
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from textback.config import PolicyConfig, default_policy
 from textback.errors import TextbackError
 from textback.migrations import LATEST, MIGRATIONS
-from textback.outbound.policy import PolicySnapshot, number_country, number_prefix
-from textback.pbx.call_start import CallStart
-from textback.pbx.outcome import CallOutcome
-
-# outbox states that count as "a text went, or is about to go" for cooldown and caps
-COUNTED_STATES = ("queued", "sending", "sent", "delivered", "unconfirmed", "failed")
 
 # see Store.unavailable: how long without a failed write before any write ends an outage
 OUTAGE_QUIET_S = 60.0
@@ -85,48 +81,13 @@ def _unavailable(exc: BaseException) -> bool:
         word in str(exc).lower() for word in _UNAVAILABLE)
 
 
-@dataclass(frozen=True, slots=True)
-class BurstPause:
-    """A prefix whose texts are paused after a burst of missed calls; also the staff alert
-    (``alerted_at`` None until someone has told staff)."""
-
-    id: int
-    prefix: str
-    did: str | None
-    call_id: str
-    calls: int
-    window_s: float
-    started_at: float
-    until_at: float
-    detail: str
-    alerted_at: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class RecordResult:
-    """What ``record_outcome`` did: ``new`` False for a duplicate verdict, with the stored
-    verdict (``conflict`` when the duplicate disagrees with what was stored first)."""
-
-    call_id: str
-    new: bool
-    stored_verdict: str
-    conflict: bool = False
-
-
 class Store:
-    """One SQLite connection (aiosqlite), writes serialised by a lock, WAL mode.
+    """One SQLite connection (aiosqlite), writes serialised by a lock, WAL mode."""
 
-    ``policy`` gives the burst window and pause and the prefix length the store needs to
-    count a burst and open a pause (the pipeline's call to ``policy_snapshot`` carries only
-    the prefix); without it the [policy] defaults apply.
-    """
-
-    def __init__(self, conn: aiosqlite.Connection, path: Path,
-                 policy: PolicyConfig | None = None) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
         self._lock = asyncio.Lock()
-        self.policy = policy if policy is not None else default_policy()
         # the current outage, for the daemon's status file: set by the first write that
         # failed with StoreUnavailable (its time kept through the following failures), over
         # when the failed operation commits a change, or any operation does and nothing
@@ -138,7 +99,7 @@ class Store:
 
     @classmethod
     async def open(cls, path: Path | str, *, busy_timeout_s: float = 5.0,
-                   policy: PolicyConfig | None = None, readonly: bool = False) -> Store:
+                   readonly: bool = False) -> Store:
         """Open (creating parent directories and the file) and migrate to the latest schema.
 
         ``readonly`` (``textback status``): open the existing file with SQLite's
@@ -169,7 +130,7 @@ class Store:
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable("open", exc) from exc
         conn.row_factory = aiosqlite.Row
-        store = cls(conn, p, policy)
+        store = cls(conn, p)
         try:
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             version = await store.schema_version()
@@ -285,272 +246,3 @@ class Store:
                        ) -> aiosqlite.Row | None:
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
-
-    # ------------------------------------------------------------------ calls
-
-    async def record_outcome(self, outcome: CallOutcome, decided_at: float) -> RecordResult:
-        """Commit the verdict on one call (every verdict: answered and ignored too).
-
-        Idempotent: a second verdict for the same call id changes nothing and is reported
-        (``new`` False; ``conflict`` when it disagrees). A missed inbound call from a known
-        number also gets its consent row, in the same transaction.
-        """
-        record = json.dumps(outcome.to_record(), ensure_ascii=False, default=str)
-        country = number_country(outcome.caller) if (
-            outcome.direction == "inbound" and outcome.caller
-            and outcome.caller.startswith("+")) else None
-        async with self.transaction("record_outcome") as db:
-            cur = await db.execute(
-                """INSERT INTO calls (call_id, pbx, direction, caller, caller_name, withheld,
-                       did, callee, connected, verdict, reason, voicemail_left, ring_s,
-                       started_at, ended_at, decided_at, record, country)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (call_id) DO NOTHING""",
-                (outcome.call, outcome.pbx, outcome.direction, outcome.caller,
-                 outcome.caller_name, int(outcome.withheld), outcome.did, outcome.callee,
-                 int(outcome.connected), outcome.verdict, outcome.reason,
-                 int(outcome.voicemail_left), outcome.ring_s, outcome.started_at,
-                 outcome.ended_at, decided_at, record, country))
-            if cur.rowcount == 0:
-                async with db.execute("SELECT verdict, reason FROM calls WHERE call_id = ?",
-                                      (outcome.call,)) as c:
-                    row = await c.fetchone()
-                stored = row["verdict"] if row else outcome.verdict
-                conflict = row is not None and (row["verdict"], row["reason"]) != (
-                    outcome.verdict, outcome.reason)
-                return RecordResult(outcome.call, False, stored, conflict)
-            if outcome.direction == "inbound" and outcome.caller and not outcome.withheld:
-                at = outcome.started_at if outcome.started_at is not None else decided_at
-                await db.execute(
-                    "INSERT OR IGNORE INTO consent (call_id, number, did, at) VALUES (?,?,?,?)",
-                    (outcome.call, outcome.caller, outcome.did, at))
-        return RecordResult(outcome.call, True, outcome.verdict)
-
-    async def record_skip(self, call_id: str, reason: str, detail: str, at: float) -> bool:
-        """Store the policy's skip for a call; False if the call already has a decision.
-
-        A ``burst`` skip (the call that completed a burst) also pauses the caller's prefix
-        for ``policy.burst_pause_s`` and records the staff alert, in the same transaction:
-        the pause cannot be lost between the decision and its bookkeeping.
-        """
-        async with self.transaction("record_skip") as db:
-            cur = await db.execute(
-                """UPDATE calls SET decision = 'skip', skip_reason = ?, skip_detail = ?,
-                       decision_at = ? WHERE call_id = ? AND decision IS NULL""",
-                (reason, detail, at, call_id))
-            decided = cur.rowcount == 1
-            if decided and reason == "burst":
-                await self._open_burst_pause(db, call_id, detail, at)
-            return decided
-
-    async def _open_burst_pause(self, db: aiosqlite.Connection, call_id: str, detail: str,
-                                at: float) -> None:
-        async with db.execute("SELECT caller, did FROM calls WHERE call_id = ?",
-                              (call_id,)) as c:
-            row = await c.fetchone()
-        if row is None or not row["caller"]:
-            return
-        policy = self.policy
-        prefix = number_prefix(row["caller"], policy.prefix_digits)
-        async with db.execute(
-                "SELECT 1 FROM burst_pauses WHERE until_at > ? AND "
-                "substr(?, 1, length(prefix)) = prefix", (at, row["caller"])) as c:
-            if await c.fetchone() is not None:
-                return  # already paused (a concurrent decision): one pause, one alert
-        calls = await self._missed_from_prefix(db, prefix, at - policy.burst_window_s)
-        await db.execute(
-            "INSERT INTO burst_pauses (prefix, did, call_id, calls, window_s, started_at, "
-            "until_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (prefix, row["did"], call_id, calls, policy.burst_window_s, at,
-             at + policy.burst_pause_s, detail))
-
-    @staticmethod
-    async def _missed_from_prefix(db: aiosqlite.Connection, prefix: str, since: float) -> int:
-        async with db.execute(_MISSED_FROM_PREFIX, (prefix, prefix + _TOP, since)) as c:
-            row = await c.fetchone()
-        return int(row[0]) if row else 0
-
-    async def burst_pauses(self, *, active_at: float | None = None,
-                           unalerted: bool = False) -> list[BurstPause]:
-        """Burst pauses, oldest first: all, those active at ``active_at``, or those whose
-        staff alert has not been sent."""
-        where, params = [], []
-        if active_at is not None:
-            where.append("until_at > ? AND started_at <= ?")
-            params += [active_at, active_at]
-        if unalerted:
-            where.append("alerted_at IS NULL")
-        sql = "SELECT * FROM burst_pauses" + (
-            " WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
-        return [BurstPause(**dict(r)) for r in await self.fetchall(sql, params)]
-
-    async def mark_burst_alerted(self, pause_id: int, at: float) -> bool:
-        """Staff were told about this pause; False if it was already marked."""
-        async with self.transaction("mark_burst_alerted") as db:
-            cur = await db.execute("UPDATE burst_pauses SET alerted_at = ? WHERE id = ? AND "
-                                   "alerted_at IS NULL", (at, pause_id))
-            return cur.rowcount == 1
-
-    async def call(self, call_id: str) -> dict[str, Any] | None:
-        row = await self.fetchone("SELECT * FROM calls WHERE call_id = ?", (call_id,))
-        return dict(row) if row else None
-
-    async def undecided_calls(self) -> list[CallOutcome]:
-        """Missed calls recorded but never decided (the process died in between): the
-        daemon runs the policy on them again at start."""
-        rows = await self.fetchall(
-            "SELECT record FROM calls WHERE decision IS NULL AND verdict = 'missed' "
-            "AND direction = 'inbound' ORDER BY id")
-        out = []
-        for row in rows:
-            r = json.loads(row["record"])
-            known = {k: r[k] for k in CallOutcome.__dataclass_fields__ if k in r and k != "extra"}
-            out.append(CallOutcome(**known))
-        return out
-
-    # ------------------------------------------------------------------ open calls
-
-    async def keep_open_call(self, start: CallStart, at: float) -> bool:
-        """Keep (insert or update) what the tracker knows of an inbound call in progress,
-        so a restarted daemon can seed its tracker with it. False, and nothing written,
-        when the call's verdict is already recorded (a late update must not bring back a
-        row the verdict removed)."""
-        record = json.dumps(start.to_record(), ensure_ascii=False)
-        async with self.transaction("keep_open_call") as db:
-            cur = await db.execute(
-                """INSERT INTO open_calls (call_id, pbx, started_at, updated_at, record)
-                   SELECT ?, ?, ?, ?, ?
-                   WHERE NOT EXISTS (SELECT 1 FROM calls WHERE call_id = ?)
-                   ON CONFLICT (call_id) DO UPDATE SET updated_at = excluded.updated_at,
-                       record = excluded.record""",
-                (start.call, start.pbx, start.started_at, at, record, start.call))
-            return cur.rowcount > 0
-
-    async def open_calls(self, pbx: str | None = None) -> list[CallStart]:
-        """The calls in progress when the daemon last stopped, oldest first (only
-        ``pbx``'s when given). Rows whose verdict is recorded after all are removed, and so
-        is a row that no longer reads as a ``CallStart`` (damaged): never half-used."""
-        async with self.transaction("open_calls") as db:
-            await db.execute("DELETE FROM open_calls WHERE call_id IN "
-                             "(SELECT call_id FROM calls)")
-            async with db.execute("SELECT call_id, pbx, record FROM open_calls "
-                                  "ORDER BY started_at, call_id") as cur:
-                rows = list(await cur.fetchall())
-            out: list[CallStart] = []
-            for row in rows:
-                if pbx is not None and row["pbx"] != pbx:
-                    continue
-                try:
-                    out.append(CallStart.from_record(json.loads(row["record"])))
-                except (ValueError, TypeError):
-                    await db.execute("DELETE FROM open_calls WHERE call_id = ?",
-                                     (row["call_id"],))
-        return out
-
-    async def forget_open_call(self, call_id: str) -> bool:
-        """Drop a kept call (its verdict went elsewhere); False if there was none."""
-        async with self.transaction("forget_open_call") as db:
-            cur = await db.execute("DELETE FROM open_calls WHERE call_id = ?", (call_id,))
-            return cur.rowcount > 0
-
-    # ------------------------------------------------------------------ policy input
-
-    async def policy_snapshot(self, number: str, did: str | None, now: float,
-                              prefix: str) -> PolicySnapshot:
-        """Everything the policy needs to know about ``number`` at ``now``, as plain data.
-
-        The hourly counts walk ``outbox_created`` (``+state`` keeps SQLite from preferring
-        the state index, which would read every text ever sent). The burst count is only
-        taken while no pause covers the number (a paused prefix needs no count), so a flood
-        costs one indexed lookup per call once it is paused.
-        """
-        states = _named_states()
-        country = number_country(number) if number.startswith("+") else None
-        row = await self.fetchone(
-            f"""SELECT
-                  (SELECT opted_out FROM opt_outs WHERE number = :n) AS opted_out,
-                  (SELECT max(created_at) FROM outbox WHERE number = :n AND did IS :did
-                      AND state IN ({states})) AS last_text_at,
-                  (SELECT count(*) FROM outbox WHERE number = :n AND created_at > :day
-                      AND state IN ({states})) AS number_day,
-                  (SELECT count(*) FROM outbox WHERE substr(number, 1, :plen) = :prefix
-                      AND created_at > :hour AND +state IN ({states})) AS prefix_hour,
-                  (SELECT count(*) FROM outbox WHERE created_at > :hour
-                      AND +state IN ({states})) AS global_hour,
-                  (SELECT max(coalesce(ended_at, decided_at)) FROM calls
-                      WHERE (caller = :n AND direction = 'inbound' AND verdict = 'answered')
-                         OR (callee = :n AND connected = 1)) AS reached_at,
-                  (SELECT count(DISTINCT p.message_id) FROM message_parts p
-                      JOIN messages m ON m.id = p.message_id
-                      WHERE m.number = :n AND p.status = 'failed') AS failed,
-                  (SELECT max(until_at) FROM burst_pauses WHERE until_at > :now
-                      AND started_at <= :now
-                      AND substr(:n, 1, length(prefix)) = prefix) AS paused_until,
-                  CASE WHEN :country IS NULL THEN 0 ELSE
-                      (SELECT count(*) FROM outbox o CROSS JOIN calls c ON c.call_id = o.call_id
-                          AND c.caller = o.number
-                       WHERE c.country = :country AND o.created_at > :hour
-                         AND +o.state IN ({states})) END AS country_hour""",
-            {"n": number, "did": did, "day": now - 86400.0, "hour": now - 3600.0, "now": now,
-             "plen": len(prefix), "prefix": prefix, "country": country, **_state_params()},
-        )
-        assert row is not None
-        burst = 0
-        if row["paused_until"] is None and self.policy.burst_calls and prefix:
-            counted = await self.fetchone(_MISSED_FROM_PREFIX, (
-                prefix, prefix + _TOP, now - self.policy.burst_window_s))
-            burst = int(counted[0]) if counted else 0
-        return PolicySnapshot(
-            opted_out=bool(row["opted_out"]),
-            last_text_at=row["last_text_at"],
-            texts_to_number_day=row["number_day"],
-            texts_to_prefix_hour=row["prefix_hour"],
-            texts_global_hour=row["global_hour"],
-            reached_at=row["reached_at"],
-            failed_deliveries=row["failed"],
-            prefix_missed_window=burst,
-            prefix_paused_until=row["paused_until"],
-            country=country,
-            texts_to_country_hour=row["country_hour"],
-        )
-
-    # ------------------------------------------------------------------ opt-outs (room)
-
-    async def set_opt_out(self, number: str, opted_out: bool, at: float, source: str,
-                          message_id: int | None = None, note: str | None = None) -> None:
-        """Record an opt-out (True) or opt-in (False) and its history row."""
-        async with self.transaction("set_opt_out") as db:
-            await db.execute(
-                """INSERT INTO opt_outs (number, opted_out, at, source_message_id, source)
-                   VALUES (?, ?, ?, ?, ?)
-                   ON CONFLICT (number) DO UPDATE SET opted_out = excluded.opted_out,
-                       at = excluded.at, source_message_id = excluded.source_message_id,
-                       source = excluded.source""",
-                (number, int(opted_out), at, message_id, source))
-            await db.execute(
-                "INSERT INTO opt_events (number, action, at, message_id, source, note) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (number, "optout" if opted_out else "optin", at, message_id, source, note))
-
-    async def cancel_follow_ups(self, number: str, reason: str, at: float) -> int:
-        """Cancel every follow-up still scheduled for ``number`` (opt-out); how many. The
-        texts already queued are the outbox's (``Outbox.cancel_for_number``)."""
-        async with self.transaction("cancel_follow_ups") as db:
-            cur = await db.execute(
-                "UPDATE follow_ups SET state = 'cancelled', cancel_reason = ? "
-                "WHERE number = ? AND state = 'scheduled'", (reason, number))
-            return cur.rowcount
-
-
-_TOP = "\uffff"  # sorts after any character of a number: [prefix, prefix + _TOP) is a range
-# uses the partial index calls_missed_caller (caller, decided_at)
-_MISSED_FROM_PREFIX = ("SELECT count(*) FROM calls WHERE verdict = 'missed' AND "
-                       "direction = 'inbound' AND caller >= ? AND caller < ? AND decided_at > ?")
-
-
-def _named_states() -> str:
-    return ",".join(f":s{i}" for i in range(len(COUNTED_STATES)))
-
-
-def _state_params() -> dict[str, str]:
-    return {f"s{i}": s for i, s in enumerate(COUNTED_STATES)}

@@ -18,7 +18,9 @@ from typing import Any
 
 from textback.cli._common import config_or_none
 from textback.config import DEFAULT_PATH
+from textback.inbound.optout import set_opt_out
 from textback.numbers import to_e164
+from textback.outbound.followups import cancel_follow_ups
 from textback.report import OptOut, opt_history, opted_out, printable
 
 
@@ -63,11 +65,11 @@ async def _change(db: Path, number: str, add: bool, note: str | None,
         current = await opted_out(store, number)
         if bool(current) == add:
             return False, 0, 0
-        await store.set_opt_out(number, add, now, "cli", note=note)
+        await set_opt_out(store, number, add, now, "cli", note=note)
         if not add:
             return True, 0, 0
         texts = await Outbox(store).cancel_for_number(number, "opted-out", now)
-        follow_ups = await store.cancel_follow_ups(number, "opted-out", now)
+        follow_ups = await cancel_follow_ups(store, number, "opted-out", now)
         return True, texts, follow_ups
     finally:
         await store.close()

@@ -88,7 +88,7 @@ async def send(args: argparse.Namespace, config: Config, did: DidConfig) -> int:
     from textback.store import Store, StoreUnavailable
 
     try:
-        store = await Store.open(config.store.path, policy=config.policy)
+        store = await Store.open(config.store.path)
     except StoreUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

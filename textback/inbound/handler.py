@@ -20,18 +20,21 @@ from __future__ import annotations
 
 import base64
 import logging
-import secrets
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from textback.config import Config, DidConfig
+from textback.inbound import conversations
 from textback.inbound.callback import wants_callback
 from textback.inbound.keywords import classify, is_urgent
+from textback.inbound.optout import set_opt_out
 from textback.inbound.staff import StaffDesk
 from textback.logfmt import log
 from textback.modem.pdu import storable_text
 from textback.numbers import normalise_caller
+from textback.outbound import messages
+from textback.outbound.followups import cancel_follow_ups
 from textback.outbound.outbox import Outbox
 from textback.store import Store
 
@@ -185,10 +188,7 @@ class InboundHandler:
         return True
 
     async def _cancel_follow_ups(self, number: str, did: str, reason: str) -> None:
-        async with self.store.transaction("cancel_follow_ups") as db:
-            await db.execute("UPDATE follow_ups SET state = 'cancelled', cancel_reason = ? "
-                             "WHERE number = ? AND did = ? AND state = 'scheduled'",
-                             (reason, number, did))
+        await cancel_follow_ups(self.store, number, reason, self.clock(), did=did)
 
     async def receive_ami_user_event(self, fields: dict[str, str], at: float) -> int | None:
         """The dialplan's ``UserEvent(TextbackMessage,...)``: URI-encoded From/To, base64
@@ -225,29 +225,13 @@ class InboundHandler:
             conversation_id = None
             code = None
             if did is not None and conversation:
-                async with db.execute(
-                        "SELECT id, code FROM conversations WHERE number = ? AND did = ? "
-                        "AND state = 'open'", (number, did)) as c:
-                    row = await c.fetchone()
-                if row is not None:
-                    conversation_id, code = row["id"], row["code"]
-                    await db.execute("UPDATE conversations SET last_activity_at = ? "
-                                     "WHERE id = ?", (at, conversation_id))
-                else:
-                    code = await _free_code(db)
-                    cur = await db.execute(
-                        "INSERT INTO conversations (number, did, code, opened_at, "
-                        "last_activity_at) VALUES (?, ?, ?, ?, ?)",
-                        (number, did, code, at, at))
-                    conversation_id = cur.lastrowid
-            cur = await db.execute(
-                "INSERT INTO messages (conversation_id, direction, number, did, body, status, "
-                "sender, created_at) VALUES (?, 'in', ?, ?, ?, 'received', ?, ?)",
-                (conversation_id, number, did, body, via, at))
-            assert cur.lastrowid is not None
+                conversation_id, code = await conversations.touch_or_open(db, number, did, at)
+            message_id = await messages.add_incoming(
+                db, conversation_id=conversation_id, number=number, did=did, body=body,
+                via=via, at=at)
             if on_stored is not None:
-                await on_stored(db, cur.lastrowid)
-            return cur.lastrowid, code
+                await on_stored(db, message_id)
+            return message_id, code
 
     async def _opted_out(self, number: str) -> bool:
         row = await self.store.fetchone("SELECT opted_out FROM opt_outs WHERE number = ?",
@@ -257,12 +241,12 @@ class InboundHandler:
     async def _opt_out(self, number: str, did: DidConfig, senders: tuple[str, ...],
                        message_id: int, at: float) -> None:
         already = await self._opted_out(number)
-        await self.store.set_opt_out(number, True, at, "keyword", message_id)
+        await set_opt_out(self.store, number, True, at, "keyword", message_id)
         # a confirmation still queued from an earlier STOP stays: it is the one text
         # allowed after an opt-out, and a second STOP must not lose it
         cancelled = await self.outbox.cancel_for_number(number, "opted-out", at,
                                                         keep_kinds=("optout-confirm",))
-        follow_ups = await self.store.cancel_follow_ups(number, "opted-out", at)
+        follow_ups = await cancel_follow_ups(self.store, number, "opted-out", at)
         await self.staff.reviews.settled_by_customer(number, at)
         log(logger, logging.INFO, "opted_out", number=number, cancelled=cancelled,
             follow_ups=follow_ups, message=message_id, again=already)
@@ -277,7 +261,7 @@ class InboundHandler:
             await self.staff.forward(number, did, row["body"] if row else "START", code=code,
                                      urgent=False, at=at)
             return
-        await self.store.set_opt_out(number, False, at, "keyword", message_id)
+        await set_opt_out(self.store, number, False, at, "keyword", message_id)
         log(logger, logging.INFO, "opted_in", number=number, message=message_id)
         await self._reply(number, did, senders, OPTIN_CONFIRM, "optin-confirm", at)
 
@@ -292,15 +276,6 @@ class InboundHandler:
                                            not_before=at, now=at)
         if queued.queued:
             self.wake()
-
-
-async def _free_code(db: Any) -> str:
-    """A short code no conversation uses yet (6 hex digits: 16.7 million codes)."""
-    while True:
-        code = secrets.token_hex(3).upper()
-        async with db.execute("SELECT 1 FROM conversations WHERE code = ?", (code,)) as c:
-            if await c.fetchone() is None:
-                return code
 
 
 def _reply_senders(did: DidConfig, via: str) -> tuple[str, ...]:

@@ -34,8 +34,10 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
+from textback.inbound.optout import set_opt_out
 from textback.inbound.staff import clean, forward_text, pretty_number
 from textback.logfmt import log
+from textback.outbound.followups import cancel_follow_ups
 from textback.outbound.templates import render
 
 if TYPE_CHECKING:
@@ -111,7 +113,7 @@ class PossibleOptOuts:
             # everything queued to the number but the clarification an earlier hold queued
             cancelled = await self.outbox._cancel_where(
                 db, "number = ? AND kind != ?", (number, CLARIFY_KIND), HOLD_REASON, at)
-        follow_ups = await self.store.cancel_follow_ups(number, HOLD_REASON, at)
+        follow_ups = await cancel_follow_ups(self.store, number, HOLD_REASON, at)
         log(logger, logging.WARNING, "possible_optout_held", number=number, did=did.number,
             message=message_id, review=review, code=code, cancelled=cancelled,
             follow_ups=follow_ups, clarify=clarify)
@@ -190,10 +192,10 @@ class PossibleOptOuts:
                 row = await c.fetchone()
         message_id = row["message_id"] if row is not None else None
         if decision == "optout":
-            await self.store.set_opt_out(customer, True, at, "staff-review", message_id,
+            await set_opt_out(self.store, customer, True, at, "staff-review", message_id,
                                          note=f"possible opt-out confirmed by {staff_number}")
             await self.outbox.cancel_for_number(customer, "opted-out", at)
-            await self.store.cancel_follow_ups(customer, "opted-out", at)
+            await cancel_follow_ups(self.store, customer, "opted-out", at)
             answer = (f"textback: {pretty_number(customer)} is opted out; no more texts "
                       "will go to them.")
         else:

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 
+from textback.inbound import conversations
 from textback.inbound.staff_mail import MailQueue
 from textback.logfmt import log
 
@@ -274,8 +275,7 @@ class StaffDesk:
                                f"{relay.detail}). Call them instead.", at)
             return "refused"
         async with self.store.transaction("relay") as db:
-            await db.execute("UPDATE conversations SET last_activity_at = ? WHERE id = ?",
-                             (at, row["id"]))
+            await conversations.touch(db, row["id"], at)
         self.wake()
         log(logger, logging.INFO, "staff_relayed", staff=staff_number, number=customer,
             did=did.number, code=cmd.code, outbox=relay.id, chars=len(cmd.text))

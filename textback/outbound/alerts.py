@@ -15,8 +15,9 @@ import time
 
 from textback.config import Config
 from textback.logfmt import log
+from textback.outbound.call_record import BurstPause, burst_pauses, mark_burst_alerted
 from textback.outbound.outbox import Outbox
-from textback.store import BurstPause, Store
+from textback.store import Store
 
 logger = logging.getLogger("textback.outbound.alerts")
 
@@ -33,7 +34,7 @@ def alert_text(pause: BurstPause, business: str) -> str:
 
 async def alert_bursts(store: Store, outbox: Outbox, config: Config, now: float) -> int:
     """Queue staff alerts for every unalerted burst pause; returns how many pauses."""
-    pauses = await store.burst_pauses(unalerted=True)
+    pauses = await burst_pauses(store, unalerted=True)
     for pause in pauses:
         did = config.did(pause.did) or (config.dids[0] if config.dids else None)
         staff = did.staff.sms if did is not None else ()
@@ -46,5 +47,5 @@ async def alert_bursts(store: Store, outbox: Outbox, config: Config, now: float)
                 await outbox.enqueue(call_id=pause.call_id, kind=f"{ALERT_KIND}:{number}",
                                      number=number, did=did.number, body=body,
                                      senders=did.senders, not_before=now, now=now)
-        await store.mark_burst_alerted(pause.id, now)
+        await mark_burst_alerted(store, pause.id, now)
     return len(pauses)

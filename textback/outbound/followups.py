@@ -39,6 +39,7 @@ from phonenumbers import timezone as pn_timezone
 from textback.logfmt import log
 from textback.outbound.followup_rules import MAX_TOUCHES, FollowUpRule, Quiet
 from textback.outbound.hours import Hours
+from textback.outbound.outbox import cancel_parked, release_parked
 
 if TYPE_CHECKING:
     from textback.config import Config, DidConfig
@@ -212,14 +213,7 @@ class FollowUps:
 
     async def cancel(self, number: str, reason: str, at: float, did: str | None = None) -> int:
         """Stop every scheduled touch to ``number`` (on ``did`` only, when given)."""
-        if did is None:
-            n = await self.store.cancel_follow_ups(number, reason, at)
-        else:
-            async with self.store.transaction("cancel_follow_ups") as db:
-                cur = await db.execute(
-                    "UPDATE follow_ups SET state = 'cancelled', cancel_reason = ? "
-                    "WHERE number = ? AND did = ? AND state = 'scheduled'", (reason, number, did))
-                n = cur.rowcount
+        n = await cancel_follow_ups(self.store, number, reason, at, did=did)
         if n:
             log(logger, logging.INFO, "follow_ups_cancelled", number=number, n=n, why=reason)
         return n
@@ -303,16 +297,12 @@ class FollowUps:
             if state_row is None or state_row[0] != "scheduled":
                 reason = reason or "cancelled"
             if reason is not None:
-                await db.execute(
-                    "UPDATE outbox SET state = 'cancelled', cancel_reason = ?, updated_at = ? "
-                    "WHERE id = ? AND state = 'queued'", (reason, now, parked.id))
+                await cancel_parked(db, parked.id, reason, now)
                 await db.execute(
                     "UPDATE follow_ups SET state = 'cancelled', cancel_reason = ? "
                     "WHERE id = ? AND state = 'scheduled'", (reason, fid))
             else:
-                await db.execute(
-                    "UPDATE outbox SET not_before = ?, updated_at = ? WHERE id = ? AND "
-                    "state = 'queued' AND not_before >= ?", (now, now, parked.id, PARKED_AT))
+                await release_parked(db, parked.id, now, PARKED_AT)
                 await db.execute(
                     "UPDATE follow_ups SET state = 'queued', outbox_id = ? WHERE id = ?",
                     (parked.id, fid))
@@ -373,3 +363,21 @@ SELECT CASE
 
 def _stop_params(call_id: str, number: str, did: str) -> dict[str, str]:
     return {"call": call_id, "n": number, "did": did}
+
+
+async def cancel_follow_ups(store: Store, number: str, reason: str, at: float, *,
+                            did: str | None = None) -> int:
+    """Cancel every follow-up still scheduled for ``number`` (on ``did`` only, when given:
+    a reply on one line stops that line's touches); how many. The texts already queued are
+    the outbox's (``Outbox.cancel_for_number``). This module is the only writer of
+    ``follow_ups``: every other path (a reply, an opt-out, a possible opt-out, the CLI)
+    cancels through here."""
+    where, params = "number = ? AND state = 'scheduled'", [number]
+    if did is not None:
+        where += " AND did = ?"
+        params.append(did)
+    async with store.transaction("cancel_follow_ups") as db:
+        cur = await db.execute(
+            f"UPDATE follow_ups SET state = 'cancelled', cancel_reason = ? WHERE {where}",
+            (reason, *params))
+        return int(cur.rowcount)

@@ -5,7 +5,7 @@ call ends, but a call that was ringing when the daemon was killed would otherwis
 from the PBX's CoreShowChannels with only its channel's *current* context and extension,
 judged internal or without a DID, and never be texted. The listener reports each inbound
 call's facts as it classifies it (``CallStart``); ``OpenCallKeeper`` writes them to the
-store (table ``open_calls``; recording the verdict removes the row), and at start
+store (table ``open_calls``, written only here; recording the verdict removes the row), and at start
 ``load`` returns them for the listener's ``seed``, before it connects.
 
 The tracker is sans-IO and calls back synchronously; the write happens in a task. Writes
@@ -16,6 +16,7 @@ served), and a write that loses the race with the call's verdict writes nothing.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -39,7 +40,7 @@ class OpenCallKeeper:
 
     async def load(self, pbx: str) -> list[CallStart]:
         """The calls that were in progress when the daemon last stopped (``pbx``'s)."""
-        starts = await self.store.open_calls(pbx)
+        starts = await load_open_calls(self.store, pbx)
         for s in starts:
             log(logger, logging.INFO, "call_restored", call=s.call, started_at=s.started_at,
                 why="in progress when the daemon stopped")
@@ -58,7 +59,7 @@ class OpenCallKeeper:
 
     async def _keep(self, start: CallStart) -> None:
         try:
-            await self.store.keep_open_call(start, self.clock())
+            await keep_open_call(self.store, start, self.clock())
             self.kept += 1
         except Exception as exc:  # a task nobody awaits: log it, never let it vanish
             # the call itself is not lost: its verdict is recorded when it ends, unless
@@ -67,3 +68,49 @@ class OpenCallKeeper:
             why = str(exc) if isinstance(exc, StoreUnavailable) else \
                 f"{type(exc).__name__}: {exc}"
             log(logger, logging.WARNING, "open_call_not_kept", call=start.call, error=why)
+
+
+# ------------------------------------------------------------------ the open_calls table
+
+async def keep_open_call(store: Store, start: CallStart, at: float) -> bool:
+    """Keep (insert or update) what the tracker knows of an inbound call in progress,
+    so a restarted daemon can seed its tracker with it. False, and nothing written,
+    when the call's verdict is already recorded (a late update must not bring back a
+    row the verdict removed)."""
+    record = json.dumps(start.to_record(), ensure_ascii=False)
+    async with store.transaction("keep_open_call") as db:
+        cur = await db.execute(
+            """INSERT INTO open_calls (call_id, pbx, started_at, updated_at, record)
+               SELECT ?, ?, ?, ?, ?
+               WHERE NOT EXISTS (SELECT 1 FROM calls WHERE call_id = ?)
+               ON CONFLICT (call_id) DO UPDATE SET updated_at = excluded.updated_at,
+                   record = excluded.record""",
+            (start.call, start.pbx, start.started_at, at, record, start.call))
+        return cur.rowcount > 0
+
+async def load_open_calls(store: Store, pbx: str | None = None) -> list[CallStart]:
+    """The calls in progress when the daemon last stopped, oldest first (only
+    ``pbx``'s when given). Rows whose verdict is recorded after all are removed, and so
+    is a row that no longer reads as a ``CallStart`` (damaged): never half-used."""
+    async with store.transaction("open_calls") as db:
+        await db.execute("DELETE FROM open_calls WHERE call_id IN "
+                         "(SELECT call_id FROM calls)")
+        async with db.execute("SELECT call_id, pbx, record FROM open_calls "
+                              "ORDER BY started_at, call_id") as cur:
+            rows = list(await cur.fetchall())
+        out: list[CallStart] = []
+        for row in rows:
+            if pbx is not None and row["pbx"] != pbx:
+                continue
+            try:
+                out.append(CallStart.from_record(json.loads(row["record"])))
+            except (ValueError, TypeError):
+                await db.execute("DELETE FROM open_calls WHERE call_id = ?",
+                                 (row["call_id"],))
+    return out
+
+async def forget_open_call(store: Store, call_id: str) -> bool:
+    """Drop a kept call (its verdict went elsewhere); False if there was none."""
+    async with store.transaction("forget_open_call") as db:
+        cur = await db.execute("DELETE FROM open_calls WHERE call_id = ?", (call_id,))
+        return cur.rowcount > 0

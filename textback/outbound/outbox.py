@@ -23,11 +23,14 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from textback.config import Config, PolicyConfig
+from textback.config import Config, PolicyConfig, default_policy
 from textback.logfmt import log
-from textback.outbound import gate
+from textback.outbound import call_record, gate, messages
 from textback.outbound.policy import number_prefix
-from textback.store import COUNTED_STATES, Store
+from textback.store import Store
+
+# outbox states that count as "a text went, or is about to go" for cooldown and caps
+COUNTED_STATES = ("queued", "sending", "sent", "delivered", "unconfirmed", "failed")
 
 logger = logging.getLogger("textback.outbound.outbox")
 
@@ -126,6 +129,19 @@ async def _insert(db: Any, *, call_id: str | None, kind: str, number: str, did: 
     return int(new_id)
 
 
+async def release_parked(db: Any, item_id: int, now: float, parked_at: float) -> None:
+    """A row queued with ``not_before = parked_at`` (a follow-up parked while its stop
+    checks run) becomes due now, inside the caller's transaction ``db``."""
+    await db.execute("UPDATE outbox SET not_before = ?, updated_at = ? WHERE id = ? AND "
+                     "state = 'queued' AND not_before >= ?", (now, now, item_id, parked_at))
+
+
+async def cancel_parked(db: Any, item_id: int, reason: str, now: float) -> None:
+    """Cancel a parked row whose stop checks said no, inside the caller's transaction."""
+    await db.execute("UPDATE outbox SET state = 'cancelled', cancel_reason = ?, updated_at = ? "
+                     "WHERE id = ? AND state = 'queued'", (reason, now, item_id))
+
+
 _GATE_SNAPSHOT = """SELECT
   (SELECT opted_out FROM opt_outs WHERE number = :n) AS opted_out,
   (SELECT count(*) FROM outbox WHERE number = :n AND kind = 'optout-confirm'
@@ -170,7 +186,7 @@ class Outbox:
                  config: Config | gate.GateConfig | None = None) -> None:
         self.store = store
         if config is None:
-            self.gate = gate.GateConfig(store.policy)
+            self.gate = gate.GateConfig(default_policy())
         elif isinstance(config, gate.GateConfig):
             self.gate = config
         else:
@@ -219,13 +235,10 @@ class Outbox:
                 not_before=not_before, now=now,
                 refused=refused.reason if refused is not None else None)
             if call_id is not None and refused is None:
-                await db.execute("UPDATE calls SET decision = 'text', decision_at = ? "
-                                 "WHERE call_id = ? AND decision IS NULL", (now, call_id))
+                await call_record.mark_decision(db, call_id, "text", now)
             elif call_id is not None and refused is not None and kind == "textback":
-                await db.execute(
-                    "UPDATE calls SET decision = 'skip', skip_reason = ?, skip_detail = ?, "
-                    "decision_at = ? WHERE call_id = ? AND decision IS NULL",
-                    (refused.reason, refused.detail, now, call_id))
+                await call_record.mark_decision(db, call_id, "skip", now,
+                                                reason=refused.reason, detail=refused.detail)
         if refused is not None:
             log(logger, logging.INFO, "text_refused", kind=kind, number=number, did=did,
                 call=call_id, reason=refused.reason, detail=refused.detail, outbox=new_id)
@@ -305,14 +318,11 @@ class Outbox:
                                  f"(state {row['state'] if row else 'missing'})")
             status = "sent" if tracked else "sent-unconfirmed"
             parts = max(len(mrs), row["parts"] or 1)
-            cur = await db.execute(
-                """INSERT INTO messages (direction, number, did, body, parts, encoding,
-                       status, sender, call_id, outbox_id, created_at, sent_at)
-                   VALUES ('out', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (row["number"], row["did"], row["body"], parts, row["encoding"], status,
-                 sender, row["call_id"], item_id, row["created_at"], now))
-            message_id = cur.lastrowid
-            assert message_id is not None
+            message_id = await messages.add_outgoing(
+                db, number=row["number"], did=row["did"], body=row["body"], parts=parts,
+                encoding=row["encoding"], status=status, sender=sender,
+                call_id=row["call_id"], outbox_id=item_id, created_at=row["created_at"],
+                sent_at=now)
             for part_no, mr in enumerate(mrs, start=1):
                 await db.execute(
                     "INSERT INTO message_parts (message_id, part_no, mr, status, status_at) "
@@ -392,9 +402,8 @@ class Outbox:
         rows = list(await cur.fetchall())
         for _id, call_id, kind in rows:
             if call_id is not None and kind == "textback":
-                await db.execute(
-                    "UPDATE calls SET decision = 'cancelled', skip_reason = ?, "
-                    "decision_at = ? WHERE call_id = ?", (reason, now, call_id))
+                await call_record.mark_decision(db, call_id, "cancelled", now, reason=reason,
+                                                only_undecided=False)
         return len(rows)
 
     async def mark_handed(self, item_id: int, now: float) -> None:
@@ -461,8 +470,8 @@ class Outbox:
                 ok, bad, total = await c.fetchone() or (0, 0, 0)
             final = "failed" if bad else "delivered" if ok == total else None
             if final is not None:
-                await db.execute("UPDATE messages SET status = ?, delivered_at = ? WHERE id = ?",
-                                 (final, now if final == "delivered" else None, message_id))
+                await messages.set_final_status(db, message_id, final,
+                                                now if final == "delivered" else None)
                 await db.execute("UPDATE outbox SET state = ?, updated_at = ? "
                                  "WHERE message_id = ? AND state = 'sent'",
                                  (final, now, message_id))

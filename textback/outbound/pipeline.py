@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING
 
 from textback.config import Config
 from textback.logfmt import log
+from textback.outbound import call_record
 from textback.outbound.alerts import alert_bursts
 from textback.outbound.outbox import Outbox
 from textback.outbound.policy import decide, number_prefix, reached_number
+from textback.outbound.policy_facts import policy_snapshot
 from textback.outbound.templates import REASON_WORDS, choose, render, segment_plan
 from textback.pbx.outcome import CallOutcome
 from textback.store import Store, StoreUnavailable
@@ -104,7 +106,7 @@ class CallPipeline:
     async def handle(self, outcome: CallOutcome) -> Handled:
         now = self.clock()
         outcome = self._assume_did(outcome)
-        record = await self.store.record_outcome(outcome, now)
+        record = await call_record.record_outcome(self.store, outcome, now)
         log(logger, logging.INFO, "call_decided", call=outcome.call,
             direction=outcome.direction, verdict=outcome.verdict, reason=outcome.reason,
             caller=outcome.caller, withheld=outcome.withheld, did=outcome.did,
@@ -146,13 +148,15 @@ class CallPipeline:
     async def _decide_missed(self, outcome: CallOutcome, now: float) -> Handled:
         policy = self.config.policy
         number = outcome.caller or ""
-        snapshot = await self.store.policy_snapshot(
-            number, outcome.did, now, number_prefix(number, policy.prefix_digits))
+        snapshot = await policy_snapshot(
+            self.store, number, outcome.did, now, number_prefix(number, policy.prefix_digits),
+            policy)
         decision = decide(outcome, self.config, snapshot, now)
         did = decision.did
         if not decision.texts or did is None:
             reason = decision.reason or "skipped"
-            await self.store.record_skip(outcome.call, reason, decision.detail, now)
+            await call_record.record_skip(self.store, outcome.call, reason, decision.detail, now,
+                                          policy)
             if reason == "burst":  # the prefix is now paused: tell staff once
                 await alert_bursts(self.store, self.outbox, self.config, now)
                 self.wake()

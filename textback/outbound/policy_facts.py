@@ -1,0 +1,83 @@
+"""What the missed-call policy needs to know about a number, read from the store in one go.
+
+``textback.outbound.policy.decide`` is pure: it takes a :class:`PolicySnapshot` of plain
+numbers (opted out? texted when? how many texts to this number, prefix, country and
+everyone this hour? reached since? a burst from its prefix?). This module is the one query
+that fills it, so the decision can be tested without a database and the query tuned without
+touching the rules. It only reads.
+"""
+
+from __future__ import annotations
+
+from textback.config import PolicyConfig
+from textback.outbound.call_record import missed_from_prefix
+from textback.outbound.outbox import COUNTED_STATES
+from textback.outbound.policy import PolicySnapshot, number_country
+from textback.store import Store
+
+
+async def policy_snapshot(store: Store, number: str, did: str | None, now: float,
+                          prefix: str, policy: PolicyConfig) -> PolicySnapshot:
+    """Everything the policy needs to know about ``number`` at ``now``, as plain data.
+
+    The hourly counts walk ``outbox_created`` (``+state`` keeps SQLite from preferring
+    the state index, which would read every text ever sent). The burst count is only
+    taken while no pause covers the number (a paused prefix needs no count), so a flood
+    costs one indexed lookup per call once it is paused.
+    """
+    states = _named_states()
+    country = number_country(number) if number.startswith("+") else None
+    row = await store.fetchone(
+        f"""SELECT
+              (SELECT opted_out FROM opt_outs WHERE number = :n) AS opted_out,
+              (SELECT max(created_at) FROM outbox WHERE number = :n AND did IS :did
+                  AND state IN ({states})) AS last_text_at,
+              (SELECT count(*) FROM outbox WHERE number = :n AND created_at > :day
+                  AND state IN ({states})) AS number_day,
+              (SELECT count(*) FROM outbox WHERE substr(number, 1, :plen) = :prefix
+                  AND created_at > :hour AND +state IN ({states})) AS prefix_hour,
+              (SELECT count(*) FROM outbox WHERE created_at > :hour
+                  AND +state IN ({states})) AS global_hour,
+              (SELECT max(coalesce(ended_at, decided_at)) FROM calls
+                  WHERE (caller = :n AND direction = 'inbound' AND verdict = 'answered')
+                     OR (callee = :n AND connected = 1)) AS reached_at,
+              (SELECT count(DISTINCT p.message_id) FROM message_parts p
+                  JOIN messages m ON m.id = p.message_id
+                  WHERE m.number = :n AND p.status = 'failed') AS failed,
+              (SELECT max(until_at) FROM burst_pauses WHERE until_at > :now
+                  AND started_at <= :now
+                  AND substr(:n, 1, length(prefix)) = prefix) AS paused_until,
+              CASE WHEN :country IS NULL THEN 0 ELSE
+                  (SELECT count(*) FROM outbox o CROSS JOIN calls c ON c.call_id = o.call_id
+                      AND c.caller = o.number
+                   WHERE c.country = :country AND o.created_at > :hour
+                     AND +o.state IN ({states})) END AS country_hour""",
+        {"n": number, "did": did, "day": now - 86400.0, "hour": now - 3600.0, "now": now,
+         "plen": len(prefix), "prefix": prefix, "country": country, **_state_params()},
+    )
+    assert row is not None
+    burst = 0
+    if row["paused_until"] is None and policy.burst_calls and prefix:
+        burst = await missed_from_prefix(store, prefix, now - policy.burst_window_s)
+    return PolicySnapshot(
+        opted_out=bool(row["opted_out"]),
+        last_text_at=row["last_text_at"],
+        texts_to_number_day=row["number_day"],
+        texts_to_prefix_hour=row["prefix_hour"],
+        texts_global_hour=row["global_hour"],
+        reached_at=row["reached_at"],
+        failed_deliveries=row["failed"],
+        prefix_missed_window=burst,
+        prefix_paused_until=row["paused_until"],
+        country=country,
+        texts_to_country_hour=row["country_hour"],
+    )
+
+
+
+def _named_states() -> str:
+    return ",".join(f":s{i}" for i in range(len(COUNTED_STATES)))
+
+
+def _state_params() -> dict[str, str]:
+    return {f"s{i}": s for i, s in enumerate(COUNTED_STATES)}
