@@ -121,3 +121,17 @@ async def opened(tmp: Path) -> Any:
         yield store
     finally:
         await store.close()
+
+
+async def pump_link(link: Any, outcomes: list[CallOutcome],
+                    texts: list[Any] | None = None) -> None:
+    """Take what a PBX link reports, as the daemon's consumer does: decided calls into
+    ``outcomes``, texts received into ``texts``. Run it as a task beside ``link.run()``."""
+    from textback.pbx.link import CallEnded, TextReceived
+
+    while True:
+        event = await link.next_event()
+        if isinstance(event, CallEnded):
+            outcomes.append(event.outcome)
+        elif isinstance(event, TextReceived) and texts is not None:
+            texts.append(event)

@@ -10,6 +10,7 @@ import logging
 import pytest
 
 from tests.conftest import ASTERISK_TRACES
+from tests.daemon_fakes import pump_link
 from textback.pbx.asterisk.client import AmiClient, AmiError, encode_action, listen
 from textback.pbx.outcome import CallOutcome
 from textback.pbx.stream import TrackerConfig
@@ -37,9 +38,9 @@ async def _run_client(server: FakeAmi, **kw: float) -> tuple[list[CallOutcome], 
     host, port = await server.start()
     out: list[CallOutcome] = []
     client = AmiClient(host, port, "textback", SECRET, TrackerConfig(settle_s=0.2),
-                       out.append, ping_timeout=kw.get("ping_timeout", 0.6),
-                       backoff_initial=0.05)
+                       ping_timeout=kw.get("ping_timeout", 0.6), backoff_initial=0.05)
     task = asyncio.create_task(client.run())
+    pump = asyncio.create_task(pump_link(client, out))
     try:
         await asyncio.wait_for(server.finished.wait(), 15)
         for _ in range(100):  # settle window + tick
@@ -49,6 +50,7 @@ async def _run_client(server: FakeAmi, **kw: float) -> tuple[list[CallOutcome], 
     finally:
         client.stop()
         await asyncio.wait_for(task, 5)
+        pump.cancel()
         await server.close()
     return out, client
 
@@ -77,7 +79,7 @@ async def test_send_action_messagesend_like_the_capture() -> None:
     server = FakeAmi.from_capture(ASTERISK_TRACES / "direct-busy.ami.ts", secret=SECRET,
                                   speed=50.0)
     host, port = await server.start()
-    client = AmiClient(host, port, "textback", SECRET, TrackerConfig(), None,
+    client = AmiClient(host, port, "textback", SECRET, TrackerConfig(),
                        ping_timeout=2.0, backoff_initial=0.05)
     task = asyncio.create_task(client.run())
     try:

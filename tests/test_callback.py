@@ -1,6 +1,7 @@
 """Callback on reply: CALL makes the PBX ring staff first, then the customer, caller ID = the
-DID; AMI Originate (async, result by OriginateResponse) and ESL bgapi originate; the result
-is recorded and a placed callback stops follow-ups."""
+DID; AMI Originate (async, result by OriginateResponse) and ESL bgapi originate, each through
+its adapter's ``originate`` (the real AmiClient / EslClient, their wire actions replaced by
+recorders); the result is recorded and a placed callback stops follow-ups."""
 
 from __future__ import annotations
 
@@ -13,9 +14,38 @@ from textback.config import Config
 from textback.inbound.callback import Callbacks, resolve_lost_callbacks, wants_callback
 from textback.inbound.handler import InboundHandler
 from textback.outbound.outbox import Outbox
-from textback.pbx.asterisk.parser import AmiParser
+from textback.pbx.asterisk.client import AmiClient
+from textback.pbx.freeswitch.client import EslClient
 
 RING = "Local/600@from-internal"
+
+
+def ami_link(send_action: Any) -> AmiClient:
+    """The Asterisk adapter, its AMI actions answered by ``send_action`` (no socket)."""
+    client = AmiClient("127.0.0.1", 5038, "textback", "x")
+    client.send_action = send_action  # type: ignore[method-assign]
+    return client
+
+
+def ami_event(client: AmiClient, raw: bytes) -> None:
+    """Bytes from the PBX, as the client's reader hands them to its stream."""
+    client.stream.receive_data(raw, NOW)
+    client._drain()
+
+
+def originate_response(action_id: str, response: str, reason: str) -> bytes:
+    """The event as Asterisk writes it (manager.c, OriginateResponse)."""
+    return (f"Event: OriginateResponse\r\nPrivilege: call,all\r\nActionID: "
+            f"{action_id}\r\nResponse: {response}\r\nChannel: {RING}-00000001;1\r\n"
+            f"Context: from-internal\r\nExten: {CALLER}\r\nReason: {reason}\r\n"
+            "Uniqueid: 1700000000.42\r\nCallerIDNum: +15559870000\r\n"
+            "CallerIDName: Acme Plumbing\r\n\r\n").encode()
+
+
+async def until(check: Any, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.01)
 
 
 def with_ring(config: Config, ring: str | None = RING) -> Config:
@@ -45,10 +75,12 @@ async def test_ami_originate_rings_staff_then_customer_and_records_answer(
 
     config = with_ring(make_config(tmp_path))
     async with opened(tmp_path) as store:
-        cbs = Callbacks(store, "asterisk", clock=Clock(), send_action=send_action)
+        link = ami_link(send_action)
+        cbs = Callbacks(store, link, clock=Clock())
         inbound = InboundHandler(store, Outbox(store, config=config), config, clock=Clock(),
                                  callbacks=cbs)
         await inbound.receive(number=CALLER, text="CALL", did=DID, via="modem:a", at=NOW)
+        await until(lambda: actions)
         (action,) = actions
         assert action["Action"] == "Originate" and action["Async"] == "true"
         assert action["Channel"] == RING  # staff first
@@ -56,36 +88,34 @@ async def test_ami_originate_rings_staff_then_customer_and_records_answer(
             "from-internal", CALLER, "1")  # then the customer
         assert action["CallerID"] == f"\"Acme Plumbing\" <{DID}>"
         (row,) = await store.fetchall("SELECT * FROM callbacks")
-        assert (row["state"], row["ref"], row["number"]) == ("requested", action["ActionID"],
-                                                             CALLER)
-        # the event as Asterisk writes it (manager.c, OriginateResponse), through the parser
-        raw = (f"Event: OriginateResponse\r\nPrivilege: call,all\r\nActionID: "
-               f"{action['ActionID']}\r\nResponse: Success\r\nChannel: {RING}-00000001;1\r\n"
-               f"Context: from-internal\r\nExten: {CALLER}\r\nReason: 4\r\n"
-               "Uniqueid: 1700000000.42\r\nCallerIDNum: +15559870000\r\n"
-               "CallerIDName: Acme Plumbing\r\n\r\n").encode()
-        (msg,) = AmiParser().feed(raw)
-        cbs.on_originate_response(msg)
+        assert (row["state"], row["number"]) == ("requested", CALLER)
+        ami_event(link, originate_response(action["ActionID"], "Success", "4"))
         result = await cbs.wait(row["id"], 2)
         assert result is not None and result.state == "answered"
         (row,) = await store.fetchall("SELECT * FROM callbacks")
         assert row["state"] == "answered" and "reason 4" in row["detail"]
+        assert row["ref"] == action["ActionID"]
         # staff were told too, with the note
         fwd = await store.fetchone("SELECT body FROM outbox WHERE kind = 'staff-forward'")
         assert fwd is not None and "ringing staff now" in fwd["body"]
 
 
 async def test_ami_originate_not_answered_is_recorded_failed(tmp_path: Path) -> None:
+    sent: list[dict[str, str]] = []
+
     async def send_action(action: dict[str, str]) -> dict[str, str]:
+        sent.append(action)
         return {"Response": "Success"}
 
     config = with_ring(make_config(tmp_path))
     async with opened(tmp_path) as store:
-        cbs = Callbacks(store, "asterisk", clock=Clock(), send_action=send_action)
+        link = ami_link(send_action)
+        cbs = Callbacks(store, link, clock=Clock())
         first = await cbs.request(CALLER, config.dids[0], None, NOW)
-        cbs.on_originate_response({"ActionID": "someone-else", "Response": "Failure"})
-        cbs.on_originate_response({"ActionID": f"textback-callback-{first.callback_id}",
-                                   "Response": "Failure", "Reason": "3"})
+        await until(lambda: sent)
+        ami_event(link, originate_response("someone-else", "Failure", "0"))
+        ami_event(link, originate_response(f"textback-callback-{first.callback_id}",
+                                           "Failure", "3"))
         result = await cbs.wait(first.callback_id, 2)
         assert result is not None and result.state == "failed"
         assert "ring-timeout" in result.detail
@@ -101,7 +131,9 @@ async def test_esl_bgapi_originate(tmp_path: Path) -> None:
 
     config = with_ring(make_config(tmp_path), "group/sales@pbx.example")
     async with opened(tmp_path) as store:
-        cbs = Callbacks(store, "freeswitch", clock=Clock(), bgapi=bgapi)
+        link = EslClient("127.0.0.1", 8021, "ClueCon")
+        link.bgapi = bgapi  # type: ignore[method-assign]
+        cbs = Callbacks(store, link, clock=Clock())
         first = await cbs.request(CALLER, config.dids[0], None, NOW)
         await answer.put("+OK 7f4de4bc-17d7-11dd-b7a0-db4edd065621\n")
         ok = await cbs.wait(first.callback_id, 2)
@@ -126,7 +158,7 @@ async def test_no_ring_target_means_call_is_an_ordinary_reply(tmp_path: Path) ->
 
     config = make_config(tmp_path)  # staff.ring unset
     async with opened(tmp_path) as store:
-        cbs = Callbacks(store, "asterisk", clock=Clock(), send_action=send_action)
+        cbs = Callbacks(store, ami_link(send_action), clock=Clock())
         inbound = InboundHandler(store, Outbox(store, config=config), config, clock=Clock(),
                                  callbacks=cbs)
         await inbound.receive(number=CALLER, text="call me", did=DID, via="modem:a", at=NOW)
@@ -141,7 +173,7 @@ async def test_unsafe_ring_target_is_refused(tmp_path: Path) -> None:
 
     config = with_ring(make_config(tmp_path), "Local/600@x\r\nAction: Command")
     async with opened(tmp_path) as store:
-        cbs = Callbacks(store, "asterisk", clock=Clock(), send_action=send_action)
+        cbs = Callbacks(store, ami_link(send_action), clock=Clock())
         result = await cbs.request(CALLER, config.dids[0], None, NOW)
         assert result.state == "failed" and "unsafe" in result.detail
 
@@ -157,7 +189,7 @@ async def test_a_callback_pending_at_a_restart_is_resolved_and_staff_told_once(
 
     config = with_ring(make_config(tmp_path))
     async with opened(tmp_path) as store:
-        cbs = Callbacks(store, "asterisk", clock=Clock(), send_action=send_action)
+        cbs = Callbacks(store, ami_link(send_action), clock=Clock())
         await cbs.request(CALLER, config.dids[0], None, NOW)
         (row,) = await store.fetchall("SELECT * FROM callbacks")
         assert row["state"] == "requested"
@@ -175,6 +207,6 @@ async def test_a_callback_pending_at_a_restart_is_resolved_and_staff_told_once(
         assert all("+1 555-123-0001" in a["body"] and "Please call them" in a["body"]
                    for a in alerts)
         # a callback asked after this start is not touched
-        cbs = Callbacks(store, "asterisk", clock=Clock(NOW + 70), send_action=send_action)
+        cbs = Callbacks(store, ami_link(send_action), clock=Clock(NOW + 70))
         await cbs.request(CALLER, config.dids[0], None, NOW + 70)
         assert await resolve_lost_callbacks(store, outbox, config, NOW + 65) == 0

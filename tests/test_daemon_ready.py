@@ -35,8 +35,8 @@ class RecordingNotifier(Notifier):
     def notify(self, **fields: str | int) -> bool:
         self.sent.append(fields)
         if "ready" in fields and self.daemon is not None:
-            listener = self.daemon.listener
-            self.logged_in_at_ready = bool(listener and listener.logged_in.is_set())
+            link = self.daemon.link
+            self.logged_in_at_ready = bool(link and link.connected.is_set())
             self.ready_sent.set()
         if "status" in fields:
             self.new_status.set()

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from tests.conftest import FREESWITCH_TRACES
+from tests.daemon_fakes import pump_link
 from textback.pbx.freeswitch.client import EslAuthError, EslClient, listen
 from textback.pbx.outcome import CallOutcome
 from textback.pbx.stream import TrackerConfig
@@ -26,8 +27,10 @@ def _expected(name: str) -> dict[str, tuple[str, str]]:
     return out
 
 
-async def _run_until(client: EslClient, cond, timeout: float = 8.0) -> None:
+async def _run_until(client: EslClient, cond, timeout: float = 8.0,
+                     got: list[CallOutcome] | None = None, texts: list | None = None) -> None:
     task = asyncio.create_task(client.run())
+    pump = asyncio.create_task(pump_link(client, got if got is not None else [], texts))
     try:
         deadline = asyncio.get_running_loop().time() + timeout
         while not cond():
@@ -38,6 +41,7 @@ async def _run_until(client: EslClient, cond, timeout: float = 8.0) -> None:
     finally:
         client.stop()
         task.cancel()
+        pump.cancel()
         with contextlib.suppress(asyncio.CancelledError, EslAuthError):
             await task
 
@@ -46,9 +50,9 @@ async def test_serves_capture_and_decides_every_call() -> None:
     frames = capture_event_frames((FREESWITCH_TRACES / "concurrent-mixed.esl").read_bytes())
     got: list[CallOutcome] = []
     async with FakeEslServer(frames) as srv:
-        client = EslClient("127.0.0.1", srv.port, "ClueCon", CFG, on_outcome=got.append,
+        client = EslClient("127.0.0.1", srv.port, "ClueCon", CFG,
                            ping_timeout=3.0)
-        await _run_until(client, lambda: len(got) >= 3)
+        await _run_until(client, lambda: len(got) >= 3, got=got)
         assert "event plain CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_BRIDGE" in " ".join(srv.commands)
         assert "auth ***" in srv.commands  # the fake logs no secret either
     assert {o.call: (o.verdict, o.reason) for o in got} == _expected("concurrent-mixed.esl")
@@ -59,9 +63,9 @@ async def test_drop_then_silence_then_resume_loses_and_duplicates_nothing() -> N
     got: list[CallOutcome] = []
     plans = [Plan(count=40, after="drop"), Plan(count=40, after="silent"), Plan()]
     async with FakeEslServer(frames, plans=plans) as srv:
-        client = EslClient("127.0.0.1", srv.port, "ClueCon", CFG, on_outcome=got.append,
+        client = EslClient("127.0.0.1", srv.port, "ClueCon", CFG,
                            ping_timeout=0.6, backoff_min=0.05)
-        await _run_until(client, lambda: len(got) >= 3 and srv.done, timeout=10)
+        await _run_until(client, lambda: len(got) >= 3 and srv.done, timeout=10, got=got)
         await asyncio.sleep(0.3)
         assert srv.connections >= 3
         assert client.connections >= 3
@@ -79,9 +83,9 @@ async def test_events_lost_while_away_are_resynchronised_once() -> None:
     got: list[CallOutcome] = []
     plans = [Plan(count=first_hangup, after="drop", skip=len(frames)), Plan()]
     async with FakeEslServer(frames, plans=plans) as srv:
-        client = EslClient("127.0.0.1", srv.port, "ClueCon", CFG, on_outcome=got.append,
+        client = EslClient("127.0.0.1", srv.port, "ClueCon", CFG,
                            ping_timeout=2.0, backoff_min=0.05)
-        await _run_until(client, lambda: len(got) >= 1 and client.connections >= 2)
+        await _run_until(client, lambda: len(got) >= 1 and client.connections >= 2, got=got)
         await asyncio.sleep(0.5)
     assert [o.call for o in got] == ["94ef8245-1c0b-4a3e-8e4d-e3f333514ddc"]
     assert got[0].verdict == "missed" and got[0].direction == "inbound"
@@ -137,11 +141,14 @@ async def test_reconnects_with_backoff_until_the_pbx_is_back() -> None:
         await srv2.close()
 
 
-async def test_inbound_message_callback() -> None:
+async def test_our_own_chat_echo_is_not_a_text_received() -> None:
+    """chat-send.esl is our own outgoing text coming back as a MESSAGE event (proto global,
+    Delivery-Result-Code 202): the link must not report it as a customer's text."""
     frames = capture_event_frames((FREESWITCH_TRACES / "chat-send.esl").read_bytes())
-    seen = []
+    texts: list = []
     async with FakeEslServer(frames) as srv:
-        client = EslClient("127.0.0.1", srv.port, "ClueCon", CFG, on_message=seen.append)
-        await _run_until(client, lambda: bool(seen))
-    assert seen[0].get("Delivery-Result-Code") == "202"
-    assert seen[0].body.startswith("Sorry we missed your call")
+        client = EslClient("127.0.0.1", srv.port, "ClueCon", CFG)
+        await _run_until(client, lambda: srv.done and client.stream.stats.events > 0,
+                         texts=texts)
+        assert any(b"Event-Name: MESSAGE" in f for f in frames)
+    assert texts == []

@@ -1,5 +1,5 @@
-"""Inbound SIP texts on Asterisk: the dialplan's UserEvent(TextbackMessage) reaches the
-inbound handler through the AMI stream.
+"""Inbound SIP texts on Asterisk: the dialplan's UserEvent(TextbackMessage) comes out of the
+Asterisk link as a ``TextReceived`` event, which the daemon hands to the inbound handler.
 
 No capture holds a TextbackMessage UserEvent (the lab had no inbound MESSAGE), so the event
 below is written by hand in the shape Asterisk's UserEvent application produces for the
@@ -17,8 +17,21 @@ from tests.conftest import ASTERISK_TRACES
 from tests.daemon_fakes import CALLER, DID, NOW, Clock, lab_gate, make_config, opened
 from textback.inbound.handler import InboundHandler
 from textback.outbound.outbox import Outbox
+from textback.pbx.asterisk.client import AmiClient
+from textback.pbx.asterisk.inbound_message import text_from_user_event
 from textback.pbx.asterisk.parser import AmiMessage
-from textback.pbx.asterisk.stream import AsteriskStream
+from textback.pbx.link import TextReceived
+
+
+def link_events(raw: bytes, context: str | None = None) -> list[object]:
+    """What the Asterisk link reports for ``raw`` bytes from the PBX (no socket)."""
+    client = AmiClient("127.0.0.1", 5038, "textback", "x", message_context=context)
+    client.stream.receive_data(raw, NOW)
+    client._drain()
+    out = []
+    while not client._out.empty():
+        out.append(client._out.get_nowait())
+    return out
 
 
 def user_event(body: str, sender: str = CALLER, exten: str = DID) -> bytes:
@@ -38,16 +51,14 @@ def user_event(body: str, sender: str = CALLER, exten: str = DID) -> bytes:
 
 async def test_user_event_becomes_a_stored_reply_and_stop_is_honoured(tmp_path: Path) -> None:
     banner = (ASTERISK_TRACES / "banner-only.ami").read_bytes()
-    stream = AsteriskStream()
-    seen: list[AmiMessage] = []
-    stream.on_user_event = seen.append
-    assert stream.feed(banner + user_event("Stop texting me,\nplease 🙏")) == []
-    assert len(seen) == 1 and seen[0].get("UserEvent") == "TextbackMessage"
-    fields = {k: seen[0].get(k) or "" for k in ("From", "To", "Exten", "Body")}
+    (text,) = link_events(banner + user_event("Stop texting me,\nplease 🙏"))
+    assert isinstance(text, TextReceived)
+    assert (text.number, text.did) == (CALLER, DID)
     async with opened(tmp_path) as store:
         outbox = Outbox(store, config=lab_gate())
         handler = InboundHandler(store, outbox, make_config(tmp_path), clock=Clock())
-        message_id = await handler.receive_ami_user_event(fields, NOW)
+        message_id = await handler.receive(number=text.number, text=text.body, did=text.did,
+                                           via="sip", at=NOW)
         assert message_id is not None
         row = await store.fetchone("SELECT number, did, body, sender FROM messages "
                                    "WHERE id = ?", (message_id,))
@@ -59,12 +70,9 @@ async def test_user_event_becomes_a_stored_reply_and_stop_is_honoured(tmp_path: 
         assert opted is not None and opted["opted_out"] == 1
 
 
-async def test_body_that_is_not_base64_is_kept_as_it_came(tmp_path: Path) -> None:
-    async with opened(tmp_path) as store:
-        config = make_config(tmp_path)
-        handler = InboundHandler(store, Outbox(store, config=config), config, clock=Clock())
-        got = await handler.receive_ami_user_event(
-            {"From": "sip%3A%2B15551230001%40h", "Exten": DID, "Body": "not base64!"}, NOW)
-        assert got is not None
-        row = await store.fetchone("SELECT body FROM messages WHERE id = ?", (got,))
-        assert row is not None and row["body"] == "not base64!"
+def test_body_that_is_not_base64_is_kept_as_it_came() -> None:
+    msg = AmiMessage.from_headers({"Event": "UserEvent", "UserEvent": "TextbackMessage",
+                                   "From": "sip%3A%2B15551230001%40h", "Exten": DID,
+                                   "Body": "not base64!"})
+    text = text_from_user_event(msg, None)
+    assert text is not None and (text.number, text.body) == (CALLER, "not base64!")

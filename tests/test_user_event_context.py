@@ -26,10 +26,10 @@ import pytest
 
 from tests.conftest import ASTERISK_TRACES
 from tests.daemon_fakes import CALLER, DID, Clock, make_config, opened
-from textback.daemon import Daemon
 from textback.inbound.handler import InboundHandler
 from textback.outbound.outbox import Outbox
-from textback.pbx.asterisk.stream import AsteriskStream
+from textback.pbx.asterisk.client import AmiClient
+from textback.pbx.link import TextReceived
 
 
 def user_event(body: str, *, context: str | None, sender: str = CALLER) -> bytes:
@@ -51,25 +51,30 @@ def user_event(body: str, *, context: str | None, sender: str = CALLER) -> bytes
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-async def _feed(tmp_path: Path, *events: bytes) -> tuple[Daemon, list[str]]:
+async def _feed(tmp_path: Path, *events: bytes) -> tuple[AmiClient, list[str]]:
+    """The bytes through the Asterisk link (configured as the daemon configures it), and
+    every text it reports through the inbound handler, as the daemon does."""
     config = make_config(tmp_path)
-    daemon = Daemon(config, clock=Clock())
+    link = AmiClient("127.0.0.1", 5038, "textback", "x", config.trunks.tracker_config(),
+                     message_context=config.trunks.asterisk_message_context)
+    banner = (ASTERISK_TRACES / "banner-only.ami").read_bytes()
+    link.stream.receive_data(banner + b"".join(events), 1_800_000_000.0)
+    link._drain()
     async with opened(tmp_path) as store:
-        daemon.inbound = InboundHandler(store, Outbox(store, config=config), config, clock=Clock())
-        stream = AsteriskStream(config.trunks.tracker_config())
-        stream.on_user_event = daemon._on_ami_user_event  # as _build_listener wires it
-        banner = (ASTERISK_TRACES / "banner-only.ami").read_bytes()
-        stream.feed(banner + b"".join(events))
-        while daemon._handlers:
-            await next(iter(daemon._handlers))
+        inbound = InboundHandler(store, Outbox(store, config=config), config, clock=Clock())
+        while not link._out.empty():
+            event = link._out.get_nowait()
+            assert isinstance(event, TextReceived)
+            await inbound.receive(number=event.number, text=event.body, did=event.did,
+                                  via="sip", at=1_800_000_000.0)
         rows = await store.fetchall("SELECT body FROM messages ORDER BY id")
-    return daemon, [r["body"] for r in rows]
+    return link, [r["body"] for r in rows]
 
 
 async def test_user_event_from_the_message_context_is_taken(tmp_path: Path) -> None:
-    daemon, bodies = await _feed(tmp_path, user_event("yes please call",
-                                                      context="textback-message-in"))
-    assert bodies == ["yes please call"] and daemon.refused_user_events == 0
+    link, bodies = await _feed(tmp_path, user_event("yes please call",
+                                                    context="textback-message-in"))
+    assert bodies == ["yes please call"] and link.refused["user_event"] == 0
 
 
 @pytest.mark.parametrize("context", ["from-internal", "from-trunk", "", None],
@@ -77,12 +82,12 @@ async def test_user_event_from_the_message_context_is_taken(tmp_path: Path) -> N
 async def test_forged_user_event_is_ignored_and_counted(
         tmp_path: Path, context: str | None, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    daemon, bodies = await _feed(
+    link, bodies = await _feed(
         tmp_path,
         user_event("STOP", context=context),
         user_event("genuine reply", context="textback-message-in"))
     assert bodies == ["genuine reply"]
-    assert daemon.refused_user_events == 1
+    assert link.refused["user_event"] == 1
     refused = [r for r in caplog.records if "user_event_refused" in r.getMessage()]
     assert refused and refused[0].levelno == logging.WARNING
     assert "STOP" not in refused[0].getMessage()  # the forged text is not echoed

@@ -1,4 +1,4 @@
-"""``textback run``: listener → store → policy → outbox → senders, in one asyncio process.
+"""``textback run``: PBX link → store → policy → outbox → senders, in one asyncio process.
 
 The daemon owns no logic of its own: it builds the parts from the config, wires their
 callbacks, and runs them until SIGTERM. At start it recovers what a crash left behind
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from textback.config import Config
+from textback.errors import TextbackError
 from textback.inbound.callback import Callbacks, resolve_lost_callbacks
 from textback.inbound.handler import InboundHandler
 from textback.inbound.journal import REASSEMBLY_TIMEOUT_S, InboundJournal, JournaledText
@@ -41,12 +42,19 @@ from textback.outbound.followups import FollowUps
 from textback.outbound.open_calls import OpenCallKeeper
 from textback.outbound.outbox import Outbox
 from textback.outbound.pipeline import CallPipeline
-from textback.pbx.freeswitch.inbound_message import inbound_from_esl
+from textback.pbx.link import CallEnded, CallStarted, PbxLink, TextReceived
+from textback.pbx.links import open_link
 from textback.sdnotify import Notifier, watchdog_interval_s
 from textback.sender import Sender
 from textback.store import Store, describe_unavailable
 
 logger = logging.getLogger("textback.daemon")
+
+# recovery after downtime reads the PBX's records from a little before the last call we
+# decided (clocks and the settle window), and never more than a day back
+RECOVER_MARGIN_S = 120.0
+RECOVER_MAX_S = 86400.0
+LINK_WATCH_S = 1.0
 
 # how often the heartbeat rewrites the status file at most (`textback status` calls a file
 # older than its STALE_S the sign of a dead daemon)
@@ -89,7 +97,7 @@ class Daemon:
         self.store: Store | None = None
         self.supervisors: dict[str, Any] = {}
         self.senders: dict[str, Sender] = {}
-        self.listener: Any = None
+        self.link: PbxLink | None = None
         self.pipeline: CallPipeline | None = None
         self.dispatcher: Dispatcher | None = None
         self.inbound: InboundHandler | None = None
@@ -99,7 +107,6 @@ class Daemon:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._handlers: set[asyncio.Task[Any]] = set()
-        self.refused_user_events = 0  # TextbackMessage UserEvents not from the message context
 
     def stop(self) -> None:
         self._stop.set()
@@ -137,36 +144,19 @@ class Daemon:
             return lines[0].strip() if lines else ""
         return ""
 
-    def _build_listener(self, pipeline: CallPipeline) -> None:
+    def _build_link(self) -> PbxLink:
+        """The PBX link (textback.pbx.link), and the SIP sender that rides on it."""
         pbx, sip = self.config.pbx, self.config.sip
-        tracker = self.config.trunks.tracker_config()
-        if pbx.type == "asterisk":
-            from textback.pbx.asterisk.client import AmiClient
-            from textback.pbx.asterisk.message_send import AmiMessageSender
-
-            # calls in progress are kept in the store across a restart (outbound.open_calls)
-            client = AmiClient(pbx.host, pbx.port, pbx.user, self._pbx_secret(), tracker,
-                               on_outcome=pipeline.submit,
-                               on_call_started=self.open_calls.report
-                               if self.open_calls is not None else None,
-                               ping_timeout=pbx.ping_timeout_s)
-            client.stream.on_user_event = self._on_ami_user_event  # inbound SIP MESSAGE
-            self.listener = client
-            if sip is not None:
-                self.senders["sip"] = AmiMessageSender(
-                    client.send_action, destination=sip.destination, from_uri=sip.from_uri,
-                    is_connected=client.logged_in.is_set)
-        else:
-            from textback.pbx.freeswitch.chat_sender import EslChatSender
-            from textback.pbx.freeswitch.client import EslClient
-
-            esl = EslClient(pbx.host, pbx.port, self._pbx_secret(), tracker,
-                            on_outcome=pipeline.submit, on_message=self._on_esl_message,
-                            ping_timeout=pbx.ping_timeout_s)
-            self.listener = esl
-            if sip is not None:
-                self.senders["sip"] = EslChatSender(esl, destination=sip.destination,
-                                                    from_uri=sip.from_uri)
+        link = open_link(pbx.type, host=pbx.host, port=pbx.port, user=pbx.user,
+                         secret=self._pbx_secret(),
+                         tracker=self.config.trunks.tracker_config(),
+                         ping_timeout=pbx.ping_timeout_s,
+                         message_context=self.config.trunks.asterisk_message_context,
+                         records=pbx.records)
+        if sip is not None:
+            self.senders["sip"] = link.message_sender(sip.destination, sip.from_uri,
+                                                      sip.profile)
+        return link
 
     # ---------------------------------------------------------------- inbound hooks
 
@@ -182,35 +172,52 @@ class Daemon:
             await self.inbound.delivery_report(sender, report.mr, report.category, self.clock())
         return handle
 
-    def _on_esl_message(self, event: Any) -> None:
-        text = inbound_from_esl(event)
-        if self.inbound is None or text is None:
-            return  # our own chat echo, or not a text
-        self._spawn(self.inbound.receive(number=text.number, text=text.body, did=text.did,
-                                         via="sip", at=self.clock()))
-
     def _spawn(self, coro: Any) -> None:
         """Run a handler task, keeping a reference so it is not collected mid-flight."""
         task = asyncio.get_running_loop().create_task(coro)
         self._handlers.add(task)
         task.add_done_callback(self._handlers.discard)
 
-    def _on_ami_user_event(self, msg: Any) -> None:
-        if self.inbound is None or msg.get("UserEvent") != "TextbackMessage":
-            return
-        # only the trunk's message context (the shipped [textback-message-in]) may hand us
-        # a text: any other dialplan context, or an AMI client's Action: UserEvent (no
-        # channel, no Context), could otherwise plant a reply or a STOP for any number
-        context = msg.get("Context") or ""
-        expected = self.config.trunks.asterisk_message_context
-        if context != expected:
-            self.refused_user_events += 1
-            log(logger, logging.WARNING, "user_event_refused", name="TextbackMessage",
-                context=context[:80], channel=(msg.get("Channel") or "")[:80],
-                expected=expected, refused=self.refused_user_events)
-            return
-        fields = {k: msg.get(k) or "" for k in ("From", "To", "Exten", "Body")}
-        self._spawn(self.inbound.receive_ami_user_event(fields, at=self.clock()))
+    async def _consume_link(self, link: PbxLink) -> None:
+        """The one consumer of what the PBX reports: calls go to the pipeline (a ringing
+        call's facts to the store, so a restart keeps them), texts to the inbound handler."""
+        assert self.pipeline is not None and self.open_calls is not None
+        while True:
+            event = await link.next_event()
+            if isinstance(event, CallEnded):
+                self.pipeline.submit(event.outcome)
+            elif isinstance(event, CallStarted):
+                self.open_calls.report(event.start)
+            elif isinstance(event, TextReceived) and self.inbound is not None:
+                self._spawn(self.inbound.receive(number=event.number, text=event.body,
+                                                 did=event.did, via="sip", at=self.clock()))
+
+    async def _recover_after_downtime(self, link: PbxLink) -> None:
+        """Each time the link logs in (at start, after a reconnect): calls that ended while
+        we were away, from the PBX's own records, decided like any other call. A source that
+        is missing, locked or foreign is one log line; the daemon runs on without it."""
+        assert self.store is not None and self.pipeline is not None
+        while True:
+            await link.connected.wait()
+            now = self.clock()
+            row = await self.store.fetchone("SELECT max(decided_at) AS t FROM calls")
+            last = row["t"] if row is not None and row["t"] is not None else now
+            since = max(min(last, now) - RECOVER_MARGIN_S, now - RECOVER_MAX_S)
+            known = await self.store.fetchall("SELECT call_id FROM calls WHERE decided_at >= ?",
+                                              (since - RECOVER_MARGIN_S,))
+            try:
+                outcomes = await link.recover(since, frozenset(r["call_id"] for r in known))
+            except TextbackError as exc:
+                log(logger, logging.WARNING, "recovery_unavailable", pbx=link.kind,
+                    error=str(exc), fix="textback check-config names the records source")
+                outcomes = []
+            for outcome in outcomes:
+                log(logger, logging.INFO, "call_recovered", call=outcome.call,
+                    verdict=outcome.verdict, reason=outcome.reason, ended_at=outcome.ended_at,
+                    source=outcome.extra.get("recovered"))
+                self.pipeline.submit(outcome)
+            while link.connected.is_set():
+                await asyncio.sleep(LINK_WATCH_S)
 
     # ---------------------------------------------------------------- run
 
@@ -246,13 +253,12 @@ class Daemon:
                                       resume=self.inbound.resume, clock=self.clock,
                                       reassembly_timeout_s=REASSEMBLY_TIMEOUT_S)
         self.open_calls = OpenCallKeeper(store, self.clock)
-        self._build_listener(pipeline)
-        if self.config.pbx.type == "asterisk":  # before it connects: its resync needs them
-            self.listener.seed(await self.open_calls.load("asterisk"))
-        self.inbound.callbacks = self._build_callbacks(store, followups)
+        link = self.link = self._build_link()
+        link.seed(await self.open_calls.load(link.kind))  # before it connects: for its resync
+        self.inbound.callbacks = self._build_callbacks(store, followups, link)
         await resolve_lost_callbacks(store, outbox, self.config, now)
         await followups.recover(now)
-        # The SIP sender rides on the listener's connection, so it exists only now; the
+        # The SIP sender rides on the PBX link, so it exists only now; the
         # dispatcher took a copy of the senders when it was built.
         dispatcher.senders.update(self.senders)
         await self._start_agi(pipeline)
@@ -277,7 +283,9 @@ class Daemon:
             asyncio.create_task(followups.run(), name="followups"),
             asyncio.create_task(mail.run(), name="staff-mail"),
             asyncio.create_task(self.journal.run(), name="inbound-journal"),
-            asyncio.create_task(self._run_listener(), name="listener"),
+            asyncio.create_task(link.run(), name="pbx-link"),
+            asyncio.create_task(self._consume_link(link), name="pbx-events"),
+            asyncio.create_task(self._recover_after_downtime(link), name="pbx-recovery"),
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
         ]
         self._announce = asyncio.create_task(self._announce_ready(), name="ready")
@@ -293,22 +301,16 @@ class Daemon:
         await self._shutdown()
         return status
 
-    def _build_callbacks(self, store: Store, followups: FollowUps) -> Callbacks:
-        """Callback on reply rides on the listener's PBX link (AMI Originate / ESL bgapi)."""
+    def _build_callbacks(self, store: Store, followups: FollowUps,
+                         link: PbxLink) -> Callbacks:
+        """Callback on reply rides on the PBX link (its ``originate``)."""
         async def placed(number: str, did: str, at: float) -> None:
             await followups.cancel(number, "callback", at, did=did)
 
-        listener = self.listener
-        if self.config.pbx.type == "asterisk":
-            callbacks = Callbacks(store, "asterisk", clock=self.clock,
-                                  send_action=listener.send_action, on_placed=placed)
-            listener.stream.on_originate_response = callbacks.on_originate_response
-            return callbacks
-        return Callbacks(store, "freeswitch", clock=self.clock, bgapi=listener.bgapi,
-                         on_placed=placed)
+        return Callbacks(store, link, clock=self.clock, on_placed=placed)
 
     async def _start_agi(self, pipeline: CallPipeline) -> None:
-        """FastAGI trigger beside the AMI/ESL listener; the store's unique call key and the
+        """FastAGI trigger beside the PBX link; the store's unique call key and the
         pipeline's duplicate check make a call reported by both paths one call."""
         agi = self.config.agi
         if not agi.enabled:
@@ -326,14 +328,11 @@ class Daemon:
         await self.agi_server.start()
         log(logger, logging.INFO, "agi_listening", host=agi.host, port=agi.port)
 
-    async def _run_listener(self) -> None:
-        await self.listener.run()
-
     async def _announce_ready(self) -> None:
         """READY=1 once the PBX link is logged in (the store is open by now), or after
         ``[pbx] ready_timeout_s`` with a STATUS that says the link is missing."""
         pbx = self.config.pbx
-        up = _listener_event(self.listener)
+        up = self.link.connected if self.link is not None else None
         missing = ""
         if up is not None:
             try:
@@ -350,9 +349,12 @@ class Daemon:
         self.notifier.ready(missing + self.status_line())
         self.ready = True
 
+    def _pbx_up(self) -> bool | None:
+        return self.link.connected.is_set() if self.link is not None else None
+
     def _note_pbx(self) -> None:
         """Keep ``pbx_down_since``: None while the link is up, else when it was last up."""
-        if _listener_connected(self.listener):
+        if self._pbx_up():
             self.pbx_down_since = None
         elif self.pbx_down_since is None:
             self.pbx_down_since = self.clock()
@@ -360,7 +362,7 @@ class Daemon:
     def status_line(self) -> str:
         """systemd's STATUS: ``pbx up, modems 1/1 ready, outbox 3`` (+ a store outage)."""
         ready = sum(1 for s in self.supervisors.values() if s.health().state == "ready")
-        parts = [f"pbx {'up' if _listener_connected(self.listener) else 'down'}",
+        parts = [f"pbx {'up' if self._pbx_up() else 'down'}",
                  f"modems {ready}/{len(self.supervisors)} ready",
                  f"outbox {self.outbox_queued if self.outbox_queued is not None else '?'}"]
         store = self.store
@@ -415,7 +417,7 @@ class Daemon:
             "senders": {name: bool(s.available()) for name, s in self.senders.items()},
             "pbx": {"type": self.config.pbx.type, "host": self.config.pbx.host,
                     "port": self.config.pbx.port,
-                    "connected": _listener_connected(self.listener),
+                    "connected": self._pbx_up(),
                     "down_since": self.pbx_down_since},
             "store": {"path": str(self.config.store.path),
                       "error": str(outage) if outage is not None else None,
@@ -428,7 +430,8 @@ class Daemon:
             "refused": {
                 "agi_token": self.agi_server.stats["refused-token"]
                 if self.agi_server is not None else 0,
-                "user_event": self.refused_user_events,
+                "user_event": self.link.refused.get("user_event", 0)
+                if self.link is not None else 0,
             },
         }
         _publish(status_path(self.config.store.path), json.dumps(status, indent=1))
@@ -441,8 +444,8 @@ class Daemon:
                 await self._announce
         log(logger, logging.INFO, "stopping", in_flight=self.dispatcher.in_flight
             if self.dispatcher else 0)
-        if self.listener is not None:
-            self.listener.stop()
+        if self.link is not None:
+            self.link.stop()
         if self.agi_server is not None:
             await self.agi_server.close()
         if self.dispatcher is not None:
@@ -464,20 +467,6 @@ class Daemon:
             await self.write_status()
             await self.store.close()
         log(logger, logging.INFO, "stopped")
-
-
-def _listener_event(listener: Any) -> asyncio.Event | None:
-    """The listener's "logged in" event (AMI ``logged_in``, ESL ``connected``)."""
-    for attr in ("logged_in", "connected"):
-        event = getattr(listener, attr, None)
-        if isinstance(event, asyncio.Event):
-            return event
-    return None
-
-
-def _listener_connected(listener: Any) -> bool | None:
-    event = _listener_event(listener)
-    return event.is_set() if event is not None else None
 
 
 def _publish(path: Path, text: str) -> None:

@@ -115,6 +115,10 @@ class PbxConfig:
     # how long `textback run` waits for the PBX login before telling systemd READY anyway
     # (with a STATUS saying the link is missing); below the unit's TimeoutStartSec
     ready_timeout_s: float = 30.0
+    # the PBX's own call records, read after a restart or reconnect for the calls that
+    # ended while textback was away: Asterisk CEL (cel_sqlite3_custom .db, cel_custom
+    # .csv), FreeSWITCH CDR (mod_cdr_sqlite .db, mod_cdr_csv .csv); None: no recovery
+    records: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,6 +486,8 @@ SCHEMA = Table({
         "secret_file": Field("str", None),
         "ping_timeout_s": Field("float", 10.0, check=_positive),
         "ready_timeout_s": Field("float", 30.0, check=_positive),
+        "records": Field("str", None,
+                         doc="CEL (Asterisk) or CDR (FreeSWITCH) file for recovery"),
     })),
     "trunks": Field("table", table=Table({
         "asterisk_contexts": Field("str_list", list(DEFAULT_TRUNK_CONTEXTS)),
@@ -696,7 +702,8 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
                       "to log in to the PBX")
     pbx_type = p["type"] or "asterisk"
     pbx = PbxConfig(pbx_type, p["host"], p["port"] or DEFAULT_PORTS[pbx_type], p["user"],
-                    secret, secret_file, p["ping_timeout_s"], p["ready_timeout_s"])
+                    secret, secret_file, p["ping_timeout_s"], p["ready_timeout_s"],
+                    Path(p["records"]) if p["records"] else None)
 
     t = v["trunks"]
     trunks = TrunksConfig(tuple(t["asterisk_contexts"]), tuple(t["asterisk_endpoints"]),

@@ -4,15 +4,10 @@ Staff are rung first (``staff.ring``: an Asterisk channel such as ``Local/600@fr
 for a ring group, a FreeSWITCH dial string such as ``group/sales@pbx.example``) so no
 customer ever picks up to silence; when a staff phone answers, the PBX dials the customer's
 number in ``staff.dial_context`` with the DID as caller ID, so the customer sees the number
-they called. Every request is a ``callbacks`` row first, then the originate; its result
-(staff answered or not) is written back and logged, and a placed callback stops follow-ups.
-
-* Asterisk: AMI ``Originate`` with ``Async: true`` (the action returns at once; the result
-  arrives later as an ``OriginateResponse`` event with our ActionID; ``Reason: 4`` means
-  answered). The daemon routes those events here (``on_originate_response``).
-* FreeSWITCH: ``bgapi originate {vars}<ring> <number> XML <context> <name> <did> <timeout>``;
-  the BACKGROUND_JOB body is ``+OK <uuid>`` when the staff leg answered, ``-ERR <CAUSE>``
-  otherwise.
+they called. Every request is a ``callbacks`` row first (this module is that table's only
+writer), then the PBX link's ``originate`` (textback.pbx.link: AMI Originate on Asterisk,
+bgapi originate on FreeSWITCH); its result (staff answered or not) is written back and
+logged, and a placed callback stops follow-ups. Nothing here knows which PBX it is.
 """
 
 from __future__ import annotations
@@ -21,13 +16,15 @@ import asyncio
 import datetime as dt
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from textback.errors import TextbackError
 from textback.inbound.keywords import normalise
 from textback.logfmt import log
+from textback.pbx.link import OriginateRequest, PbxLink
 
 if TYPE_CHECKING:
     from textback.config import Config, DidConfig
@@ -37,9 +34,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("textback.inbound.callback")
 
 RING_TIMEOUT_S = 30
-# Asterisk's OriginateResponse Reason (enum ast_control_frame_type of the outgoing leg)
-AMI_REASONS = {"0": "failed", "1": "hangup", "3": "ring-timeout", "4": "answered",
-               "5": "busy", "8": "congestion"}
 _SAFE = re.compile(r"^[A-Za-z0-9_+./@:#*-]+$")
 _DIGITS = re.compile(r"^\+?[0-9]+$")
 
@@ -59,40 +53,30 @@ class CallbackResult:
 
 
 class Callbacks:
-    """Places callbacks through the PBX link and records what became of them.
+    """Places callbacks through the PBX link and records what became of them."""
 
-    ``send_action`` is ``AmiClient.send_action`` (Asterisk) and ``bgapi`` is
-    ``EslClient.bgapi`` (FreeSWITCH); exactly one is given, matching ``pbx``.
-    """
-
-    def __init__(self, store: Store, pbx: str, *, clock: Callable[[], float],
-                 send_action: Callable[[dict[str, str]], Awaitable[Mapping[str, str]]]
-                 | None = None,
-                 bgapi: Callable[[str, float], Awaitable[str]] | None = None,
+    def __init__(self, store: Store, link: PbxLink | None, *, clock: Callable[[], float],
                  on_placed: Callable[[str, str, float], Awaitable[Any]] | None = None,
                  ring_timeout_s: int = RING_TIMEOUT_S) -> None:
         self.store = store
-        self.pbx = pbx
+        self.link = link
+        self.pbx = link.kind if link is not None else "none"
         self.clock = clock
-        self.send_action = send_action
-        self.bgapi = bgapi
         self.on_placed = on_placed
         self.ring_timeout_s = ring_timeout_s
-        self._pending: dict[str, tuple[int, asyncio.Future[CallbackResult]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._results: dict[int, asyncio.Future[CallbackResult]] = {}  # until ``wait`` reads
 
     def available(self, did: DidConfig) -> bool:
-        return did.staff.ring is not None and (
-            self.send_action is not None or self.bgapi is not None)
+        return did.staff.ring is not None and self.link is not None
 
     async def request(self, number: str, did: DidConfig, message_id: int | None,
                       at: float) -> CallbackResult:
-        """Record and place one callback; returns when the PBX has accepted it (the answer
-        comes later: ``wait``). A bad ring target or number is refused, recorded failed."""
+        """Record and place one callback; returns when the PBX has it (the answer comes
+        later: ``wait``). A bad ring target or number is refused, recorded failed."""
         ring = did.staff.ring
-        context = did.staff.dial_context or (
-            "from-internal" if self.pbx == "asterisk" else "default")
+        link = self.link
+        context = did.staff.dial_context or (link.dial_context if link is not None else "")
         async with self.store.transaction("callback_request") as db:
             cur = await db.execute(
                 "INSERT INTO callbacks (number, did, message_id, pbx, state, requested_at) "
@@ -103,15 +87,33 @@ class Callbacks:
         if ring is None or not _SAFE.match(ring) or not _SAFE.match(context) \
                 or not _DIGITS.match(number) or not _DIGITS.match(did.number):
             return await self._finish(cb_id, "failed", "not configured or unsafe ring target")
+        if link is None:
+            return await self._finish(cb_id, "failed", "no PBX link for callbacks")
         if self.on_placed is not None:
             await self.on_placed(number, did.number, at)
         log(logger, logging.INFO, "callback_requested", id=cb_id, number=number,
             did=did.number, pbx=self.pbx)
-        if self.pbx == "asterisk" and self.send_action is not None:
-            return await self._ami(cb_id, number, did, ring, context)
-        if self.pbx == "freeswitch" and self.bgapi is not None:
-            return await self._esl(cb_id, number, did, ring, context)
-        return await self._finish(cb_id, "failed", "no PBX link for callbacks")
+        request = OriginateRequest(ring=ring, number=number, context=context, did=did.number,
+                                   caller_name=_cid_name(did), timeout_s=self.ring_timeout_s,
+                                   tag=str(cb_id))
+        fut: asyncio.Future[CallbackResult] = asyncio.get_running_loop().create_future()
+        self._results[cb_id] = fut
+        task = asyncio.get_running_loop().create_task(self._place(link, cb_id, request, fut))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return CallbackResult(cb_id, "requested", "originate sent")
+
+    async def _place(self, link: PbxLink, cb_id: int, request: OriginateRequest,
+                     fut: asyncio.Future[CallbackResult]) -> None:
+        try:
+            result = await link.originate(request)
+        except TextbackError as exc:  # a lost link, a refused command: say why
+            await self._finish(cb_id, "failed", f"originate failed: {exc}", fut)
+            return
+        if result.ref:
+            await self._set_ref(cb_id, result.ref)
+        await self._finish(cb_id, "answered" if result.answered else "failed",
+                           result.detail, fut)
 
     async def wait(self, callback_id: int, timeout: float) -> CallbackResult | None:
         """The final result of a callback, or None if it did not arrive in ``timeout``."""
@@ -128,88 +130,6 @@ class Callbacks:
         if row is None or row["state"] == "requested":
             return None
         return CallbackResult(callback_id, row["state"], row["detail"] or "")
-
-    # ------------------------------------------------------------------ Asterisk
-
-    async def _ami(self, cb_id: int, number: str, did: DidConfig, ring: str,
-                   context: str) -> CallbackResult:
-        action_id = f"textback-callback-{cb_id}"
-        fut: asyncio.Future[CallbackResult] = asyncio.get_running_loop().create_future()
-        self._pending[action_id] = (cb_id, fut)
-        self._results[cb_id] = fut
-        await self._set_ref(cb_id, action_id)
-        assert self.send_action is not None
-        try:
-            reply = await self.send_action({
-                "Action": "Originate", "ActionID": action_id, "Channel": ring,
-                "Context": context, "Exten": number, "Priority": "1",
-                "CallerID": f"\"{_cid_name(did)}\" <{did.number}>",
-                "Timeout": str(self.ring_timeout_s * 1000), "Async": "true",
-                "Variable": f"TEXTBACK_CALLBACK={cb_id}",
-            })
-        except Exception as exc:  # a lost link, a timeout: the callback failed, say why
-            self._pending.pop(action_id, None)
-            return await self._finish(cb_id, "failed", f"originate not sent: {exc}", fut)
-        if reply.get("Response", "").lower() != "success":
-            self._pending.pop(action_id, None)
-            return await self._finish(cb_id, "failed",
-                                      f"originate refused: {reply.get('Message', '')}", fut)
-        return CallbackResult(cb_id, "requested", "originate queued")
-
-    def on_originate_response(self, msg: Mapping[str, str] | Any) -> None:
-        """An ``OriginateResponse`` event from the AMI stream (any ActionID; ours are kept)."""
-        action_id = msg.get("ActionID") or ""
-        entry = self._pending.pop(action_id, None)
-        if entry is None:
-            return
-        cb_id, fut = entry
-        reason = msg.get("Reason") or ""
-        answered = (msg.get("Response") or "").lower() == "success" and reason == "4"
-        detail = f"reason {reason} ({AMI_REASONS.get(reason, 'unknown')})"
-        task = asyncio.get_running_loop().create_task(
-            self._finish(cb_id, "answered" if answered else "failed", detail, fut))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    # ------------------------------------------------------------------ FreeSWITCH
-
-    async def _esl(self, cb_id: int, number: str, did: DidConfig, ring: str,
-                   context: str) -> CallbackResult:
-        digits = did.number
-        variables = ",".join([
-            f"origination_caller_id_number={digits}",
-            f"origination_caller_id_name={_cid_name(did).replace(' ', '_')}",
-            f"effective_caller_id_number={digits}",
-            f"originate_timeout={self.ring_timeout_s}",
-            f"textback_callback={cb_id}",
-        ])
-        cmd = (f"originate {{{variables}}}{ring} {number} XML {context} "
-               f"{_cid_name(did).replace(' ', '_')} {digits} {self.ring_timeout_s}")
-        fut: asyncio.Future[CallbackResult] = asyncio.get_running_loop().create_future()
-        self._results[cb_id] = fut
-        key = f"esl-{cb_id}"
-        self._pending[key] = (cb_id, fut)
-        task = asyncio.get_running_loop().create_task(self._esl_wait(cb_id, key, cmd, fut))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return CallbackResult(cb_id, "requested", "bgapi originate sent")
-
-    async def _esl_wait(self, cb_id: int, key: str, cmd: str,
-                        fut: asyncio.Future[CallbackResult]) -> None:
-        assert self.bgapi is not None
-        try:
-            body = (await self.bgapi(cmd, float(self.ring_timeout_s + 15))).strip()
-        except Exception as exc:  # link lost or job never answered
-            self._pending.pop(key, None)
-            await self._finish(cb_id, "failed", f"originate failed: {exc}", fut)
-            return
-        self._pending.pop(key, None)
-        if body.startswith("+OK"):
-            await self._set_ref(cb_id, body[3:].strip()[:64])
-            await self._finish(cb_id, "answered", "staff answered", fut)
-        else:
-            await self._finish(cb_id, "failed", body.removeprefix("-ERR").strip()[:100]
-                               or "no answer", fut)
 
     # ------------------------------------------------------------------ bookkeeping
 

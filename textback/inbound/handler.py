@@ -18,9 +18,7 @@ answer by default).
 
 from __future__ import annotations
 
-import base64
 import logging
-import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -189,23 +187,6 @@ class InboundHandler:
 
     async def _cancel_follow_ups(self, number: str, did: str, reason: str) -> None:
         await cancel_follow_ups(self.store, number, reason, self.clock(), did=did)
-
-    async def receive_ami_user_event(self, fields: dict[str, str], at: float) -> int | None:
-        """The dialplan's ``UserEvent(TextbackMessage,...)``: URI-encoded From/To, base64
-        Body (AMI header values cannot carry line breaks; see dialplan/asterisk)."""
-        raw = fields.get("Body", "")
-        try:
-            body = base64.b64decode(raw, validate=True).decode("utf-8", "replace")
-        except ValueError:
-            # a hand-edited dialplan that forgot BASE64_ENCODE: keep the text as it came
-            log(logger, logging.WARNING, "inbound_body_not_base64", source="ami",
-                fix="use Body: ${BASE64_ENCODE(${MESSAGE(body)})} in the dialplan")
-            body = raw
-        sender = urllib.parse.unquote(fields.get("From", ""))
-        number = sender.split("sip:", 1)[-1].split("@", 1)[0].split(";", 1)[0]
-        to = urllib.parse.unquote(fields.get("Exten") or fields.get("To", ""))
-        did = to.split("sip:", 1)[-1].split("@", 1)[0] or None
-        return await self.receive(number=number, text=body, did=did, via="sip", at=at)
 
     async def delivery_report(self, sender: str, mr: int | None, category: str | None,
                               at: float) -> None:

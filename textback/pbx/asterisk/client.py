@@ -23,10 +23,16 @@ Behaviour:
 * after each login, ``CoreShowChannels`` resynchronises the tracker: calls it knew whose
   channels vanished meanwhile are finalised once, calls it did not know are picked up,
   and calls already decided are never reported again (the tracker keeps their Linkedids);
-* across a restart of the process: ``on_call_started`` receives the facts of each inbound
-  call as the tracker classifies it (and as its evidence changes), for the daemon to keep;
-  ``seed`` puts them back before ``run`` connects, so the first resync attaches the calls
-  in progress to calls whose direction, caller and DID are known.
+* across a restart of the process: a ``CallStarted`` event carries the facts of each
+  inbound call as the tracker classifies it (and as its evidence changes), for the daemon
+  to keep; ``seed`` puts them back before ``run`` connects, so the first resync attaches
+  the calls in progress to calls whose direction, caller and DID are known;
+* calls that ended while textback was away altogether come back from Asterisk's own CEL
+  records (``recover``, textback.pbx.asterisk.cel).
+
+``AmiClient`` is Asterisk's :class:`~textback.pbx.link.PbxLink`: everything it learns leaves
+through ``next_event()`` (calls started and ended, texts received through the dialplan's
+``UserEvent``), and texts, callbacks and recovery are its methods.
 """
 
 from __future__ import annotations
@@ -39,13 +45,29 @@ import random
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from textback.errors import TextbackError
+from textback.pbx.asterisk import cel
+from textback.pbx.asterisk.errors import AmiError, AmiLoginError, AmiNotConnected
+from textback.pbx.asterisk.inbound_message import text_from_user_event
+from textback.pbx.asterisk.message_send import AmiMessageSender
 from textback.pbx.asterisk.parser import AmiMessage
-from textback.pbx.asterisk.stream import AsteriskStream
+from textback.pbx.asterisk.stream import (
+    AmiOriginateResponse,
+    AmiReply,
+    AmiUserEvent,
+    AsteriskStream,
+)
 from textback.pbx.call_start import CallStart
+from textback.pbx.link import (
+    CallEnded,
+    LinkEvent,
+    OriginateRequest,
+    OriginateResult,
+)
 from textback.pbx.outcome import CallOutcome
 from textback.pbx.stream import TrackerConfig
+from textback.sender import Sender
 
 log = logging.getLogger("textback.ami")
 
@@ -53,16 +75,7 @@ DEFAULT_EVENTS = "call,agent,user"
 READ_SIZE = 64 * 1024
 
 
-class AmiError(TextbackError):
-    """The AMI link failed (connection lost, action refused, timeout)."""
-
-
-class AmiLoginError(AmiError):
-    """The PBX refused our credentials: retrying will not help."""
-
-
-class AmiNotConnected(AmiError):
-    """No link to send on: the action was NOT written (a sender may safely try again)."""
+__all__ = ["AmiClient", "AmiError", "AmiLoginError", "AmiNotConnected", "listen"]
 
 
 def _printable(s: str, limit: int = 200) -> str:
@@ -80,34 +93,48 @@ def encode_action(action: dict[str, str]) -> bytes:
     return ("".join(lines) + "\r\n").encode("utf-8")
 
 
+# Asterisk's OriginateResponse Reason (enum ast_control_frame_type of the outgoing leg)
+ORIGINATE_REASONS = {"0": "failed", "1": "hangup", "3": "ring-timeout", "4": "answered",
+                     "5": "busy", "8": "congestion"}
+
+
 class AmiClient:
-    """One PBX connection kept alive; outcomes go to ``on_outcome`` as calls become final.
+    """One PBX connection kept alive: Asterisk's ``PbxLink`` (textback.pbx.link).
 
     ``run()`` returns after ``stop()``; it raises ``AmiLoginError`` on refused credentials.
-    ``send_action(dict)`` sends an action (MessageSend, Originate, ...) and returns the
-    response headers once it arrives.
+    ``next_event()`` returns what the PBX reported, in order. ``send_action(dict)`` sends an
+    action (MessageSend, Originate, ...) and returns the response headers once it arrives.
+    ``message_context``: the only dialplan context whose ``TextbackMessage`` UserEvents are
+    texts from customers (others are refused and counted). ``cel_source``: the CEL file
+    ``recover`` reads (None: no recovery).
     """
 
+    kind = "asterisk"
+    dial_context = "from-internal"
+
     def __init__(self, host: str, port: int, user: str, secret: str,
-                 config: TrackerConfig | None = None,
-                 on_outcome: Callable[[CallOutcome], None] | None = None, *,
+                 config: TrackerConfig | None = None, *,
                  ping_timeout: float = 10.0, events: str = DEFAULT_EVENTS,
                  backoff_initial: float = 0.5, backoff_max: float = 20.0,
                  connect_timeout: float = 10.0,
                  clock: Callable[[], float] = time.time,
-                 on_call_started: Callable[[CallStart], None] | None = None) -> None:
+                 message_context: str | None = None,
+                 cel_source: Path | None = None) -> None:
         self.host, self.port, self.user = host, port, user
         self._secret = secret
-        self.on_outcome = on_outcome
+        self.tracker_config = config or TrackerConfig()
+        self.message_context = message_context
+        self.cel_source = cel_source
+        self.refused: dict[str, int] = {"user_event": 0}
+        self._out: asyncio.Queue[LinkEvent] = asyncio.Queue()
+        self._originates: dict[str, asyncio.Future[OriginateResult]] = {}
         self.ping_timeout = ping_timeout
         self.events = events
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.connect_timeout = connect_timeout
         self.clock = clock
-        self.stream = AsteriskStream(config or TrackerConfig())
-        self.stream.on_response = self._on_response
-        self.stream.tracker.on_call_started = on_call_started
+        self.stream = AsteriskStream(self.tracker_config)
         self.sessions = 0
         self.reconnects = 0
         self.logged_in = asyncio.Event()
@@ -122,6 +149,11 @@ class AmiClient:
 
     def __repr__(self) -> str:  # never show the secret
         return f"<AmiClient {self.user}@{self.host}:{self.port}>"
+
+    @property
+    def connected(self) -> asyncio.Event:
+        """Set while logged in (the PbxLink name of ``logged_in``)."""
+        return self.logged_in
 
     # ------------------------------------------------------------------ public
     def stop(self) -> None:
@@ -151,11 +183,61 @@ class AmiClient:
             log.info("AMI %s:%d: reconnecting in %.1f s", self.host, self.port, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_event.wait(), delay)
-        self._emit(self.stream.tick(self.clock()))
+        self.stream.advance(self.clock())
+        self._drain()
 
     def seed(self, starts: list[CallStart]) -> int:
         """Inbound calls in progress when the process last stopped (call before ``run``)."""
         return self.stream.tracker.seed(starts)
+
+    async def next_event(self) -> LinkEvent:
+        """The next call started or ended, or text received, in the order reported."""
+        return await self._out.get()
+
+    def message_sender(self, destination: str, from_uri: str,
+                       profile: str | None = None) -> Sender:
+        """Texts out as SIP MESSAGE through Asterisk (AMI ``MessageSend``)."""
+        return AmiMessageSender(self.send_action, destination=destination, from_uri=from_uri,
+                                is_connected=self.logged_in.is_set)
+
+    async def originate(self, request: OriginateRequest) -> OriginateResult:
+        """AMI ``Originate`` with ``Async: true``: the action returns at once and the result
+        arrives later as ``OriginateResponse`` with our ActionID (``Reason: 4``: staff
+        answered). Raises ``AmiError`` when the action could not be sent."""
+        action_id = f"textback-callback-{request.tag}"
+        fut: asyncio.Future[OriginateResult] = asyncio.get_running_loop().create_future()
+        self._originates[action_id] = fut
+        try:
+            reply = await self.send_action({
+                "Action": "Originate", "ActionID": action_id, "Channel": request.ring,
+                "Context": request.context, "Exten": request.number, "Priority": "1",
+                "CallerID": f"\"{request.caller_name}\" <{request.did}>",
+                "Timeout": str(request.timeout_s * 1000), "Async": "true",
+                "Variable": f"TEXTBACK_CALLBACK={request.tag}",
+            })
+            if reply.get("Response", "").lower() != "success":
+                return OriginateResult(False, f"originate refused: "
+                                              f"{_printable(reply.get('Message', ''))}",
+                                       action_id)
+            try:
+                return await asyncio.wait_for(asyncio.shield(fut), request.timeout_s + 15)
+            except TimeoutError:
+                return OriginateResult(False, "no OriginateResponse", action_id)
+        finally:
+            self._originates.pop(action_id, None)
+
+    async def recover(self, since: float, skip: frozenset[str]) -> list[CallOutcome]:
+        """Calls that ended after ``since`` by Asterisk's CEL records (cel_sqlite3_custom's
+        SQLite file, or cel_custom's CSV), decided like live ones; raises ``cel.CelError``
+        when the source cannot be read."""
+        source = self.cel_source
+        if source is None:
+            return []
+        if source.suffix.lower() == ".csv":
+            records = await asyncio.to_thread(cel.read_cel_csv, source, since=since)
+        else:
+            records = await asyncio.to_thread(cel.read_cel_sqlite, source, since=since)
+        return cel.decide_from_cel(records, self.tracker_config, skip=skip)
 
     async def send_action(self, action: dict[str, str], timeout: float = 10.0) -> dict[str, str]:
         """Send ``action``; return its response headers (``Response``, ``Message``, ...)."""
@@ -183,6 +265,20 @@ class AmiClient:
         finally:
             self._pending.pop(action_id, None)
 
+    def _drain(self) -> None:
+        """Take every event the stream has and route it: the daemon's go to ``next_event``,
+        the replies to our own actions to their waiters."""
+        stream = self.stream
+        while (event := stream.next_event()) is not None:
+            if isinstance(event, AmiReply):
+                self._on_response(event.message)
+            elif isinstance(event, AmiUserEvent):
+                self._on_user_event(event.message)
+            elif isinstance(event, AmiOriginateResponse):
+                self._on_originate_response(event.message)
+            else:
+                self._out.put_nowait(event)
+
     def _on_response(self, msg: AmiMessage) -> None:
         if msg.kind == "event":  # CoreShowChannel / CoreShowChannelsComplete
             if msg.get("ActionID") != self._resync_id:
@@ -190,7 +286,7 @@ class AmiClient:
             if msg.name == "CoreShowChannel":
                 self.stream.tracker.resync_channel(msg)
             elif msg.name == "CoreShowChannelsComplete":
-                self._emit(self.stream.tracker.resync_end())
+                self.stream.resync_end()  # its CallEnded events follow in this drain
                 if self._resync_done is not None and not self._resync_done.done():
                     self._resync_done.set_result(None)
             return
@@ -201,11 +297,27 @@ class AmiClient:
         if fut is not None and not fut.done():
             fut.set_result(msg)
 
-    def _emit(self, outcomes: list[CallOutcome]) -> None:
-        if self.on_outcome is None:
+    def _on_user_event(self, msg: AmiMessage) -> None:
+        if msg.get("UserEvent") != "TextbackMessage":
             return
-        for outcome in outcomes:
-            self.on_outcome(outcome)
+        text = text_from_user_event(msg, self.message_context)
+        if text is None:
+            self.refused["user_event"] += 1
+            log.warning("event=user_event_refused name=TextbackMessage context=%s "
+                        "expected=%s refused=%d", _printable(msg.get("Context") or "", 80),
+                        self.message_context, self.refused["user_event"])
+            return
+        self._out.put_nowait(text)
+
+    def _on_originate_response(self, msg: AmiMessage) -> None:
+        fut = self._originates.get(msg.get("ActionID") or "")
+        if fut is None or fut.done():
+            return
+        reason = msg.get("Reason") or ""
+        answered = (msg.get("Response") or "").lower() == "success" and reason == "4"
+        fut.set_result(OriginateResult(
+            answered, f"reason {reason} ({ORIGINATE_REASONS.get(reason, 'unknown')})",
+            msg.get("ActionID")))
 
     async def _session(self) -> bool:
         """One connection: login, resync, events until the link ends. True if logged in."""
@@ -269,7 +381,8 @@ class AmiClient:
             log.warning("AMI CoreShowChannels refused (%s): calls in progress are not "
                         "resynchronised; grant 'reporting' write permission",
                         _printable(resp.get("Message") or resp.name))
-            self.stream.tracker.resync_end()
+            self.stream.resync_end()
+            self._drain()
             return
         await asyncio.wait_for(self._resync_done, self.ping_timeout)
 
@@ -280,11 +393,11 @@ class AmiClient:
             if not data:
                 raise AmiError("connection closed by the PBX")
             self._last_rx = time.monotonic()
-            messages = stream.parse(data)
-            if not banner.done() and (stream.parser.banner is not None or messages):
+            stream.receive_data(data, self.clock())
+            if not banner.done() and (stream.parser.banner is not None
+                                      or stream.stats.messages):
                 banner.set_result(None)
-            stream.handle_messages(messages, self.clock())
-            self._emit(stream.tracker.tick(self.clock()))
+            self._drain()
 
     async def _keepalive(self, writer: asyncio.StreamWriter) -> None:
         """Ping after silence; a link silent for ping_timeout is dead. Also runs settle timers."""
@@ -293,7 +406,8 @@ class AmiClient:
         last_ping = 0.0
         while True:
             await asyncio.sleep(step)
-            self._emit(self.stream.tick(self.clock()))
+            self.stream.advance(self.clock())
+            self._drain()
             silent = time.monotonic() - self._last_rx
             if silent >= self.ping_timeout:
                 raise AmiError(f"no data for {silent:.1f} s (half-open link?): reconnecting")
@@ -306,10 +420,24 @@ class AmiClient:
 async def listen(host: str, port: int, user: str, secret: str, config: TrackerConfig,
                  emit: Callable[[CallOutcome], None], *, ping_timeout: float = 10.0) -> int:
     """``textback listen --pbx asterisk``: run until interrupted; 2 on refused login."""
-    client = AmiClient(host, port, user, secret, config, emit, ping_timeout=ping_timeout)
+    client = AmiClient(host, port, user, secret, config, ping_timeout=ping_timeout)
+
+    async def consume() -> None:
+        while True:
+            event = await client.next_event()
+            if isinstance(event, CallEnded):
+                emit(event.outcome)
+
+    consumer = asyncio.create_task(consume())
     try:
         await client.run()
     except AmiLoginError as exc:
         print(f"textback listen: {exc}", file=sys.stderr)
         return 2
+    finally:
+        consumer.cancel()
+        while not client._out.empty():  # what the last tick decided
+            event = client._out.get_nowait()
+            if isinstance(event, CallEnded):
+                emit(event.outcome)
     return 0

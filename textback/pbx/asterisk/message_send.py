@@ -20,7 +20,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from textback.pbx.asterisk.client import AmiError, AmiNotConnected
+from textback.pbx.asterisk.errors import AmiError, AmiNotConnected
 from textback.sender import Commit, SendError, SendResult
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")

@@ -1,21 +1,55 @@
-"""``AsteriskStream``: AMI bytes in, call outcomes out (parser + call tracker, sans-IO).
+"""``AsteriskStream``: AMI bytes in, typed events out (parser + call tracker, sans-IO).
 
-Used by ``textback replay`` on raw captures and by the live client (``ami_client``), which
-also needs the responses to its own actions: ``feed`` hands every ``Response`` message (and
-the ``CoreShowChannel`` events of a resync) to ``on_response`` instead of the tracker.
+The h11 shape: ``receive_data(bytes, now)`` takes whatever arrived (any chunking), and
+``next_event()`` returns what it meant, one frozen event at a time, None when there is
+nothing more: :class:`~textback.pbx.link.CallStarted` and
+:class:`~textback.pbx.link.CallEnded` from the tracker, and for the live client the
+responses to its own actions (:class:`AmiReply`, with the CoreShowChannel events of a
+resync), the dialplan's ``UserEvent`` (:class:`AmiUserEvent`, an inbound SIP MESSAGE) and
+``OriginateResponse`` (:class:`AmiOriginateResponse`, a callback's result). ``feed`` is the
+replay shortcut (``textback replay``): bytes in, the calls that became final out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from dataclasses import dataclass
 
 from textback.pbx.asterisk.parser import AmiMessage, AmiParser
 from textback.pbx.asterisk.tracker import CallTracker
+from textback.pbx.call_start import CallStart
+from textback.pbx.link import CallEnded, CallStarted
 from textback.pbx.outcome import CallOutcome
 from textback.pbx.stream import StreamError, StreamStats, TrackerConfig
 
 # Input with no AMI message in this many bytes is not an AMI stream at all.
 NOT_AMI_AFTER = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AmiReply:
+    """A response to an action, or an event of an action's event list (CoreShowChannel…);
+    ``message.get("ActionID")`` says whose."""
+
+    message: AmiMessage
+
+
+@dataclass(frozen=True, slots=True)
+class AmiUserEvent:
+    """A dialplan ``UserEvent`` (textback's inbound SIP MESSAGE hand-off)."""
+
+    message: AmiMessage
+
+
+@dataclass(frozen=True, slots=True)
+class AmiOriginateResponse:
+    """The result of an ``Originate`` sent with ``Async: true``."""
+
+    message: AmiMessage
+
+
+StreamEvent = CallStarted | CallEnded | AmiReply | AmiUserEvent | AmiOriginateResponse
+_ACTION_LISTS = ("CoreShowChannel", "CoreShowChannelsComplete")
 
 
 class AsteriskStream:
@@ -26,17 +60,16 @@ class AsteriskStream:
         self.stats = StreamStats()
         self.parser = AmiParser()
         self.tracker = CallTracker(self.config, self.stats)
-        self.on_response: Callable[[AmiMessage], None] | None = None
-        # UserEvent messages (the dialplan's inbound SIP MESSAGE hand-off, dialplan/asterisk)
-        self.on_user_event: Callable[[AmiMessage], None] | None = None
-        # OriginateResponse of our own Originate actions (callback on reply, inbound.callback)
-        self.on_originate_response: Callable[[AmiMessage], None] | None = None
+        # the tracker is this stream's own part: what it learns of a ringing call becomes
+        # an event here, like everything else the stream has to say
+        self.tracker.on_call_started = self._call_started
+        self._events: deque[StreamEvent] = deque()
         self._seen_message = False
         self._parser_drops: dict[str, int] = {}
 
-    # ---------------------------------------------------------- OutcomeStream
-    def feed(self, data: bytes, now: float | None = None) -> list[CallOutcome]:
-        """Consume bytes (any chunking); return the calls that became final."""
+    # ---------------------------------------------------------- h11 shape
+    def receive_data(self, data: bytes, now: float | None = None) -> None:
+        """Consume bytes (any chunking); their meaning comes out of ``next_event``."""
         messages = self.parse(data)
         if not self._seen_message:
             if messages:
@@ -45,8 +78,38 @@ class AsteriskStream:
                 raise StreamError(0, f"no AMI message in the first {NOT_AMI_AFTER} bytes: "
                                      "not an Asterisk Manager stream (expected the banner "
                                      "'Asterisk Call Manager/…' or 'Event: …' blocks)")
-        self.handle_messages(messages, now)
-        return self.tracker.tick(now)
+        self._handle_messages(messages, now)
+        self._ended(self.tracker.tick(now))
+
+    def next_event(self) -> StreamEvent | None:
+        """The next event, or None when everything received so far has been told."""
+        return self._events.popleft() if self._events else None
+
+    def advance(self, now: float) -> None:
+        """Time passed without input: settle timers may finalise calls (``next_event``)."""
+        self._ended(self.tracker.tick(now))
+
+    def resync_end(self) -> None:
+        """The PBX listed every channel it has (CoreShowChannelsComplete, or the listing was
+        refused): calls we held that it no longer has are over."""
+        self._ended(self.tracker.resync_end())
+
+    def _call_started(self, start: CallStart) -> None:
+        self._events.append(CallStarted(start))
+
+    def _ended(self, outcomes: list[CallOutcome]) -> None:
+        self._events.extend(CallEnded(o) for o in outcomes)
+
+    # ---------------------------------------------------------- OutcomeStream (replay)
+    def feed(self, data: bytes, now: float | None = None) -> list[CallOutcome]:
+        """Replay: consume bytes (any chunking); return the calls that became final."""
+        self.receive_data(data, now)
+        return self._drain_outcomes()
+
+    def _drain_outcomes(self) -> list[CallOutcome]:
+        out = [e.outcome for e in self._events if isinstance(e, CallEnded)]
+        self._events.clear()
+        return out
 
     def parse(self, data: bytes) -> list[AmiMessage]:
         """Bytes → messages (counted; parser drops mirrored into ``stats.dropped``)."""
@@ -56,34 +119,34 @@ class AsteriskStream:
             self._sync_parser_drops()
         return messages
 
-    def handle_messages(self, messages: list[AmiMessage], now: float | None = None) -> None:
-        """Fold already-parsed messages in (the live client parses on its own socket)."""
+    def _handle_messages(self, messages: list[AmiMessage], now: float | None) -> None:
         stats = self.stats
         stats.messages += len(messages)
         handle = self.tracker.handle
-        respond = self.on_response
+        events = self._events
         for msg in messages:
             if msg.kind == "event":
-                if respond is not None and msg.name.startswith("CoreShowChannel"):
-                    respond(msg)
+                if msg.name.startswith(_ACTION_LISTS):
+                    events.append(AmiReply(msg))
                     continue
-                if msg.name == "UserEvent" and self.on_user_event is not None:
-                    self.on_user_event(msg)
-                elif msg.name == "OriginateResponse" and self.on_originate_response is not None:
-                    self.on_originate_response(msg)
+                if msg.name == "UserEvent":
+                    events.append(AmiUserEvent(msg))
+                elif msg.name == "OriginateResponse":
+                    events.append(AmiOriginateResponse(msg))
                 stats.events += 1
                 handle(msg, now)
-            elif respond is not None:
-                respond(msg)
+            else:
+                events.append(AmiReply(msg))
 
     def tick(self, now: float) -> list[CallOutcome]:
-        return self.tracker.tick(now)
+        self.advance(now)
+        return self._drain_outcomes()
 
     def finish(self) -> list[CallOutcome]:
         """End of input: a message cut short is counted; every open call is finalised."""
         self.parser.finish()
         self._sync_parser_drops()
-        return self.tracker.finish()
+        return self._drain_outcomes() + self.tracker.finish()
 
     # ---------------------------------------------------------------- helpers
     def new_connection(self) -> None:

@@ -10,10 +10,14 @@ after it was written leaves the text sent-unconfirmed (never resent).
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from textback.pbx.freeswitch.chat import send_chat
-from textback.pbx.freeswitch.client import EslClient, EslError, EslNotConnected
+from textback.pbx.freeswitch.errors import EslError, EslNotConnected
 from textback.sender import Commit, SendError, SendResult
+
+if TYPE_CHECKING:
+    from textback.pbx.freeswitch.client import EslClient
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 

@@ -26,16 +26,30 @@ import contextlib
 import json
 import logging
 import sys
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from textback.errors import TextbackError
+from textback.pbx.freeswitch import cdr
+from textback.pbx.freeswitch.errors import EslAuthError, EslError, EslNotConnected
+from textback.pbx.freeswitch.inbound_message import inbound_from_esl
 from textback.pbx.freeswitch.parser import CT_API, CT_AUTH, CT_REPLY, EslEvent, EslParser, Frame
-from textback.pbx.freeswitch.stream import FreeswitchStream
+from textback.pbx.freeswitch.stream import EslClientEvent, EslReply, FreeswitchStream
+from textback.pbx.link import (
+    CallEnded,
+    LinkEvent,
+    OriginateRequest,
+    OriginateResult,
+    TextReceived,
+)
 from textback.pbx.outcome import CallOutcome
 from textback.pbx.stream import TrackerConfig
+from textback.sender import Sender
+
+__all__ = ["EslAuthError", "EslClient", "EslError", "EslNotConnected", "listen"]
 
 log = logging.getLogger("textback.esl")
 
@@ -47,50 +61,46 @@ SUBSCRIBED_EVENTS = (
 CLIENT_EVENTS = frozenset({"HEARTBEAT", "MESSAGE", "BACKGROUND_JOB"})
 
 
-class EslError(TextbackError):
-    """The link failed (closed, timed out, or a command was refused)."""
-
-
-class EslAuthError(EslError):
-    """FreeSWITCH refused the password: fatal, retrying cannot help."""
-
-
-class EslNotConnected(EslError):
-    """No link to send on: the command was NOT written (a sender may safely try again)."""
-
-
 def _one_line(text: str) -> str:
     """A single printable line (values from the wire never reach a log raw)."""
     return "".join(ch if ch.isprintable() else " " for ch in text).strip()[:200]
 
 
 class EslClient:
-    """One FreeSWITCH Event Socket connection, kept alive.
+    """One FreeSWITCH Event Socket connection, kept alive: FreeSWITCH's ``PbxLink``.
 
-    ``on_outcome`` gets every decided call; ``on_message`` every inbound MESSAGE event
-    (SIP MESSAGE / SMS in, for conversations); ``on_event`` every other event we read.
+    ``next_event()`` returns every decided call (``CallEnded``) and every text a customer
+    sent through a sofia profile (``TextReceived``, from MESSAGE events; our own chat
+    echoes are not texts). ``api``/``bgapi``/``sendevent`` run commands; texts go out
+    through ``message_sender`` (the chat api), callbacks through ``originate`` (bgapi
+    originate), and ``recover`` reads the CDR for calls that ended while we were away.
     """
+
+    kind = "freeswitch"
+    dial_context = "default"
 
     def __init__(self, host: str, port: int, secret: str,
                  config: TrackerConfig | None = None, *,
-                 on_outcome: Callable[[CallOutcome], None] | None = None,
-                 on_message: Callable[[EslEvent], None] | None = None,
-                 on_event: Callable[[EslEvent], None] | None = None,
                  ping_timeout: float = 10.0, connect_timeout: float = 5.0,
                  backoff_min: float = 0.5, backoff_max: float = 20.0,
                  events: str = SUBSCRIBED_EVENTS,
-                 tick_interval: float = 0.5) -> None:
+                 tick_interval: float = 0.5,
+                 clock: Callable[[], float] = time.time,
+                 cdr_source: Path | None = None) -> None:
         self.host, self.port = host, port
         self._secret = secret
-        self.on_outcome = on_outcome
-        self.on_message = on_message
-        self.on_event = on_event
+        self.tracker_config = config or TrackerConfig()
+        self.clock = clock
+        self.cdr_source = cdr_source
+        self.reconnects = 0
+        self.refused: dict[str, int] = {}
+        self._out: asyncio.Queue[LinkEvent] = asyncio.Queue()
         self.ping_timeout = ping_timeout
         self.connect_timeout = connect_timeout
         self.backoff_min, self.backoff_max = backoff_min, backoff_max
         self.events = events
         self.tick_interval = tick_interval
-        self.stream = FreeswitchStream(config, on_event=self._event, on_frame=self._frame)
+        self.stream = FreeswitchStream(self.tracker_config, live=True)
         self.stream.extra_events = CLIENT_EVENTS
         self.connected = asyncio.Event()
         self.connections = 0
@@ -125,6 +135,7 @@ class EslClient:
                     break
                 log.warning("FreeSWITCH event socket %s: %s; reconnecting in %.1f s",
                             self.where, _one_line(str(exc)) or type(exc).__name__, delay)
+                self.reconnects += 1
                 await asyncio.sleep(delay)
                 delay = min(self.backoff_max, delay * 2)
 
@@ -132,6 +143,54 @@ class EslClient:
         self._stopping = True
         if self._writer is not None:
             self._writer.close()
+
+    def seed(self, starts: list[Any]) -> int:
+        """FreeSWITCH keeps a call's facts on its channels: the reconnect resync
+        (``show channels``) finds calls in progress, so nothing needs seeding."""
+        return 0
+
+    async def next_event(self) -> LinkEvent:
+        """The next call ended or text received, in the order reported."""
+        return await self._out.get()
+
+    def message_sender(self, destination: str, from_uri: str,
+                       profile: str | None = None) -> Sender:
+        """Texts out as SIP MESSAGE through FreeSWITCH's chat api (mod_sms)."""
+        from textback.pbx.freeswitch.chat_sender import EslChatSender
+
+        return EslChatSender(self, destination=destination, from_uri=from_uri)
+
+    async def originate(self, request: OriginateRequest) -> OriginateResult:
+        """``bgapi originate {vars}<ring> <number> XML <context> <name> <did> <timeout>``:
+        the BACKGROUND_JOB body is ``+OK <uuid>`` when the staff leg answered, ``-ERR
+        <CAUSE>`` otherwise. Raises ``EslError`` when the command could not be run."""
+        name = request.caller_name.replace(" ", "_")
+        variables = ",".join([
+            f"origination_caller_id_number={request.did}",
+            f"origination_caller_id_name={name}",
+            f"effective_caller_id_number={request.did}",
+            f"originate_timeout={request.timeout_s}",
+            f"textback_callback={request.tag}",
+        ])
+        cmd = (f"originate {{{variables}}}{request.ring} {request.number} XML "
+               f"{request.context} {name} {request.did} {request.timeout_s}")
+        body = (await self.bgapi(cmd, float(request.timeout_s + 15))).strip()
+        if body.startswith("+OK"):
+            return OriginateResult(True, "staff answered", body[3:].strip()[:64])
+        return OriginateResult(False, body.removeprefix("-ERR").strip()[:100] or "no answer")
+
+    async def recover(self, since: float, skip: frozenset[str]) -> list[CallOutcome]:
+        """Calls that ended after ``since`` by FreeSWITCH's CDR (mod_cdr_sqlite's file or
+        mod_cdr_csv's), decided from the bridge and originate fields; raises
+        ``cdr.CdrError`` when the source cannot be read."""
+        source = self.cdr_source
+        if source is None:
+            return []
+        if source.suffix.lower() == ".csv":
+            rows = await asyncio.to_thread(cdr.read_cdr_csv, source, since=since)
+        else:
+            rows = await asyncio.to_thread(cdr.read_cdr_sqlite, source, since=since)
+        return cdr.decide_from_cdr(rows, self.tracker_config, skip=skip)
 
     async def api(self, cmd: str, timeout: float = 10.0) -> str:
         """Run ``api <cmd>``; return the response body (``-ERR ...`` included, as FS sent it)."""
@@ -224,7 +283,8 @@ class EslClient:
                     self._auth.set_exception(EslError("closed before auth/request"))
                 return
             self._last_rx = loop.time()
-            self._emit(self.stream.feed(data, now=loop.time()))
+            self.stream.receive_data(data, self.clock())
+            self._drain()
 
     async def _watchdog(self) -> None:
         """Ping when quiet, give up when silent for ``ping_timeout``; tick settle timers."""
@@ -234,7 +294,8 @@ class EslClient:
         while True:
             await asyncio.sleep(step)
             now = loop.time()
-            self._emit(self.stream.tick(now))
+            self.stream.advance(self.clock())
+            self._drain()
             idle = now - self._last_rx
             if idle >= self.ping_timeout:
                 if ping is not None:
@@ -257,8 +318,8 @@ class EslClient:
         except EslError as exc:
             log.warning("FreeSWITCH %s: resync failed: %s", self.where, _one_line(str(exc)))
             return
-        now = asyncio.get_running_loop().time()
-        self._emit(self.stream.tracker.resync(chans, calls, now, known_before=known))
+        self.stream.resync(chans, calls, self.clock(), known_before=known)
+        self._drain()
 
     # -- frames --------------------------------------------------------------------------
     async def _command(self, cmd: str, timeout: float, body: bytes = b"") -> Frame:
@@ -290,6 +351,18 @@ class EslClient:
         elif ctype == "text/rude-rejection":
             log.error("FreeSWITCH %s rejected us (ACL): %s", self.where, _one_line(frame.text))
 
+    def _drain(self) -> None:
+        """Route what the stream has: replies to their waiters, our own events (jobs,
+        texts) here, calls to ``next_event``."""
+        while (item := self.stream.next_event()) is not None:
+            if isinstance(item, EslReply):
+                self._frame(item.frame)
+            elif isinstance(item, EslClientEvent):
+                self._event(item.event)
+            else:
+                self.decided.append(item.outcome.call)
+                self._out.put_nowait(item)
+
     def _event(self, event: EslEvent) -> None:
         if event.name == "BACKGROUND_JOB":
             job = event.get("Job-UUID") or ""
@@ -297,16 +370,10 @@ class EslClient:
             if fut is not None and not fut.done():
                 fut.set_result(event.body)
             return
-        if event.name == "MESSAGE" and self.on_message is not None:
-            self.on_message(event)
-        elif event.name != "HEARTBEAT" and self.on_event is not None:
-            self.on_event(event)
-
-    def _emit(self, outcomes: list[CallOutcome]) -> None:
-        for outcome in outcomes:
-            self.decided.append(outcome.call)
-            if self.on_outcome is not None:
-                self.on_outcome(outcome)
+        if event.name == "MESSAGE":
+            text = inbound_from_esl(event)
+            if text is not None:  # else our own chat echo, or not a text
+                self._out.put_nowait(TextReceived(text.number, text.did, text.body))
 
     def _fail_pending(self, exc: Exception) -> None:
         while self._replies:
@@ -338,10 +405,24 @@ async def listen(host: str, port: int, secret: str, config: TrackerConfig,
     if not logging.getLogger().handlers:
         logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                             format="textback listen: %(message)s")
-    client = EslClient(host, port, secret, config, on_outcome=emit, ping_timeout=ping_timeout)
+    client = EslClient(host, port, secret, config, ping_timeout=ping_timeout)
+
+    async def consume() -> None:
+        while True:
+            event = await client.next_event()
+            if isinstance(event, CallEnded):
+                emit(event.outcome)
+
+    consumer = asyncio.create_task(consume())
     try:
         await client.run()
     except EslAuthError as exc:
         print(f"textback listen: {exc}", file=sys.stderr)
         return 2
+    finally:
+        consumer.cancel()
+        while not client._out.empty():
+            event = client._out.get_nowait()
+            if isinstance(event, CallEnded):
+                emit(event.outcome)
     return 0

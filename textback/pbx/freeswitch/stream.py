@@ -1,4 +1,10 @@
-"""``FreeswitchStream``: the OutcomeStream for FreeSWITCH Event Socket bytes (plain or json).
+"""``FreeswitchStream``: FreeSWITCH Event Socket bytes in, typed events out (sans-IO).
+
+The h11 shape, as for Asterisk: ``receive_data(bytes, now)`` then ``next_event()`` until
+None: :class:`~textback.pbx.link.CallEnded` from the tracker, and for the live client the
+frames that answer its commands (:class:`EslReply`) and the decoded events it subscribed
+to for itself (:class:`EslClientEvent`: MESSAGE, BACKGROUND_JOB, HEARTBEAT). ``feed`` is the
+replay shortcut (bytes in, the calls that became final out).
 
 Glue only: ``EslParser`` cuts frames, ``FsCallTracker`` decides calls. The event format is
 detected per frame (``text/event-plain`` or ``text/event-json``), so a capture or a live
@@ -8,7 +14,9 @@ their (large) bodies are decoded: that is what keeps ingest fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
 
 from textback.pbx.freeswitch.parser import (
     CT_API,
@@ -20,6 +28,7 @@ from textback.pbx.freeswitch.parser import (
     peek_event_name,
 )
 from textback.pbx.freeswitch.tracker import TRACKED_EVENTS, FsCallTracker
+from textback.pbx.link import CallEnded
 from textback.pbx.outcome import CallOutcome
 from textback.pbx.stream import StreamError, StreamStats, TrackerConfig
 
@@ -28,22 +37,60 @@ from textback.pbx.stream import StreamError, StreamStats, TrackerConfig
 NOT_ESL_AFTER = 128 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class EslReply:
+    """A frame that is not an event: auth/request, a command/reply, an api/response, a
+    disconnect notice."""
+
+    frame: Frame
+
+
+@dataclass(frozen=True, slots=True)
+class EslClientEvent:
+    """A decoded event of a kind the client asked for itself (``extra_events``)."""
+
+    event: EslEvent
+
+
+StreamEvent = CallEnded | EslReply | EslClientEvent
+
+
 class FreeswitchStream:
     """Bytes of an ESL connection in, call outcomes out (sans-IO; see stream.py)."""
 
-    def __init__(self, config: TrackerConfig | None = None,
-                 on_event: Callable[[EslEvent], None] | None = None,
-                 on_frame: Callable[[Frame], None] | None = None) -> None:
+    def __init__(self, config: TrackerConfig | None = None, *, live: bool = False) -> None:
         self.config = config or TrackerConfig()
         self.stats = StreamStats()
         self.parser = EslParser(self.stats)
         self.tracker = FsCallTracker(self.config, self.stats)
-        # extra consumers (the live client): every decoded event / every non-event frame
-        self.on_event = on_event
-        self.on_frame = on_frame
+        # event names the live client reads itself (MESSAGE, BACKGROUND_JOB, HEARTBEAT)
         self.extra_events: frozenset[str] = frozenset()
+        self._events: deque[StreamEvent] = deque()
+        # a live client's stream: non-event frames are replies to its commands, and the
+        # extra events are its own (replay has neither)
+        self._client = live
 
-    def feed(self, data: bytes, now: float | None = None) -> list[CallOutcome]:
+    # ---------------------------------------------------------------- h11 shape
+    def receive_data(self, data: bytes, now: float | None = None) -> None:
+        """Consume bytes (any chunking); their meaning comes out of ``next_event``."""
+        self._ended(self.feed_frames(data, now))
+
+    def next_event(self) -> StreamEvent | None:
+        return self._events.popleft() if self._events else None
+
+    def advance(self, now: float) -> None:
+        """Time passed without input: settle timers may finalise calls."""
+        self._ended(self.tracker.tick(now))
+
+    def resync(self, chans: list[dict[str, Any]], calls: list[dict[str, Any]], now: float,
+               known_before: Any) -> None:
+        """What FreeSWITCH has now (``show channels``/``show calls``) after a reconnect."""
+        self._ended(self.tracker.resync(chans, calls, now, known_before=known_before))
+
+    def _ended(self, outcomes: list[CallOutcome]) -> None:
+        self._events.extend(CallEnded(o) for o in outcomes)
+
+    def feed_frames(self, data: bytes, now: float | None) -> list[CallOutcome]:
         self.parser.feed(data)
         out: list[CallOutcome] = []
         while (frame := self.parser.next_frame()) is not None:
@@ -53,11 +100,17 @@ class FreeswitchStream:
                                  f"{self.stats.bytes_in} bytes (is this an ESL capture?)")
         return out
 
+    # ---------------------------------------------------------------- replay
+    def feed(self, data: bytes, now: float | None = None) -> list[CallOutcome]:
+        """Replay: consume bytes (any chunking); return the calls that became final."""
+        return self.feed_frames(data, now)
+
     def handle_frame(self, frame: Frame, now: float | None = None) -> list[CallOutcome]:
-        """One complete frame: events go to the tracker; replies to ``on_frame``."""
+        """One complete frame: events go to the tracker; a live client's replies and own
+        events become stream events."""
         if not frame.is_event:
-            if self.on_frame is not None:
-                self.on_frame(frame)
+            if self._client:
+                self._events.append(EslReply(frame))
             elif frame.content_type not in (CT_REPLY, CT_API) and frame.content_type not in (
                     "auth/request", "text/disconnect-notice", "log/data"):
                 self.stats.drop("unknown-frame")
@@ -73,8 +126,8 @@ class FreeswitchStream:
         if event is None:
             self.stats.drop("bad-json" if frame.content_type.endswith("json") else "bad-event")
             return []
-        if self.on_event is not None:
-            self.on_event(event)
+        if name in self.extra_events and self._client:
+            self._events.append(EslClientEvent(event))
         if name not in TRACKED_EVENTS:
             self.stats.events += 1
             return self.tracker.tick(now) if now is not None else []
