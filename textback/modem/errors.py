@@ -220,9 +220,10 @@ SUBMIT_SOURCES: dict[str, str] = {
              "that sends to the network): 0-127 \"RP layer cause value from network\", "
              "128-255 \"TP layer cause value from network\", 304 PDU of invalid format, 330 "
              "no SMSC address, 331 no network service",
-    "telit": "Telit HE910 family user manual, SMS chapter, responses to +CMGS: 41 \"may be that the device is not "
-             "registered\", 42 \"network congestion: retry later\", 331 \"no network "
-             "service\", 1 unassigned number, 96 mandatory information missing",
+    "telit": "Telit HE910 family user manual, SMS chapter, responses to +CMGS: 41 \"may "
+             "be that the device is not registered\", 42 \"network congestion: retry "
+             "later\", 331 \"no network service\", 1 unassigned number, 96 mandatory "
+             "information missing",
     "sim": "3GPP TS 31.102 (EF IMSI is read only after PIN verification) and TS 27.007 "
            "§8.3: without a present, unlocked SIM the ME has no identity to register with, "
            "so nothing can be transmitted",

@@ -18,7 +18,6 @@ from pathlib import Path
 from textback.modem.simulator.engine import AcceptedPdu, ModemEngine
 from textback.modem.simulator.profiles import PROFILES, Profile
 
-
 # Noise seen between a Ctrl-Z and the real "+CMGS: <mr>" (issue 12). Framed as the modem
 # frames every result code in the captures (transcripts.jsonl: "\r\n<code>\r\n", V.250
 # verbose mode); the garbage is what a bad cable or a baud-rate glitch gives: undecodable
