@@ -637,8 +637,12 @@ class ModemDriver:
                 self._sim_refused(exc)
                 raise SendFailed(SimUnavailable(exc), []) from exc
             raise SendFailed(exc, []) from exc
-        log.warning("modem %s: no proof the PDU did not go (%s): not resent", self.port,
-                    _code(exc.error) if isinstance(exc, CommandError) else type(exc).__name__)
+        if isinstance(exc, CommandError):
+            log.warning("modem %s: %s after the Ctrl-Z proves nothing: the PDU may have gone, "
+                        "recorded unconfirmed", self.port, _code(exc.error))
+        else:
+            log.warning("modem %s: no answer to a sent PDU (%s): recorded unconfirmed",
+                        self.port, type(exc).__name__)
         if not isinstance(exc, ModemLost):
             # a timeout, or an answer that proves nothing: get back in step, and watch for
             # the real "+CMGS: <mr>" on the way
