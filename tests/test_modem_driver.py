@@ -549,3 +549,21 @@ async def test_port_lost_after_ctrl_z_is_unconfirmed() -> None:
         assert isinstance(exc.value.cause.cause, ModemLost)
         assert [p.mr for p in exc.value.sent] == [None] and len(sim.accepted) == 1
         await d.close()
+
+
+async def test_a_documented_error_on_a_later_part_keeps_the_parts_that_went() -> None:
+    """Part 1 went (+CMGS: 0), part 2 got +CMS ERROR: 42 after its Ctrl-Z (documented: it
+    did not go): SendFailed carries part 1, so the text is not sent again (the sender
+    records it sent-unconfirmed)."""
+    async with ModemSimulator("generic") as sim:
+        d = await _open(sim, send_timeout=1.0)
+        await d.initialise()
+        sim.noise_after_pdu(b"")
+        sim.noise_after_pdu(b"\r\n+CMS ERROR: 42\r\n")
+        sim.stall_after_pdu(0.0)
+        sim.stall_after_pdu(None)
+        with pytest.raises(SendFailed) as exc:
+            await d.send("+447700900123", "y" * 300, status_report=False)
+        assert [p.mr for p in exc.value.sent] == [0] and len(sim.accepted) == 2
+        assert "+CMS ERROR: 42" in str(exc.value.cause)
+        await d.close()

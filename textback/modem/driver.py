@@ -96,6 +96,9 @@ RESYNC_S = 30.0
 # AT+CPIN? answers that mean "no usable SIM in the slot" (SIM800 manual V1.09: NOT INSERTED,
 # NOT READY); any other answer means a SIM is there (READY, SIM PIN, SIM PUK...)
 _SIM_GONE_STATES = ("NOT INSERTED", "NOT READY")
+# +CREG/+CEREG <stat> that can carry an SMS (27.007 §7.2: home, roaming, SMS only home /
+# roaming, "CSFB not preferred" home / roaming)
+_REGISTERED = (1, 5, 6, 7, 9, 10)
 
 
 @dataclass(frozen=True)
@@ -574,7 +577,10 @@ class ModemDriver:
                             self._sim_refused(exc)
                             raise SendFailed(SimUnavailable(exc), sent) from exc
                         raise SendFailed(exc, sent) from exc
-                    late = await self._after_ctrl_z(exc)
+                    try:
+                        late = await self._after_ctrl_z(exc)
+                    except ModemError as proven:  # documented: this part did not go
+                        raise SendFailed(proven, sent) from exc
                     if late is None:
                         # the Ctrl-Z went and nothing proves the part did not: the network
                         # may have it. Never resend it.
@@ -602,7 +608,7 @@ class ModemDriver:
         for cmd in ("AT+CREG?", "AT+CEREG?"):
             lines = await self._try(cmd)
             stat = parse_reg(lines[0]) if lines else None
-            if stat in (1, 5, 6, 7):
+            if stat in _REGISTERED:
                 return
             answered = answered or stat is not None
         if not answered:
@@ -627,7 +633,8 @@ class ModemDriver:
         """A part's PDU and Ctrl-Z went and ``exc`` ended AT+CMGS. Returns the TP-MR of a
         late "+CMGS: <mr>" that arrived while getting back in step (the part went, and is
         recorded with it); None: the part may have gone, record it unconfirmed. Raises
-        SendFailed only where errors.SUBMIT_CMS documents that nothing went (issue 12)."""
+        (``exc`` itself, or SimUnavailable) only where errors.SUBMIT_CMS documents that
+        nothing went (issue 12)."""
         outcome = after_submit(exc.error) if isinstance(exc, CommandError) else UNCONFIRMED
         if isinstance(exc, CommandError) and outcome != UNCONFIRMED:
             log.warning("modem %s: %s after the Ctrl-Z: nothing went (%s)", self.port,
@@ -635,8 +642,8 @@ class ModemDriver:
             exc.transient = outcome == RETRY
             if outcome == RETRY and is_sim_problem(exc.error):
                 self._sim_refused(exc)
-                raise SendFailed(SimUnavailable(exc), []) from exc
-            raise SendFailed(exc, []) from exc
+                raise SimUnavailable(exc) from exc
+            raise exc
         if isinstance(exc, CommandError):
             log.warning("modem %s: %s after the Ctrl-Z proves nothing: the PDU may have gone, "
                         "recorded unconfirmed", self.port, _code(exc.error))
