@@ -218,3 +218,33 @@ def test_verbose_cme_error_and_huawei_unsupported() -> None:
     s.receive_data(b"\r\nCOMMAND NOT SUPPORT\r\n")
     (ev,) = s.events()
     assert isinstance(ev, CommandFailed) and ev.error.kind == "UNSUPPORTED"
+
+
+@pytest.mark.parametrize("noise", [b"\r\nOK\r\n", b"\r\n\xff\xfe\x1b[0m\r\n~#K+C\r\nOK\r\n"],
+                         ids=["stray-ok", "garbage-then-ok"])
+def test_ok_without_cmgs_after_the_ctrl_z_is_noise_not_the_answer(noise: bytes) -> None:
+    """Issue 12: after the PDU's Ctrl-Z only "+CMGS: <mr>" then OK answers it. An OK
+    before it (alone or after garbage) is dropped and counted; the real answer, framed as
+    in the timed python-gsmmodem #44 capture, still ends the command with its reference."""
+    s = AtSession()
+    s.command("AT+CMGS=61")
+    s.receive_data(b"\r\n> ")
+    assert isinstance(s.events()[0], Prompt)
+    s.submit_pdu("00" * 61)
+    s.receive_data(noise)
+    assert [e for e in s.events() if not isinstance(e, Garbled)] == []
+    assert s.busy and s.stats.noise_after_pdu == 1
+    s.receive_data(b"\r\n+CMGS: 64\r\n\r\nOK\r\n")
+    (ev,) = s.events()
+    assert isinstance(ev, CommandOk) and ev.lines == ("+CMGS: 64",) and not s.busy
+
+
+def test_an_ok_that_ends_an_aborted_prompt_still_ends_it() -> None:
+    """ESC at the prompt (no PDU handed): its OK is the answer, not noise."""
+    s = AtSession()
+    s.command("AT+CMGS=1")
+    s.receive_data(b"\r\n> ")
+    s.events()
+    s.abort()
+    s.receive_data(b"\r\nOK\r\n")
+    assert isinstance(s.events()[0], CommandOk) and s.stats.noise_after_pdu == 0

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from textback.modem.driver import DeliveryReport, ModemDriver, SendFailed
+from textback.modem.driver import DeliveryReport, ModemDriver, PartResult, SendFailed
 from textback.modem.errors import (
     CommandTimeout,
+    ModemError,
     ModemLost,
     PortError,
     SimUnavailable,
@@ -18,6 +19,7 @@ from textback.modem.errors import (
 from textback.modem.pdu import PduError
 from textback.modem.reassembly import InboundMessage
 from textback.testing.modem_simulator import ModemSimulator
+from textback.testing.modem_simulator.host import NOISE
 
 
 async def _wait(cond, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
@@ -195,7 +197,10 @@ async def test_multipart_timeout_delivers_what_arrived() -> None:
         await d.close()
 
 
-async def test_no_network_is_transient_cms_500() -> None:
+async def test_no_network_is_transient_and_nothing_is_handed() -> None:
+    """Not registered: the send is refused before AT+CMGS (transient, retried), because the
+    modem would take the PDU and answer +CMS ERROR: 500 after its Ctrl-Z (E3531, gammu
+    #438), which proves nothing and would leave the text unconfirmed (issue 12)."""
     async with ModemSimulator("e3372") as sim:
         sim.set_network(False)
         d = await _open(sim)
@@ -203,7 +208,10 @@ async def test_no_network_is_transient_cms_500() -> None:
         assert any("not registered" in p for p in info.problems)
         with pytest.raises(SendFailed) as exc:
             await d.send("+447700900123", "hello")
-        assert exc.value.transient and "500" in str(exc.value) and exc.value.sent == []
+        assert exc.value.transient and "not registered" in str(exc.value)
+        assert exc.value.sent == [] and not any("CMGS" in c for c in sim.engine.commands)
+        sim.set_network(True)
+        assert len(await d.send("+447700900123", "hello")) == 1
         await d.close()
 
 
@@ -321,8 +329,9 @@ async def test_failed_commit_aborts_the_prompt_and_sends_nothing(tmp_path: Path)
 
 
 async def test_send_without_a_sim_is_a_sim_problem_not_the_texts() -> None:
-    """+CMS ERROR: 310 to AT+CMGS: SimUnavailable (transient: the text waits), the health
-    snapshot says "SIM not inserted" first, and the driver asks for a look at the SIM."""
+    """No SIM: the send is refused before any PDU (not registered, AT+CPIN? -> +CME ERROR:
+    10): SimUnavailable (transient: the text waits), the health snapshot says "SIM not
+    inserted" first, and the driver asks for a look at the SIM."""
     async with ModemSimulator("generic") as sim:
         d = await _open(sim)
         await d.initialise()
@@ -331,7 +340,7 @@ async def test_send_without_a_sim_is_a_sim_problem_not_the_texts() -> None:
             await d.send("+447700900123", "hello", status_report=False)
         assert isinstance(exc.value.cause, SimUnavailable) and exc.value.transient
         assert exc.value.sent == [] and sim.accepted == []
-        assert d.info.problems[0] == "SIM not inserted (+CMS ERROR: 310 to AT+CMGS)"
+        assert d.info.problems[0] == "SIM not inserted (+CME ERROR: 10 to AT+CPIN?)"
         assert d.attention.is_set() and d.sim_absent
         info = await d.health()  # AT+CPIN? -> +CME ERROR: 10
         assert info.problems[0] == "SIM not inserted (+CME ERROR: 10 to AT+CPIN?)"
@@ -421,4 +430,140 @@ async def test_a_sim_ready_late_finishes_set_up_at_the_next_health_check() -> No
         assert d.sim_returned
         info = await d.initialise()
         assert d.setup_done and not any(p.startswith("SIM") for p in info.problems)
+        await d.close()
+
+
+# ---------------------------------------------------------------- after the Ctrl-Z (issue 12)
+# Line noise between the Ctrl-Z and the real "+CMGS: <mr>" must never make the same text go
+# twice. ``_send_as_the_outbox_would`` retries exactly when the outbox would (a transient
+# failure with no part handed over); the simulator's ``accepted`` counts the copies the
+# network took.
+
+
+async def _send_as_the_outbox_would(d: ModemDriver, number: str, text: str,
+                                    attempts: int = 4) -> list[PartResult] | ModemError:
+    """The parts, or the error the outbox would stop at (or the last after ``attempts``)."""
+    error: ModemError | None = None
+    for _ in range(attempts):
+        try:
+            return await d.send(number, text, status_report=False)
+        except SendFailed as exc:
+            error = exc
+            if not exc.transient or exc.sent:
+                break
+        except ModemError as exc:
+            error = exc
+    assert error is not None
+    return error
+
+
+@pytest.mark.parametrize("noise", ["stray-ok", "garbage-then-ok", "bare-error"])
+async def test_noise_after_ctrl_z_then_the_real_cmgs_is_one_copy(noise: str) -> None:
+    """The noise comes, then the real "+CMGS: 0 / OK": one copy on the air, and the text is
+    sent with its reference (the stray OK / garbage is not the answer; after a bare ERROR
+    the late +CMGS is matched while the driver resynchronises)."""
+    async with ModemSimulator("generic") as sim:
+        d = await _open(sim, send_timeout=2.0)
+        await d.initialise()
+        sim.noise_after_pdu(NOISE[noise], count=4)
+        parts = await _send_as_the_outbox_would(d, "+447700900123", "once only")
+        assert len(sim.accepted) == 1, f"{len(sim.accepted)} copies on the air"
+        assert isinstance(parts, list) and [p.mr for p in parts] == [0], parts
+        # the modem is in step: the next text gets its own answer
+        parts = await d.send("+447700900124", "next", status_report=False)
+        assert [p.mr for p in parts] == [1] and len(sim.accepted) == 2
+        await d.close()
+
+
+@pytest.mark.parametrize("noise", ["stray-ok", "garbage-then-ok", "bare-error"])
+async def test_noise_after_ctrl_z_and_no_real_answer_is_unconfirmed_never_resent(
+        noise: str) -> None:
+    """The noise comes and the real answer never does: the part is handed (mr None),
+    SubmitUnconfirmed, not transient; one copy on the air; the next text goes."""
+    async with ModemSimulator("generic") as sim:
+        d = await _open(sim, send_timeout=1.0)
+        await d.initialise()
+        sim.noise_after_pdu(NOISE[noise], count=4)
+        sim.stall_after_pdu(None, count=4)
+        got = await _send_as_the_outbox_would(d, "+447700900123", "once only")
+        assert len(sim.accepted) == 1, f"{len(sim.accepted)} copies on the air"
+        assert isinstance(got, SendFailed), got
+        assert isinstance(got.cause, SubmitUnconfirmed) and not got.transient
+        assert [p.mr for p in got.sent] == [None]
+        sim.engine.submit_noise.clear()
+        sim.engine.submit_stalls.clear()
+        parts = await d.send("+447700900124", "next", status_report=False)
+        assert [p.mr for p in parts] == [1] and len(sim.accepted) == 2
+        await d.close()
+
+
+@pytest.mark.parametrize(("answer", "outcome"), [
+    (b"\r\n+CMS ERROR: 42\r\n", "retry"),          # congestion: the network refused it
+    (b"\r\n+CMS ERROR: 331\r\n", "retry"),         # no network service: nothing went out
+    (b"\r\n+CMS ERROR: 310\r\n", "sim"),           # no SIM: no network access at all
+    (b"\r\n+CMS ERROR: 304\r\n", "rejected"),      # the modem refused the PDU
+    (b"\r\n+CMS ERROR: 1\r\n", "rejected"),        # unassigned number
+    (b"\r\n+CMS ERROR: 332\r\n", "unconfirmed"),   # network timeout: may have gone
+    (b"\r\n+CMS ERROR: 38\r\n", "unconfirmed"),    # also what a timeout at the MSC maps to
+    (b"\r\n+CMS ERROR: 500\r\n", "unconfirmed"),   # unknown error
+    (b"\r\n+CMS ERROR: 513\r\n", "unconfirmed"),   # manufacturer specific
+    (b"\r\n+CME ERROR: 100\r\n", "unconfirmed"),   # not a +CMS ERROR at all
+    (b"\r\nCOMMAND NOT SUPPORT\r\n", "unconfirmed"),
+], ids=lambda v: v.decode().strip() if isinstance(v, bytes) else v)
+async def test_error_after_ctrl_z_follows_the_documented_table(answer: bytes,
+                                                               outcome: str) -> None:
+    """What ends AT+CMGS after its Ctrl-Z decides whether the text may go again: only the
+    +CMS ERROR codes errors.SUBMIT_CMS documents as "nothing went" are retried (or handed
+    to the next sender); everything else is unconfirmed and never resent."""
+    async with ModemSimulator("generic") as sim:
+        d = await _open(sim, send_timeout=1.0)
+        await d.initialise()
+        sim.noise_after_pdu(answer)
+        sim.stall_after_pdu(None)  # the error is the modem's only answer to the PDU
+        with pytest.raises(SendFailed) as exc:
+            await d.send("+447700900123", "x", status_report=False)
+        got = exc.value
+        if outcome == "unconfirmed":
+            assert isinstance(got.cause, SubmitUnconfirmed) and not got.transient
+            assert [p.mr for p in got.sent] == [None]
+        else:
+            assert got.sent == [] and not isinstance(got.cause, SubmitUnconfirmed)
+            assert got.transient is (outcome in ("retry", "sim"))
+            assert isinstance(got.cause, SimUnavailable) is (outcome == "sim")
+        await d.close()
+
+
+async def test_port_lost_after_ctrl_z_is_unconfirmed() -> None:
+    """The PDU went and the port vanished before any answer: handed, mr None, never
+    resent (not transient)."""
+    async with ModemSimulator("generic") as sim:
+        d = await _open(sim, send_timeout=5.0)
+        await d.initialise()
+        sim.stall_after_pdu(None)
+        task = asyncio.create_task(d.send("+447700900123", "x", status_report=False))
+        await _wait(lambda: len(sim.accepted) == 1)
+        sim.disappear()
+        with pytest.raises(SendFailed) as exc:
+            await task
+        assert isinstance(exc.value.cause, SubmitUnconfirmed) and not exc.value.transient
+        assert isinstance(exc.value.cause.cause, ModemLost)
+        assert [p.mr for p in exc.value.sent] == [None] and len(sim.accepted) == 1
+        await d.close()
+
+
+async def test_a_documented_error_on_a_later_part_keeps_the_parts_that_went() -> None:
+    """Part 1 went (+CMGS: 0), part 2 got +CMS ERROR: 42 after its Ctrl-Z (documented: it
+    did not go): SendFailed carries part 1, so the text is not sent again (the sender
+    records it sent-unconfirmed)."""
+    async with ModemSimulator("generic") as sim:
+        d = await _open(sim, send_timeout=1.0)
+        await d.initialise()
+        sim.noise_after_pdu(b"")
+        sim.noise_after_pdu(b"\r\n+CMS ERROR: 42\r\n")
+        sim.stall_after_pdu(0.0)
+        sim.stall_after_pdu(None)
+        with pytest.raises(SendFailed) as exc:
+            await d.send("+447700900123", "y" * 300, status_report=False)
+        assert [p.mr for p in exc.value.sent] == [0] and len(sim.accepted) == 2
+        assert "+CMS ERROR: 42" in str(exc.value.cause)
         await d.close()

@@ -32,6 +32,7 @@ from tests.reliability.harness import (
     rig,
     until,
 )
+from textback.testing.modem_simulator.host import NOISE
 
 
 def _finish(r, fault: str, recovery: float | None, **extra: object) -> None:  # type: ignore[no-untyped-def]
@@ -132,9 +133,11 @@ async def test_modem_hanging_at_the_cmgs_prompt_recovers(tmp_path: Path, soak: b
 async def test_sim_pin_then_cms_500_storm_retries_and_sends_each_text_once(
         tmp_path: Path, soak: bool) -> None:
     """The SIM asks for a PIN: the daemon enters the configured one (never logged). Then
-    the modem is not registered: every AT+CMGS ends in +CMS ERROR: 500 (transient) for a
-    while; the outbox retries with backoff and each text goes once the network is back.
-    (One daemon run for both, to keep the quick suite short.)"""
+    the modem is not registered for a while (asked, it would take the PDU and answer +CMS
+    ERROR: 500 after the Ctrl-Z, which proves nothing): every send is refused before
+    AT+CMGS ("not registered", transient), the outbox retries with backoff and each text
+    goes once the network is back. (One daemon run for both, to keep the quick suite
+    short.)"""
     storm_s = 20.0 if soak else 3.0
     async with rig(tmp_path, 3, lead_s=1.5, pin="4321", configure=_pin("4321")) as r:
         t0 = time.monotonic()
@@ -144,7 +147,8 @@ async def test_sim_pin_then_cms_500_storm_retries_and_sends_each_text_once(
         r.sim.set_network(False)
         t_storm = time.monotonic()
         await _all_queued(r)
-        assert await until(lambda: logged(r.logs, "text_failed", "500"), 15) is not None, \
+        assert await until(lambda: logged(r.logs, "text_failed", "not registered"),
+                            15) is not None, \
             "".join(r.logs[-20:])
         await asyncio.sleep(max(0.0, storm_s - (time.monotonic() - t_storm)))
         assert r.sim.accepted == []
@@ -157,8 +161,8 @@ async def test_sim_pin_then_cms_500_storm_retries_and_sends_each_text_once(
     assert not any("4321" in line for line in r.logs)  # a PIN is a secret
     record("SIM PIN required (right PIN in the config)", 1, 1, 0, 0, ready_s,
            note="daemon start to modem ready, PIN entered")
-    _finish(r, "+CMS ERROR 500 storm (not registered)", recovery, storm_s=storm_s,
-            cms500_failures=errors)
+    _finish(r, "not registered for a while (+CMS ERROR 500 storm)", recovery,
+            storm_s=storm_s, refused_not_registered=errors)
 
 
 _WRONG_PIN: dict[str, tuple[str, list[dict[str, object]], list[str], int]] = {}
@@ -293,3 +297,42 @@ async def test_no_answer_to_the_pdu_is_unconfirmed_never_resent(
     assert logged(r.logs, "no answer to a sent PDU")
     _finish(r, "modem never answers the PDU (hang after Ctrl-Z)", recovery,
             send_timeout_s=timeout_s, unconfirmed_messages=1)
+
+
+@pytest.mark.parametrize("fault", ["stray-ok", "garbage-then-ok", "bare-error",
+                                   "bare-error/never"])
+async def test_noise_after_the_ctrl_z_texts_every_call_once(tmp_path: Path,
+                                                            fault: str) -> None:
+    """Issue 12: line noise between a PDU's Ctrl-Z and its "+CMGS: <mr>" (a stray OK,
+    garbage then OK, a bare ERROR) on each of the first three PDUs. Every call is texted
+    exactly once: the real +CMGS that follows the noise is matched (sent, then delivered
+    by its report); where it never
+    comes ("/never": bare ERROR and no answer, send_timeout_s 5 s) the text is recorded
+    sent-unconfirmed and never resent. Before the fix each noise made the daemon send the
+    same text again (2 to 4 copies)."""
+    noise, _, never = fault.partition("/")
+    async with rig(tmp_path, 3, lead_s=1.0, configure=lambda c: edit_config(
+            c, "modem", "send_timeout_s = 5")) as r:
+        await _ready(r)
+        r.sim.noise_after_pdu(NOISE[noise], count=1 if never else 3)
+        if never:
+            r.sim.stall_after_pdu(None)
+        await r.settle(40)
+        first = min((a.at for a in r.sim.accepted), default=None)
+        last = max((a.at for a in r.sim.accepted), default=None)
+        took = None if first is None or last is None or not r.all_texted() else last - first
+        messages = _messages(r.db)
+        noisy = r.sim.accepted[0].decoded.number if r.sim.accepted else None
+    statuses = [m["status"] for m in messages]
+    copies = len(r.sim.accepted)
+    _finish(r, f"noise after the Ctrl-Z ({fault})", took, copies=copies,
+            unconfirmed_messages=statuses.count("sent-unconfirmed"))
+    assert copies == len(r.callers), f"{copies} PDUs on the air for {len(r.callers)} calls"
+    assert len(messages) == len(r.callers), messages
+    if never:
+        assert statuses.count("sent-unconfirmed") == 1, messages
+        assert next(m for m in messages if m["number"] == noisy)["status"] == \
+            "sent-unconfirmed"
+    else:
+        # tracked by their reference: sent, or delivered once its report came
+        assert set(statuses) <= {"sent", "delivered"}, messages

@@ -14,7 +14,9 @@ What real modems do that this handles:
   (gammu issue #1176), after an echo that ends in "\\r\\r\\n" (Huawei E3531, gammu #438);
 - echo on until ATE0 (and some modems turn it back on after a reset);
 - Huawei answers "COMMAND NOT SUPPORT" instead of ERROR; Wavecom answers AT+CPIN? with no OK;
-- line noise: undecodable or control-character lines are counted and dropped, never raised.
+- line noise: undecodable or control-character lines are counted and dropped, never raised;
+  after a PDU's Ctrl-Z an OK without its "+CMGS: <mr>" line is noise too (dropped, counted
+  in ``stats.noise_after_pdu``): taking it for the answer sent texts twice (issue 12).
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class SessionStats:
     stray: int = 0  # final results or lines with no command running
     urcs: int = 0
     commands: int = 0
+    noise_after_pdu: int = 0  # OKs with no +CMGS: line after a Ctrl-Z, dropped (issue 12)
 
 
 class SessionError(TextbackError):
@@ -314,6 +317,14 @@ class AtSession:
         if line == "OK":
             if p is None:
                 self.stats.stray += 1
+                return True
+            if p.pdu and not any(x.lstrip().startswith("+CMGS:") for x in p.lines):
+                # after the Ctrl-Z only "+CMGS: <mr>" then OK answers the PDU (27.005
+                # §3.5.1): an OK without it is line noise, not the answer. Drop it (and any
+                # junk before it) and keep waiting for the real one, or the send timeout.
+                self.stats.stray += 1
+                self.stats.noise_after_pdu += 1
+                p.lines.clear()
                 return True
             self._pending = None
             self._events.append(CommandOk(p.command, tuple(p.lines)))

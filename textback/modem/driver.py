@@ -49,6 +49,8 @@ from textback.modem.at_session import (
     Unsolicited,
 )
 from textback.modem.errors import (
+    RETRY,
+    UNCONFIRMED,
     AtError,
     CommandError,
     CommandTimeout,
@@ -56,6 +58,7 @@ from textback.modem.errors import (
     ModemLost,
     SimUnavailable,
     SubmitUnconfirmed,
+    after_submit,
     is_sim_absent,
     is_sim_problem,
     port_error,
@@ -104,6 +107,9 @@ RESYNC_S = 30.0
 # AT+CPIN? answers that mean "no usable SIM in the slot" (SIM800 manual V1.09: NOT INSERTED,
 # NOT READY); any other answer means a SIM is there (READY, SIM PIN, SIM PUK...)
 _SIM_GONE_STATES = ("NOT INSERTED", "NOT READY")
+# +CREG/+CEREG <stat> that can carry an SMS (27.007 §7.2: home, roaming, SMS only home /
+# roaming, "CSFB not preferred" home / roaming)
+_REGISTERED = (1, 5, 6, 7, 9, 10)
 
 
 @dataclass(frozen=True)
@@ -203,6 +209,7 @@ class ModemDriver:
         # stopped it early (the health check then looks for the SIM to become READY)
         self.setup_done = False
         self._pdu_written = False
+        self._late_mr: int | None = None  # a "+CMGS: <mr>" seen after its AT+CMGS ended
         self.report_mode: str | None = None
         self.needs_cnma = False
         self.last_rx = 0.0
@@ -281,6 +288,13 @@ class ModemDriver:
             if self._waiter is not None and not self._waiter.done():
                 self._waiter.set_result(event)
         elif isinstance(event, Unsolicited):
+            if not event.name and event.args.startswith("+CMGS:"):
+                # a "+CMGS: <mr>" with no command running: the late answer to the PDU whose
+                # AT+CMGS was ended by noise or a timeout (only one PDU is ever in flight)
+                late = parse_cmgs((event.args,))
+                if late is not None and self._pdu_written and self._late_mr is None:
+                    self._late_mr = late
+                return
             self._on_urc(event)
         elif isinstance(event, Garbled):
             log.debug("modem %s: %d garbled bytes dropped", self.port, len(event.data))
@@ -572,28 +586,32 @@ class ModemDriver:
                               validity_minutes=validity_minutes)
         sent: list[PartResult] = []
         async with self._lock:
+            try:
+                await self._check_registered()
+            except ModemError as exc:
+                raise SendFailed(exc, sent) from exc
             for p in parts:
                 self._pdu_written = False
                 try:
                     mr = await self._submit(p.pdu, p.tpdu_length,
                                             on_commit if not sent else None)
-                except (CommandTimeout, ModemLost) as exc:
+                except (CommandTimeout, ModemLost, CommandError) as exc:
                     if not self._pdu_written:
+                        if isinstance(exc, CommandError) and is_sim_problem(exc.error):
+                            self._sim_refused(exc)
+                            raise SendFailed(SimUnavailable(exc), sent) from exc
                         raise SendFailed(exc, sent) from exc
-                    # the Ctrl-Z went: the network may have this part. Never resend it.
-                    sent.append(PartResult(None, p.part, p.parts, number, p.tpdu_length,
-                                           time.time()))
-                    log.warning("modem %s: no answer to a sent PDU (%s): recorded "
-                                "unconfirmed", self.port, type(exc).__name__)
-                    if isinstance(exc, CommandTimeout):
-                        with contextlib.suppress(ModemError):
-                            await self._resync()
-                    raise SendFailed(SubmitUnconfirmed(exc), sent) from exc
-                except CommandError as exc:
-                    if is_sim_problem(exc.error):
-                        self._sim_refused(exc)
-                        raise SendFailed(SimUnavailable(exc), sent) from exc
-                    raise SendFailed(exc, sent) from exc
+                    try:
+                        late = await self._after_ctrl_z(exc)
+                    except ModemError as proven:  # documented: this part did not go
+                        raise SendFailed(proven, sent) from exc
+                    if late is None:
+                        # the Ctrl-Z went and nothing proves the part did not: the network
+                        # may have it. Never resend it.
+                        sent.append(PartResult(None, p.part, p.parts, number, p.tpdu_length,
+                                               time.time()))
+                        raise SendFailed(SubmitUnconfirmed(exc), sent) from exc
+                    mr = late
                 except ModemError as exc:
                     raise SendFailed(exc, sent) from exc
                 result = PartResult(mr, p.part, p.parts, number, p.tpdu_length, time.time())
@@ -604,12 +622,75 @@ class ModemDriver:
                     self._sent.popitem(last=False)
         return sent
 
+    async def _check_registered(self) -> None:
+        """Before a text: is the modem registered (AT+CREG? / AT+CEREG?)? An unregistered
+        modem answers the PDU after its Ctrl-Z with an error that proves nothing (+CMS ERROR:
+        500 on the E3531, gammu #438), which would leave the text unconfirmed and unsent;
+        asked first, nothing is handed and the text is retried. A modem that answers
+        neither question is let through (the answer to the PDU then decides)."""
+        answered = False
+        for cmd in ("AT+CREG?", "AT+CEREG?"):
+            lines = await self._try(cmd)
+            stat = parse_reg(lines[0]) if lines else None
+            if stat in _REGISTERED:
+                return
+            answered = answered or stat is not None
+        if not answered:
+            return
+        self.info.registered = False
+        # the usual reason: the SIM (pulled, locked). Say so, as a refused send would.
+        try:
+            state = await self._cpin_state()
+        except CommandError as exc:
+            if is_sim_problem(exc.error):
+                self._sim_refused(exc)
+                raise SimUnavailable(exc) from exc
+            state = ""
+        if state in _SIM_GONE_STATES:
+            cause = CommandError("AT+CPIN?", AtError("CME", 10, state))
+            self._sim_refused(cause)
+            raise SimUnavailable(cause)
+        raise ModemError(f"{self.port}: not registered on the network (AT+CREG?/"
+                         "AT+CEREG?): nothing handed to the modem, retry later")
+
+    async def _after_ctrl_z(self, exc: ModemError) -> int | None:
+        """A part's PDU and Ctrl-Z went and ``exc`` ended AT+CMGS. Returns the TP-MR of a
+        late "+CMGS: <mr>" that arrived while getting back in step (the part went, and is
+        recorded with it); None: the part may have gone, record it unconfirmed. Raises
+        (``exc`` itself, or SimUnavailable) only where errors.SUBMIT_CMS documents that
+        nothing went (issue 12)."""
+        outcome = after_submit(exc.error) if isinstance(exc, CommandError) else UNCONFIRMED
+        if isinstance(exc, CommandError) and outcome != UNCONFIRMED:
+            log.warning("modem %s: %s after the Ctrl-Z: nothing went (%s)", self.port,
+                        _code(exc.error), outcome)
+            exc.transient = outcome == RETRY
+            if outcome == RETRY and is_sim_problem(exc.error):
+                self._sim_refused(exc)
+                raise SimUnavailable(exc) from exc
+            raise exc
+        if isinstance(exc, CommandError):
+            log.warning("modem %s: %s after the Ctrl-Z proves nothing: the PDU may have gone, "
+                        "recorded unconfirmed", self.port, _code(exc.error))
+        else:
+            log.warning("modem %s: no answer to a sent PDU (%s): recorded unconfirmed",
+                        self.port, type(exc).__name__)
+        if not isinstance(exc, ModemLost):
+            # a timeout, or an answer that proves nothing: get back in step, and watch for
+            # the real "+CMGS: <mr>" on the way
+            with contextlib.suppress(ModemError):
+                await self._resync()
+        if self._late_mr is not None:
+            log.info("modem %s: the late +CMGS: %d answered the PDU: sent", self.port,
+                     self._late_mr)
+        return self._late_mr
+
     def _sim_refused(self, exc: CommandError) -> None:
-        """A send refused for the SIM: say so in the health snapshot at once (the
+        """A send refused for the SIM (by AT+CMGS, or AT+CPIN? asked because the modem
+        was not registered): say so in the health snapshot at once (the
         supervisor then stops offering this modem) and have the SIM looked at now."""
         reason = exc.error.reason
         problem = (reason if reason.startswith("SIM") else f"SIM: {reason}")
-        problem += f" ({_code(exc.error)} to AT+CMGS)"
+        problem += f" ({_code(exc.error)} to {exc.command.split('=', 1)[0]})"
         if is_sim_absent(exc.error):
             self.sim_absent = True
             self.info.sim = "not inserted"
@@ -627,6 +708,9 @@ class ModemDriver:
         while True:
             try:
                 lines = await self._command("AT+CMGF?", min(self.command_timeout, 2.0))
+                late = parse_cmgs(lines)
+                if late is not None and self._late_mr is None:
+                    self._late_mr = late  # the PDU's own answer, landed on the probe
                 if any(x.startswith("+CMGF:") for x in lines):
                     return
                 log.info("modem %s: a late answer dropped while resynchronising", self.port)
@@ -674,6 +758,7 @@ class ModemDriver:
             pdu_bytes = self.session.submit_pdu(pdu)
         except SessionError as exc:  # out of step with the modem: retry later, never crash
             raise ModemError(f"{command}: {exc}") from exc
+        self._late_mr = None
         self._write(pdu_bytes)
         self._pdu_written = True
         try:
@@ -684,10 +769,10 @@ class ModemDriver:
             raise
         if isinstance(event, CommandFailed):
             raise CommandError(command, event.error)
-        assert isinstance(event, CommandOk)
+        assert isinstance(event, CommandOk)  # the session ends it only with +CMGS: <mr>
         mr = parse_cmgs(event.lines)
-        if mr is None:
-            raise CommandError(command, AtError("ERROR", None, "OK without +CMGS: <mr>"))
+        if mr is None:  # "+CMGS:" with no number: it went, its reference is unreadable
+            raise CommandError(command, AtError("ERROR", None, "+CMGS without a reference"))
         return mr
 
     # ---------------------------------------------------------------- receive

@@ -192,6 +192,150 @@ def is_sim_absent(error: AtError) -> bool:
     return error.code in codes
 
 
+# ---------------------------------------------------------------- after the Ctrl-Z (issue 12)
+# Once a PDU and its Ctrl-Z are written, the network may have the text. An answer can then
+# only PROVE that it did not go; where it does not, a second copy would reach the customer.
+# So: a numeric +CMS ERROR listed here as RETRY (nothing went; this modem may get it through
+# later) or REJECTED (nothing went; this modem cannot send it, the next sender may) lets the
+# text go again. Every other ending - an unlisted code, a bare ERROR, +CME ERROR, COMMAND NOT
+# SUPPORT, a verbose +CMS ERROR text, a stray OK, garbage, no answer, the port gone - is
+# UNCONFIRMED: recorded sent-unconfirmed and never resent. This table is the single source
+# of truth; docs/modem.md shows it (``submit_table_markdown``; a test keeps the two equal).
+
+RETRY, REJECTED, UNCONFIRMED = "retry", "rejected", "unconfirmed"
+
+SUBMIT_SOURCES: dict[str, str] = {
+    "27.005": "3GPP TS 27.005 §3.2.5 (+CMS ERROR values: 0-127 from TS 24.011 E.2, 128-255 "
+              "from TS 23.040 §9.2.3.22, 300-340 ME/TA errors, 500 unknown, 512- "
+              "manufacturer specific) and §3.5.1 (+CMGS ends in +CMS ERROR when sending "
+              "fails in the network or the ME)",
+    "24.011": "3GPP TS 24.011 §8.2.5.4 (an RP-Cause travels only in RP-ERROR, \"the negative "
+              "result of a RP-DATA message transfer attempt\") and Annex E.2 (the meaning of "
+              "each mobile-originating cause)",
+    "23.040": "3GPP TS 23.040 §9.2.3.22 (TP-FCS: why the service centre refused the "
+              "SMS-SUBMIT, returned in the SMS-SUBMIT-REPORT of an RP-ERROR)",
+    "23.540": "3GPP TS 23.540 (MO SMS over the service-based interface): no answer in time "
+              "from the SMS-IWMSC is sent to the phone as RP-ERROR cause 38, a service "
+              "centre in congestion as cause 42; TS 23.040 §11 likewise maps a timer expiry "
+              "or lower-layer failure to cause 38. So 38 may follow a text the centre took",
+    "nokia": "Nokia 6090 AT Command Set, +CMS ERROR kinds for +CMGC (its other command "
+             "that sends to the network): 0-127 \"RP layer cause value from network\", "
+             "128-255 \"TP layer cause value from network\", 304 PDU of invalid format, 330 "
+             "no SMSC address, 331 no network service",
+    "telit": "Telit HE910 family user manual, SMS chapter, responses to +CMGS: 41 \"may "
+             "be that the device is not registered\", 42 \"network congestion: retry "
+             "later\", 331 \"no network service\", 1 unassigned number, 96 mandatory "
+             "information missing",
+    "sim": "3GPP TS 31.102 (EF IMSI is read only after PIN verification) and TS 27.007 "
+           "§8.3: without a present, unlocked SIM the ME has no identity to register with, "
+           "so nothing can be transmitted",
+    "siemens": "Siemens MC55 AT Command Set V01.05 §12.7 (AT+CMGS): a send that timed out "
+               "ends in \"+CMS ERROR: Unknown error\" (500)",
+    "vendor": "manufacturer-specific range (27.005 §3.2.5): meanings differ between vendors "
+              "(Wavecom 512 \"MM establishment failure\"; Multi-Tech/Wavecom 513 \"lower layer "
+              "failure (for SMS)\", i.e. the radio link dropped mid-transfer)",
+}
+
+# code -> (outcome, why, sources)
+SUBMIT_CMS: dict[int, tuple[str, str, str]] = {
+    1: (REJECTED, "the network refused it: number not assigned", "24.011 nokia telit"),
+    8: (REJECTED, "the network refused it: operator barring", "24.011 nokia"),
+    10: (REJECTED, "the network refused it: call barred", "24.011 nokia"),
+    21: (REJECTED, "the network refused it: transfer rejected", "24.011 nokia"),
+    27: (RETRY, "the network could not reach the destination: it did not go", "24.011 nokia"),
+    28: (REJECTED, "the network refused it: unidentified subscriber", "24.011 nokia"),
+    29: (REJECTED, "the network refused it: facility rejected", "24.011 nokia"),
+    30: (REJECTED, "the network refused it: unknown subscriber", "24.011 nokia"),
+    38: (UNCONFIRMED, "also what a timeout towards the service centre is reported as",
+         "23.540 24.011"),
+    41: (RETRY, "temporary failure: 24.011 E.2 says another attempt may be made at once",
+         "24.011 nokia telit"),
+    42: (RETRY, "congestion: the network could not serve it", "24.011 23.540 telit"),
+    47: (RETRY, "resources unavailable: the network could not serve it", "24.011 nokia"),
+    50: (REJECTED, "the network refused it: SMS not subscribed", "24.011 nokia"),
+    69: (REJECTED, "the network refused it: facility not implemented", "24.011 nokia"),
+    81: (UNCONFIRMED, "the network saw a transfer reference not in use: out of step, a copy "
+         "may have gone", "24.011"),
+    95: (REJECTED, "the network refused the message as invalid", "24.011 nokia"),
+    96: (REJECTED, "the network refused the message: mandatory information invalid",
+         "24.011 nokia telit"),
+    97: (REJECTED, "the network refused the message type", "24.011 nokia"),
+    98: (UNCONFIRMED, "protocol state mismatch: out of step, a copy may have gone", "24.011"),
+    99: (REJECTED, "the network refused an information element", "24.011 nokia"),
+    111: (UNCONFIRMED, "protocol error, unspecified: no proof either way", "24.011"),
+    127: (UNCONFIRMED, "interworking, unspecified: no proof either way", "24.011"),
+    128: (REJECTED, "the service centre refused it (TP-PID)", "23.040 nokia"),
+    129: (REJECTED, "the service centre refused it (TP-PID)", "23.040 nokia"),
+    130: (REJECTED, "the service centre refused it (TP-PID)", "23.040 nokia"),
+    143: (REJECTED, "the service centre refused it (TP-PID)", "23.040 nokia"),
+    144: (REJECTED, "the service centre refused it (TP-DCS)", "23.040 nokia"),
+    145: (REJECTED, "the service centre refused it (TP-DCS)", "23.040 nokia"),
+    159: (REJECTED, "the service centre refused it (TP-DCS)", "23.040 nokia"),
+    160: (REJECTED, "the service centre refused it (command)", "23.040 nokia"),
+    161: (REJECTED, "the service centre refused it (command)", "23.040 nokia"),
+    175: (REJECTED, "the service centre refused it (command)", "23.040 nokia"),
+    176: (REJECTED, "the service centre refused it: TPDU not supported", "23.040 nokia"),
+    192: (RETRY, "the service centre was busy and refused it", "23.040 nokia"),
+    193: (REJECTED, "the service centre refused it: no subscription", "23.040 nokia"),
+    194: (RETRY, "the service centre failed and refused it", "23.040 nokia"),
+    195: (REJECTED, "the service centre refused it: invalid destination address",
+          "23.040 nokia"),
+    196: (REJECTED, "the service centre refused it: destination barred", "23.040 nokia"),
+    197: (UNCONFIRMED, "the service centre already holds this message: a copy went",
+          "23.040"),
+    198: (REJECTED, "the service centre refused it: TP-VPF not supported", "23.040 nokia"),
+    199: (REJECTED, "the service centre refused it: TP-VP not supported", "23.040 nokia"),
+    255: (UNCONFIRMED, "unspecified: no proof either way", "23.040"),
+    300: (UNCONFIRMED, "ME failure: no proof either way", "27.005"),
+    301: (UNCONFIRMED, "SMS service of the ME reserved: no proof either way after the PDU",
+          "27.005"),
+    302: (REJECTED, "the ME did not carry the command out: operation not allowed", "27.005"),
+    303: (REJECTED, "the ME did not carry the command out: operation not supported",
+          "27.005"),
+    304: (REJECTED, "the ME refused the PDU before sending it", "27.005 nokia"),
+    305: (REJECTED, "the ME refused the text-mode parameters", "27.005"),
+    310: (RETRY, "no SIM: nothing can be transmitted (the text waits for the SIM)",
+          "27.005 sim"),
+    311: (RETRY, "SIM PIN required: nothing can be transmitted", "27.005 sim"),
+    312: (RETRY, "PH-SIM PIN required: nothing can be transmitted", "27.005 sim"),
+    313: (RETRY, "SIM failure: nothing can be transmitted", "27.005 sim"),
+    314: (UNCONFIRMED, "SIM busy: no proof either way after the PDU", "27.005"),
+    315: (RETRY, "wrong SIM: nothing can be transmitted", "27.005 sim"),
+    316: (RETRY, "SIM PUK required: nothing can be transmitted", "27.005 sim"),
+    330: (REJECTED, "no SMSC address: the ME had nowhere to send it", "27.005 nokia telit"),
+    331: (RETRY, "no network service: nothing could be transmitted", "27.005 nokia telit"),
+    332: (UNCONFIRMED, "network timeout: sent, no acknowledgement came", "27.005"),
+    500: (UNCONFIRMED, "unknown error: also what a timed-out send ends in", "27.005 siemens"),
+    512: (UNCONFIRMED, "manufacturer specific: meanings differ", "vendor"),
+    513: (UNCONFIRMED, "lower layer failure: the link dropped mid-transfer", "vendor"),
+    514: (UNCONFIRMED, "manufacturer specific: network timeout", "vendor"),
+    515: (UNCONFIRMED, "manufacturer specific: meanings differ", "vendor"),
+    517: (UNCONFIRMED, "manufacturer specific: meanings differ", "vendor"),
+}
+
+
+def after_submit(error: AtError) -> str:
+    """What an error answer to a PDU whose Ctrl-Z was written proves: RETRY, REJECTED or
+    UNCONFIRMED. Only a numeric +CMS ERROR listed in ``SUBMIT_CMS`` proves that nothing
+    went; any other answer (and any code not listed) is UNCONFIRMED."""
+    if error.kind == "CMS" and error.code is not None and error.code in SUBMIT_CMS:
+        return SUBMIT_CMS[error.code][0]
+    return UNCONFIRMED
+
+
+def submit_table_markdown() -> str:
+    """The table of docs/modem.md "After the Ctrl-Z", generated from ``SUBMIT_CMS``."""
+    rows = ["| +CMS ERROR | after the Ctrl-Z | why | sources |", "|---|---|---|---|"]
+    for code, (outcome, why, sources) in sorted(SUBMIT_CMS.items()):
+        rows.append(f"| {code} | {outcome} | {why} | {', '.join(sources.split())} |")
+    rows.append("| any other code, ERROR, +CME ERROR, COMMAND NOT SUPPORT, verbose text, "
+                "stray OK, garbage, no answer, port lost | unconfirmed | no proof that "
+                "nothing went | 27.005 |")
+    rows += ["", "Sources:", ""]
+    rows += [f"- **{key}**: {text}" for key, text in SUBMIT_SOURCES.items()]
+    return "\n".join(rows) + "\n"
+
+
 class ModemError(TextbackError):
     """Anything the modem stack raises. ``transient``: trying again later can help."""
 

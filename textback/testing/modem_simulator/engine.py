@@ -60,6 +60,9 @@ class ModemEngine:
         # answers to the next accepted PDUs held back this many real seconds (None: never
         # written) - a modem that hangs after the Ctrl-Z; consumed one per accepted PDU
         self.submit_stalls: list[float | None] = []
+        # bytes written between the Ctrl-Z of the next accepted PDUs and their answer (a
+        # stray "OK", line garbage, a bare "ERROR"): consumed one per accepted PDU
+        self.submit_noise: list[bytes] = []
         self.auto_reports = auto_reports
         self.report_status = 0
         self.state = EngineState(pin_entered=pin is None)
@@ -446,6 +449,9 @@ class ModemEngine:
             return
         mr = self._next_mr()
         self.accepted.append(AcceptedPdu(pdu, expected or 0, decoded, mr, time.monotonic()))
+        if self.submit_noise:
+            # line noise after the Ctrl-Z, before the answer: the answer itself is unchanged
+            self._out.append((0.0, self.submit_noise.pop(0)))
         if self.submit_stalls:
             # the network took it, the answer comes late or never (a hang after Ctrl-Z)
             stall = self.submit_stalls.pop(0)

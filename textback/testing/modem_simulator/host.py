@@ -18,6 +18,16 @@ from pathlib import Path
 from textback.testing.modem_simulator.engine import AcceptedPdu, ModemEngine
 from textback.testing.modem_simulator.profiles import PROFILES, Profile
 
+# Noise seen between a Ctrl-Z and the real "+CMGS: <mr>" (issue 12). Framed as the modem
+# frames every result code in the captures (transcripts.jsonl: "\r\n<code>\r\n", V.250
+# verbose mode); the garbage is what a bad cable or a baud-rate glitch gives: undecodable
+# bytes, a control sequence, and a printable fragment that is no result code at all.
+NOISE: dict[str, bytes] = {
+    "stray-ok": b"\r\nOK\r\n",
+    "garbage-then-ok": b"\r\n\xff\xfe\x1b[0m\r\n~#K+C\r\nOK\r\n",
+    "bare-error": b"\r\nERROR\r\n",
+}
+
 
 class ModemSimulator:
     """A modem on a pty. ``time_scale`` multiplies every profile delay (0 = instant)."""
@@ -215,6 +225,14 @@ class ModemSimulator:
         OK comes ``seconds`` (real time) late, or never (None). Later commands are answered
         as usual: the modem hung on that answer only."""
         self.engine.submit_stalls.extend([seconds] * count)
+
+    def noise_after_pdu(self, noise: bytes, *, count: int = 1) -> None:
+        """The next ``count`` accepted PDUs get ``noise`` on the line between their Ctrl-Z
+        and their answer: a stray result code (``NOISE["stray-ok"]``), line garbage then
+        OK, a bare ERROR, or any bytes. The network still takes the PDU and the real
+        ``+CMGS: <mr>`` / OK follows as usual (combine with ``stall_after_pdu`` to have it
+        come late or never)."""
+        self.engine.submit_noise.extend([noise] * count)
 
     def hang(self, seconds: float | None = None) -> None:
         """Stop answering (input swallowed, nothing written) for ``seconds`` or until unhang."""
