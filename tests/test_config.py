@@ -364,3 +364,72 @@ def test_always_open_with_day_keys_is_refused_naming_them(tmp_path: Path) -> Non
     key, line, message = found[0]
     assert key == "did[2].hours.always_open", key  # the second [[did]], counted from 1
     assert "remove sat" in message and line is not None
+
+
+# --- issue 16 item 1: one secrets model (root:<service group> 0640, or service user 0600)
+
+@pytest.fixture
+def service(monkeypatch: pytest.MonkeyPatch) -> object:
+    """A service user 'svc' whose own group is gid 4242 (the unit's textback:textback)."""
+    from textback import secret_files
+
+    ident = secret_files.ServiceIdentity("svc", 4343, "svcgrp", 4242)
+    monkeypatch.setattr(secret_files, "service_identity", lambda: ident)
+    return ident
+
+
+def test_secret_file_0640_in_the_service_group_is_accepted(tmp_path: Path, service: object) -> None:
+    path = write(tmp_path, GOOD)
+    secret = tmp_path / "ami.secret"
+    os.chown(secret, 0, 4242)
+    secret.chmod(0o640)  # what docs/deploy.md sets up: root:textback 0640
+    assert load_config(path).pbx.secret == Secret("s3cret")
+
+
+def test_inline_secret_config_0640_in_the_service_group_is_accepted(
+        tmp_path: Path, service: object) -> None:
+    text = GOOD.replace('secret_file = "ami.secret"', 'secret = "s3cret"')
+    path = write(tmp_path, text)
+    os.chown(path, 0, 4242)
+    path.chmod(0o640)
+    assert load_config(path).pbx.secret == Secret("s3cret")
+
+
+@pytest.mark.parametrize(("uid", "gid", "mode", "says"), [
+    (0, 0, 0o640, "can be read or changed by group or others"),      # root's group, not svc's
+    (0, 4242, 0o660, "can be read or changed by group or others"),   # group may write it
+    (0, 4242, 0o644, "can be read or changed by group or others"),   # others may read it
+    (0, 0, 0o600, "cannot be read by the service user svc (group svcgrp)"),  # svc locked out
+])
+def test_secret_file_refusal_names_user_group_and_exact_fix(
+        tmp_path: Path, service: object, uid: int, gid: int, mode: int, says: str) -> None:
+    path = write(tmp_path, GOOD)
+    secret = tmp_path / "ami.secret"
+    os.chown(secret, uid, gid)
+    secret.chmod(mode)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    (issue,) = err.value.issues
+    assert issue.key == "pbx.secret_file" and says in issue.message
+    assert f"chown root:svcgrp {secret} && chmod 0640 {secret}" in issue.message
+    assert f"chown svc {secret} && chmod 600 {secret}" in issue.message
+
+
+def test_secret_file_owned_by_the_service_user_0600_is_accepted(
+        tmp_path: Path, service: object) -> None:
+    path = write(tmp_path, GOOD)
+    os.chown(tmp_path / "ami.secret", 4343, 4343)
+    assert load_config(path).pbx.secret == Secret("s3cret")
+
+
+def test_deploy_guide_unit_and_code_agree_on_the_secret_model() -> None:
+    """The deploy guide's steps (chown root:textback, chmod 0640) are what the code accepts
+    (tested above with a stand-in service user) and what the unit's comment says."""
+    repo = Path(__file__).resolve().parents[1]
+    deploy = (repo / "docs" / "deploy.md").read_text()
+    unit = (repo / "systemd" / "textback.service").read_text()
+    assert "sudo chown root:textback /etc/textback/pbx.secret" in deploy
+    assert "sudo chmod 0640 /etc/textback/pbx.secret" in deploy
+    assert "root:textback mode 0640, or textback:textback 0600" in unit
+    from textback.secret_files import SERVICE_USER
+    assert f"User={SERVICE_USER}" in unit and f"Group={SERVICE_USER}" in unit

@@ -3,8 +3,9 @@
 Validation follows Home Assistant's rule that a config error must say where to look: every
 problem names the dotted key and its line, unknown keys get the nearest valid name, and all
 problems are reported at once (``ConfigError.issues``). A file that holds a secret (the PBX
-secret, a SIM PIN) and can be read by group or others is refused with the chmod that fixes
-it, as is any ``secret_file`` / ``pin_file``. Secrets are wrapped in :class:`Secret`, whose
+secret, a SIM PIN, any ``secret_file`` / ``pin_file``) must be private to the service user
+(root:<its group> 0640, or its own 0600: textback.secret_files); otherwise it is refused
+naming the user and group and the chown/chmod that fixes it. Secrets are wrapped in :class:`Secret`, whose
 repr never shows the value, so logging a config object cannot leak one.
 """
 
@@ -27,6 +28,7 @@ from textback.ami_listener.stream import (
     DEFAULT_TRUNK_CONTEXTS,
     TrackerConfig,
 )
+from textback import secret_files
 from textback.config_schema import Checker, ConfigIssue, Field, LineIndex, Table, dotted
 from textback.followup_rules import (
     DEFAULT_FOLLOW_UPS,
@@ -524,22 +526,24 @@ SCHEMA = Table({
 # --------------------------------------------------------------------------- loading
 
 
-def _loose(mode: int) -> bool:
-    return bool(mode & (stat.S_IRWXG | stat.S_IRWXO))
-
-
 def _read_secret_file(path_text: str, base: Path, key: tuple[str | int, ...],
                       checker: Checker) -> tuple[Path | None, Secret | None]:
+    """The secret in ``path_text``; refused unless private to the service user (see
+    textback.secret_files for the model: root:<service group> 0640, or the user's 0600)."""
     path = Path(path_text)
     if not path.is_absolute():
         path = base / path
+    ident = secret_files.service_identity()
     try:
-        st = path.stat()
-        if _loose(st.st_mode):
-            checker.error(key, f"{path} can be read by group or others "
-                          f"(mode {stat.S_IMODE(st.st_mode):o}); fix: chmod 600 {path}")
+        problem = secret_files.access_problem(path, path.stat(), ident)
+        if problem:
+            checker.error(key, problem)
             return path, None
         value = path.read_text(encoding="utf-8").strip()
+    except PermissionError as exc:
+        checker.error(key, f"cannot read {path}: {exc.strerror}; "
+                      f"{secret_files.unreadable_hint(path, ident)}")
+        return path, None
     except OSError as exc:
         checker.error(key, f"cannot read {path}: {exc.strerror}")
         return path, None
@@ -607,11 +611,13 @@ def default_policy() -> PolicyConfig:
 
 
 def parse_config(source: str, path: Path, *, check_permissions: bool = True,
-                 file_mode: int | None = None) -> Config:
+                 file_mode: int | None = None,
+                 file_stat: os.stat_result | None = None) -> Config:
     """Validate TOML ``source`` (read from ``path``) and build the typed config.
 
-    Raises ConfigError with every issue. ``file_mode`` is the config file's mode, for the
-    secret-permission check (looked up from ``path`` when None).
+    Raises ConfigError with every issue. ``file_stat`` (or just ``file_mode``, then owned by
+    the current user) is the config file's, for the secret-permission check (looked up from
+    ``path`` when None).
     """
     try:
         data = tomllib.loads(source)
@@ -727,19 +733,20 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     if "did" in data and not v["did"]:
         checker.error(("did",), "at least one [[did]] is required")
 
-    # A file holding secrets must be private.
+    # A file holding secrets must be private (the same model as a secret_file).
     if check_permissions and inline_secrets:
-        mode = file_mode
-        if mode is None:
+        st = file_stat
+        if st is None and file_mode is not None:
+            st = os.stat_result((file_mode, 0, 0, 0, os.geteuid(), os.getegid(), 0, 0, 0, 0))
+        if st is None:
             try:
-                mode = path.stat().st_mode
+                st = path.stat()
             except OSError:
-                mode = None
-        if mode is not None and _loose(mode):
+                st = None
+        problem = secret_files.access_problem(path, st, secret_files.service_identity())
+        if problem:
             names = ", ".join(dotted(k) for k in inline_secrets)
-            checker.error(inline_secrets[0],
-                          f"this file holds a secret ({names}) and can be read by group or "
-                          f"others (mode {stat.S_IMODE(mode):o}); fix: chmod 600 {path} "
+            checker.error(inline_secrets[0], f"this file holds a secret ({names}): {problem} "
                           "(or move the secret to a secret_file / pin_file)")
 
     store_path = Path(v["store"]["path"])
@@ -774,10 +781,14 @@ def load_config(path: Path | str | None = None,
     chosen = Path(path) if path is not None else Path(env.get("TEXTBACK_CONFIG", DEFAULT_PATH))
     try:
         raw = chosen.read_bytes()
-        mode = chosen.stat().st_mode
+        st = chosen.stat()
     except FileNotFoundError:
         raise ConfigError(chosen, [ConfigIssue("", None, "no such file; write one (see "
                                                "docs/config.md) or pass --config PATH")]) from None
+    except PermissionError as exc:
+        hint = secret_files.unreadable_hint(chosen, secret_files.service_identity())
+        raise ConfigError(chosen, [ConfigIssue("", None, f"cannot read: {exc.strerror}; "
+                                               f"{hint}")]) from None
     except OSError as exc:
         raise ConfigError(chosen, [ConfigIssue("", None, f"cannot read: {exc.strerror}")]) \
             from None
@@ -786,4 +797,4 @@ def load_config(path: Path | str | None = None,
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError(chosen, [ConfigIssue("", line, "not UTF-8 text")]) from None
-    return parse_config(source, chosen, file_mode=mode)
+    return parse_config(source, chosen, file_stat=st)
