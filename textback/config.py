@@ -5,15 +5,14 @@ problem names the dotted key and its line, unknown keys get the nearest valid na
 problems are reported at once (``ConfigError.issues``). A file that holds a secret (the PBX
 secret, a SIM PIN, any ``secret_file`` / ``pin_file``) must be private to the service user
 (root:<its group> 0640, or its own 0600: textback.secret_files); otherwise it is refused
-naming the user and group and the chown/chmod that fixes it. Secrets are wrapped in :class:`Secret`, whose
-repr never shows the value, so logging a config object cannot leak one.
+naming the user and group and the chown/chmod that fixes it. Secrets are wrapped in
+:class:`Secret`, whose repr never shows the value, so logging a config object cannot leak one.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,13 +21,13 @@ from typing import Any
 
 import phonenumbers
 
+from textback import secret_files
 from textback.ami_listener.stream import (
     DEFAULT_EXTERNAL_CONTEXTS,
     DEFAULT_EXTERNAL_PROFILES,
     DEFAULT_TRUNK_CONTEXTS,
     TrackerConfig,
 )
-from textback import secret_files
 from textback.config_schema import Checker, ConfigIssue, Field, LineIndex, Table, dotted
 from textback.followup_rules import (
     DEFAULT_FOLLOW_UPS,
