@@ -50,7 +50,8 @@ def _finish(r, fault: str, recovery: float | None, **extra: object) -> None:  # 
 
 
 async def _ready(r, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    ok = await until(lambda: logged(r.logs, "modem a: ready"), timeout)
+    ok = await until(lambda: logged(r.logs, "event=modem_state", "modem=a", "state=ready"),
+                     timeout)
     assert ok is not None, "".join(r.logs[-20:])
 
 
@@ -82,7 +83,8 @@ async def test_unplug_and_replug_under_a_new_pty_texts_every_call_once(
         old_pty = r.sim.slave_path
         r.sim.disappear()
         t_gone = time.monotonic()
-        assert await until(lambda: logged(r.logs, "modem a: lost"), 10) is not None
+        assert await until(lambda: logged(r.logs, "event=modem_state", "modem=a",
+                                          "state=lost"), 10) is not None
         detected = time.monotonic() - t_gone
         await _all_queued(r)
         await asyncio.sleep(max(0.0, away_s - (time.monotonic() - t_gone)))

@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from textback import logfmt
 from textback.ami_listener.esl_parser import CT_API, CT_AUTH, CT_REPLY, EslEvent, EslParser, Frame
 from textback.ami_listener.freeswitch import FreeswitchStream
 from textback.ami_listener.stream import TrackerConfig
@@ -118,8 +119,9 @@ class EslClient:
             except (TimeoutError, OSError, EslError, asyncio.IncompleteReadError) as exc:
                 if self._stopping:
                     break
-                log.warning("FreeSWITCH event socket %s: %s; reconnecting in %.1f s",
-                            self.where, _one_line(str(exc)) or type(exc).__name__, delay)
+                logfmt.log(log, logging.WARNING, "esl_link_down", where=self.where,
+                           error=_one_line(str(exc)) or type(exc).__name__,
+                           retry_s=round(delay, 1))
                 await asyncio.sleep(delay)
                 delay = min(self.backoff_max, delay * 2)
 
@@ -250,7 +252,8 @@ class EslClient:
             chans = _rows(await self.api("show channels as json"))
             calls = _rows(await self.api("show calls as json"))
         except EslError as exc:
-            log.warning("FreeSWITCH %s: resync failed: %s", self.where, _one_line(str(exc)))
+            logfmt.log(log, logging.WARNING, "esl_resync_failed", where=self.where,
+                       error=_one_line(str(exc)))
             return
         now = asyncio.get_running_loop().time()
         self._emit(self.stream.tracker.resync(chans, calls, now, known_before=known))
@@ -279,9 +282,10 @@ class EslClient:
                     fut.set_result(frame)
                     break
         elif ctype == "text/disconnect-notice":
-            log.info("FreeSWITCH %s: disconnect notice", self.where)
+            logfmt.log(log, logging.INFO, "esl_disconnect_notice", where=self.where)
         elif ctype == "text/rude-rejection":
-            log.error("FreeSWITCH %s rejected us (ACL): %s", self.where, _one_line(frame.text))
+            logfmt.log(log, logging.ERROR, "esl_rejected", where=self.where, why="ACL",
+                       text=_one_line(frame.text))
 
     def _event(self, event: EslEvent) -> None:
         if event.name == "BACKGROUND_JOB":

@@ -1,7 +1,9 @@
 """``textback run [--config PATH]``: the daemon (systemd runs this; see systemd/).
 
 A missing or broken config is one clear error and exit status 2, with nothing started.
-Logs go to stderr as key=value lines, which journald stores with the unit's name.
+Logs go to stderr as key=value lines (event= first), which journald stores with the unit's
+name; under systemd each line starts with its syslog priority (<4> warning ...), so
+journalctl -p warning works. Every event: docs/logging.md.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from textback import logfmt
 from textback.modem.at_session import (
     AtSession,
     CommandFailed,
@@ -243,7 +244,8 @@ class ModemDriver:
                 for event in self.session.events():
                     self._dispatch(event)
         except (OSError, Exception) as exc:  # pyserial raises SerialException on unplug
-            log.warning("modem %s read failed: %s", self.port, type(exc).__name__)
+            logfmt.log(log, logging.WARNING, "modem_read_failed", port=self.port,
+                       error=type(exc).__name__)
         finally:
             self.lost.set()
             self._fail_waiter(ModemLost(f"{self.port}: the port went away"))
@@ -259,7 +261,7 @@ class ModemDriver:
         elif isinstance(event, Unsolicited):
             self._on_urc(event)
         elif isinstance(event, Garbled):
-            log.debug("modem %s: %d garbled bytes dropped", self.port, len(event.data))
+            logfmt.log(log, logging.DEBUG, "modem_garbled", port=self.port, dropped=len(event.data))
 
     def _write(self, data: bytes) -> None:
         if self._writer is None or self.lost.is_set():
@@ -466,13 +468,13 @@ class ModemDriver:
         if state and self.sim_absent:
             self.sim_absent = False
             self.sim_returned = True
-            log.info("modem %s: a SIM answers again (%s)", self.port, state)
+            logfmt.log(log, logging.INFO, "modem_sim_back", port=self.port, sim=state)
         elif state == "READY" and not self.setup_done:
             # set-up stopped at the SIM (not ready yet, busy, no answer): it is ready now.
             # Only READY: a SIM still asking for its PIN is not retried here, or a wrong
             # configured PIN would be tried every health check until the SIM locks (PUK).
             self.sim_returned = True
-            log.info("modem %s: the SIM is ready now: initialising again", self.port)
+            logfmt.log(log, logging.INFO, "modem_sim_ready_reinit", port=self.port)
         return True
 
     def _sim_gone(self, info: ModemInfo, problem: str) -> None:
@@ -559,8 +561,8 @@ class ModemDriver:
                     # the Ctrl-Z went: the network may have this part. Never resend it.
                     sent.append(PartResult(None, p.part, p.parts, number, p.tpdu_length,
                                            time.time()))
-                    log.warning("modem %s: no answer to a sent PDU (%s): recorded "
-                                "unconfirmed", self.port, type(exc).__name__)
+                    logfmt.log(log, logging.WARNING, "modem_send_unconfirmed", port=self.port,
+                               error=type(exc).__name__)
                     if isinstance(exc, CommandTimeout):
                         with contextlib.suppress(ModemError):
                             await self._resync()
@@ -605,7 +607,7 @@ class ModemDriver:
                 lines = await self._command("AT+CMGF?", min(self.command_timeout, 2.0))
                 if any(x.startswith("+CMGF:") for x in lines):
                     return
-                log.info("modem %s: a late answer dropped while resynchronising", self.port)
+                logfmt.log(log, logging.INFO, "modem_late_answer_dropped", port=self.port)
             except CommandTimeout:
                 if time.monotonic() >= deadline:
                     raise
@@ -681,10 +683,10 @@ class ModemDriver:
         elif name in ("+CPIN", "+QSIMSTAT", "^SIMST"):
             # SIM pulled or pushed back (SIM800 manual V1.09: +CPIN: NOT READY / NOT
             # INSERTED / READY / SIM PIN): look at it now, not at the next health check
-            log.info("modem %s: SIM state changed (%s)", self.port, urc.line[:40])
+            logfmt.log(log, logging.INFO, "modem_sim_changed", port=self.port, urc=urc.line[:40])
             self.attention.set()
         elif name:
-            log.debug("modem %s: URC %s", self.port, name)
+            logfmt.log(log, logging.DEBUG, "modem_urc", port=self.port, urc=name)
 
     async def _work_loop(self) -> None:
         """Reads, hand-overs and deletes happen here, one at a time, never in the reader."""
@@ -712,7 +714,7 @@ class ModemDriver:
             except ModemLost:
                 return
             except ModemError as exc:
-                log.warning("modem %s: %s", self.port, exc)
+                logfmt.log(log, logging.WARNING, "modem_error", port=self.port, error=exc)
             for msg in self.reassembler.expire(time.monotonic()):
                 await self._deliver(msg)
 
@@ -743,7 +745,8 @@ class ModemDriver:
         try:
             decoded = decode_pdu(pdu)
         except PduError as exc:
-            log.warning("modem %s: undecodable PDU kept on the modem: %s", self.port, exc)
+            logfmt.log(log, logging.WARNING, "modem_pdu_undecodable", port=self.port, error=exc,
+                       kept="on the modem")
             return
         await self._handle_decoded(decoded, location)
 
@@ -770,8 +773,8 @@ class ModemDriver:
             try:
                 await handler(msg)
             except Exception as exc:
-                log.error("modem %s: message handler failed, kept on the SIM: %s",
-                          self.port, type(exc).__name__)
+                logfmt.log(log, logging.ERROR, "modem_handler_failed", port=self.port,
+                           error=type(exc).__name__, kept="on the SIM")
                 return
         await self._delete(list(msg.locations))
 
@@ -798,4 +801,5 @@ class ModemDriver:
             try:
                 await handler(report)
             except Exception as exc:
-                log.error("modem %s: report handler failed: %s", self.port, type(exc).__name__)
+                logfmt.log(log, logging.ERROR, "modem_report_handler_failed", port=self.port,
+                           error=type(exc).__name__)
