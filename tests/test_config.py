@@ -433,3 +433,15 @@ def test_deploy_guide_unit_and_code_agree_on_the_secret_model() -> None:
     assert "root:textback mode 0640, or textback:textback 0600" in unit
     from textback.secret_files import SERVICE_USER
     assert f"User={SERVICE_USER}" in unit and f"Group={SERVICE_USER}" in unit
+
+
+def test_pbx_type_freepbx_is_an_alias_of_asterisk(tmp_path: Path) -> None:
+    """FreePBX is Asterisk with a web UI: the AMI listener is the same (issue 16 item 7)."""
+    cfg = load_config(write(tmp_path, GOOD.replace('type = "asterisk"', 'type = "freepbx"')))
+    assert cfg.pbx.type == "asterisk" and cfg.pbx.port == 5038
+
+
+def test_unknown_pbx_type_lists_the_valid_ones(tmp_path: Path) -> None:
+    found = issues(tmp_path, GOOD.replace('type = "asterisk"', 'type = "issabel"'))
+    assert found[0][0] == "pbx.type"
+    assert "asterisk, freeswitch" in found[0][2] and "freepbx" in found[0][2]

@@ -295,6 +295,17 @@ def _one_of(*choices: str) -> Any:
     return check
 
 
+# FreePBX is Asterisk with a web UI: the same AMI, so the same listener (issue 16)
+PBX_ALIASES = {"freepbx": "asterisk"}
+
+
+def _pbx_type(value: Any) -> str | None:
+    if value not in DEFAULT_PORTS and value not in PBX_ALIASES:
+        return (f"{value!r} is not one of: {', '.join(DEFAULT_PORTS)} "
+                "(FreePBX: \"asterisk\" or its alias \"freepbx\")")
+    return None
+
+
 def _non_negative(value: Any) -> str | None:
     return "must be 0 or more" if value < 0 else None
 
@@ -425,7 +436,8 @@ HOURS = Table({
 
 SCHEMA = Table({
     "pbx": Field("table", required=True, table=Table({
-        "type": Field("str", required=True, check=_one_of("asterisk", "freeswitch")),
+        "type": Field("str", required=True, check=_pbx_type,
+                      doc='"asterisk" or "freeswitch"; "freepbx" is an alias of asterisk'),
         "host": Field("str", "127.0.0.1"),
         "port": Field("int", None, check=_port),
         "user": Field("str", "textback"),
@@ -640,7 +652,7 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     elif p["secret"] is None and "pbx" in data:
         checker.error(("pbx",), "missing: secret_file (recommended) or secret is required "
                       "to log in to the PBX")
-    pbx_type = p["type"] or "asterisk"
+    pbx_type = PBX_ALIASES.get(p["type"], p["type"]) or "asterisk"
     pbx = PbxConfig(pbx_type, p["host"], p["port"] or DEFAULT_PORTS[pbx_type], p["user"],
                     secret, secret_file, p["ping_timeout_s"])
 
