@@ -325,7 +325,8 @@ def test_freepbx_ami_user_goes_in_manager_custom_conf() -> None:
     assert len(fpbx.values("secret")) == 1
     text = path.read_text()
     assert "/etc/asterisk/manager_custom.conf" in text and "fwconsole reload" in text
-    assert "[general]" not in text  # FreePBX owns [general]; a second one would fight it
+    # FreePBX owns [general]; a second one would fight it
+    assert [s.name for s in parse_conf(path)] == ["textback"]
 
 
 def test_docs_treat_freepbx_and_plain_asterisk_separately() -> None:
