@@ -64,3 +64,16 @@ def test_errors_exit_2_with_lines(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_missing_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", "--config", str(tmp_path / "none.toml")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_warnings_are_printed_and_strict_makes_them_errors(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """CONFIG has no [hours]: OK with a warning; --strict: exit 2 (issue 16 item 8)."""
+    path = write(tmp_path, CONFIG)
+    assert main(["check-config", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("OK: ") and f"warning: {path}: hours: " in out and "UTC" in out
+    assert main(["check-config", "--strict", "--config", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert not captured.out.startswith("OK")
+    assert f"warning: {path}: hours: " in captured.err and "--strict" in captured.err

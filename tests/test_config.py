@@ -123,7 +123,7 @@ def test_good_config_is_typed(tmp_path: Path) -> None:
      "not a date"),
     ('timezone = "America/New_York"', 'timezone = "EST5"', "hours.timezone", 46,
      "unknown time zone"),
-    ('name = "b"', 'name = "b"\nbaud = 0', "modem[2].baud", 15, "more than 0"),
+    ('name = "b"', 'name = "b"\nbaud = 0', "modem[2].baud", 15, "not a serial rate"),
     ('name = "b"', 'name = "b"\npin = "12"', "modem[2].pin", 15, "4 to 8 digits"),
     ('name = "b"', 'name = "b"\nsend_timeout_s = 2', "modem[2].send_timeout_s", 15,
      "5 to 600 seconds"),
@@ -445,3 +445,51 @@ def test_unknown_pbx_type_lists_the_valid_ones(tmp_path: Path) -> None:
     found = issues(tmp_path, GOOD.replace('type = "asterisk"', 'type = "issabel"'))
     assert found[0][0] == "pbx.type"
     assert "asterisk, freeswitch" in found[0][2] and "freepbx" in found[0][2]
+
+
+# --- issue 16 item 8: config gaps printed OK before: warnings (or errors) naming key and fix
+
+def _warnings(cfg: object) -> dict[str, str]:
+    return {w.key: w.message for w in cfg.warnings}  # type: ignore[attr-defined]
+
+
+def test_no_hours_warns_that_hours_are_utc(tmp_path: Path) -> None:
+    text = GOOD.replace('[hours]\ntimezone = "America/New_York"\n', "")
+    text = text.replace("test_number_prefixes", "# test_number_prefixes")
+    warned = _warnings(load_config(write(tmp_path, text)))
+    assert list(warned) == ["hours"]
+    assert "UTC" in warned["hours"] and 'timezone = "America/New_York"' in warned["hours"]
+    assert "did[1]" in warned["hours"]  # the DID that falls back to it (did[2] has its own)
+
+
+def test_fixed_offset_timezone_warns_with_the_iana_name(tmp_path: Path) -> None:
+    text = GOOD.replace('timezone = "America/New_York"', 'timezone = "EST"')
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.hours.timezone == "EST"  # still usable, but:
+    msg = _warnings(cfg)["hours.timezone"]
+    assert "no daylight saving" in msg and '"America/New_York"' in msg
+
+
+@pytest.mark.parametrize("zone", ["Etc/GMT+5", "MST", "CST6CDT"])
+def test_legacy_zone_names_warn(tmp_path: Path, zone: str) -> None:
+    text = GOOD.replace('timezone = "America/New_York"', f'timezone = "{zone}"')
+    assert "hours.timezone" in _warnings(load_config(write(tmp_path, text)))
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "America/Phoenix", "UTC", "Asia/Tokyo"])
+def test_real_zones_do_not_warn(tmp_path: Path, zone: str) -> None:
+    text = GOOD.replace('timezone = "America/New_York"', f'timezone = "{zone}"')
+    assert "hours.timezone" not in _warnings(load_config(write(tmp_path, text)))
+
+
+def test_odd_baud_is_an_error_listing_valid_rates(tmp_path: Path) -> None:
+    text = GOOD.replace('name = "b"', 'name = "b"\nbaud = 115201')
+    found = issues(tmp_path, text)
+    assert found[0][:2] == ("modem[2].baud", 15)
+    assert "115201" in found[0][2] and "9600" in found[0][2] and "115200" in found[0][2]
+
+
+def test_lab_only_setting_warns(tmp_path: Path) -> None:
+    warned = _warnings(load_config(write(tmp_path, GOOD)))
+    assert "lab" in warned["policy.test_number_prefixes"]
+    assert "+1555" in warned["policy.test_number_prefixes"]

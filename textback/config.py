@@ -11,6 +11,7 @@ naming the user and group and the chown/chmod that fixes it. Secrets are wrapped
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tomllib
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 
@@ -272,6 +274,8 @@ class Config:
     store: StoreConfig
     agi: AgiConfig = AgiConfig()
     email: EmailConfig = EmailConfig()
+    # usable, but probably not meant (check-config prints them; --strict refuses them)
+    warnings: tuple[ConfigIssue, ...] = ()
 
     def did(self, number: str | None) -> DidConfig | None:
         """The DID's settings, by its E.164 number (national forms are normalised)."""
@@ -303,6 +307,17 @@ def _pbx_type(value: Any) -> str | None:
     if value not in DEFAULT_PORTS and value not in PBX_ALIASES:
         return (f"{value!r} is not one of: {', '.join(DEFAULT_PORTS)} "
                 "(FreePBX: \"asterisk\" or its alias \"freepbx\")")
+    return None
+
+
+# the rates a serial port / modem UART actually runs at (termios Bxxx); anything else is a typo
+BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+
+
+def _baud(value: Any) -> str | None:
+    if value not in BAUD_RATES:
+        return (f"{value} is not a serial rate; use one of "
+                f"{', '.join(map(str, BAUD_RATES))} (most modems: 115200)")
     return None
 
 
@@ -456,7 +471,7 @@ SCHEMA = Table({
     "modem": Field("table_list", table=Table({
         "name": Field("str", required=True, check=_name),
         "port": Field("str", required=True),
-        "baud": Field("int", 115200, check=_positive),
+        "baud": Field("int", 115200, check=_baud),
         "pin": Field("str", None, check=_pin),
         "pin_file": Field("str", None),
         "smsc": Field("str", None, check=_e164),
@@ -562,6 +577,36 @@ def _read_secret_file(path_text: str, base: Path, key: tuple[str | int, ...],
         checker.error(key, f"{path} is empty")
         return path, None
     return path, Secret(value)
+
+
+# legacy and abbreviated zone names, and the place an admin most likely means
+_ZONE_PLACES = {
+    "EST": "America/New_York", "EST5EDT": "America/New_York", "CST6CDT": "America/Chicago",
+    "MST": "America/Denver (or America/Phoenix, which keeps MST all year)",
+    "MST7MDT": "America/Denver", "PST8PDT": "America/Los_Angeles", "HST": "Pacific/Honolulu",
+    "GMT": "Europe/London", "WET": "Europe/Lisbon", "CET": "Europe/Paris",
+    "MET": "Europe/Paris", "EET": "Europe/Athens",
+}
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "UCT", "Etc/UCT", "Zulu", "Etc/Zulu", "Universal",
+                        "Etc/Universal"})
+
+
+def zone_warning(name: str) -> str | None:
+    """Why ``name`` (a zone the machine knows) is probably not what the admin meant: an
+    abbreviation or fixed offset ("EST", "Etc/GMT+5") has no daylight-saving rules of a
+    place, so opening hours drift by an hour for half the year. None for a place name and
+    for an explicit UTC."""
+    if name in _UTC_NAMES or ("/" in name and not name.startswith("Etc/")):
+        return None
+    place = _ZONE_PLACES.get(name, 'the business\'s city, e.g. "America/New_York"')
+    if not place.startswith("the"):
+        place = f'"{place.split(" ")[0]}"' + place[len(place.split(" ")[0]):]
+    zone = ZoneInfo(name)
+    offsets = {zone.utcoffset(dt.datetime(2026, month, 1)) for month in (1, 7)}
+    what = ("a fixed offset with no daylight saving time" if len(offsets) == 1
+            else "a legacy zone name, not a place")
+    return (f"{name!r} is {what}: opening hours follow the clock of a place; "
+            f"use the IANA name of the business's location: {place}")
 
 
 ALWAYS = "00:00-24:00"
@@ -764,6 +809,8 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     if not store_path.is_absolute():
         store_path = base / store_path
 
+    _warn_gaps(data, v, checker)
+
     if checker.issues:
         checker.issues.sort(key=lambda i: (i.line or 0, i.key))
         raise ConfigError(path, checker.issues)
@@ -771,8 +818,45 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     agi = AgiConfig(a["enabled"], a["host"], a["port"], tuple(a["paths"]))
     e = v["email"]
     email = EmailConfig(e["host"], e["port"], e["from"], e["timeout_s"])
+    checker.warnings.sort(key=lambda i: (i.line or 0, i.key))
     return Config(path, pbx, trunks, tuple(modems), sip, policy, tuple(dids), hours,
-                  StoreConfig(store_path), agi, email)
+                  StoreConfig(store_path), agi, email, warnings=tuple(checker.warnings))
+
+
+def _warn_gaps(data: Mapping[str, Any], v: Mapping[str, Any], checker: Checker) -> None:
+    """Settings that are valid but that an admin most likely did not mean (issue 16)."""
+    raw_dids = [d for d in data.get("did", []) if isinstance(d, dict)]
+    top = data.get("hours")
+    if not isinstance(top, dict) or "timezone" not in top:
+        falling_back = [f"did[{i + 1}]" for i, d in enumerate(raw_dids) if "hours" not in d]
+        if falling_back:
+            where: tuple[str | int, ...] = (
+                ("hours",) if not isinstance(top, dict) else ("hours", "timezone"))
+            what = "no [hours]" if not isinstance(top, dict) else "[hours] has no timezone"
+            checker.warn(where, f"{what}: {', '.join(falling_back)} use Mon-Fri "
+                         "09:00-17:00 in UTC, which is probably not the business's clock; "
+                         "fix: add [hours] with timezone = \"America/New_York\" (your "
+                         "IANA zone) and the opening hours")
+    for i, d in enumerate(raw_dids):
+        own = d.get("hours")
+        if isinstance(own, dict) and "timezone" not in own:
+            checker.warn(("did", i, "hours", "timezone"), "not set: this DID's hours are in "
+                         "UTC; fix: timezone = \"America/New_York\" (your IANA zone)")
+    tables: list[tuple[tuple[str | int, ...], Any]] = [(("hours",), top)] + [
+        (("did", i, "hours"), d.get("hours")) for i, d in enumerate(raw_dids)]
+    for where, table in tables:
+        if not isinstance(table, dict) or not isinstance(table.get("timezone"), str):
+            continue
+        if check_timezone(table["timezone"]) is None:
+            problem = zone_warning(table["timezone"])
+            if problem:
+                checker.warn((*where, "timezone"), problem)
+    prefixes = v["policy"]["test_number_prefixes"]
+    if prefixes:
+        checker.warn(("policy", "test_number_prefixes"),
+                     f"lab-only setting: numbers starting with {', '.join(prefixes)} skip "
+                     "the number-plan checks (premium-rate, invalid, fixed-line) and get "
+                     "texted; fix: remove test_number_prefixes on a production PBX")
 
 
 def _or_default(parse: Any, value: Any, default: Any) -> Any:

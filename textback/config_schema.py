@@ -211,9 +211,15 @@ class Checker:
 
     lines: LineIndex
     issues: list[ConfigIssue] = field(default_factory=list)
+    # usable but probably not what the admin meant; check-config prints them, --strict
+    # refuses them (any check may add one: this list is the one place they meet)
+    warnings: list[ConfigIssue] = field(default_factory=list)
 
     def error(self, path: Path_, message: str) -> None:
         self.issues.append(ConfigIssue(dotted(path), self.lines.line(path), message))
+
+    def warn(self, path: Path_, message: str) -> None:
+        self.warnings.append(ConfigIssue(dotted(path), self.lines.line(path), message))
 
     def check_table(self, data: Mapping[str, Any], table: Table, path: Path_) -> dict[str, Any]:
         """Validated values of ``data`` with defaults filled in (bad values become defaults)."""

@@ -3,13 +3,16 @@
 Prints every error with its file line (exit 2), or OK followed by every DID's templates
 rendered with sample data, each with its encoding and part count. A character that forces
 UCS-2 (an emoji, a curly quote) is named, because it cuts a part from 160 to 70 characters
-and can double what each text costs. Exit 0 when the config is valid (cost notes are
-warnings, not errors).
+and can double what each text costs. Settings that are valid but probably not meant (no
+[hours], so UTC; a zone like "EST" with no daylight saving; lab-only test_number_prefixes)
+are printed as warnings. Exit 0 when the config is valid; with --strict, warnings are
+refused too (exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,9 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--config", type=Path, metavar="PATH",
                    help=f"config file (default $TEXTBACK_CONFIG or {DEFAULT_PATH})")
+    p.add_argument("--strict", action="store_true",
+                   help="treat warnings (settings that are valid but probably not meant, "
+                        "e.g. no [hours]) as errors: exit 2")
     p.set_defaults(func=run)
 
 
@@ -88,9 +94,19 @@ def report(config: Config) -> list[str]:
     return out
 
 
+def warning_lines(config: Config) -> list[str]:
+    """One ``warning: FILE:LINE: key: message`` line per warning of the loaded config."""
+    return [f"warning: {w.format(str(config.source))}" for w in config.warnings]
+
+
 def run(args: argparse.Namespace) -> int:
     config = config_or_none(args.config)
     if config is None:
         return 2
-    print("\n".join(report(config)))
+    if args.strict and config.warnings:
+        print("\n".join(warning_lines(config)), file=sys.stderr)
+        print(f"textback check-config: {len(config.warnings)} warning(s), refused because of "
+              "--strict", file=sys.stderr)
+        return 2
+    print("\n".join(report(config)[:1] + warning_lines(config) + report(config)[1:]))
     return 0

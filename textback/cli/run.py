@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 from textback.config import DEFAULT_PATH, ConfigError, load_config
-from textback.logfmt import setup_logging
+from textback.logfmt import log, setup_logging
+
+logger = logging.getLogger("textback.config")
 
 
 def register(subparsers: Any) -> None:
@@ -38,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
               "every problem)", file=sys.stderr)
         return 2
     setup_logging(args.log_level)
+    for warning in config.warnings:
+        log(logger, logging.WARNING, "config_warning", key=warning.key, line=warning.line,
+            problem=warning.message)
     from textback.daemon import run_daemon
 
     return asyncio.run(run_daemon(config))
