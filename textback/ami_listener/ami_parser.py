@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from typing import Final
 
 BANNER_PREFIX: Final = "Asterisk Call Manager/"
+TIMESTAMP_PREFIX: Final = "#TS "
 END_COMMAND: Final = "--END COMMAND--"
 DEFAULT_MAX_MESSAGE: Final = 256 * 1024
 
@@ -312,6 +313,11 @@ class AmiParser:
     def _odd_block(self, block: str, out: list[AmiMessage]) -> None:
         """A block that does not start like a message: extra blank lines, a banner glued
         to the next message, garbage lines before the headers. Keep what is a message."""
+        if TIMESTAMP_PREFIX in block:
+            # a timed capture (.ami.ts, tests and check_replay --timed): "#TS <epoch>" before
+            # each message is the capture's own clock, not bad data
+            block = "\n".join(line for line in block.split("\n")
+                              if not line.startswith(TIMESTAMP_PREFIX))
         block = block.strip("\n")
         if not block:
             return
