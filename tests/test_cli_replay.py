@@ -60,7 +60,8 @@ def test_esl_capture_given_as_asterisk_says_it_looks_like_esl(
 
 def test_every_shared_capture_still_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     # .ami.ts: timed captures ("#TS <epoch>" before each message, check_replay --timed)
-    files = [("asterisk", f) for f in sorted(ASTERISK_TRACES.parent.glob("asterisk-*/*.ami*"))]
+    files = [("asterisk", f) for pattern in ("asterisk-*/*.ami", "asterisk-*/*.ami.ts")
+             for f in sorted(ASTERISK_TRACES.parent.glob(pattern))]
     files += [("freeswitch", f) for f in sorted(FREESWITCH_TRACES.glob("*.esl"))]
     assert len(files) > 60
     bad = [(f.name, err) for pbx, f in files

@@ -85,6 +85,10 @@ class AsteriskStream:
         self._sync_parser_drops()
         return self.tracker.finish()
 
+    @property
+    def first_bad(self) -> int | None:
+        return self.parser.first_bad
+
     # ---------------------------------------------------------------- helpers
     def new_connection(self) -> None:
         """A fresh socket: new parser (bytes of the old one are gone), same call state."""

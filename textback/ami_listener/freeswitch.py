@@ -83,6 +83,10 @@ class FreeswitchStream:
     def tick(self, now: float) -> list[CallOutcome]:
         return self.tracker.tick(now)
 
+    @property
+    def first_bad(self) -> int | None:
+        return self.parser.first_bad
+
     def finish(self) -> list[CallOutcome]:
         out: list[CallOutcome] = []
         for frame in self.parser.finish():
