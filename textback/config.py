@@ -262,6 +262,14 @@ class AgiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """How long personal data is kept (``textback purge`` applies it); 0 = for ever."""
+
+    message_days: float = 0.0  # message bodies (texts in and out, staff e-mails): blanked
+    call_days: float = 0.0     # call records (and their consent rows): deleted
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path | None
     pbx: PbxConfig
@@ -276,6 +284,7 @@ class Config:
     email: EmailConfig = EmailConfig()
     # usable, but probably not meant (check-config prints them; --strict refuses them)
     warnings: tuple[ConfigIssue, ...] = ()
+    retention: RetentionConfig = RetentionConfig()
 
     def did(self, number: str | None) -> DidConfig | None:
         """The DID's settings, by its E.164 number (national forms are normalised)."""
@@ -539,6 +548,12 @@ SCHEMA = Table({
     })),
     "store": Field("table", table=Table({
         "path": Field("str", str(DEFAULT_STORE)),
+    })),
+    "retention": Field("table", table=Table({
+        "message_days": Field("float", 0.0, check=_non_negative,
+                              doc="blank message bodies older than this; 0 keeps them"),
+        "call_days": Field("float", 0.0, check=_non_negative,
+                           doc="delete call records older than this; 0 keeps them"),
     })),
     "email": Field("table", table=Table({
         "host": Field("str", "127.0.0.1"),
@@ -819,8 +834,10 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     e = v["email"]
     email = EmailConfig(e["host"], e["port"], e["from"], e["timeout_s"])
     checker.warnings.sort(key=lambda i: (i.line or 0, i.key))
+    r = v["retention"]
     return Config(path, pbx, trunks, tuple(modems), sip, policy, tuple(dids), hours,
-                  StoreConfig(store_path), agi, email, warnings=tuple(checker.warnings))
+                  StoreConfig(store_path), agi, email, warnings=tuple(checker.warnings),
+                  retention=RetentionConfig(r["message_days"], r["call_days"]))
 
 
 def _warn_gaps(data: Mapping[str, Any], v: Mapping[str, Any], checker: Checker) -> None:
