@@ -1,7 +1,7 @@
 """``textback agi serve [--host 127.0.0.1] [--port 4573]``: the FastAGI trigger on its own.
 
 Prints one JSON line per call the dialplan reports, exactly the ``textback replay`` /
-``textback listen`` contract (the keys of CallOutcome.to_record, plus ``trigger":"fastagi"``).
+``textback listen`` contract (the same keys, plus ``"trigger": "fastagi"``).
 The daemon (``textback run``) serves the same trigger itself when [agi] is enabled; this
 command is for trying the dialplan snippet and for piping calls into other tools.
 """
