@@ -203,3 +203,12 @@ def test_every_config_key_is_documented_and_every_documented_key_exists() -> Non
     assert len(schema) > 80
     assert sorted(schema - documented) == [], "keys missing from docs/config.md"
     assert sorted(documented - schema) == [], "docs/config.md names keys that do not exist"
+
+
+def test_docs_agree_logs_go_to_stderr() -> None:
+    """The daemon logs to stderr (textback.logfmt.setup_logging); no doc says stdout."""
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"logs? (?:go )?to stdout", text), path.name
+    assert "logs to stderr" in (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")
+    assert "on stderr" in (REPO / "README.md").read_text(encoding="utf-8")
