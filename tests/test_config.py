@@ -493,3 +493,19 @@ def test_lab_only_setting_warns(tmp_path: Path) -> None:
     warned = _warnings(load_config(write(tmp_path, GOOD)))
     assert "lab" in warned["policy.test_number_prefixes"]
     assert "+1555" in warned["policy.test_number_prefixes"]
+
+
+def test_listen_secret_file_follows_the_same_model(tmp_path: Path, service: object) -> None:
+    """`textback listen --secret-file` accepts root:<service group> 0640 and refuses a
+    group-readable file of another group with the same chown/chmod hint."""
+    from textback.cli.listen import read_secret
+
+    secret = tmp_path / "esl.secret"
+    secret.write_text("s3cret\n")
+    os.chown(secret, 0, 4242)
+    secret.chmod(0o640)
+    assert read_secret(secret, "UNUSED_ENV") == "s3cret"
+    os.chown(secret, 0, 0)
+    with pytest.raises(SystemExit) as err:
+        read_secret(secret, "UNUSED_ENV")
+    assert f"chown root:svcgrp {secret} && chmod 0640 {secret}" in str(err.value)
