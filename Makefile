@@ -34,7 +34,7 @@ install-check: $(STAMP)
 	install -m 0644 docs/textback.example.toml $(ICHK)/textback.toml
 	printf 'example-secret\n' > $(ICHK)/pbx.secret && chmod 0600 $(ICHK)/pbx.secret
 	cd $(ICHK) && venv/bin/textback check-config --strict --config textback.toml > /dev/null
-	@echo "install-check: OK ($$(ls $(DIST)))"
+	@echo "install-check: OK ($$(ls $(DIST) | tr "\n" " "))"
 
 ## make test: linters, every test (pytest exits non-zero when nothing is collected), then
 ## the built wheel installed and run in a fresh venv
