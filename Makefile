@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: test lint unit demo bench bench-quick soak clean
+.PHONY: test lint unit install-check demo bench bench-quick soak clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,26 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q
 
-## make test: linters, then every test (pytest exits non-zero when nothing is collected)
-test: lint unit
+## make install-check: build the wheel and the sdist, install the wheel into a fresh venv
+## (no checkout on its path), run `textback --version` and `check-config --strict` on the
+## shipped example config, and check the docs the unit's Documentation= names are installed
+DIST := build/dist
+ICHK := build/install-check
+install-check: $(STAMP)
+	rm -rf $(DIST) $(ICHK)
+	$(PY) -m build --no-isolation --sdist --wheel --outdir $(DIST) . > /dev/null
+	$(PYTHON) -m venv $(ICHK)/venv
+	$(ICHK)/venv/bin/pip install --quiet --disable-pip-version-check $(DIST)/textback-*.whl
+	$(ICHK)/venv/bin/textback --version
+	test -f $(ICHK)/venv/share/doc/textback/deploy.md
+	install -m 0644 docs/textback.example.toml $(ICHK)/textback.toml
+	printf 'example-secret\n' > $(ICHK)/pbx.secret && chmod 0600 $(ICHK)/pbx.secret
+	cd $(ICHK) && venv/bin/textback check-config --strict --config textback.toml > /dev/null
+	@echo "install-check: OK ($$(ls $(DIST) | tr "\n" " "))"
+
+## make test: linters, every test (pytest exits non-zero when nothing is collected), then
+## the built wheel installed and run in a fresh venv
+test: lint unit install-check
 
 ## make demo: the real listener/daemon against a replayed PBX capture
 demo: $(STAMP)
@@ -40,4 +58,4 @@ soak: $(STAMP)
 	$(VENV)/bin/pytest -q tests/reliability --soak --timeout=0
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

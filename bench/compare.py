@@ -116,7 +116,7 @@ async def run_textback(calls: int, gap: tuple[float, float], idle_s: float) -> d
             logs.append(text)
             if os.environ.get("BENCH_DEBUG"):
                 log(f"{time.monotonic():.3f} {text}")
-            if "modem a: ready" in text:
+            if "event=modem_state" in text and "modem=a state=ready" in text:
                 ready.set()
 
     pumper = asyncio.create_task(pump())

@@ -180,14 +180,14 @@ def test_non_loopback_agi_bind_is_an_error_unless_allowed(tmp_path: Path, host: 
     assert any(key == "agi.host" and "allow_remote" in msg for key, msg in found), found
     cfg = load_config(write(tmp_path, agi + "allow_remote = true\n"))
     assert cfg.agi.host == host and cfg.agi.allow_remote
-    assert [w.key for w in cfg.warnings] == ["agi.host"]
+    assert [w.key for w in cfg.warnings if w.key.startswith("agi")] == ["agi.host"]
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "127.0.0.2"])
 def test_loopback_agi_bind_is_fine(tmp_path: Path, host: str) -> None:
     cfg = load_config(write(tmp_path, f'enabled = true\ntoken_file = "agi.token"\n'
                                       f'host = "{host}"\n'))
-    assert cfg.warnings == ()
+    assert [w for w in cfg.warnings if w.key.startswith("agi")] == []
 
 
 def test_check_config_errors_without_token_and_warns_on_remote_bind(

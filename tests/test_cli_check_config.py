@@ -74,16 +74,29 @@ def test_first_text_without_optout_wording_warns_and_strict_fails(
     path = write(tmp_path, text)
     assert main(["check-config", "--config", str(path)]) == 0
     out = capsys.readouterr().out
-    (warning,) = [line for line in out.splitlines() if line.startswith("warning: ")]
+    (warning,) = [line for line in out.splitlines() if "opt-out wording" in line]
     assert warning.startswith("warning: DID +15559870000: templates.after_hours (configured) "
                               "has no opt-out wording")
     assert main(["check-config", "--config", str(path), "--strict"]) == 2
     captured = capsys.readouterr()
-    assert "1 warning(s) treated as errors" in captured.err
-    assert "templates.after_hours" in captured.out
+    assert "refused because of --strict" in captured.err
+    assert "templates.after_hours" in captured.err
 
 
-def test_templates_with_optout_wording_pass_strict(
+def test_templates_with_optout_wording_give_no_optout_warning(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check-config", "--config", str(write(tmp_path, CONFIG)), "--strict"]) == 0
-    assert "warning:" not in capsys.readouterr().out
+    assert main(["check-config", "--config", str(write(tmp_path, CONFIG))]) == 0
+    assert "opt-out wording" not in capsys.readouterr().out
+
+
+def test_warnings_are_printed_and_strict_makes_them_errors(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """CONFIG has no [hours]: OK with a warning; --strict: exit 2 (issue 16 item 8)."""
+    path = write(tmp_path, CONFIG)
+    assert main(["check-config", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("OK: ") and f"warning: {path}: hours: " in out and "UTC" in out
+    assert main(["check-config", "--strict", "--config", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert not captured.out.startswith("OK")
+    assert f"warning: {path}: hours: " in captured.err and "--strict" in captured.err

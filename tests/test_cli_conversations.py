@@ -58,3 +58,21 @@ def test_hostile_reply_is_shown_escaped(tmp_path: Path,
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\r" not in out and "\u202e" not in out
     assert "hi\\u001b[2J\\u000dgone\\u202e" in out
+
+
+def test_times_are_business_time_not_the_hosts(config_path: Path,
+                                                capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Staff texts show the DID's business time; so does this listing, whatever the host's
+    TZ (issue 16 item 13). NOW = 2027-01-15 08:00 UTC = 03:00 in America/New_York."""
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert main(["conversations", "--config", str(config_path), "--number", A]) == 0
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    head = capsys.readouterr().out.splitlines()[0]
+    assert "(opened 2027-01-15 03:01 EST," in head, head  # opened by the reply at +65 s

@@ -123,7 +123,7 @@ def test_good_config_is_typed(tmp_path: Path) -> None:
      "not a date"),
     ('timezone = "America/New_York"', 'timezone = "EST5"', "hours.timezone", 46,
      "unknown time zone"),
-    ('name = "b"', 'name = "b"\nbaud = 0', "modem[2].baud", 15, "more than 0"),
+    ('name = "b"', 'name = "b"\nbaud = 0', "modem[2].baud", 15, "not a serial rate"),
     ('name = "b"', 'name = "b"\npin = "12"', "modem[2].pin", 15, "4 to 8 digits"),
     ('name = "b"', 'name = "b"\nsend_timeout_s = 2', "modem[2].send_timeout_s", 15,
      "5 to 600 seconds"),
@@ -384,3 +384,148 @@ def test_always_open_with_day_keys_is_refused_naming_them(tmp_path: Path) -> Non
     key, line, message = found[0]
     assert key == "did[2].hours.always_open", key  # the second [[did]], counted from 1
     assert "remove sat" in message and line is not None
+
+
+# --- issue 16 item 1: one secrets model (root:<service group> 0640, or service user 0600)
+
+@pytest.fixture
+def service(monkeypatch: pytest.MonkeyPatch) -> object:
+    """A service user 'svc' whose own group is gid 4242 (the unit's textback:textback)."""
+    from textback import secret_files
+
+    ident = secret_files.ServiceIdentity("svc", 4343, "svcgrp", 4242)
+    monkeypatch.setattr(secret_files, "service_identity", lambda: ident)
+    return ident
+
+
+def test_secret_file_0640_in_the_service_group_is_accepted(tmp_path: Path, service: object) -> None:
+    path = write(tmp_path, GOOD)
+    secret = tmp_path / "ami.secret"
+    os.chown(secret, 0, 4242)
+    secret.chmod(0o640)  # what docs/deploy.md sets up: root:textback 0640
+    assert load_config(path).pbx.secret == Secret("s3cret")
+
+
+def test_inline_secret_config_0640_in_the_service_group_is_accepted(
+        tmp_path: Path, service: object) -> None:
+    text = GOOD.replace('secret_file = "ami.secret"', 'secret = "s3cret"')
+    path = write(tmp_path, text)
+    os.chown(path, 0, 4242)
+    path.chmod(0o640)
+    assert load_config(path).pbx.secret == Secret("s3cret")
+
+
+@pytest.mark.parametrize(("uid", "gid", "mode", "says"), [
+    (0, 0, 0o640, "can be read or changed by group or others"),      # root's group, not svc's
+    (0, 4242, 0o660, "can be read or changed by group or others"),   # group may write it
+    (0, 4242, 0o644, "can be read or changed by group or others"),   # others may read it
+    (0, 0, 0o600, "cannot be read by the service user svc (group svcgrp)"),  # svc locked out
+])
+def test_secret_file_refusal_names_user_group_and_exact_fix(
+        tmp_path: Path, service: object, uid: int, gid: int, mode: int, says: str) -> None:
+    path = write(tmp_path, GOOD)
+    secret = tmp_path / "ami.secret"
+    os.chown(secret, uid, gid)
+    secret.chmod(mode)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    (issue,) = err.value.issues
+    assert issue.key == "pbx.secret_file" and says in issue.message
+    assert f"chown root:svcgrp {secret} && chmod 0640 {secret}" in issue.message
+    assert f"chown svc {secret} && chmod 600 {secret}" in issue.message
+
+
+def test_secret_file_owned_by_the_service_user_0600_is_accepted(
+        tmp_path: Path, service: object) -> None:
+    path = write(tmp_path, GOOD)
+    os.chown(tmp_path / "ami.secret", 4343, 4343)
+    assert load_config(path).pbx.secret == Secret("s3cret")
+
+
+def test_deploy_guide_unit_and_code_agree_on_the_secret_model() -> None:
+    """The deploy guide's steps (chown root:textback, chmod 0640) are what the code accepts
+    (tested above with a stand-in service user) and what the unit's comment says."""
+    repo = Path(__file__).resolve().parents[1]
+    deploy = (repo / "docs" / "deploy.md").read_text()
+    unit = (repo / "systemd" / "textback.service").read_text()
+    assert "sudo chown root:textback /etc/textback/pbx.secret" in deploy
+    assert "sudo chmod 0640 /etc/textback/pbx.secret" in deploy
+    assert "root:textback mode 0640, or textback:textback 0600" in unit
+    from textback.secret_files import SERVICE_USER
+    assert f"User={SERVICE_USER}" in unit and f"Group={SERVICE_USER}" in unit
+
+
+def test_pbx_type_freepbx_is_an_alias_of_asterisk(tmp_path: Path) -> None:
+    """FreePBX is Asterisk with a web UI: the AMI listener is the same (issue 16 item 7)."""
+    cfg = load_config(write(tmp_path, GOOD.replace('type = "asterisk"', 'type = "freepbx"')))
+    assert cfg.pbx.type == "asterisk" and cfg.pbx.port == 5038
+
+
+def test_unknown_pbx_type_lists_the_valid_ones(tmp_path: Path) -> None:
+    found = issues(tmp_path, GOOD.replace('type = "asterisk"', 'type = "issabel"'))
+    assert found[0][0] == "pbx.type"
+    assert "asterisk, freeswitch" in found[0][2] and "freepbx" in found[0][2]
+
+
+# --- issue 16 item 8: config gaps printed OK before: warnings (or errors) naming key and fix
+
+def _warnings(cfg: object) -> dict[str, str]:
+    return {w.key: w.message for w in cfg.warnings}  # type: ignore[attr-defined]
+
+
+def test_no_hours_warns_that_hours_are_utc(tmp_path: Path) -> None:
+    text = GOOD.replace('[hours]\ntimezone = "America/New_York"\n', "")
+    text = text.replace("test_number_prefixes", "# test_number_prefixes")
+    warned = _warnings(load_config(write(tmp_path, text)))
+    assert list(warned) == ["hours"]
+    assert "UTC" in warned["hours"] and 'timezone = "America/New_York"' in warned["hours"]
+    assert "did[1]" in warned["hours"]  # the DID that falls back to it (did[2] has its own)
+
+
+def test_fixed_offset_timezone_warns_with_the_iana_name(tmp_path: Path) -> None:
+    text = GOOD.replace('timezone = "America/New_York"', 'timezone = "EST"')
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.hours.timezone == "EST"  # still usable, but:
+    msg = _warnings(cfg)["hours.timezone"]
+    assert "no daylight saving" in msg and '"America/New_York"' in msg
+
+
+@pytest.mark.parametrize("zone", ["Etc/GMT+5", "MST", "CST6CDT"])
+def test_legacy_zone_names_warn(tmp_path: Path, zone: str) -> None:
+    text = GOOD.replace('timezone = "America/New_York"', f'timezone = "{zone}"')
+    assert "hours.timezone" in _warnings(load_config(write(tmp_path, text)))
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "America/Phoenix", "UTC", "Asia/Tokyo"])
+def test_real_zones_do_not_warn(tmp_path: Path, zone: str) -> None:
+    text = GOOD.replace('timezone = "America/New_York"', f'timezone = "{zone}"')
+    assert "hours.timezone" not in _warnings(load_config(write(tmp_path, text)))
+
+
+def test_odd_baud_is_an_error_listing_valid_rates(tmp_path: Path) -> None:
+    text = GOOD.replace('name = "b"', 'name = "b"\nbaud = 115201')
+    found = issues(tmp_path, text)
+    assert found[0][:2] == ("modem[2].baud", 15)
+    assert "115201" in found[0][2] and "9600" in found[0][2] and "115200" in found[0][2]
+
+
+def test_lab_only_setting_warns(tmp_path: Path) -> None:
+    warned = _warnings(load_config(write(tmp_path, GOOD)))
+    assert "lab" in warned["policy.test_number_prefixes"]
+    assert "+1555" in warned["policy.test_number_prefixes"]
+
+
+def test_listen_secret_file_follows_the_same_model(tmp_path: Path, service: object) -> None:
+    """`textback listen --secret-file` accepts root:<service group> 0640 and refuses a
+    group-readable file of another group with the same chown/chmod hint."""
+    from textback.cli.listen import read_secret
+
+    secret = tmp_path / "esl.secret"
+    secret.write_text("s3cret\n")
+    os.chown(secret, 0, 4242)
+    secret.chmod(0o640)
+    assert read_secret(secret, "UNUSED_ENV") == "s3cret"
+    os.chown(secret, 0, 0)
+    with pytest.raises(SystemExit) as err:
+        read_secret(secret, "UNUSED_ENV")
+    assert f"chown root:svcgrp {secret} && chmod 0640 {secret}" in str(err.value)

@@ -317,3 +317,30 @@ def test_freeswitch_chatplan_needs_mod_sms_and_uses_public() -> None:
     assert "mod_sms" in {m.get("module") for m in modules.iter("load")}
     external = ET.parse(FS_SETUP / "sip_profiles" / "external.xml").getroot()
     assert _params(external)["context"] == "public"
+
+
+def test_freepbx_ami_user_goes_in_manager_custom_conf() -> None:
+    """FreePBX regenerates manager.conf; its own #include of manager_custom.conf is where an
+    admin's AMI user survives (issue 16 item 7). Same user, same privileges and filters as the
+    plain-Asterisk snippet."""
+    path = DIALPLAN / "freepbx" / "manager_custom.conf"
+    [fpbx] = [s for s in parse_conf(path) if s.name == "textback"]
+    [plain] = [s for s in parse_conf(DIALPLAN / "asterisk" / "manager_textback.conf")
+               if s.name == "textback"]
+    for key in ("read", "write", "deny", "permit", "eventfilter", "writetimeout"):
+        assert fpbx.values(key) == plain.values(key), key
+    assert len(fpbx.values("secret")) == 1
+    text = path.read_text()
+    assert "/etc/asterisk/manager_custom.conf" in text and "fwconsole reload" in text
+    # FreePBX owns [general]; a second one would fight it
+    assert [s.name for s in parse_conf(path)] == ["textback"]
+
+
+def test_docs_treat_freepbx_and_plain_asterisk_separately() -> None:
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    asterisk = (docs / "asterisk.md").read_text()
+    deploy = (docs / "deploy.md").read_text()
+    assert "## The AMI user on plain Asterisk" in asterisk
+    assert "## The AMI user on FreePBX" in asterisk
+    assert "dialplan/freepbx/manager_custom.conf" in asterisk
+    assert "dialplan/freepbx/manager_custom.conf" in deploy

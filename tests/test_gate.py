@@ -31,7 +31,8 @@ from tests.daemon_fakes import (
     outcome,
 )
 from textback.daemon import status_path
-from textback.inbound.handler import InboundHandler, optout
+from textback.inbound import optout
+from textback.inbound.handler import InboundHandler
 from textback.outbound import call_record
 from textback.outbound.followups import FollowUps
 from textback.outbound.outbox import Outbox

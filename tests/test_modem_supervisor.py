@@ -138,3 +138,33 @@ async def test_sim_removed_silently_is_found_by_a_send_and_polled_back(
     finally:
         await sup.stop()
         await sim.stop()
+
+
+async def test_modem_problems_are_logged_at_warning(tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """absent / degraded need a person, so `journalctl -p warning` must show them (issue 16
+    item 2); ready is INFO. Each is one key=value line."""
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="textback.modem")
+    link = tmp_path / "m"
+    sup = _sup(str(link))
+    sup.start()
+    try:
+        async with asyncio.timeout(5):  # ABSENT is also the state before the first look
+            while sup.error is None:
+                sup.state_changed.clear()
+                await sup.state_changed.wait()
+        assert sup.state == ABSENT
+        sim = await ModemSimulator("e173", link=link).start()
+        sim.set_network(False)
+        await sup.wait_state(DEGRADED, timeout=5)
+        sim.set_network(True)
+        await sup.wait_state(READY, timeout=5)
+    finally:
+        await sup.stop()
+        await sim.stop()
+    states = {r.getMessage().split(" state=")[1].split(" ")[0]: r.levelno
+              for r in caplog.records if r.getMessage().startswith("event=modem_state ")}
+    assert states["absent"] == logging.WARNING and states["degraded"] == logging.WARNING
+    assert states["ready"] == logging.INFO

@@ -30,6 +30,13 @@ WRITERS = {
     "callbacks": "textback/inbound/callback.py",
     "staff_mail": "textback/inbound/staff_mail.py",
 }
+# Erasure is not a state change: ``textback forget`` and ``[retention]`` delete the rows
+# about one number (or older than N days) in every table, or blank message bodies, and never
+# insert or move a row to another state. That is checked statement by statement below.
+ERASERS = {"textback/privacy.py"}
+# (a statement is read up to its first quote: "UPDATE t SET body = " is where '' begins)
+ERASE = re.compile(r"^(?:DELETE\s+FROM\s+[\w{}]+\s|UPDATE\s+\w+\s+SET\s+body\s*=\s*$)", re.I)
+SQL_WRITE = re.compile(r"[\"'](?:INSERT|UPDATE|DELETE)\b[^\"']*", re.S)
 WRITE = re.compile(r"\b(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|UPDATE|DELETE\s+FROM)\s+([a-z_]+)\b")
 
 
@@ -37,8 +44,8 @@ def writers() -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for path in sorted((REPO / "textback").rglob("*.py")):
         rel = path.relative_to(REPO).as_posix()
-        if rel == "textback/migrations.py":
-            continue  # the schema itself (and its triggers)
+        if rel == "textback/migrations.py" or rel in ERASERS:
+            continue  # the schema itself (and its triggers); erasure (checked below)
         for table in WRITE.findall(path.read_text(encoding="utf-8")):
             if table != "set":
                 found.setdefault(table, set()).add(rel)
@@ -64,3 +71,12 @@ def test_the_check_sees_a_second_writer(tmp_path: object) -> None:
            'cur = await db.execute("""INSERT INTO outbox (a) VALUES (1)""")\n'
            '"INSERT OR IGNORE INTO consent (x) VALUES (?)" ; "DELETE FROM open_calls"')
     assert WRITE.findall(sql) == ["calls", "outbox", "consent", "open_calls"]
+
+
+def test_the_eraser_only_deletes_or_blanks_bodies() -> None:
+    for rel in ERASERS:
+        text = (REPO / rel).read_text(encoding="utf-8")
+        statements = [m.group(0).lstrip("\"'") for m in SQL_WRITE.finditer(text)]
+        assert statements, f"{rel}: no statement found (the check would pass vacuously)"
+        bad = [st for st in statements if not ERASE.match(st)]
+        assert bad == [], f"{rel} may only DELETE rows or blank bodies: {bad}"

@@ -51,7 +51,8 @@ def _finish(r, fault: str, recovery: float | None, **extra: object) -> None:  # 
 
 
 async def _ready(r, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    ok = await until(lambda: logged(r.logs, "modem a: ready"), timeout)
+    ok = await until(lambda: logged(r.logs, "event=modem_state", "modem=a", "state=ready"),
+                     timeout)
     assert ok is not None, "".join(r.logs[-20:])
 
 
@@ -83,7 +84,8 @@ async def test_unplug_and_replug_under_a_new_pty_texts_every_call_once(
         old_pty = r.sim.slave_path
         r.sim.disappear()
         t_gone = time.monotonic()
-        assert await until(lambda: logged(r.logs, "modem a: lost"), 10) is not None
+        assert await until(lambda: logged(r.logs, "event=modem_state", "modem=a",
+                                          "state=lost"), 10) is not None
         detected = time.monotonic() - t_gone
         await _all_queued(r)
         await asyncio.sleep(max(0.0, away_s - (time.monotonic() - t_gone)))
@@ -179,13 +181,14 @@ async def _wrong_pin(tmp: Path) -> tuple[str, list[dict[str, object]], list[str]
 
 async def _wrong_pin_run(tmp: Path) -> tuple[str, list[dict[str, object]], list[str], int]:
     async with rig(tmp, 1, pin="4321", configure=_pin("1111")) as r:
-        seen = await until(lambda: logged(r.logs, "modem a: degraded", "PIN"), 20)
+        seen = await until(lambda: logged(r.logs, "event=modem_state", "modem=a",
+                                          "state=degraded", "PIN"), 20)
         assert seen is not None, "".join(r.logs[-20:])
         await _all_queued(r)
         await asyncio.sleep(1.5)
         calls, outbox = r.store()
     assert [c["caller"] for c in calls] == r.callers
-    line = next(x for x in r.logs if "modem a: degraded" in x)
+    line = next(x for x in r.logs if "modem=a state=degraded" in x)
     return line, outbox, r.logs, len(r.sim.accepted)
 
 
@@ -197,7 +200,7 @@ async def test_wrong_sim_pin_is_reported_clearly(tmp_path: Path) -> None:
     assert not any("1111" in x or "4321" in x for x in logs)
     assert accepted == 0
     record("SIM PIN wrong in the config", 1, 0, sum(o["state"] == "failed" for o in outbox),
-           0, None, reported=line.split("textback.modem ", 1)[-1].strip()[:60],
+           0, None, reported=line.split("logger=textback.modem ", 1)[-1].strip()[:60],
            text_state="/".join(str(o["state"]) for o in outbox))
 
 
@@ -225,7 +228,8 @@ async def test_sim_removed_and_reinserted_texts_every_call_once(
         await _ready(r, 20)
         r.sim.remove_sim()
         t_out = time.monotonic()
-        seen = await until(lambda: logged(r.logs, "modem a: degraded", "SIM not inserted"), 15)
+        seen = await until(lambda: logged(r.logs, "modem=a state=degraded",
+                                          "SIM not inserted"), 15)
         assert seen is not None, "".join(r.logs[-20:])
         detected = seen - t_out
         await _all_queued(r)
@@ -237,7 +241,8 @@ async def test_sim_removed_and_reinserted_texts_every_call_once(
         last = max((a.at for a in r.sim.accepted), default=None)
         recovery = None if last is None or not r.all_texted() else last - t_back
         first = first_accept_after(r.sim, t_back)
-        reported = next(x for x in r.logs if "modem a: degraded" in x and "SIM not" in x)
+        reported = next(x for x in r.logs
+                        if "modem=a state=degraded" in x and "SIM not" in x)
     if pin:
         assert not any(pin in line for line in r.logs)
     _finish(r, "SIM removed and reinserted" + (" (PIN-locked SIM, right PIN)" if pin else "")
@@ -294,7 +299,7 @@ async def test_no_answer_to_the_pdu_is_unconfirmed_never_resent(
     assert statuses.count("sent-unconfirmed") == 1, messages
     assert next(m for m in messages if m["number"] == first_number)["status"] == \
         "sent-unconfirmed"
-    assert logged(r.logs, "no answer to a sent PDU")
+    assert logged(r.logs, "event=modem_send_unconfirmed", "level=warning")
     _finish(r, "modem never answers the PDU (hang after Ctrl-Z)", recovery,
             send_timeout_s=timeout_s, unconfirmed_messages=1)
 

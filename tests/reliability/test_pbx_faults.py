@@ -123,8 +123,8 @@ async def test_ami_refused_for_a_while_reconnects_with_backoff(
     recovered = None if t_back is None else t_back - t_up
     _check(r, f"AMI refused for {down_s:g} s, then back on the same port", None,
            recovered, detect=False, down_s=down_s,
-           failed_attempts_logged=sum(x.startswith("WARNING") and "AMI 127.0.0.1" in x
-                                      for x in r.logs))
+           failed_attempts_logged=sum("event=ami_link_down level=warning" in x
+                                      and "host=127.0.0.1" in x for x in r.logs))
 
 
 async def test_pbx_restart_new_banner_fresh_uniqueids(tmp_path: Path) -> None:

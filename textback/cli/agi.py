@@ -6,7 +6,7 @@ see docs/asterisk.md); requests without it are refused. A host off loopback is r
 unless ``--allow-remote`` is given (then a warning).
 
 Prints one JSON line per call the dialplan reports, exactly the ``textback replay`` /
-``textback listen`` contract (the keys of CallOutcome.to_record, plus ``trigger":"fastagi"``).
+``textback listen`` contract (the same keys, plus ``"trigger": "fastagi"``).
 The daemon (``textback run``) serves the same trigger itself when [agi] is enabled; this
 command is for trying the dialplan snippet and for piping calls into other tools.
 """

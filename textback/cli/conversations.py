@@ -2,19 +2,24 @@
 short code (what staff quote to reply), state, and its latest messages both ways.
 
 Message text comes from customers: control, bidi and zero-width characters are shown
-escaped (e.g. \\u202e), never raw.
+escaped (e.g. \\u202e), never raw. Times are the business's (the DID's [hours] timezone,
+as in the texts staff get), not the host's.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from textback.cli._common import config_or_none, store_or_none
 from textback.config import DEFAULT_PATH
@@ -37,21 +42,26 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _when(at: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(at))
+def _when(at: float, zone: tzinfo | None = None) -> str:
+    """Wall-clock time in ``zone`` (the business's), host time when None."""
+    if zone is None:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(at))
+    return dt.datetime.fromtimestamp(at, zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
-def render(items: list[Conversation]) -> str:
+def render(items: list[Conversation], zones: Mapping[str, tzinfo] | None = None) -> str:
+    """The listing; ``zones`` maps a DID to its business time zone."""
     if not items:
         return "no conversations"
     lines = []
     for c in items:
+        zone = (zones or {}).get(c.did)
         state = c.state + (", opted out" if c.opted_out else "")
         lines.append(f"{c.code}  {c.number} -> {c.did}  {state}  "
-                     f"(opened {_when(c.opened_at)}, last {_when(c.last_activity_at)})")
+                     f"(opened {_when(c.opened_at, zone)}, last {_when(c.last_activity_at, zone)})")
         for m in c.messages:
             arrow = "<" if m.direction == "in" else ">"
-            lines.append(f"    {arrow} {_when(m.at)} [{m.status}] {printable(m.body, 160)}")
+            lines.append(f"    {arrow} {_when(m.at, zone)} [{m.status}] {printable(m.body, 160)}")
     return "\n".join(lines)
 
 
@@ -87,5 +97,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([asdict(c) for c in items], indent=1, ensure_ascii=True))
     else:
-        print(render(items))
+        zones = {d.number: ZoneInfo(d.hours.timezone) for d in config.dids}
+        print(render(items, zones))
     return 0

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from textback import secret_files
 from textback.cli._common import add_tracker_options, tracker_config
 from textback.pbx.outcome import CallOutcome
 
@@ -51,9 +52,10 @@ def read_secret(secret_file: Path | None, secret_env: str) -> str:
         except OSError as exc:
             raise SystemExit(f"textback listen: cannot read secret file {secret_file}: "
                              f"{exc.strerror}") from None
-        if st.st_mode & 0o077:
-            raise SystemExit(f"textback listen: secret file {secret_file} is readable by group "
-                             f"or others; fix with: chmod 600 {secret_file}")
+        problem = secret_files.access_problem(secret_file, st,
+                                              secret_files.service_identity())
+        if problem:
+            raise SystemExit(f"textback listen: {problem}")
         lines = secret_file.read_text(encoding="utf-8").splitlines()
         return lines[0].strip() if lines else ""
     value = os.environ.get(secret_env)

@@ -4,7 +4,9 @@ A missing or broken config is one clear error and exit status 2, with nothing st
 A store that cannot be used at start (disk full, unwritable, locked, corrupt, made by a
 newer textback) is one line naming the store and the cause, and exit status 1: systemd
 restarts the service (the unit keeps retrying), so it starts by itself once there is space.
-Logs go to stderr as key=value lines, which journald stores with the unit's name.
+Logs go to stderr as key=value lines (event= first), which journald stores with the unit's
+name; under systemd each line starts with its syslog priority (<4> warning ...), so
+journalctl -p warning works. Every event: docs/logging.md.
 """
 
 from __future__ import annotations

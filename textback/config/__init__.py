@@ -3,24 +3,27 @@
 Validation follows Home Assistant's rule that a config error must say where to look: every
 problem names the dotted key and its line, unknown keys get the nearest valid name, and all
 problems are reported at once (``ConfigError.issues``). A file that holds a secret (the PBX
-secret, a SIM PIN) and can be read by group or others is refused with the chmod that fixes
-it, as is any ``secret_file`` / ``pin_file``. Secrets are wrapped in :class:`Secret`, whose
-repr never shows the value, so logging a config object cannot leak one.
+secret, a SIM PIN, any ``secret_file`` / ``pin_file``) must be private to the service user
+(root:<its group> 0640, or its own 0600: textback.secret_files); otherwise it is refused
+naming the user and group and the chown/chmod that fixes it. Secrets are wrapped in
+:class:`Secret`, whose repr never shows the value, so logging a config object cannot leak one.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
-import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 
+from textback import secret_files
 from textback.config.schema import Checker, ConfigIssue, Field, LineIndex, Table, dotted
 from textback.errors import TextbackError
 from textback.inbound.keywords import DEFAULT_URGENT_WORDS
@@ -300,6 +303,14 @@ class AgiConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """How long personal data is kept (``textback purge`` applies it); 0 = for ever."""
+
+    message_days: float = 0.0  # message bodies (texts in and out, staff e-mails): blanked
+    call_days: float = 0.0     # call records (and their consent rows): deleted
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path | None
     pbx: PbxConfig
@@ -314,6 +325,7 @@ class Config:
     email: EmailConfig = EmailConfig()
     # usable, but probably not meant (check-config prints them; --strict refuses them)
     warnings: tuple[ConfigIssue, ...] = ()
+    retention: RetentionConfig = RetentionConfig()
 
     def did(self, number: str | None) -> DidConfig | None:
         """The DID's settings, by its E.164 number (national forms are normalised)."""
@@ -335,6 +347,28 @@ def _one_of(*choices: str) -> Any:
             return f"{value!r} is not one of: {', '.join(choices)}"
         return None
     return check
+
+
+# FreePBX is Asterisk with a web UI: the same AMI, so the same listener (issue 16)
+PBX_ALIASES = {"freepbx": "asterisk"}
+
+
+def _pbx_type(value: Any) -> str | None:
+    if value not in DEFAULT_PORTS and value not in PBX_ALIASES:
+        return (f"{value!r} is not one of: {', '.join(DEFAULT_PORTS)} "
+                "(FreePBX: \"asterisk\" or its alias \"freepbx\")")
+    return None
+
+
+# the rates a serial port / modem UART actually runs at (termios Bxxx); anything else is a typo
+BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+
+
+def _baud(value: Any) -> str | None:
+    if value not in BAUD_RATES:
+        return (f"{value} is not a serial rate; use one of "
+                f"{', '.join(map(str, BAUD_RATES))} (most modems: 115200)")
+    return None
 
 
 def _non_negative(value: Any) -> str | None:
@@ -478,7 +512,8 @@ HOURS = Table({
 
 SCHEMA = Table({
     "pbx": Field("table", required=True, table=Table({
-        "type": Field("str", required=True, check=_one_of("asterisk", "freeswitch")),
+        "type": Field("str", required=True, check=_pbx_type,
+                      doc='"asterisk" or "freeswitch"; "freepbx" is an alias of asterisk'),
         "host": Field("str", "127.0.0.1"),
         "port": Field("int", None, check=_port),
         "user": Field("str", "textback"),
@@ -501,7 +536,7 @@ SCHEMA = Table({
     "modem": Field("table_list", table=Table({
         "name": Field("str", required=True, check=_name),
         "port": Field("str", required=True),
-        "baud": Field("int", 115200, check=_positive),
+        "baud": Field("int", 115200, check=_baud),
         "pin": Field("str", None, check=_pin),
         "pin_file": Field("str", None),
         "smsc": Field("str", None, check=_e164),
@@ -576,6 +611,12 @@ SCHEMA = Table({
     "store": Field("table", table=Table({
         "path": Field("str", str(DEFAULT_STORE)),
     })),
+    "retention": Field("table", table=Table({
+        "message_days": Field("float", 0.0, check=_non_negative,
+                              doc="blank message bodies older than this; 0 keeps them"),
+        "call_days": Field("float", 0.0, check=_non_negative,
+                           doc="delete call records older than this; 0 keeps them"),
+    })),
     "email": Field("table", table=Table({
         "host": Field("str", "127.0.0.1"),
         "port": Field("int", 25, check=_port),
@@ -588,22 +629,24 @@ SCHEMA = Table({
 # --------------------------------------------------------------------------- loading
 
 
-def _loose(mode: int) -> bool:
-    return bool(mode & (stat.S_IRWXG | stat.S_IRWXO))
-
-
 def _read_secret_file(path_text: str, base: Path, key: tuple[str | int, ...],
                       checker: Checker) -> tuple[Path | None, Secret | None]:
+    """The secret in ``path_text``; refused unless private to the service user (see
+    textback.secret_files for the model: root:<service group> 0640, or the user's 0600)."""
     path = Path(path_text)
     if not path.is_absolute():
         path = base / path
+    ident = secret_files.service_identity()
     try:
-        st = path.stat()
-        if _loose(st.st_mode):
-            checker.error(key, f"{path} can be read by group or others "
-                          f"(mode {stat.S_IMODE(st.st_mode):o}); fix: chmod 600 {path}")
+        problem = secret_files.access_problem(path, path.stat(), ident)
+        if problem:
+            checker.error(key, problem)
             return path, None
         value = path.read_text(encoding="utf-8").strip()
+    except PermissionError as exc:
+        checker.error(key, f"cannot read {path}: {exc.strerror}; "
+                      f"{secret_files.unreadable_hint(path, ident)}")
+        return path, None
     except OSError as exc:
         checker.error(key, f"cannot read {path}: {exc.strerror}")
         return path, None
@@ -611,6 +654,36 @@ def _read_secret_file(path_text: str, base: Path, key: tuple[str | int, ...],
         checker.error(key, f"{path} is empty")
         return path, None
     return path, Secret(value)
+
+
+# legacy and abbreviated zone names, and the place an admin most likely means
+_ZONE_PLACES = {
+    "EST": "America/New_York", "EST5EDT": "America/New_York", "CST6CDT": "America/Chicago",
+    "MST": "America/Denver (or America/Phoenix, which keeps MST all year)",
+    "MST7MDT": "America/Denver", "PST8PDT": "America/Los_Angeles", "HST": "Pacific/Honolulu",
+    "GMT": "Europe/London", "WET": "Europe/Lisbon", "CET": "Europe/Paris",
+    "MET": "Europe/Paris", "EET": "Europe/Athens",
+}
+_UTC_NAMES = frozenset({"UTC", "Etc/UTC", "UCT", "Etc/UCT", "Zulu", "Etc/Zulu", "Universal",
+                        "Etc/Universal"})
+
+
+def zone_warning(name: str) -> str | None:
+    """Why ``name`` (a zone the machine knows) is probably not what the admin meant: an
+    abbreviation or fixed offset ("EST", "Etc/GMT+5") has no daylight-saving rules of a
+    place, so opening hours drift by an hour for half the year. None for a place name and
+    for an explicit UTC."""
+    if name in _UTC_NAMES or ("/" in name and not name.startswith("Etc/")):
+        return None
+    place = _ZONE_PLACES.get(name, 'the business\'s city, e.g. "America/New_York"')
+    if not place.startswith("the"):
+        place = f'"{place.split(" ")[0]}"' + place[len(place.split(" ")[0]):]
+    zone = ZoneInfo(name)
+    offsets = {zone.utcoffset(dt.datetime(2026, month, 1)) for month in (1, 7)}
+    what = ("a fixed offset with no daylight saving time" if len(offsets) == 1
+            else "a legacy zone name, not a place")
+    return (f"{name!r} is {what}: opening hours follow the clock of a place; "
+            f"use the IANA name of the business's location: {place}")
 
 
 ALWAYS = "00:00-24:00"
@@ -672,11 +745,13 @@ def default_policy() -> PolicyConfig:
 
 
 def parse_config(source: str, path: Path, *, check_permissions: bool = True,
-                 file_mode: int | None = None) -> Config:
+                 file_mode: int | None = None,
+                 file_stat: os.stat_result | None = None) -> Config:
     """Validate TOML ``source`` (read from ``path``) and build the typed config.
 
-    Raises ConfigError with every issue. ``file_mode`` is the config file's mode, for the
-    secret-permission check (looked up from ``path`` when None).
+    Raises ConfigError with every issue. ``file_stat`` (or just ``file_mode``, then owned by
+    the current user) is the config file's, for the secret-permission check (looked up from
+    ``path`` when None).
     """
     try:
         data = tomllib.loads(source)
@@ -700,7 +775,7 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     elif p["secret"] is None and "pbx" in data:
         checker.error(("pbx",), "missing: secret_file (recommended) or secret is required "
                       "to log in to the PBX")
-    pbx_type = p["type"] or "asterisk"
+    pbx_type = PBX_ALIASES.get(p["type"], p["type"]) or "asterisk"
     pbx = PbxConfig(pbx_type, p["host"], p["port"] or DEFAULT_PORTS[pbx_type], p["user"],
                     secret, secret_file, p["ping_timeout_s"], p["ready_timeout_s"],
                     Path(p["records"]) if p["records"] else None)
@@ -827,24 +902,27 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
                              "(allow_remote = true): the token is the only protection; "
                              "firewall the port to the PBX's address")
 
-    # A file holding secrets must be private.
+    # A file holding secrets must be private (the same model as a secret_file).
     if check_permissions and inline_secrets:
-        mode = file_mode
-        if mode is None:
+        st = file_stat
+        if st is None and file_mode is not None:
+            st = os.stat_result((file_mode, 0, 0, 0, os.geteuid(), os.getegid(), 0, 0, 0, 0))
+        if st is None:
             try:
-                mode = path.stat().st_mode
+                st = path.stat()
             except OSError:
-                mode = None
-        if mode is not None and _loose(mode):
+                st = None
+        problem = secret_files.access_problem(path, st, secret_files.service_identity())
+        if problem:
             names = ", ".join(dotted(k) for k in inline_secrets)
-            checker.error(inline_secrets[0],
-                          f"this file holds a secret ({names}) and can be read by group or "
-                          f"others (mode {stat.S_IMODE(mode):o}); fix: chmod 600 {path} "
+            checker.error(inline_secrets[0], f"this file holds a secret ({names}): {problem} "
                           "(or move the secret to a secret_file / pin_file)")
 
     store_path = Path(v["store"]["path"])
     if not store_path.is_absolute():
         store_path = base / store_path
+
+    _warn_gaps(data, v, checker)
 
     if checker.issues:
         checker.issues.sort(key=lambda i: (i.line or 0, i.key))
@@ -854,8 +932,46 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     e = v["email"]
     email = EmailConfig(e["host"], e["port"], e["from"], e["timeout_s"])
     checker.warnings.sort(key=lambda i: (i.line or 0, i.key))
+    r = v["retention"]
     return Config(path, pbx, trunks, tuple(modems), sip, policy, tuple(dids), hours,
-                  StoreConfig(store_path), agi, email, warnings=tuple(checker.warnings))
+                  StoreConfig(store_path), agi, email, warnings=tuple(checker.warnings),
+                  retention=RetentionConfig(r["message_days"], r["call_days"]))
+
+
+def _warn_gaps(data: Mapping[str, Any], v: Mapping[str, Any], checker: Checker) -> None:
+    """Settings that are valid but that an admin most likely did not mean (issue 16)."""
+    raw_dids = [d for d in data.get("did", []) if isinstance(d, dict)]
+    top = data.get("hours")
+    if not isinstance(top, dict) or "timezone" not in top:
+        falling_back = [f"did[{i + 1}]" for i, d in enumerate(raw_dids) if "hours" not in d]
+        if falling_back:
+            where: tuple[str | int, ...] = (
+                ("hours",) if not isinstance(top, dict) else ("hours", "timezone"))
+            what = "no [hours]" if not isinstance(top, dict) else "[hours] has no timezone"
+            checker.warn(where, f"{what}: {', '.join(falling_back)} use Mon-Fri "
+                         "09:00-17:00 in UTC, which is probably not the business's clock; "
+                         "fix: add [hours] with timezone = \"America/New_York\" (your "
+                         "IANA zone) and the opening hours")
+    for i, d in enumerate(raw_dids):
+        own = d.get("hours")
+        if isinstance(own, dict) and "timezone" not in own:
+            checker.warn(("did", i, "hours", "timezone"), "not set: this DID's hours are in "
+                         "UTC; fix: timezone = \"America/New_York\" (your IANA zone)")
+    tables: list[tuple[tuple[str | int, ...], Any]] = [(("hours",), top)] + [
+        (("did", i, "hours"), d.get("hours")) for i, d in enumerate(raw_dids)]
+    for where, table in tables:
+        if not isinstance(table, dict) or not isinstance(table.get("timezone"), str):
+            continue
+        if check_timezone(table["timezone"]) is None:
+            problem = zone_warning(table["timezone"])
+            if problem:
+                checker.warn((*where, "timezone"), problem)
+    prefixes = v["policy"]["test_number_prefixes"]
+    if prefixes:
+        checker.warn(("policy", "test_number_prefixes"),
+                     f"lab-only setting: numbers starting with {', '.join(prefixes)} skip "
+                     "the number-plan checks (premium-rate, invalid, fixed-line) and get "
+                     "texted; fix: remove test_number_prefixes on a production PBX")
 
 
 def _or_default(parse: Any, value: Any, default: Any) -> Any:
@@ -875,10 +991,14 @@ def load_config(path: Path | str | None = None,
     chosen = Path(path) if path is not None else Path(env.get("TEXTBACK_CONFIG", DEFAULT_PATH))
     try:
         raw = chosen.read_bytes()
-        mode = chosen.stat().st_mode
+        st = chosen.stat()
     except FileNotFoundError:
         raise ConfigError(chosen, [ConfigIssue("", None, "no such file; write one (see "
                                                "docs/config.md) or pass --config PATH")]) from None
+    except PermissionError as exc:
+        hint = secret_files.unreadable_hint(chosen, secret_files.service_identity())
+        raise ConfigError(chosen, [ConfigIssue("", None, f"cannot read: {exc.strerror}; "
+                                               f"{hint}")]) from None
     except OSError as exc:
         raise ConfigError(chosen, [ConfigIssue("", None, f"cannot read: {exc.strerror}")]) \
             from None
@@ -887,4 +1007,4 @@ def load_config(path: Path | str | None = None,
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError(chosen, [ConfigIssue("", line, "not UTF-8 text")]) from None
-    return parse_config(source, chosen, file_mode=mode)
+    return parse_config(source, chosen, file_stat=st)

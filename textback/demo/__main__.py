@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import sys
@@ -54,12 +55,35 @@ def write_config(tmp: Path, ami_port: int, modem_port: str) -> Path:
                             trunks={"settle_s": 1.0}, did=dids)
 
 
+# log fields that hold a moment (epoch seconds): shown as a time of day
+_TIME_FIELD = re.compile(r"\b(not_before|created_at|started_at|until|at|due_at)="
+                         r"(\d{9,11}(?:\.\d+)?)(?=\s|$)")
+_PLUMBING = re.compile(r" (?:level=(?:info|debug|warning)|logger=\S+)(?=\s|$)")
+
+
+def demo_line(text: str) -> str | None:
+    """A daemon log line as the demo shows it, or None for lines it leaves out: the events
+    of a call's story and every error, with times instead of epoch seconds and without
+    the logger's name (call ids stay as the PBX wrote them)."""
+    event = text.split(" ", 1)[0].removeprefix("event=")
+    if event not in INTERESTING and " level=error" not in text \
+            and " level=critical" not in text:
+        return None
+
+    def clock(m: re.Match[str]) -> str:
+        moment = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(float(m.group(2))))
+        return f"{m.group(1)}={moment}"
+
+    return _TIME_FIELD.sub(clock, _PLUMBING.sub("", text))
+
+
 async def pump_logs(stream: asyncio.StreamReader, keep: list[str]) -> None:
     while line := await stream.readline():
         text = line.decode("utf-8", "replace").rstrip()
         keep.append(text)
-        if any(f"event={e}" in text for e in INTERESTING) or "ERROR" in text[:8]:
-            say(f"  daemon | {text.split(' ', 2)[-1]}")
+        shown = demo_line(text)
+        if shown is not None:
+            say(f"  daemon | {shown}")
 
 
 def texts_received(sim: ModemSimulator) -> list[dict[str, Any]]:

@@ -38,6 +38,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from textback import logfmt
 from textback.modem.at_session import (
     AtSession,
     CommandFailed,
@@ -274,7 +275,8 @@ class ModemDriver:
                 for event in self.session.events():
                     self._dispatch(event)
         except (OSError, Exception) as exc:  # pyserial raises SerialException on unplug
-            log.warning("modem %s read failed: %s", self.port, type(exc).__name__)
+            logfmt.log(log, logging.WARNING, "modem_read_failed", port=self.port,
+                       error=type(exc).__name__)
         finally:
             self.lost.set()
             self._fail_waiter(ModemLost(f"{self.port}: the port went away"))
@@ -297,7 +299,7 @@ class ModemDriver:
                 return
             self._on_urc(event)
         elif isinstance(event, Garbled):
-            log.debug("modem %s: %d garbled bytes dropped", self.port, len(event.data))
+            logfmt.log(log, logging.DEBUG, "modem_garbled", port=self.port, dropped=len(event.data))
 
     def _write(self, data: bytes) -> None:
         if self._writer is None or self.lost.is_set():
@@ -504,13 +506,13 @@ class ModemDriver:
         if state and self.sim_absent:
             self.sim_absent = False
             self.sim_returned = True
-            log.info("modem %s: a SIM answers again (%s)", self.port, state)
+            logfmt.log(log, logging.INFO, "modem_sim_back", port=self.port, sim=state)
         elif state == "READY" and not self.setup_done:
             # set-up stopped at the SIM (not ready yet, busy, no answer): it is ready now.
             # Only READY: a SIM still asking for its PIN is not retried here, or a wrong
             # configured PIN would be tried every health check until the SIM locks (PUK).
             self.sim_returned = True
-            log.info("modem %s: the SIM is ready now: initialising again", self.port)
+            logfmt.log(log, logging.INFO, "modem_sim_ready_reinit", port=self.port)
         return True
 
     def _sim_gone(self, info: ModemInfo, problem: str) -> None:
@@ -610,6 +612,8 @@ class ModemDriver:
                         # may have it. Never resend it.
                         sent.append(PartResult(None, p.part, p.parts, number, p.tpdu_length,
                                                time.time()))
+                        logfmt.log(log, logging.WARNING, "modem_send_unconfirmed",
+                                   port=self.port, error=type(exc).__name__)
                         raise SendFailed(SubmitUnconfirmed(exc), sent) from exc
                     mr = late
                 except ModemError as exc:
@@ -661,27 +665,27 @@ class ModemDriver:
         nothing went (issue 12)."""
         outcome = after_submit(exc.error) if isinstance(exc, CommandError) else UNCONFIRMED
         if isinstance(exc, CommandError) and outcome != UNCONFIRMED:
-            log.warning("modem %s: %s after the Ctrl-Z: nothing went (%s)", self.port,
-                        _code(exc.error), outcome)
+            logfmt.log(log, logging.WARNING, "modem_submit_refused", port=self.port,
+                       error=_code(exc.error), outcome=outcome, sent="none")
             exc.transient = outcome == RETRY
             if outcome == RETRY and is_sim_problem(exc.error):
                 self._sim_refused(exc)
                 raise SimUnavailable(exc) from exc
             raise exc
         if isinstance(exc, CommandError):
-            log.warning("modem %s: %s after the Ctrl-Z proves nothing: the PDU may have gone, "
-                        "recorded unconfirmed", self.port, _code(exc.error))
+            logfmt.log(log, logging.WARNING, "modem_send_unconfirmed", port=self.port,
+                       error=_code(exc.error), why="the answer proves nothing: it may have gone")
         else:
-            log.warning("modem %s: no answer to a sent PDU (%s): recorded unconfirmed",
-                        self.port, type(exc).__name__)
+            logfmt.log(log, logging.WARNING, "modem_send_unconfirmed", port=self.port,
+                       error=type(exc).__name__, why="no answer to a sent PDU")
         if not isinstance(exc, ModemLost):
             # a timeout, or an answer that proves nothing: get back in step, and watch for
             # the real "+CMGS: <mr>" on the way
             with contextlib.suppress(ModemError):
                 await self._resync()
         if self._late_mr is not None:
-            log.info("modem %s: the late +CMGS: %d answered the PDU: sent", self.port,
-                     self._late_mr)
+            logfmt.log(log, logging.INFO, "modem_late_cmgs", port=self.port, mr=self._late_mr,
+                       why="the late +CMGS answered the PDU: sent")
         return self._late_mr
 
     def _sim_refused(self, exc: CommandError) -> None:
@@ -713,7 +717,7 @@ class ModemDriver:
                     self._late_mr = late  # the PDU's own answer, landed on the probe
                 if any(x.startswith("+CMGF:") for x in lines):
                     return
-                log.info("modem %s: a late answer dropped while resynchronising", self.port)
+                logfmt.log(log, logging.INFO, "modem_late_answer_dropped", port=self.port)
             except CommandTimeout:
                 if time.monotonic() >= deadline:
                     raise
@@ -790,10 +794,10 @@ class ModemDriver:
         elif name in ("+CPIN", "+QSIMSTAT", "^SIMST"):
             # SIM pulled or pushed back (SIM800 manual V1.09: +CPIN: NOT READY / NOT
             # INSERTED / READY / SIM PIN): look at it now, not at the next health check
-            log.info("modem %s: SIM state changed (%s)", self.port, urc.line[:40])
+            logfmt.log(log, logging.INFO, "modem_sim_changed", port=self.port, urc=urc.line[:40])
             self.attention.set()
         elif name:
-            log.debug("modem %s: URC %s", self.port, name)
+            logfmt.log(log, logging.DEBUG, "modem_urc", port=self.port, urc=name)
 
     async def _work_loop(self) -> None:
         """Reads, hand-overs and deletes happen here, one at a time, never in the reader."""
@@ -827,7 +831,7 @@ class ModemDriver:
             except ModemLost:
                 return
             except ModemError as exc:
-                log.warning("modem %s: %s", self.port, exc)
+                logfmt.log(log, logging.WARNING, "modem_error", port=self.port, error=exc)
             for msg in self.reassembler.expire(time.monotonic()):
                 await self._deliver(msg)
 
@@ -875,9 +879,9 @@ class ModemDriver:
         except Exception as exc:
             if all(held != (pdu, location) for held in self.held):
                 self.held.append((pdu, location))
-                log.warning("modem %s: received text not journaled (%s: %s), kept on the "
-                            "SIM and in memory, retried every %.2f s", self.port,
-                            type(exc).__name__, exc, HELD_RETRY_S)
+                logfmt.log(log, logging.WARNING, "modem_text_held", port=self.port,
+                           error=f"{type(exc).__name__}: {exc}", retry_s=HELD_RETRY_S,
+                           kept="on the SIM and in memory")
             return
         with contextlib.suppress(ValueError):
             self.held.remove((pdu, location))
@@ -899,7 +903,8 @@ class ModemDriver:
         try:
             decoded = decode_pdu(pdu)
         except PduError as exc:
-            log.warning("modem %s: undecodable PDU kept on the modem: %s", self.port, exc)
+            logfmt.log(log, logging.WARNING, "modem_pdu_undecodable", port=self.port, error=exc,
+                       kept="on the modem")
             return
         await self._handle_decoded(decoded, location)
 
@@ -926,8 +931,8 @@ class ModemDriver:
             try:
                 await handler(msg)
             except Exception as exc:
-                log.error("modem %s: message handler failed, kept on the SIM: %s",
-                          self.port, type(exc).__name__)
+                logfmt.log(log, logging.ERROR, "modem_handler_failed", port=self.port,
+                           error=type(exc).__name__, kept="on the SIM")
                 return
         await self._delete(list(msg.locations))
 
@@ -954,4 +959,5 @@ class ModemDriver:
             try:
                 await handler(report)
             except Exception as exc:
-                log.error("modem %s: report handler failed: %s", self.port, type(exc).__name__)
+                logfmt.log(log, logging.ERROR, "modem_report_handler_failed", port=self.port,
+                           error=type(exc).__name__)

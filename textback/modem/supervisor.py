@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from textback import logfmt
 from textback.modem.driver import (
     MessageHandler,
     ModemDriver,
@@ -168,7 +169,9 @@ class ModemSupervisor:
 
     def _set(self, state: str, error: str | None = None) -> None:
         if state != self.state or error != self.error:
-            log.info("modem %s: %s%s", self.name, state, f" ({error})" if error else "")
+            # a modem that is missing, lost or degraded needs a person: WARNING
+            level = logging.INFO if state in (READY, INITIALISING) else logging.WARNING
+            logfmt.log(log, level, "modem_state", modem=self.name, state=state, error=error)
             if state != self.state:
                 self.since = time.monotonic()
             self.state, self.error = state, error

@@ -79,3 +79,9 @@ class OutcomeStream(Protocol):
     def finish(self) -> list[CallOutcome]:
         """End of input: finalise every open call (a capture cut mid-call included)."""
         ...
+
+    @property
+    def first_bad(self) -> int | None:
+        """Byte offset of the first input that was not part of a message (skipped, cut
+        short), None while all of it was: a recorded file with bad data is refused."""
+        ...

@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 
+from textback import logfmt
 from textback.pbx.asterisk import agi_verdict as v
 from textback.pbx.asterisk.agi_access import token_matches
 from textback.pbx.asterisk.agi_session import AgiProtocolError, AgiReply, AgiRequest, AgiSession
@@ -133,10 +134,10 @@ class FastAgiServer:
             outcome = await self._session(reader, writer)
         except _Closed as exc:
             self.stats[str(exc.args[0])] += 1
-            log.warning("fastagi: %s", exc.args[1])
+            logfmt.log(log, logging.WARNING, "fastagi_bad_session", error=exc.args[1])
         except Exception:  # a bug here must not take the server down
             self.stats["internal-error"] += 1
-            log.exception("fastagi: session failed")
+            logfmt.log(log, logging.ERROR, "fastagi_session_failed", exc_info=True)
         finally:
             writer.close()
             with contextlib.suppress(Exception):
@@ -149,7 +150,8 @@ class FastAgiServer:
                 await self.on_outcome(outcome)
             except Exception:
                 self.stats["callback-error"] += 1
-                log.exception("fastagi: outcome callback failed for call %s", outcome.call)
+                logfmt.log(log, logging.ERROR, "fastagi_callback_failed", call=outcome.call,
+                           exc_info=True)
 
     async def _session(self, reader: asyncio.StreamReader,
                        writer: asyncio.StreamWriter) -> CallOutcome | None:

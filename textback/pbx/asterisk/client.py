@@ -47,6 +47,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from textback import logfmt
 from textback.pbx.asterisk import cel
 from textback.pbx.asterisk.errors import AmiError, AmiLoginError, AmiNotConnected
 from textback.pbx.asterisk.inbound_message import text_from_user_event
@@ -173,14 +174,16 @@ class AmiClient:
             except (OSError, AmiError, TimeoutError, asyncio.IncompleteReadError) as exc:
                 if self._stopping:
                     break
-                log.warning("AMI %s:%d: %s", self.host, self.port, _printable(str(exc)))
+                logfmt.log(log, logging.WARNING, "ami_link_down", host=self.host, port=self.port,
+                           error=_printable(str(exc)))
             if self._stopping:
                 break
             attempt = 0 if established else attempt + 1
             delay = min(self.backoff_max, self.backoff_initial * (2 ** attempt))
             delay *= random.uniform(0.8, 1.2)
             self.reconnects += 1
-            log.info("AMI %s:%d: reconnecting in %.1f s", self.host, self.port, delay)
+            logfmt.log(log, logging.INFO, "ami_reconnecting", host=self.host, port=self.port,
+                       retry_s=round(delay, 1))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_event.wait(), delay)
         self.stream.advance(self.clock())
@@ -303,9 +306,9 @@ class AmiClient:
         text = text_from_user_event(msg, self.message_context)
         if text is None:
             self.refused["user_event"] += 1
-            log.warning("event=user_event_refused name=TextbackMessage context=%s "
-                        "expected=%s refused=%d", _printable(msg.get("Context") or "", 80),
-                        self.message_context, self.refused["user_event"])
+            logfmt.log(log, logging.WARNING, "user_event_refused", name="TextbackMessage",
+                       context=_printable(msg.get("Context") or "", 80),
+                       expected=self.message_context, refused=self.refused["user_event"])
             return
         self._out.put_nowait(text)
 
@@ -347,7 +350,8 @@ class AmiClient:
                     "of manager.conf)")
             established = True
             self.sessions += 1
-            log.info("AMI %s:%d: logged in as %s", self.host, self.port, self.user)
+            logfmt.log(log, logging.INFO, "ami_logged_in", host=self.host, port=self.port,
+                       user=self.user)
             await self._resync()
             self.logged_in.set()
             done, _ = await asyncio.wait({pump, keep}, return_when=asyncio.FIRST_COMPLETED)
@@ -378,9 +382,10 @@ class AmiClient:
         resp = await self._request({"Action": "CoreShowChannels",
                                     "ActionID": self._resync_id}, self.connect_timeout)
         if resp.name != "Success":
-            log.warning("AMI CoreShowChannels refused (%s): calls in progress are not "
-                        "resynchronised; grant 'reporting' write permission",
-                        _printable(resp.get("Message") or resp.name))
+            logfmt.log(log, logging.WARNING, "ami_resync_refused",
+                       error=_printable(resp.get("Message") or resp.name),
+                       fix="grant 'reporting' write permission",
+                       effect="calls in progress are not resynchronised")
             self.stream.resync_end()
             self._drain()
             return

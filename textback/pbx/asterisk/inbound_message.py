@@ -16,6 +16,7 @@ import binascii
 import logging
 import urllib.parse
 
+from textback import logfmt
 from textback.pbx.asterisk.parser import AmiMessage
 from textback.pbx.link import TextReceived
 
@@ -32,8 +33,8 @@ def text_from_user_event(msg: AmiMessage, message_context: str | None) -> TextRe
         body = base64.b64decode(raw, validate=True).decode("utf-8", "replace")
     except (ValueError, binascii.Error):
         # a hand-edited dialplan that forgot BASE64_ENCODE: keep the text as it came
-        log.warning("event=inbound_body_not_base64 source=ami "
-                    "fix=\"use Body: ${BASE64_ENCODE(${MESSAGE(body)})} in the dialplan\"")
+        logfmt.log(log, logging.WARNING, "inbound_body_not_base64", source="ami",
+                   fix="use Body: ${BASE64_ENCODE(${MESSAGE(body)})} in the dialplan")
         body = raw
     sender = urllib.parse.unquote(msg.get("From") or "")
     number = sender.split("sip:", 1)[-1].split("@", 1)[0].split(";", 1)[0] or None

@@ -19,10 +19,12 @@ what makes a Python AMI reader slow. An ``AmiMessage`` knows its kind and name a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Final
 
 BANNER_PREFIX: Final = "Asterisk Call Manager/"
+TIMESTAMP_PREFIX: Final = "#TS "
 END_COMMAND: Final = "--END COMMAND--"
 DEFAULT_MAX_MESSAGE: Final = 256 * 1024
 
@@ -145,6 +147,20 @@ def _last_boundary(buf: bytes | bytearray, start: int = 0) -> int:
     return max(a + 2 if a >= 0 else -1, b + 3 if b >= 0 else -1)
 
 
+def _block_start(chunk: bytes, index: int) -> int:
+    """Byte position in ``chunk`` of its ``index``-th blank-line-separated block (the same
+    split ``_parse_batch`` makes on the decoded text; only used to name a bad block)."""
+    if index == 0:
+        return 0
+    for n, m in enumerate(_BLANK_LINE.finditer(chunk), start=1):
+        if n == index:
+            return m.end()
+    return len(chunk)
+
+
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+
+
 def _first_boundary(buf: bytes | bytearray, start: int = 0) -> int:
     """Index just past the first blank line in buf[start:], or -1."""
     a = buf.find(b"\n\n", start)
@@ -161,7 +177,9 @@ class AmiParser:
 
     ``dropped`` counts what could not be a message (reason → count; bytes for
     ``oversize-bytes``); nothing is dropped silently. ``offset`` is the number of bytes
-    consumed so far (for error messages naming a byte position).
+    consumed so far (for error messages naming a byte position); ``first_bad`` is the byte
+    offset of the first data that was dropped (the start of its block), None while every
+    byte was part of a message: ``textback replay`` refuses a file with bad data there.
     """
 
     __slots__ = (
@@ -171,6 +189,7 @@ class AmiParser:
         "banner",
         "bytes_in",
         "dropped",
+        "first_bad",
         "max_message",
         "offset",
     )
@@ -184,6 +203,7 @@ class AmiParser:
         self.bytes_in = 0
         self.offset = 0
         self.dropped: dict[str, int] = {}
+        self.first_bad: int | None = None
 
     # ------------------------------------------------------------------ public
     def feed(self, data: bytes) -> list[AmiMessage]:
@@ -231,7 +251,12 @@ class AmiParser:
         It is counted in ``dropped["truncated"]`` (not guessed at) and the buffer is
         cleared; every complete message was already returned by ``feed``.
         """
-        if self._buf.strip():
+        rest = [line for line in self._buf.decode("utf-8", "replace").splitlines()
+                if line.strip() and not line.startswith(TIMESTAMP_PREFIX)]
+        if rest and all(line.startswith(BANNER_PREFIX) for line in rest):
+            self.banner = rest[-1].strip()  # a timed capture of the banner alone
+        elif rest:
+            self._bad_at(self.offset)
             self._drop("truncated")
         self.offset += len(self._buf)
         self._buf.clear()
@@ -247,9 +272,14 @@ class AmiParser:
     def _drop(self, why: str, n: int = 1) -> None:
         self.dropped[why] = self.dropped.get(why, 0) + n
 
+    def _bad_at(self, offset: int) -> None:
+        if self.first_bad is None:
+            self.first_bad = offset
+
     def _overflow(self) -> None:
         """The buffer grew past max_message with no message end: drop it, resync later."""
         n = len(self._buf)
+        self._bad_at(self.offset)
         self._drop("oversize-message")
         self._drop("oversize-bytes", n)
         self._tail = bytes(self._buf[-2:])
@@ -296,22 +326,35 @@ class AmiParser:
 
 
     def _parse_batch(self, chunk: bytes, out: list[AmiMessage]) -> None:
+        # ``feed`` has already counted the chunk in ``offset``
+        base = self.offset - len(chunk)
         text = chunk.decode("utf-8", "replace")
         if "\r" in text:
             text = text.replace("\r\n", "\n")
         if END_COMMAND in text:
+            before = sum(self.dropped.values())
             self._parse_with_follows(text, out)
+            if sum(self.dropped.values()) != before:
+                self._bad_at(base)
             return
         append = out.append
-        for block in text.split("\n\n"):
+        for i, block in enumerate(text.split("\n\n")):
             if block.startswith(("Event: ", "Response: ")):
                 append(AmiMessage(block))
             elif block:
+                before = sum(self.dropped.values())
                 self._odd_block(block, out)
+                if self.first_bad is None and sum(self.dropped.values()) != before:
+                    self._bad_at(base + _block_start(chunk, i))
 
     def _odd_block(self, block: str, out: list[AmiMessage]) -> None:
         """A block that does not start like a message: extra blank lines, a banner glued
         to the next message, garbage lines before the headers. Keep what is a message."""
+        if TIMESTAMP_PREFIX in block:
+            # a timed capture (.ami.ts, tests and check_replay --timed): "#TS <epoch>" before
+            # each message is the capture's own clock, not bad data
+            block = "\n".join(line for line in block.split("\n")
+                              if not line.startswith(TIMESTAMP_PREFIX))
         block = block.strip("\n")
         if not block:
             return

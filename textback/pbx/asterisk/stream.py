@@ -148,6 +148,11 @@ class AsteriskStream:
         self._sync_parser_drops()
         return self._drain_outcomes() + self.tracker.finish()
 
+    @property
+    def first_bad(self) -> int | None:
+        """The byte offset of the first data that was not this PBX's protocol (replay)."""
+        return self.parser.first_bad
+
     # ---------------------------------------------------------------- helpers
     def new_connection(self) -> None:
         """A fresh socket: new parser (bytes of the old one are gone), same call state."""

@@ -50,6 +50,7 @@ from textback.pbx.stream import TrackerConfig
 from textback.sender import Sender
 
 __all__ = ["EslAuthError", "EslClient", "EslError", "EslNotConnected", "listen"]
+from textback import logfmt
 
 log = logging.getLogger("textback.esl")
 
@@ -133,8 +134,9 @@ class EslClient:
             except (TimeoutError, OSError, EslError, asyncio.IncompleteReadError) as exc:
                 if self._stopping:
                     break
-                log.warning("FreeSWITCH event socket %s: %s; reconnecting in %.1f s",
-                            self.where, _one_line(str(exc)) or type(exc).__name__, delay)
+                logfmt.log(log, logging.WARNING, "esl_link_down", where=self.where,
+                           error=_one_line(str(exc)) or type(exc).__name__,
+                           retry_s=round(delay, 1))
                 self.reconnects += 1
                 await asyncio.sleep(delay)
                 delay = min(self.backoff_max, delay * 2)
@@ -316,7 +318,8 @@ class EslClient:
             chans = _rows(await self.api("show channels as json"))
             calls = _rows(await self.api("show calls as json"))
         except EslError as exc:
-            log.warning("FreeSWITCH %s: resync failed: %s", self.where, _one_line(str(exc)))
+            logfmt.log(log, logging.WARNING, "esl_resync_failed", where=self.where,
+                       error=_one_line(str(exc)))
             return
         self.stream.resync(chans, calls, self.clock(), known_before=known)
         self._drain()
@@ -347,9 +350,10 @@ class EslClient:
                     fut.set_result(frame)
                     break
         elif ctype == "text/disconnect-notice":
-            log.info("FreeSWITCH %s: disconnect notice", self.where)
+            logfmt.log(log, logging.INFO, "esl_disconnect_notice", where=self.where)
         elif ctype == "text/rude-rejection":
-            log.error("FreeSWITCH %s rejected us (ACL): %s", self.where, _one_line(frame.text))
+            logfmt.log(log, logging.ERROR, "esl_rejected", where=self.where, why="ACL",
+                       text=_one_line(frame.text))
 
     def _drain(self) -> None:
         """Route what the stream has: replies to their waiters, our own events (jobs,

@@ -184,6 +184,9 @@ class EslParser:
         self._pos = 0
         self._base = 0  # stream offset of _buf[0]
         self.frames = 0
+        # byte offset of the first data that was not a frame (skipped or cut), None while
+        # every byte was part of a frame: ``textback replay`` refuses a file with bad data
+        self.first_bad: int | None = None
 
     @property
     def offset(self) -> int:
@@ -205,6 +208,8 @@ class EslParser:
     def _resync(self, start: int, why: str) -> None:
         """Drop bytes from ``_pos`` up to the next plausible frame start after ``start``."""
         self.stats.drop(why)
+        if self.first_bad is None:
+            self.first_bad = self._base + self._pos
         m = _FRAME_START.search(self._buf, start)
         if m is None:
             # keep a short tail: a frame start may be split across reads; but always move
@@ -338,6 +343,8 @@ class EslParser:
             out.append(f)
         if self.pending and bytes(self._buf[self._pos:]).strip():
             self.stats.drop("truncated-at-end")
+            if self.first_bad is None:
+                self.first_bad = self.offset
         self._buf.clear()
         self._base += self._pos
         self._pos = 0

@@ -136,6 +136,11 @@ class FreeswitchStream:
     def tick(self, now: float) -> list[CallOutcome]:
         return self.tracker.tick(now)
 
+    @property
+    def first_bad(self) -> int | None:
+        """The byte offset of the first data that was not this PBX's protocol (replay)."""
+        return self.parser.first_bad
+
     def finish(self) -> list[CallOutcome]:
         out: list[CallOutcome] = []
         for frame in self.parser.finish():
