@@ -28,10 +28,7 @@ def link_events(raw: bytes, context: str | None = None) -> list[object]:
     client = AmiClient("127.0.0.1", 5038, "textback", "x", message_context=context)
     client.stream.receive_data(raw, NOW)
     client._drain()
-    out = []
-    while not client._out.empty():
-        out.append(client._out.get_nowait())
-    return out
+    return list(client.drain())
 
 
 def user_event(body: str, sender: str = CALLER, exten: str = DID) -> bytes:

@@ -62,8 +62,7 @@ async def _feed(tmp_path: Path, *events: bytes) -> tuple[AmiClient, list[str]]:
     link._drain()
     async with opened(tmp_path) as store:
         inbound = InboundHandler(store, Outbox(store, config=config), config, clock=Clock())
-        while not link._out.empty():
-            event = link._out.get_nowait()
+        for event in link.drain():
             assert isinstance(event, TextReceived)
             await inbound.receive(number=event.number, text=event.body, did=event.did,
                                   via="sip", at=1_800_000_000.0)

@@ -18,6 +18,7 @@ the adapter's documented errors.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -122,8 +123,32 @@ class PbxLink(Protocol):
         error when the request could not be made at all)."""
         ...
 
+    def drain(self) -> list[LinkEvent]:
+        """The events reported but not taken yet, without waiting (after ``run`` returned)."""
+        ...
+
     async def recover(self, since: float, skip: frozenset[str]) -> list[CallOutcome]:
         """Calls that ended after ``since`` according to the PBX's own records, except
         those in ``skip``; [] when no record source is configured. Raises the adapter's
         documented error when the source is missing, locked or foreign."""
         ...
+
+
+async def run_emitting_calls(link: PbxLink, emit: Callable[[CallOutcome], None]) -> None:
+    """``textback listen``: run ``link`` until it stops, handing every decided call to
+    ``emit`` as it is decided (and those the last tick decided after ``run`` returned). The
+    link's own errors (a refused login) propagate."""
+    async def consume() -> None:
+        while True:
+            event = await link.next_event()
+            if isinstance(event, CallEnded):
+                emit(event.outcome)
+
+    consumer = asyncio.create_task(consume())
+    try:
+        await link.run()
+    finally:
+        consumer.cancel()
+        for event in link.drain():
+            if isinstance(event, CallEnded):
+                emit(event.outcome)

@@ -61,10 +61,10 @@ from textback.pbx.asterisk.stream import (
 )
 from textback.pbx.call_start import CallStart
 from textback.pbx.link import (
-    CallEnded,
     LinkEvent,
     OriginateRequest,
     OriginateResult,
+    run_emitting_calls,
 )
 from textback.pbx.outcome import CallOutcome
 from textback.pbx.stream import TrackerConfig
@@ -192,6 +192,13 @@ class AmiClient:
     def seed(self, starts: list[CallStart]) -> int:
         """Inbound calls in progress when the process last stopped (call before ``run``)."""
         return self.stream.tracker.seed(starts)
+
+    def drain(self) -> list[LinkEvent]:
+        """The events reported but not taken yet, without waiting."""
+        out = []
+        while not self._out.empty():
+            out.append(self._out.get_nowait())
+        return out
 
     async def next_event(self) -> LinkEvent:
         """The next call started or ended, or text received, in the order reported."""
@@ -426,23 +433,9 @@ async def listen(host: str, port: int, user: str, secret: str, config: TrackerCo
                  emit: Callable[[CallOutcome], None], *, ping_timeout: float = 10.0) -> int:
     """``textback listen --pbx asterisk``: run until interrupted; 2 on refused login."""
     client = AmiClient(host, port, user, secret, config, ping_timeout=ping_timeout)
-
-    async def consume() -> None:
-        while True:
-            event = await client.next_event()
-            if isinstance(event, CallEnded):
-                emit(event.outcome)
-
-    consumer = asyncio.create_task(consume())
     try:
-        await client.run()
+        await run_emitting_calls(client, emit)
     except AmiLoginError as exc:
         print(f"textback listen: {exc}", file=sys.stderr)
         return 2
-    finally:
-        consumer.cancel()
-        while not client._out.empty():  # what the last tick decided
-            event = client._out.get_nowait()
-            if isinstance(event, CallEnded):
-                emit(event.outcome)
     return 0

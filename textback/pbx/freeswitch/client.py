@@ -39,11 +39,11 @@ from textback.pbx.freeswitch.inbound_message import inbound_from_esl
 from textback.pbx.freeswitch.parser import CT_API, CT_AUTH, CT_REPLY, EslEvent, EslParser, Frame
 from textback.pbx.freeswitch.stream import EslClientEvent, EslReply, FreeswitchStream
 from textback.pbx.link import (
-    CallEnded,
     LinkEvent,
     OriginateRequest,
     OriginateResult,
     TextReceived,
+    run_emitting_calls,
 )
 from textback.pbx.outcome import CallOutcome
 from textback.pbx.stream import TrackerConfig
@@ -150,6 +150,13 @@ class EslClient:
         """FreeSWITCH keeps a call's facts on its channels: the reconnect resync
         (``show channels``) finds calls in progress, so nothing needs seeding."""
         return 0
+
+    def drain(self) -> list[LinkEvent]:
+        """The events reported but not taken yet, without waiting."""
+        out = []
+        while not self._out.empty():
+            out.append(self._out.get_nowait())
+        return out
 
     async def next_event(self) -> LinkEvent:
         """The next call ended or text received, in the order reported."""
@@ -410,23 +417,9 @@ async def listen(host: str, port: int, secret: str, config: TrackerConfig,
         logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                             format="textback listen: %(message)s")
     client = EslClient(host, port, secret, config, ping_timeout=ping_timeout)
-
-    async def consume() -> None:
-        while True:
-            event = await client.next_event()
-            if isinstance(event, CallEnded):
-                emit(event.outcome)
-
-    consumer = asyncio.create_task(consume())
     try:
-        await client.run()
+        await run_emitting_calls(client, emit)
     except EslAuthError as exc:
         print(f"textback listen: {exc}", file=sys.stderr)
         return 2
-    finally:
-        consumer.cancel()
-        while not client._out.empty():
-            event = client._out.get_nowait()
-            if isinstance(event, CallEnded):
-                emit(event.outcome)
     return 0
