@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import sys
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -74,7 +75,8 @@ class EslClient:
                  ping_timeout: float = 10.0, connect_timeout: float = 5.0,
                  backoff_min: float = 0.5, backoff_max: float = 20.0,
                  events: str = SUBSCRIBED_EVENTS,
-                 tick_interval: float = 0.5) -> None:
+                 tick_interval: float = 0.5,
+                 clock: Callable[[], float] = time.time) -> None:
         self.host, self.port = host, port
         self._secret = secret
         self.on_outcome = on_outcome
@@ -85,6 +87,10 @@ class EslClient:
         self.backoff_min, self.backoff_max = backoff_min, backoff_max
         self.events = events
         self.tick_interval = tick_interval
+        # ``now`` for the tracker: the wall clock, the one FreeSWITCH's event epochs
+        # (Event-Date-Timestamp, Caller-Channel-Created-Time) are in. The loop's monotonic
+        # clock is only for our own timeouts (silence, pings).
+        self.clock = clock
         self.stream = FreeswitchStream(config, on_event=self._event, on_frame=self._frame)
         self.stream.extra_events = CLIENT_EVENTS
         self.connected = asyncio.Event()
@@ -219,7 +225,7 @@ class EslClient:
                     self._auth.set_exception(EslError("closed before auth/request"))
                 return
             self._last_rx = loop.time()
-            self._emit(self.stream.feed(data, now=loop.time()))
+            self._emit(self.stream.feed(data, now=self.clock()))
 
     async def _watchdog(self) -> None:
         """Ping when quiet, give up when silent for ``ping_timeout``; tick settle timers."""
@@ -228,9 +234,8 @@ class EslClient:
         step = min(self.tick_interval, self.ping_timeout / 3)
         while True:
             await asyncio.sleep(step)
-            now = loop.time()
-            self._emit(self.stream.tick(now))
-            idle = now - self._last_rx
+            self._emit(self.stream.tick(self.clock()))
+            idle = loop.time() - self._last_rx
             if idle >= self.ping_timeout:
                 if ping is not None:
                     ping.cancel()
@@ -252,8 +257,7 @@ class EslClient:
         except EslError as exc:
             log.warning("FreeSWITCH %s: resync failed: %s", self.where, _one_line(str(exc)))
             return
-        now = asyncio.get_running_loop().time()
-        self._emit(self.stream.tracker.resync(chans, calls, now, known_before=known))
+        self._emit(self.stream.tracker.resync(chans, calls, self.clock(), known_before=known))
 
     # -- frames --------------------------------------------------------------------------
     async def _command(self, cmd: str, timeout: float, body: bytes = b"") -> Frame:
