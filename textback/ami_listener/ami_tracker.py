@@ -36,18 +36,26 @@ The rules, each taken from a real capture (../shared/traces/asterisk-22/MANIFEST
   and DID are known. A seeded call the PBX no longer lists ended while we were down: it is
   finalised once, as ``missed`` only if what we saw before (a Dial leg ended unanswered,
   the queue let go, voicemail, the caller hung up) already made it missed, else
-  ``ignored``/``unknown-after-restart`` (nobody can tell whether someone answered).
+  ``ignored``/``unknown-after-restart`` (nobody can tell whether someone answered);
+* bounded work and memory: a call still open ``max_call_age_s`` after it started is given
+  up (``ignored``/``expired``); ``tick`` pops only the calls that are due (settle deque,
+  expiry heap with lazy deletion) and reports the progress of only the calls an event
+  touched since the last tick, so neither a tick nor an event costs anything per open
+  call; what one call keeps (channels, statuses, mailboxes) is capped.
 """
 
 from __future__ import annotations
 
 import calendar
+import dataclasses
+import heapq
+import itertools
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from textback.ami_listener.ami_parser import AmiMessage
 from textback.ami_listener.call_start import CallProgress, CallStart
-from textback.ami_listener.stream import StreamStats, TrackerConfig
+from textback.ami_listener.stream import EXPIRED, StreamStats, TrackerConfig
 from textback.numbers import clean_caller_id, is_withheld_number, normalise_caller, to_e164
 from textback.outcome import CallOutcome, Direction
 
@@ -90,6 +98,12 @@ DECIDED_MEMORY = 8192
 # The verdict reason of a call that ended while we were down with no sign it was missed.
 UNKNOWN_AFTER_RESTART = "unknown-after-restart"
 MAX_LEARNED_TRUNKS = 64
+# What one call may keep: channels (gone ones are evicted first), DialEnd statuses and
+# mailboxes, bridges per channel. Far above any real call (a ring group of 100 phones
+# through Local channels is ~200 channels), low enough that one call is a few hundred KB.
+MAX_CHANS_PER_CALL = 256
+MAX_FACTS_PER_CALL = 16
+MAX_BRIDGES_PER_CHAN = 16
 
 
 def _uid_epoch(uid: str) -> float | None:
@@ -145,6 +159,7 @@ class _Call:
         "dialend",
         "dialstatus",
         "did_raw",
+        "expires_at",
         "first",
         "gone_at",
         "hangup_cause",
@@ -160,6 +175,7 @@ class _Call:
         "resynced",
         "ring_end",
         "seeded",
+        "seq",
         "stage",
         "started_at",
         "trunk_dialed",
@@ -169,9 +185,11 @@ class _Call:
         "withheld_pres",
     )
 
-    def __init__(self, linkedid: str, started_at: float | None) -> None:
+    def __init__(self, linkedid: str, started_at: float | None, expires_at: float) -> None:
         self.linkedid = linkedid
         self.started_at = started_at
+        self.expires_at = expires_at
+        self.seq = 0  # order of arrival among open calls
         self.chans: dict[str, _Chan] = {}
         self.first: _Chan | None = None
         self.live = 0
@@ -219,6 +237,13 @@ class CallTracker:
         self._bridges: dict[str, set[str]] = {}
         self._decided: OrderedDict[str, None] = OrderedDict()
         self._settle: deque[tuple[float, str]] = deque()
+        # (expires_at, linkedid) of open calls; entries of calls already gone are skipped
+        # when popped (lazy deletion) and swept when they outnumber the open calls
+        self._expiry: list[tuple[float, str]] = []
+        # calls that reached voicemail (a MessageWaiting without a channel is matched
+        # against these only, not against every open call)
+        self._vm_calls: dict[str, _Call] = {}
+        self._seq = itertools.count()
         self._trunk_contexts = frozenset(self.config.trunk_contexts)
         self._trunk_endpoints = {e.rpartition("/")[2] for e in self.config.trunk_endpoints}
         self._learned_trunks: set[str] = set()
@@ -232,6 +257,8 @@ class CallTracker:
         # Inbound calls reported through on_call_started: their last reported progress.
         self.on_call_started: Callable[[CallStart], None] | None = None
         self._watched: dict[str, CallProgress] = {}
+        # watched calls an event touched since the last tick (their progress may differ)
+        self._dirty: dict[str, None] = {}
         self._handlers: dict[str, Callable[[AmiMessage], None]] = {
             "Newchannel": self._on_newchannel,
             "VarSet": self._on_varset,
@@ -270,14 +297,18 @@ class CallTracker:
         handler = self._handlers.get(msg.name)
         if handler is not None:
             handler(msg)
+            if self._watched:
+                self._touch(msg)
         elif msg.name not in NOISE_EVENTS:
             self.stats.drop("unknown-event")
 
     def tick(self, now: float | None = None) -> list[CallOutcome]:
-        """Finalise the calls whose settle window has passed; return them (and any ready)."""
+        """Finalise the calls whose settle window has passed or that are older than
+        ``max_call_age_s``; return them (and any ready). Touches only those calls and the
+        watched calls an event touched since the last tick."""
         if now is not None and now > self.now:
             self.now = now
-        if self._watched:
+        if self._dirty:
             self._report_progress()
         q = self._settle
         limit = self.now
@@ -287,6 +318,13 @@ class CallTracker:
             if call is not None and call.gone_at is not None and call.live == 0 \
                     and call.gone_at + self.config.settle_s <= limit:
                 self._finalise(call)
+        heap = self._expiry
+        while heap and heap[0][0] <= limit:
+            _, lid = heapq.heappop(heap)
+            call = self._calls.get(lid)
+            if call is None or call.expires_at > limit or call.gone_at is not None:
+                continue  # decided already, a newer call of that id, or settling now
+            self._finalise(call, expired=True)
         out, self._ready = self._ready, []
         return out
 
@@ -297,6 +335,8 @@ class CallTracker:
                 call.gone_at = self.now
             self._finalise(call)
         self._settle.clear()
+        self._expiry.clear()
+        self._dirty.clear()
         out, self._ready = self._ready, []
         return out
 
@@ -324,7 +364,9 @@ class CallTracker:
             call.caller_hangup, call.pbx_up = p.caller_hangup, p.pbx_up
             call.person, call.connected = p.person, p.connected
             call.answered_at, call.ring_end = p.answered_at, p.ring_end
-            call.vm_left, call.vm_boxes = p.vm_left, set(p.vm_boxes)
+            call.vm_left, call.vm_boxes = p.vm_left, set(p.vm_boxes[:MAX_FACTS_PER_CALL])
+            if call.vm_boxes:
+                self._vm_calls[lid] = call
             call.withheld_pres = p.withheld_pres
             call.caller_raw, call.caller_name = s.caller_raw, s.caller_name
             call.did_raw = s.did_raw
@@ -352,13 +394,31 @@ class CallTracker:
         self._watched[call.linkedid] = progress
         report(self._start_of(call, first, progress))
 
+    def _touch(self, msg: AmiMessage) -> None:
+        """Note the watched calls ``msg`` may have changed: those of the channels it names
+        (after the handler ran, so a channel that moved counts for its new call) and of its
+        Linkedid. Only these are compared at the next tick."""
+        watched, dirty, chans = self._watched, self._dirty, self._chans
+        for key in ("Uniqueid", "DestUniqueid", "UniqueID"):
+            uid = msg.get(key)
+            if uid:
+                chan = chans.get(uid)
+                if chan is not None and chan.call.linkedid in watched:
+                    dirty[chan.call.linkedid] = None
+        lid = msg.get("Linkedid")
+        if lid and lid in watched:
+            dirty[lid] = None
+
     def _report_progress(self) -> None:
-        """Report every watched call whose evidence changed since it was last reported."""
+        """Report every touched watched call whose evidence changed since it was last
+        reported."""
         report = self.on_call_started
-        for lid, last in self._watched.items():
+        dirty, self._dirty = self._dirty, {}
+        for lid in dirty:
+            last = self._watched.get(lid)
             call = self._calls.get(lid)
             first = call.first if call is not None else None
-            if call is None or first is None:
+            if last is None or call is None or first is None:
                 continue
             progress = _progress(call)
             if progress != last:
@@ -410,7 +470,10 @@ class CallTracker:
             context = msg.get("Context") or ""
             trunk = self._is_trunk(name, context)
             state = msg.get("ChannelStateDesc") or ""
-            chan = self._add_chan(call, uid, name, trunk, state in ("Ring", "Up"), msg)
+            added = self._add_chan(call, uid, name, trunk, state in ("Ring", "Up"), msg)
+            if added is None:
+                return
+            chan = added
             call.resynced = True
             app = msg.get("Application") or ""
             if chan is call.first:
@@ -431,6 +494,8 @@ class CallTracker:
         bridge = msg.get("BridgeId") or ""
         if bridge and bridge not in chan.bridges:
             self._enter_bridge(chan, bridge)
+        if chan.call.linkedid in self._watched:
+            self._dirty[chan.call.linkedid] = None
 
     def resync_end(self) -> list[CallOutcome]:
         """Channels we knew that the PBX no longer lists ended while we were away."""
@@ -476,12 +541,35 @@ class CallTracker:
         return ep in self._trunk_endpoints or ep in self._learned_trunks
 
     def _new_call(self, lid: str, started: float | None) -> _Call:
-        call = _Call(lid, started)
+        expires = (started if started is not None else self.now) + self.config.max_call_age_s
+        call = _Call(lid, started, expires)
+        call.seq = next(self._seq)
         self._calls[lid] = call
+        heap = self._expiry
+        if len(heap) > 2 * len(self._calls) + 1024:
+            # mostly entries of calls decided since: sweep them (amortised O(1) per call)
+            heap[:] = [(c.expires_at, k) for k, c in self._calls.items()]
+            heapq.heapify(heap)
+        else:
+            heapq.heappush(heap, (expires, lid))
         return call
 
+    def _evict_gone(self, call: _Call) -> bool:
+        """Forget the call's gone channels (never its first); True if it is under the cap."""
+        for uid, chan in list(call.chans.items()):
+            if chan.gone and chan is not call.first:
+                del call.chans[uid]
+                if self._chans.get(uid) is chan:
+                    del self._chans[uid]
+                if self._locals.get(chan.name) is chan:
+                    del self._locals[chan.name]
+        return len(call.chans) < MAX_CHANS_PER_CALL
+
     def _add_chan(self, call: _Call, uid: str, name: str, trunk: bool, ring: bool,
-                  msg: AmiMessage) -> _Chan:
+                  msg: AmiMessage) -> _Chan | None:
+        if len(call.chans) >= MAX_CHANS_PER_CALL and not self._evict_gone(call):
+            self.stats.drop("channel-cap")
+            return None
         chan = _Chan(uid, name, trunk, ring, call)
         self._chans[uid] = chan
         call.chans[uid] = chan
@@ -518,7 +606,7 @@ class CallTracker:
             self._move(chan, lid)
         return chan
 
-    def _adopt(self, msg: AmiMessage, uid: str, lid: str) -> _Chan:
+    def _adopt(self, msg: AmiMessage, uid: str, lid: str) -> _Chan | None:
         """Right after a (re)connect: every channel event carries the channel's snapshot,
         so a channel whose Newchannel we missed is picked up from it."""
         call = self._calls.get(lid)
@@ -529,6 +617,8 @@ class CallTracker:
         name = msg.get("Channel") or ""
         trunk = self._is_trunk(name, msg.get("Context") or "")
         chan = self._add_chan(call, uid, name, trunk, msg.get("ChannelState") != "0", msg)
+        if chan is None:
+            return None
         call.resynced = True
         self.stats.drop("adopted-channel")
         return chan
@@ -552,6 +642,7 @@ class CallTracker:
             # a temporary call (the pickup channel's own Linkedid): never a call of its own
             del self._calls[old.linkedid]
             self._watched.pop(old.linkedid, None)
+            self._vm_calls.pop(old.linkedid, None)
             self._remember(old.linkedid)
         elif old.live == 0 and old.gone_at is None:
             self._mark_gone(old)
@@ -593,8 +684,11 @@ class CallTracker:
             if call.ring_end is None and not call.person:
                 call.ring_end = self.now
             boxes = data.partition(",")[0]
-            call.vm_boxes.update(b if "@" in b else b + "@default"
-                                 for b in boxes.split("&") if b)
+            for b in boxes.split("&"):
+                if b and len(call.vm_boxes) < MAX_FACTS_PER_CALL:
+                    call.vm_boxes.add(b if "@" in b else b + "@default")
+            if call.vm_boxes:
+                self._vm_calls[call.linkedid] = call
         elif app in IVR_APPS and call.stage == "":
             call.stage = "ivr"
 
@@ -623,6 +717,8 @@ class CallTracker:
         trunk = self._is_trunk(name, context)
         state = msg.get("ChannelState")
         chan = self._add_chan(call, uid, name, trunk, state != "0", msg)
+        if chan is None:
+            return
         if trunk and chan.ring and chan is call.first and self.on_call_started is not None:
             self._report_start(call)
 
@@ -721,7 +817,8 @@ class CallTracker:
             return
         status = msg.get("DialStatus")
         call = chan.call
-        if status and chan is call.first:
+        if status and chan is call.first and (status in call.dialend
+                                              or len(call.dialend) < MAX_FACTS_PER_CALL):
             call.dialend.add(status)
             # DIALSTATUS (class dialplan) sets it more exactly when it arrives
             if call.ring_end is None and not call.person and not call.in_queue:
@@ -735,6 +832,9 @@ class CallTracker:
         self._enter_bridge(chan, bridge)
 
     def _enter_bridge(self, chan: _Chan, bridge: str) -> None:
+        if bridge not in chan.bridges and len(chan.bridges) >= MAX_BRIDGES_PER_CHAN:
+            self.stats.drop("bridge-cap")  # BridgeLeave events lost: keep what we have
+            return
         self._bridges.setdefault(bridge, set()).add(chan.uid)
         chan.bridges.add(bridge)
         self._check_person(chan.call, bridge)
@@ -847,13 +947,17 @@ class CallTracker:
             if chan is call.first and not call.person:
                 # the caller's own channel stored a message: VoiceMail ran for this call
                 call.stage = "vm"
-                if box:
+                if box and len(call.vm_boxes) < MAX_FACTS_PER_CALL:
                     call.vm_boxes.add(box)
+                    self._vm_calls[call.linkedid] = call
             return
-        for call in self._calls.values():
-            if box in call.vm_boxes:
-                call.vm_left = True
-                return
+        # the oldest open call that reached this mailbox (as when every call was scanned)
+        hits = [c for c in self._vm_calls.values() if box in c.vm_boxes]
+        if hits:
+            call = min(hits, key=lambda c: c.seq)
+            call.vm_left = True
+            if call.linkedid in self._watched:
+                self._dirty[call.linkedid] = None
 
     def _on_newcallerid(self, msg: AmiMessage) -> None:
         chan = self._chan(msg)
@@ -892,9 +996,11 @@ class CallTracker:
         self._sample_time(self._parse_time(msg.get("EndTime")))
 
     # ---------------------------------------------------------------- verdicts
-    def _finalise(self, call: _Call) -> None:
+    def _finalise(self, call: _Call, expired: bool = False) -> None:
         del self._calls[call.linkedid]
         self._watched.pop(call.linkedid, None)
+        self._dirty.pop(call.linkedid, None)
+        self._vm_calls.pop(call.linkedid, None)
         for uid, chan in call.chans.items():
             if self._chans.get(uid) is chan:
                 del self._chans[uid]
@@ -908,6 +1014,12 @@ class CallTracker:
                             del self._bridges[b]
         self._remember(call.linkedid)
         outcome = self._verdict(call)
+        if expired:
+            # still open after max_call_age_s: given up, recorded, never texted
+            self.stats.drop("expired-call")
+            outcome = dataclasses.replace(
+                outcome, verdict="ignored", reason=EXPIRED, voicemail_left=False,
+                extra={**outcome.extra, "expired": True})
         self.stats.outcomes += 1
         self._ready.append(outcome)
 
