@@ -294,3 +294,19 @@ async def test_call_answered_while_the_listener_was_away_rings_for_the_time_it_r
     (o,) = got
     assert (o.call, o.verdict) == ("e61d5c3c-fc43-4d23-bd23-4d9054d3c09c", "answered")
     assert 19.0 <= o.ring_s <= 40.0, o.ring_s
+
+
+def test_max_call_age_is_a_trunks_key_in_hours(tmp_path: Path) -> None:
+    from tests.daemon_fakes import CONFIG
+    from textback.config import ConfigError, parse_config
+
+    def load(extra: str) -> TrackerConfig:
+        text = CONFIG.format(send_delay=0, store=tmp_path / "t.db").replace(
+            'default_region = "US"\n', 'default_region = "US"\n' + extra)
+        cfg = parse_config(text, tmp_path / "t.toml", check_permissions=False)
+        return cfg.trunks.tracker_config()
+
+    assert load("").max_call_age_s == 4 * HOUR
+    assert load("max_call_age_h = 0.5\n").max_call_age_s == 1800.0
+    with pytest.raises(ConfigError, match="max_call_age_h"):
+        load("max_call_age_h = 0\n")

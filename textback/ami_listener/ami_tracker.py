@@ -104,6 +104,10 @@ MAX_LEARNED_TRUNKS = 64
 MAX_CHANS_PER_CALL = 256
 MAX_FACTS_PER_CALL = 16
 MAX_BRIDGES_PER_CHAN = 16
+# Calls ended and waiting out settle_s: live, the calls ending within settle_s; with a clock
+# that does not move (a replay whose events repeat the same times) they would pile up until
+# the end: past this many, the oldest are decided at once.
+MAX_SETTLING = 4096
 
 
 def _uid_epoch(uid: str) -> float | None:
@@ -312,6 +316,12 @@ class CallTracker:
             self._report_progress()
         q = self._settle
         limit = self.now
+        while len(q) > MAX_SETTLING:
+            _, lid = q.popleft()
+            call = self._calls.get(lid)
+            if call is not None and call.gone_at is not None and call.live == 0:
+                self.stats.drop("settled-early")
+                self._finalise(call)
         while q and q[0][0] <= limit:
             _, lid = q.popleft()
             call = self._calls.get(lid)

@@ -71,6 +71,10 @@ TOMBSTONES = 8192  # leg ids of decided calls remembered (bounded: ~0.7 MB at mo
 # Legs one call keeps (a ring group of 100 phones is ~100): gone legs are forgotten first.
 MAX_LEGS_PER_CALL = 256
 MAX_CAUSES_PER_CALL = 16
+# Calls ended and waiting out settle_s. Live, that is the calls ending within settle_s (a few);
+# with a clock that does not move (a replay whose events repeat the same times), they would
+# pile up until the end: past this many, the oldest are decided at once.
+MAX_SETTLING = 4096
 
 
 class EventLike(Protocol):
@@ -489,6 +493,15 @@ class FsCallTracker:
 
     def _due(self) -> list[CallOutcome]:
         out: list[CallOutcome] = []
+        settling = self._settling
+        while len(settling) > MAX_SETTLING:
+            _, root = heapq.heappop(settling)
+            call = self._calls.get(root)
+            if call is not None and call.gone_at is not None:
+                self.stats.drop("settled-early")
+                outcome = self._close(call)
+                if outcome is not None:
+                    out.append(outcome)
         heap = self._expiry
         while heap and heap[0][0] <= self._clock:
             _, root = heapq.heappop(heap)
