@@ -310,3 +310,43 @@ def test_max_call_age_is_a_trunks_key_in_hours(tmp_path: Path) -> None:
     assert load("max_call_age_h = 0.5\n").max_call_age_s == 1800.0
     with pytest.raises(ConfigError, match="max_call_age_h"):
         load("max_call_age_h = 0\n")
+
+
+def test_a_clock_that_stands_still_cannot_pile_up_settling_calls(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ESL ingest bench's RSS growth: a replay whose events repeat the same times never
+    moves the settle clock on, so every ended call waited for the end of input. Now past
+    MAX_SETTLING the oldest are decided at once (counted), with the same verdict."""
+    from textback.ami_listener import fs_tracker
+
+    monkeypatch.setattr(fs_tracker, "MAX_SETTLING", 20)
+    monkeypatch.setattr(ami_tracker, "MAX_SETTLING", 20)
+    raw = (FREESWITCH_TRACES / "direct-noanswer.esl").read_bytes()
+    fs = FsCallTracker(TrackerConfig())
+    fs_out: list[CallOutcome] = []
+    most = 0
+    for rep in range(100):
+        data = raw.replace(b"94ef8245", b"%08x" % rep)  # the a-leg's id, new each time
+        for f in iter_frames(data):
+            ev = decode_event(f) if f.is_event else None
+            if ev is not None:
+                fs_out += fs.handle(ev)
+                most = max(most, fs.open_calls)
+    assert most <= 22 and len(fs_out) >= 75
+    assert {(o.verdict, o.reason) for o in fs_out} == {("missed", "noanswer")}
+    assert fs.stats.dropped["settled-early"] >= 75
+
+    msgs = ami_events("direct-noanswer.ami")
+    ast = CallTracker(TrackerConfig())
+    ast_out: list[CallOutcome] = []
+    most = 0
+    for rep in range(100):
+        # new Uniqueids/Linkedid, same epoch and times: the clock stands still
+        ids = {"0": f"1795395183.{1000 + 2 * rep}", "1": f"1795395183.{1001 + 2 * rep}"}
+        for m in msgs:
+            ast.handle(AmiMessage(re.sub(r"1795395183\.([01])\b", lambda u, ids=ids: ids[u[1]],
+                                         m.text)))
+            ast_out += ast.tick()
+            most = max(most, ast.open_calls)
+    assert most <= 22 and len(ast_out) >= 75
+    assert {(o.verdict, o.reason) for o in ast_out} == {("missed", "noanswer")}
