@@ -80,9 +80,10 @@ def stream(tpl: bytes, per_rep: int, events: int) -> Iterator[bytes]:
             parts += (piece, b"%d" % (t + shift))
         parts.append(tail)
         buf += b"".join(parts).replace(MARK, b"%04x" % (rep % 0x10000))
-        while len(buf) >= CHUNK:
-            yield buf[:CHUNK]
-            buf = buf[CHUNK:]
+        whole = len(buf) - len(buf) % CHUNK  # cut once per repetition, not once per chunk
+        for i in range(0, whole, CHUNK):
+            yield buf[i:i + CHUNK]
+        buf = buf[whole:]
     if buf:
         yield buf
 
