@@ -148,7 +148,9 @@ class _Chan:
         self.call = call
         self.dialed = False
         self.gone = False
-        self.bridges: set[str] = set()
+        # tuples, not sets: a few members at most (capped), and the empty tuple costs
+        # nothing per channel where an empty set costs 216 bytes
+        self.bridges: tuple[str, ...] = ()
 
 
 class _Call:
@@ -208,12 +210,12 @@ class _Call:
         self.ring_end: float | None = None
         self.stage = ""
         self.dialstatus = ""
-        self.dialend: set[str] = set()
+        self.dialend: tuple[str, ...] = ()  # distinct DialEnd statuses, in arrival order
         self.in_queue = False
         self.queue_status = ""
         self.queue_abandon = False
         self.queue_hangup = False
-        self.vm_boxes: set[str] = set()
+        self.vm_boxes: tuple[str, ...] = ()  # distinct mailboxes
         self.vm_status = ""
         self.vm_left = False
         self.hangup_cause = ""
@@ -368,13 +370,13 @@ class CallTracker:
                 continue
             call = self._new_call(lid, s.started_at)
             p = s.progress
-            call.stage, call.dialstatus, call.dialend = p.stage, p.dialstatus, set(p.dialend)
+            call.stage, call.dialstatus, call.dialend = p.stage, p.dialstatus, tuple(p.dialend)
             call.in_queue, call.queue_status = p.in_queue, p.queue_status
             call.queue_abandon, call.queue_hangup = p.queue_abandon, p.queue_hangup
             call.caller_hangup, call.pbx_up = p.caller_hangup, p.pbx_up
             call.person, call.connected = p.person, p.connected
             call.answered_at, call.ring_end = p.answered_at, p.ring_end
-            call.vm_left, call.vm_boxes = p.vm_left, set(p.vm_boxes[:MAX_FACTS_PER_CALL])
+            call.vm_left, call.vm_boxes = p.vm_left, tuple(p.vm_boxes[:MAX_FACTS_PER_CALL])
             if call.vm_boxes:
                 self._vm_calls[lid] = call
             call.withheld_pres = p.withheld_pres
@@ -676,7 +678,7 @@ class CallTracker:
                 members.discard(chan.uid)
                 if not members:
                     del self._bridges[bridge]
-        chan.bridges.clear()
+        chan.bridges = ()
         call = chan.call
         call.live -= 1
         if call.live <= 0:
@@ -695,8 +697,9 @@ class CallTracker:
                 call.ring_end = self.now
             boxes = data.partition(",")[0]
             for b in boxes.split("&"):
-                if b and len(call.vm_boxes) < MAX_FACTS_PER_CALL:
-                    call.vm_boxes.add(b if "@" in b else b + "@default")
+                box = b if "@" in b else b + "@default"
+                if b and box not in call.vm_boxes and len(call.vm_boxes) < MAX_FACTS_PER_CALL:
+                    call.vm_boxes += (box,)
             if call.vm_boxes:
                 self._vm_calls[call.linkedid] = call
         elif app in IVR_APPS and call.stage == "":
@@ -747,7 +750,7 @@ class CallTracker:
             if not value:
                 if not call.in_queue:
                     call.stage = "dial"
-                    call.dialend.clear()
+                    call.dialend = ()
             else:
                 call.dialstatus = value
                 if not call.person:
@@ -827,9 +830,9 @@ class CallTracker:
             return
         status = msg.get("DialStatus")
         call = chan.call
-        if status and chan is call.first and (status in call.dialend
-                                              or len(call.dialend) < MAX_FACTS_PER_CALL):
-            call.dialend.add(status)
+        if status and chan is call.first and status not in call.dialend \
+                and len(call.dialend) < MAX_FACTS_PER_CALL:
+            call.dialend += (status,)
             # DIALSTATUS (class dialplan) sets it more exactly when it arrives
             if call.ring_end is None and not call.person and not call.in_queue:
                 call.ring_end = self.now
@@ -846,7 +849,8 @@ class CallTracker:
             self.stats.drop("bridge-cap")  # BridgeLeave events lost: keep what we have
             return
         self._bridges.setdefault(bridge, set()).add(chan.uid)
-        chan.bridges.add(bridge)
+        if bridge not in chan.bridges:
+            chan.bridges += (bridge,)
         self._check_person(chan.call, bridge)
 
     def _on_bridge_leave(self, msg: AmiMessage) -> None:
@@ -854,7 +858,7 @@ class CallTracker:
         bridge = msg.get("BridgeUniqueid")
         if chan is None or not bridge:
             return
-        chan.bridges.discard(bridge)
+        chan.bridges = tuple(b for b in chan.bridges if b != bridge)
         members = self._bridges.get(bridge)
         if members is not None:
             members.discard(chan.uid)
@@ -867,7 +871,7 @@ class CallTracker:
         for uid in members or ():
             chan = self._chans.get(uid)
             if chan is not None:
-                chan.bridges.discard(bridge or "")
+                chan.bridges = tuple(b for b in chan.bridges if b != bridge)
 
     def _check_person(self, call: _Call, bridge: str) -> None:
         """Did this bridge connect the call's anchor (its trunk side) to a person?"""
@@ -957,8 +961,9 @@ class CallTracker:
             if chan is call.first and not call.person:
                 # the caller's own channel stored a message: VoiceMail ran for this call
                 call.stage = "vm"
-                if box and len(call.vm_boxes) < MAX_FACTS_PER_CALL:
-                    call.vm_boxes.add(box)
+                if box and box not in call.vm_boxes \
+                        and len(call.vm_boxes) < MAX_FACTS_PER_CALL:
+                    call.vm_boxes += (box,)
                     self._vm_calls[call.linkedid] = call
             return
         # the oldest open call that reached this mailbox (as when every call was scanned)
@@ -1095,7 +1100,7 @@ class CallTracker:
         if stage == "dial":
             status = call.dialstatus
             if not status:
-                ends = call.dialend
+                ends = set(call.dialend)
                 if call.caller_hangup and (not ends or "CANCEL" in ends):
                     return "abandon"
                 if ends == {"CANCEL"}:

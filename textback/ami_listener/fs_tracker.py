@@ -153,7 +153,8 @@ class _Call:
     gone_at: float | None = None
     ext_out_dest: str | None = None
     ext_out_answered: bool = False
-    b_causes: set[str] = field(default_factory=set)
+    # distinct b-leg hangup causes; a tuple: the empty one costs nothing, a set 216 bytes
+    b_causes: tuple[str, ...] = ()
     expires_at: float = 0.0
 
 
@@ -392,8 +393,10 @@ class FsCallTracker:
         leg.ended_at = end
         if not is_a:
             cause = ev.get("Hangup-Cause")
-            if cause and cause != "LOSE_RACE" and len(call.b_causes) < MAX_CAUSES_PER_CALL:
-                call.b_causes.add(cause.upper())
+            cause = (cause or "").upper()
+            if cause and cause != "LOSE_RACE" and cause not in call.b_causes \
+                    and len(call.b_causes) < MAX_CAUSES_PER_CALL:
+                call.b_causes += (cause,)
             return
         call.ended_at = end
         disp = ev.get("variable_originate_disposition") or ev.get("variable_DIALSTATUS")
@@ -671,7 +674,7 @@ class FsCallTracker:
         if not disp and call.b_causes:
             # the a-leg's own hangup was not seen (link down): the b-legs tell how it rang out
             for group in (BUSY, ABANDON, NOANSWER, UNAVAILABLE):
-                hit = call.b_causes & group
+                hit = group.intersection(call.b_causes)
                 if hit:
                     disp = min(hit)
                     break
