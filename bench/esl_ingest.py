@@ -2,13 +2,19 @@
 
 The stream is built from every shared FreeSWITCH capture's event frames (plain and json,
 exactly as FreeSWITCH sent them), repeated with renumbered UUIDs so every repetition is new
-calls, fed in 64 KiB chunks as a socket gives them. Measured in the same run:
+calls, and with its ``Event-Date-Timestamp`` moved on by the captures' time span each time,
+so time goes forward as on a real PBX (the replay clock is the events' time; repeating the
+same times kept every call of the run waiting out ``settle_s`` until the end: that was the
+RSS growth of issue 12, state and not the allocator), fed in 64 KiB chunks as a socket
+gives them. Measured in the same run:
 
 * ``naive_events_per_s``: baseline, a plain split-into-dict parser that URL-decodes every
   header of every event (what most ESL glue does);
 * ``parser_events_per_s``: our EslParser framing + Event-Name peek (no tracker);
 * ``events_per_s``: FreeswitchStream = parser + tracker, deciding every call;
-* ``rss_mb``: resident memory after the stream (no state is kept for decided calls).
+* ``rss_mb``: resident memory after the stream (no state is kept for decided calls);
+  ``rss_mb_at``: resident memory when the stream had passed 1/10 of its events and at its
+  end (100k and 1M in a full run), and ``max_open_calls``: the most calls held at once.
 
     python bench/esl_ingest.py [--quick] [--events N]
 
@@ -40,6 +46,8 @@ TRACES = (ROOT / ".." / "shared" / "traces" / "freeswitch-1.10").resolve()
 CHUNK = 64 * 1024
 UUID = re.compile(rb"\b[0-9a-f]{4}([0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b")
 MARK = b"\x00\x00\x00\x00"
+# the event's time (microseconds), in plain and in json frames: same digit count when moved
+EVENT_TIME = re.compile(rb'(Event-Date-Timestamp(?:: |":\s*"))([0-9]{16})')
 
 
 def template() -> tuple[bytes, int]:
@@ -52,14 +60,30 @@ def template() -> tuple[bytes, int]:
 
 
 def stream(tpl: bytes, per_rep: int, events: int) -> Iterator[bytes]:
-    """64 KiB chunks of ``events`` events: repetitions of the template, new ids each time."""
+    """64 KiB chunks of ``events`` events: repetitions of the template, new ids and later
+    event times each time."""
+    pieces: list[bytes] = []
+    times: list[int] = []
+    last = 0
+    for m in EVENT_TIME.finditer(tpl):
+        pieces.append(tpl[last:m.end(1)])
+        times.append(int(m.group(2)))
+        last = m.end(2)
+    tail = tpl[last:]
+    span = (max(times) - min(times) + 60_000_000) if times else 0
     reps = max(1, events // per_rep)
     buf = b""
     for rep in range(reps):
-        buf += tpl.replace(MARK, b"%04x" % (rep % 0x10000))
-        while len(buf) >= CHUNK:
-            yield buf[:CHUNK]
-            buf = buf[CHUNK:]
+        shift = rep * span
+        parts: list[bytes] = []
+        for piece, t in zip(pieces, times, strict=True):
+            parts += (piece, b"%d" % (t + shift))
+        parts.append(tail)
+        buf += b"".join(parts).replace(MARK, b"%04x" % (rep % 0x10000))
+        whole = len(buf) - len(buf) % CHUNK  # cut once per repetition, not once per chunk
+        for i in range(0, whole, CHUNK):
+            yield buf[i:i + CHUNK]
+        buf = buf[whole:]
     if buf:
         yield buf
 
@@ -96,11 +120,28 @@ def run_parser(chunks: list[bytes]) -> int:
     return n
 
 
-def run_stream(chunks: Iterator[bytes] | list[bytes]) -> tuple[int, int, FreeswitchStream]:
+class Watch:
+    """RSS when the stream passes each of ``marks`` events, and the most calls held."""
+
+    def __init__(self, marks: list[int]) -> None:
+        self.todo = sorted(marks)
+        self.rss_at: dict[str, float] = {}
+        self.max_open = 0
+
+
+def run_stream(chunks: Iterator[bytes] | list[bytes],
+               watch: Watch | None = None) -> tuple[int, int, FreeswitchStream]:
     s = FreeswitchStream()
     calls = 0
     for c in chunks:
         calls += len(s.feed(c))
+        if watch is not None:
+            watch.max_open = max(watch.max_open, s.tracker.open_calls)
+            while watch.todo and s.stats.events >= watch.todo[0]:
+                watch.rss_at[str(watch.todo.pop(0))] = round(rss_mb(), 1)
+    if watch is not None:
+        for mark in watch.todo:  # the stream ended just short of a mark (whole repetitions)
+            watch.rss_at[str(mark)] = round(rss_mb(), 1)
     calls += len(s.finish())
     return s.stats.events, calls, s
 
@@ -130,8 +171,9 @@ def main() -> int:
     rates = []
     calls = events = 0
     dropped: dict[str, int] = {}
+    watch = Watch([total // 10, total])
     for _ in range(runs):
-        dt, (events, calls, s) = timed(run_stream, stream(tpl, per_rep, total))
+        dt, (events, calls, s) = timed(run_stream, stream(tpl, per_rep, total), watch)
         rates.append(events / dt)
         dropped = s.stats.dropped
         open_calls = s.tracker.open_calls
@@ -154,6 +196,8 @@ def main() -> int:
         "parser_vs_naive": round(statistics.median(parser_rates) / statistics.median(naive_rates),
                                  2),
         "rss_mb": round(rss, 1),
+        "rss_mb_at": watch.rss_at,
+        "max_open_calls": watch.max_open,
         "open_calls_after": open_calls,
         "dropped": sum(dropped.values()),
         "quick": args.quick,

@@ -134,6 +134,8 @@ class TrunksConfig:
     default_region: str | None
     # the dialplan context whose UserEvent(TextbackMessage) is a genuine inbound text
     asterisk_message_context: str = "textback-message-in"
+    # an open call older than this is given up (recorded as ignored/expired, not texted)
+    max_call_age_h: float = 4.0
 
     def tracker_config(self) -> TrackerConfig:
         """The listener's view of these settings."""
@@ -144,6 +146,7 @@ class TrunksConfig:
             external_contexts=self.freeswitch_contexts,
             settle_s=self.settle_s,
             default_region=self.default_region,
+            max_call_age_s=self.max_call_age_h * 3600.0,
         )
 
 
@@ -532,6 +535,7 @@ SCHEMA = Table({
         "freeswitch_contexts": Field("str_list", list(DEFAULT_EXTERNAL_CONTEXTS)),
         "settle_s": Field("float", 2.0, check=_non_negative),
         "default_region": Field("str", None, check=_region),
+        "max_call_age_h": Field("float", 4.0, check=_positive),
     })),
     "modem": Field("table_list", table=Table({
         "name": Field("str", required=True, check=_name),
@@ -783,7 +787,8 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     t = v["trunks"]
     trunks = TrunksConfig(tuple(t["asterisk_contexts"]), tuple(t["asterisk_endpoints"]),
                           tuple(t["freeswitch_profiles"]), tuple(t["freeswitch_contexts"]),
-                          t["settle_s"], t["default_region"], t["asterisk_message_context"])
+                          t["settle_s"], t["default_region"], t["asterisk_message_context"],
+                          t["max_call_age_h"])
 
     # [[modem]]
     modems: list[ModemConfig] = []

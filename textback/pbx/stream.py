@@ -18,6 +18,10 @@ from textback.pbx.outcome import CallOutcome
 DEFAULT_TRUNK_CONTEXTS = ("from-trunk", "from-pstn", "from-external", "ext-did")
 DEFAULT_EXTERNAL_PROFILES = ("external",)
 DEFAULT_EXTERNAL_CONTEXTS = ("public",)
+# A call still open this long is given up: it leaves the tracker as ignored/EXPIRED.
+DEFAULT_MAX_CALL_AGE_S = 4 * 3600.0
+# The reason of a call given up after ``max_call_age_s``: recorded, never texted.
+EXPIRED = "expired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,9 @@ class TrackerConfig:
     or its caller context is in ``external_contexts`` (and it is not ``sip_authorized``).
     ``settle_s``: a call is final this long after its last channel is gone, so late events
     (Cdr, CEL, MessageWaiting) fold in. ``default_region`` normalises national numbers.
+    ``max_call_age_s``: a call still open this long after it started (a lost hangup, a
+    stuck channel, a flood of calls that never end) is given up: verdict ``ignored``,
+    reason ``expired``, so its state is freed and it is recorded, never texted.
     """
 
     trunk_contexts: tuple[str, ...] = DEFAULT_TRUNK_CONTEXTS
@@ -38,6 +45,7 @@ class TrackerConfig:
     external_contexts: tuple[str, ...] = DEFAULT_EXTERNAL_CONTEXTS
     settle_s: float = 2.0
     default_region: str | None = None
+    max_call_age_s: float = DEFAULT_MAX_CALL_AGE_S
 
 
 @dataclass(slots=True)

@@ -40,12 +40,20 @@ The rules, each taken from a real capture (../shared/traces/asterisk-22/MANIFEST
   A call first seen mid-call (its Newchannel went to the socket of a process that was
   killed, or its start was not yet kept) has no DID anywhere in what the PBX shows now
   (CoreShowChannel gives the channel's current context/extension): its DID is None and
-  ``extra["did_unseen"]`` says so, never the current extension passed off as a DID.
+  ``extra["did_unseen"]`` says so, never the current extension passed off as a DID;
+* bounded work and memory: a call still open ``max_call_age_s`` after it started is given
+  up (``ignored``/``expired``); ``tick`` pops only the calls that are due (settle deque,
+  expiry heap with lazy deletion) and reports the progress of only the calls an event
+  touched since the last tick, so neither a tick nor an event costs anything per open
+  call; what one call keeps (channels, statuses, mailboxes) is capped.
 """
 
 from __future__ import annotations
 
 import calendar
+import dataclasses
+import heapq
+import itertools
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
@@ -53,7 +61,7 @@ from textback.numbers import clean_caller_id, is_withheld_number, normalise_call
 from textback.pbx.asterisk.parser import AmiMessage
 from textback.pbx.call_start import CallProgress, CallStart
 from textback.pbx.outcome import CallOutcome, Direction
-from textback.pbx.stream import StreamStats, TrackerConfig
+from textback.pbx.stream import EXPIRED, StreamStats, TrackerConfig
 
 # Channel technologies that are plumbing, never a person.
 HELPER_TECHS = frozenset(
@@ -94,6 +102,16 @@ DECIDED_MEMORY = 8192
 # The verdict reason of a call that ended while we were down with no sign it was missed.
 UNKNOWN_AFTER_RESTART = "unknown-after-restart"
 MAX_LEARNED_TRUNKS = 64
+# What one call may keep: channels (gone ones are evicted first), DialEnd statuses and
+# mailboxes, bridges per channel. Far above any real call (a ring group of 100 phones
+# through Local channels is ~200 channels), low enough that one call is a few hundred KB.
+MAX_CHANS_PER_CALL = 256
+MAX_FACTS_PER_CALL = 16
+MAX_BRIDGES_PER_CHAN = 16
+# Calls ended and waiting out settle_s: live, the calls ending within settle_s; with a clock
+# that does not move (a replay whose events repeat the same times) they would pile up until
+# the end: past this many, the oldest are decided at once.
+MAX_SETTLING = 4096
 
 
 def _uid_epoch(uid: str) -> float | None:
@@ -134,7 +152,9 @@ class _Chan:
         self.call = call
         self.dialed = False
         self.gone = False
-        self.bridges: set[str] = set()
+        # tuples, not sets: a few members at most (capped), and the empty tuple costs
+        # nothing per channel where an empty set costs 216 bytes
+        self.bridges: tuple[str, ...] = ()
 
 
 class _Call:
@@ -150,6 +170,7 @@ class _Call:
         "dialstatus",
         "did_raw",
         "did_unseen",
+        "expires_at",
         "first",
         "gone_at",
         "hangup_cause",
@@ -165,6 +186,7 @@ class _Call:
         "resynced",
         "ring_end",
         "seeded",
+        "seq",
         "stage",
         "started_at",
         "trunk_dialed",
@@ -174,9 +196,11 @@ class _Call:
         "withheld_pres",
     )
 
-    def __init__(self, linkedid: str, started_at: float | None) -> None:
+    def __init__(self, linkedid: str, started_at: float | None, expires_at: float) -> None:
         self.linkedid = linkedid
         self.started_at = started_at
+        self.expires_at = expires_at
+        self.seq = 0  # order of arrival among open calls
         self.chans: dict[str, _Chan] = {}
         self.first: _Chan | None = None
         self.live = 0
@@ -192,12 +216,12 @@ class _Call:
         self.ring_end: float | None = None
         self.stage = ""
         self.dialstatus = ""
-        self.dialend: set[str] = set()
+        self.dialend: tuple[str, ...] = ()  # distinct DialEnd statuses, in arrival order
         self.in_queue = False
         self.queue_status = ""
         self.queue_abandon = False
         self.queue_hangup = False
-        self.vm_boxes: set[str] = set()
+        self.vm_boxes: tuple[str, ...] = ()  # distinct mailboxes
         self.vm_status = ""
         self.vm_left = False
         self.hangup_cause = ""
@@ -225,6 +249,13 @@ class CallTracker:
         self._bridges: dict[str, set[str]] = {}
         self._decided: OrderedDict[str, None] = OrderedDict()
         self._settle: deque[tuple[float, str]] = deque()
+        # (expires_at, linkedid) of open calls; entries of calls already gone are skipped
+        # when popped (lazy deletion) and swept when they outnumber the open calls
+        self._expiry: list[tuple[float, str]] = []
+        # calls that reached voicemail (a MessageWaiting without a channel is matched
+        # against these only, not against every open call)
+        self._vm_calls: dict[str, _Call] = {}
+        self._seq = itertools.count()
         self._trunk_contexts = frozenset(self.config.trunk_contexts)
         self._trunk_endpoints = {e.rpartition("/")[2] for e in self.config.trunk_endpoints}
         self._learned_trunks: set[str] = set()
@@ -238,6 +269,8 @@ class CallTracker:
         # Inbound calls reported through on_call_started: their last reported progress.
         self.on_call_started: Callable[[CallStart], None] | None = None
         self._watched: dict[str, CallProgress] = {}
+        # watched calls an event touched since the last tick (their progress may differ)
+        self._dirty: dict[str, None] = {}
         self._handlers: dict[str, Callable[[AmiMessage], None]] = {
             "Newchannel": self._on_newchannel,
             "VarSet": self._on_varset,
@@ -276,23 +309,40 @@ class CallTracker:
         handler = self._handlers.get(msg.name)
         if handler is not None:
             handler(msg)
+            if self._watched:
+                self._touch(msg)
         elif msg.name not in NOISE_EVENTS:
             self.stats.drop("unknown-event")
 
     def tick(self, now: float | None = None) -> list[CallOutcome]:
-        """Finalise the calls whose settle window has passed; return them (and any ready)."""
+        """Finalise the calls whose settle window has passed or that are older than
+        ``max_call_age_s``; return them (and any ready). Touches only those calls and the
+        watched calls an event touched since the last tick."""
         if now is not None and now > self.now:
             self.now = now
-        if self._watched:
+        if self._dirty:
             self._report_progress()
         q = self._settle
         limit = self.now
+        while len(q) > MAX_SETTLING:
+            _, lid = q.popleft()
+            call = self._calls.get(lid)
+            if call is not None and call.gone_at is not None and call.live == 0:
+                self.stats.drop("settled-early")
+                self._finalise(call)
         while q and q[0][0] <= limit:
             _, lid = q.popleft()
             call = self._calls.get(lid)
             if call is not None and call.gone_at is not None and call.live == 0 \
                     and call.gone_at + self.config.settle_s <= limit:
                 self._finalise(call)
+        heap = self._expiry
+        while heap and heap[0][0] <= limit:
+            _, lid = heapq.heappop(heap)
+            call = self._calls.get(lid)
+            if call is None or call.expires_at > limit or call.gone_at is not None:
+                continue  # decided already, a newer call of that id, or settling now
+            self._finalise(call, expired=True)
         out, self._ready = self._ready, []
         return out
 
@@ -303,6 +353,8 @@ class CallTracker:
                 call.gone_at = self.now
             self._finalise(call)
         self._settle.clear()
+        self._expiry.clear()
+        self._dirty.clear()
         out, self._ready = self._ready, []
         return out
 
@@ -324,13 +376,15 @@ class CallTracker:
                 continue
             call = self._new_call(lid, s.started_at)
             p = s.progress
-            call.stage, call.dialstatus, call.dialend = p.stage, p.dialstatus, set(p.dialend)
+            call.stage, call.dialstatus, call.dialend = p.stage, p.dialstatus, tuple(p.dialend)
             call.in_queue, call.queue_status = p.in_queue, p.queue_status
             call.queue_abandon, call.queue_hangup = p.queue_abandon, p.queue_hangup
             call.caller_hangup, call.pbx_up = p.caller_hangup, p.pbx_up
             call.person, call.connected = p.person, p.connected
             call.answered_at, call.ring_end = p.answered_at, p.ring_end
-            call.vm_left, call.vm_boxes = p.vm_left, set(p.vm_boxes)
+            call.vm_left, call.vm_boxes = p.vm_left, tuple(p.vm_boxes[:MAX_FACTS_PER_CALL])
+            if call.vm_boxes:
+                self._vm_calls[lid] = call
             call.withheld_pres = p.withheld_pres
             call.caller_raw, call.caller_name = s.caller_raw, s.caller_name
             call.did_raw = s.did_raw
@@ -358,13 +412,31 @@ class CallTracker:
         self._watched[call.linkedid] = progress
         report(self._start_of(call, first, progress))
 
+    def _touch(self, msg: AmiMessage) -> None:
+        """Note the watched calls ``msg`` may have changed: those of the channels it names
+        (after the handler ran, so a channel that moved counts for its new call) and of its
+        Linkedid. Only these are compared at the next tick."""
+        watched, dirty, chans = self._watched, self._dirty, self._chans
+        for key in ("Uniqueid", "DestUniqueid", "UniqueID"):
+            uid = msg.get(key)
+            if uid:
+                chan = chans.get(uid)
+                if chan is not None and chan.call.linkedid in watched:
+                    dirty[chan.call.linkedid] = None
+        lid = msg.get("Linkedid")
+        if lid and lid in watched:
+            dirty[lid] = None
+
     def _report_progress(self) -> None:
-        """Report every watched call whose evidence changed since it was last reported."""
+        """Report every touched watched call whose evidence changed since it was last
+        reported."""
         report = self.on_call_started
-        for lid, last in self._watched.items():
+        dirty, self._dirty = self._dirty, {}
+        for lid in dirty:
+            last = self._watched.get(lid)
             call = self._calls.get(lid)
             first = call.first if call is not None else None
-            if call is None or first is None:
+            if last is None or call is None or first is None:
                 continue
             progress = _progress(call)
             if progress != last:
@@ -416,7 +488,10 @@ class CallTracker:
             context = msg.get("Context") or ""
             trunk = self._is_trunk(name, context)
             state = msg.get("ChannelStateDesc") or ""
-            chan = self._add_chan(call, uid, name, trunk, state in ("Ring", "Up"), msg)
+            added = self._add_chan(call, uid, name, trunk, state in ("Ring", "Up"), msg)
+            if added is None:
+                return
+            chan = added
             call.resynced = True
             app = msg.get("Application") or ""
             if chan is call.first:
@@ -437,6 +512,8 @@ class CallTracker:
         bridge = msg.get("BridgeId") or ""
         if bridge and bridge not in chan.bridges:
             self._enter_bridge(chan, bridge)
+        if chan.call.linkedid in self._watched:
+            self._dirty[chan.call.linkedid] = None
 
     def resync_end(self) -> list[CallOutcome]:
         """Channels we knew that the PBX no longer lists ended while we were away."""
@@ -482,12 +559,35 @@ class CallTracker:
         return ep in self._trunk_endpoints or ep in self._learned_trunks
 
     def _new_call(self, lid: str, started: float | None) -> _Call:
-        call = _Call(lid, started)
+        expires = (started if started is not None else self.now) + self.config.max_call_age_s
+        call = _Call(lid, started, expires)
+        call.seq = next(self._seq)
         self._calls[lid] = call
+        heap = self._expiry
+        if len(heap) > 2 * len(self._calls) + 1024:
+            # mostly entries of calls decided since: sweep them (amortised O(1) per call)
+            heap[:] = [(c.expires_at, k) for k, c in self._calls.items()]
+            heapq.heapify(heap)
+        else:
+            heapq.heappush(heap, (expires, lid))
         return call
 
+    def _evict_gone(self, call: _Call) -> bool:
+        """Forget the call's gone channels (never its first); True if it is under the cap."""
+        for uid, chan in list(call.chans.items()):
+            if chan.gone and chan is not call.first:
+                del call.chans[uid]
+                if self._chans.get(uid) is chan:
+                    del self._chans[uid]
+                if self._locals.get(chan.name) is chan:
+                    del self._locals[chan.name]
+        return len(call.chans) < MAX_CHANS_PER_CALL
+
     def _add_chan(self, call: _Call, uid: str, name: str, trunk: bool, ring: bool,
-                  msg: AmiMessage) -> _Chan:
+                  msg: AmiMessage) -> _Chan | None:
+        if len(call.chans) >= MAX_CHANS_PER_CALL and not self._evict_gone(call):
+            self.stats.drop("channel-cap")
+            return None
         chan = _Chan(uid, name, trunk, ring, call)
         self._chans[uid] = chan
         call.chans[uid] = chan
@@ -530,7 +630,7 @@ class CallTracker:
             self._move(chan, lid)
         return chan
 
-    def _adopt(self, msg: AmiMessage, uid: str, lid: str) -> _Chan:
+    def _adopt(self, msg: AmiMessage, uid: str, lid: str) -> _Chan | None:
         """Right after a (re)connect: every channel event carries the channel's snapshot,
         so a channel whose Newchannel we missed is picked up from it."""
         call = self._calls.get(lid)
@@ -541,6 +641,8 @@ class CallTracker:
         name = msg.get("Channel") or ""
         trunk = self._is_trunk(name, msg.get("Context") or "")
         chan = self._add_chan(call, uid, name, trunk, msg.get("ChannelState") != "0", msg)
+        if chan is None:
+            return None
         call.resynced = True
         self.stats.drop("adopted-channel")
         return chan
@@ -564,6 +666,7 @@ class CallTracker:
             # a temporary call (the pickup channel's own Linkedid): never a call of its own
             del self._calls[old.linkedid]
             self._watched.pop(old.linkedid, None)
+            self._vm_calls.pop(old.linkedid, None)
             self._remember(old.linkedid)
         elif old.live == 0 and old.gone_at is None:
             self._mark_gone(old)
@@ -587,7 +690,7 @@ class CallTracker:
                 members.discard(chan.uid)
                 if not members:
                     del self._bridges[bridge]
-        chan.bridges.clear()
+        chan.bridges = ()
         call = chan.call
         call.live -= 1
         if call.live <= 0:
@@ -605,8 +708,12 @@ class CallTracker:
             if call.ring_end is None and not call.person:
                 call.ring_end = self.now
             boxes = data.partition(",")[0]
-            call.vm_boxes.update(b if "@" in b else b + "@default"
-                                 for b in boxes.split("&") if b)
+            for b in boxes.split("&"):
+                box = b if "@" in b else b + "@default"
+                if b and box not in call.vm_boxes and len(call.vm_boxes) < MAX_FACTS_PER_CALL:
+                    call.vm_boxes += (box,)
+            if call.vm_boxes:
+                self._vm_calls[call.linkedid] = call
         elif app in IVR_APPS and call.stage == "":
             call.stage = "ivr"
 
@@ -635,6 +742,8 @@ class CallTracker:
         trunk = self._is_trunk(name, context)
         state = msg.get("ChannelState")
         chan = self._add_chan(call, uid, name, trunk, state != "0", msg)
+        if chan is None:
+            return
         if trunk and chan.ring and chan is call.first and self.on_call_started is not None:
             self._report_start(call)
 
@@ -653,7 +762,7 @@ class CallTracker:
             if not value:
                 if not call.in_queue:
                     call.stage = "dial"
-                    call.dialend.clear()
+                    call.dialend = ()
             else:
                 call.dialstatus = value
                 if not call.person:
@@ -733,8 +842,9 @@ class CallTracker:
             return
         status = msg.get("DialStatus")
         call = chan.call
-        if status and chan is call.first:
-            call.dialend.add(status)
+        if status and chan is call.first and status not in call.dialend \
+                and len(call.dialend) < MAX_FACTS_PER_CALL:
+            call.dialend += (status,)
             # DIALSTATUS (class dialplan) sets it more exactly when it arrives
             if call.ring_end is None and not call.person and not call.in_queue:
                 call.ring_end = self.now
@@ -747,8 +857,12 @@ class CallTracker:
         self._enter_bridge(chan, bridge)
 
     def _enter_bridge(self, chan: _Chan, bridge: str) -> None:
+        if bridge not in chan.bridges and len(chan.bridges) >= MAX_BRIDGES_PER_CHAN:
+            self.stats.drop("bridge-cap")  # BridgeLeave events lost: keep what we have
+            return
         self._bridges.setdefault(bridge, set()).add(chan.uid)
-        chan.bridges.add(bridge)
+        if bridge not in chan.bridges:
+            chan.bridges += (bridge,)
         self._check_person(chan.call, bridge)
 
     def _on_bridge_leave(self, msg: AmiMessage) -> None:
@@ -756,7 +870,7 @@ class CallTracker:
         bridge = msg.get("BridgeUniqueid")
         if chan is None or not bridge:
             return
-        chan.bridges.discard(bridge)
+        chan.bridges = tuple(b for b in chan.bridges if b != bridge)
         members = self._bridges.get(bridge)
         if members is not None:
             members.discard(chan.uid)
@@ -769,7 +883,7 @@ class CallTracker:
         for uid in members or ():
             chan = self._chans.get(uid)
             if chan is not None:
-                chan.bridges.discard(bridge or "")
+                chan.bridges = tuple(b for b in chan.bridges if b != bridge)
 
     def _check_person(self, call: _Call, bridge: str) -> None:
         """Did this bridge connect the call's anchor (its trunk side) to a person?"""
@@ -859,13 +973,18 @@ class CallTracker:
             if chan is call.first and not call.person:
                 # the caller's own channel stored a message: VoiceMail ran for this call
                 call.stage = "vm"
-                if box:
-                    call.vm_boxes.add(box)
+                if box and box not in call.vm_boxes \
+                        and len(call.vm_boxes) < MAX_FACTS_PER_CALL:
+                    call.vm_boxes += (box,)
+                    self._vm_calls[call.linkedid] = call
             return
-        for call in self._calls.values():
-            if box in call.vm_boxes:
-                call.vm_left = True
-                return
+        # the oldest open call that reached this mailbox (as when every call was scanned)
+        hits = [c for c in self._vm_calls.values() if box in c.vm_boxes]
+        if hits:
+            call = min(hits, key=lambda c: c.seq)
+            call.vm_left = True
+            if call.linkedid in self._watched:
+                self._dirty[call.linkedid] = None
 
     def _on_newcallerid(self, msg: AmiMessage) -> None:
         chan = self._chan(msg)
@@ -904,9 +1023,11 @@ class CallTracker:
         self._sample_time(self._parse_time(msg.get("EndTime")))
 
     # ---------------------------------------------------------------- verdicts
-    def _finalise(self, call: _Call) -> None:
+    def _finalise(self, call: _Call, expired: bool = False) -> None:
         del self._calls[call.linkedid]
         self._watched.pop(call.linkedid, None)
+        self._dirty.pop(call.linkedid, None)
+        self._vm_calls.pop(call.linkedid, None)
         for uid, chan in call.chans.items():
             if self._chans.get(uid) is chan:
                 del self._chans[uid]
@@ -920,6 +1041,12 @@ class CallTracker:
                             del self._bridges[b]
         self._remember(call.linkedid)
         outcome = self._verdict(call)
+        if expired:
+            # still open after max_call_age_s: given up, recorded, never texted
+            self.stats.drop("expired-call")
+            outcome = dataclasses.replace(
+                outcome, verdict="ignored", reason=EXPIRED, voicemail_left=False,
+                extra={**outcome.extra, "expired": True})
         self.stats.outcomes += 1
         self._ready.append(outcome)
 
@@ -987,7 +1114,7 @@ class CallTracker:
         if stage == "dial":
             status = call.dialstatus
             if not status:
-                ends = call.dialend
+                ends = set(call.dialend)
                 if call.caller_hangup and (not ends or "CANCEL" in ends):
                     return "abandon"
                 if ends == {"CANCEL"}:

@@ -101,6 +101,9 @@ class EslClient:
         self.backoff_min, self.backoff_max = backoff_min, backoff_max
         self.events = events
         self.tick_interval = tick_interval
+        # ``now`` for the tracker: the wall clock, the one FreeSWITCH's event epochs
+        # (Event-Date-Timestamp, Caller-Channel-Created-Time) are in. The loop's monotonic
+        # clock is only for our own timeouts (silence, pings).
         self.stream = FreeswitchStream(self.tracker_config, live=True)
         self.stream.extra_events = CLIENT_EVENTS
         self.connected = asyncio.Event()

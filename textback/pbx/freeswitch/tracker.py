@@ -17,12 +17,19 @@ code looks the way it does:
   callcenter::info) fold in; then its state is dropped, keeping only its leg ids in a
   bounded set so a late or replayed event can never open (and decide) it a second time.
 
-The tracker never reads a clock: ``now`` comes from the caller (live) or, when None, from
-the events' ``Event-Date-Timestamp`` (replay decides exactly as the live run did).
+* Bounded: a call still open ``max_call_age_s`` after we first saw it is given up
+  (``ignored``/``expired``) from an expiry heap (lazy deletion), so ticks and events cost
+  nothing per open call; a call keeps at most ``MAX_LEGS_PER_CALL`` legs (gone ones are
+  forgotten first, as tombstones).
+
+The tracker never reads a clock: ``now`` comes from the caller (live: the wall clock, the
+one event epochs are in) or, when None, from the events' ``Event-Date-Timestamp`` (replay
+decides exactly as the live run did).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -30,7 +37,7 @@ from typing import Any, ClassVar, Protocol
 
 from textback.numbers import is_withheld_number, normalise_caller
 from textback.pbx.outcome import CallOutcome, Direction
-from textback.pbx.stream import StreamStats, TrackerConfig
+from textback.pbx.stream import EXPIRED, StreamStats, TrackerConfig
 
 # Events the tracker reads; everything else is skipped before it is even decoded.
 TRACKED_EVENTS = frozenset(
@@ -61,6 +68,13 @@ UNAVAILABLE = frozenset({
 })
 QUEUE_TIMEOUT_REASONS = frozenset({"TIMEOUT", "NO_AGENT_TIMEOUT"})
 TOMBSTONES = 8192  # leg ids of decided calls remembered (bounded: ~0.7 MB at most)
+# Legs one call keeps (a ring group of 100 phones is ~100): gone legs are forgotten first.
+MAX_LEGS_PER_CALL = 256
+MAX_CAUSES_PER_CALL = 16
+# Calls ended and waiting out settle_s. Live, that is the calls ending within settle_s (a few);
+# with a clock that does not move (a replay whose events repeat the same times), they would
+# pile up until the end: past this many, the oldest are decided at once.
+MAX_SETTLING = 4096
 
 
 class EventLike(Protocol):
@@ -139,7 +153,9 @@ class _Call:
     gone_at: float | None = None
     ext_out_dest: str | None = None
     ext_out_answered: bool = False
-    b_causes: set[str] = field(default_factory=set)
+    # distinct b-leg hangup causes; a tuple: the empty one costs nothing, a set 216 bytes
+    b_causes: tuple[str, ...] = ()
+    expires_at: float = 0.0
 
 
 class FsCallTracker:
@@ -154,6 +170,11 @@ class FsCallTracker:
         self._settling: list[tuple[float, str]] = []
         self._done: OrderedDict[str, None] = OrderedDict()
         self._clock = 0.0
+        # (expires_at, root) of open calls; stale entries skipped when popped, swept when
+        # they outnumber the open calls
+        self._expiry: list[tuple[float, str]] = []
+        # calls that reached voicemail: what a MESSAGE_WAITING is matched against
+        self._vm_calls: dict[str, _Call] = {}
 
     # -- introspection -------------------------------------------------------------------
     @property
@@ -195,8 +216,14 @@ class FsCallTracker:
         return parent if parent and parent != uuid else None
 
     def _new_call(self, root: str) -> _Call:
-        call = _Call(root=root)
+        call = _Call(root=root, expires_at=self._clock + self.config.max_call_age_s)
         self._calls[root] = call
+        heap = self._expiry
+        if len(heap) > 2 * len(self._calls) + 1024:
+            heap[:] = [(c.expires_at, r) for r, c in self._calls.items()]
+            heapq.heapify(heap)
+        else:
+            heapq.heappush(heap, (call.expires_at, root))
         leg = _Leg(uuid=root, call=call)
         call.legs[root] = leg
         self._legs[root] = leg
@@ -220,11 +247,26 @@ class FsCallTracker:
             return None
         pleg = self._legs.get(parent)
         call = pleg.call if pleg is not None else self._new_call(parent)
+        if len(call.legs) >= MAX_LEGS_PER_CALL and not self._evict_gone(call):
+            self._remember(uuid)
+            self.stats.drop("leg-cap")
+            return None
         leg = _Leg(uuid=uuid, call=call)
         call.legs[uuid] = leg
         self._legs[uuid] = leg
         call.gone_at = None
         return leg
+
+    def _evict_gone(self, call: _Call) -> bool:
+        """Forget the call's gone legs (never its a-leg; each kept as a tombstone, so a late
+        event for it is dropped); True if the call is now under the cap."""
+        for uuid, leg in list(call.legs.items()):
+            if leg.gone and uuid != call.root:
+                del call.legs[uuid]
+                if self._legs.get(uuid) is leg:
+                    del self._legs[uuid]
+                self._remember(uuid)
+        return len(call.legs) < MAX_LEGS_PER_CALL
 
     def _adopt(self, child: _Call, parent_uuid: str) -> None:
         """A leg that looked like its own call turns out to belong to ``parent_uuid``'s
@@ -247,6 +289,7 @@ class FsCallTracker:
         if any(not leg.gone for leg in parent.legs.values()):
             parent.gone_at = None
         del self._calls[child.root]
+        self._vm_calls.pop(child.root, None)
 
     def _remember(self, uuid: str) -> None:
         self._done[uuid] = None
@@ -350,8 +393,10 @@ class FsCallTracker:
         leg.ended_at = end
         if not is_a:
             cause = ev.get("Hangup-Cause")
-            if cause and cause != "LOSE_RACE":
-                call.b_causes.add(cause.upper())
+            cause = (cause or "").upper()
+            if cause and cause != "LOSE_RACE" and cause not in call.b_causes \
+                    and len(call.b_causes) < MAX_CAUSES_PER_CALL:
+                call.b_causes += (cause,)
             return
         call.ended_at = end
         disp = ev.get("variable_originate_disposition") or ev.get("variable_DIALSTATUS")
@@ -365,6 +410,7 @@ class FsCallTracker:
             self._person(call, int(epoch) if epoch and epoch.isdigit() and epoch != "0" else end)
         if app == "voicemail" or ev.get("variable_voicemail_message_len"):
             call.voicemail = True
+            self._vm_calls[call.root] = call
         vm_len = ev.get("variable_voicemail_message_len") or ""
         if vm_len.replace(":", "").strip("0"):
             call.vm_left = True
@@ -417,6 +463,7 @@ class FsCallTracker:
             return
         call.voicemail = True
         call.vm_left = True
+        self._vm_calls[call.root] = call
         user, domain = ev.get("VM-User"), ev.get("VM-Domain")
         if user:
             call.vm_box = f"{user}@{domain}" if domain else user
@@ -431,7 +478,7 @@ class FsCallTracker:
             return
         account = ev.get("MWI-Message-Account") or ""
         best: _Call | None = None
-        for call in self._calls.values():
+        for call in self._vm_calls.values():
             if not call.voicemail or call.vm_left:
                 continue
             if call.vm_box and account and call.vm_box.split("@")[0] != account.split("@")[0]:
@@ -449,6 +496,24 @@ class FsCallTracker:
 
     def _due(self) -> list[CallOutcome]:
         out: list[CallOutcome] = []
+        settling = self._settling
+        while len(settling) > MAX_SETTLING:
+            _, root = heapq.heappop(settling)
+            call = self._calls.get(root)
+            if call is not None and call.gone_at is not None:
+                self.stats.drop("settled-early")
+                outcome = self._close(call)
+                if outcome is not None:
+                    out.append(outcome)
+        heap = self._expiry
+        while heap and heap[0][0] <= self._clock:
+            _, root = heapq.heappop(heap)
+            call = self._calls.get(root)
+            if call is None or call.expires_at > self._clock or call.gone_at is not None:
+                continue  # decided or merged already, a newer call of that id, or settling
+            outcome = self._close(call, expired=True)
+            if outcome is not None:
+                out.append(outcome)
         while self._settling and self._settling[0][0] <= self._clock:
             _, root = heapq.heappop(self._settling)
             call = self._calls.get(root)
@@ -475,10 +540,12 @@ class FsCallTracker:
                 if outcome is not None:
                     out.append(outcome)
         self._settling.clear()
+        self._expiry.clear()
         return out
 
-    def _close(self, call: _Call) -> CallOutcome | None:
+    def _close(self, call: _Call, expired: bool = False) -> CallOutcome | None:
         self._calls.pop(call.root, None)
+        self._vm_calls.pop(call.root, None)
         for uuid in call.legs:
             self._legs.pop(uuid, None)
             self._remember(uuid)
@@ -486,6 +553,11 @@ class FsCallTracker:
             self.stats.drop("call-without-a-leg")
             return None
         self.stats.outcomes += 1
+        if expired:
+            # still open after max_call_age_s: given up, recorded, never texted
+            self.stats.drop("expired-call")
+            return dataclasses.replace(self.decide(call), verdict="ignored", reason=EXPIRED,
+                                       voicemail_left=False, extra={"expired": True})
         return self.decide(call)
 
     # -- resync after a reconnect --------------------------------------------------------
@@ -602,7 +674,7 @@ class FsCallTracker:
         if not disp and call.b_causes:
             # the a-leg's own hangup was not seen (link down): the b-legs tell how it rang out
             for group in (BUSY, ABANDON, NOANSWER, UNAVAILABLE):
-                hit = call.b_causes & group
+                hit = group.intersection(call.b_causes)
                 if hit:
                     disp = min(hit)
                     break
