@@ -74,7 +74,7 @@ def inbound_bodies(rig: Rig) -> list[str]:
 
 
 def kept_on_sim_logged(caplog: pytest.LogCaptureFixture) -> bool:
-    return any("kept on the SIM" in r.getMessage() for r in caplog.records
+    return any("event=modem_text_held" in r.getMessage() for r in caplog.records
                if r.name == "textback.modem" and r.levelno >= logging.WARNING)
 
 
