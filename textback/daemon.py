@@ -44,6 +44,7 @@ from textback.pbx.freeswitch.inbound_message import inbound_from_esl
 from textback.sdnotify import Notifier, watchdog_interval_s
 from textback.sender import Sender
 from textback.store import Store, describe_unavailable
+from textback.webhooks import WebhookDelivery, Webhooks
 
 logger = logging.getLogger("textback.daemon")
 
@@ -99,6 +100,10 @@ class Daemon:
         self._tasks: list[asyncio.Task[Any]] = []
         self._handlers: set[asyncio.Task[Any]] = set()
         self.refused_user_events = 0  # TextbackMessage UserEvents not from the message context
+        # events for [[webhook]]s and in-process observers (textback.web.metrics); the
+        # store is attached once open
+        self.hooks = Webhooks(config.webhooks, clock=clock)
+        self.webhook_delivery: WebhookDelivery | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -234,12 +239,15 @@ class Daemon:
         pipeline = CallPipeline(store, outbox, self.config, clock=self.clock,
                                 wake=dispatcher.wake, followups=followups)
         self.dispatcher, self.pipeline = dispatcher, pipeline
+        self.hooks.store = store
+        dispatcher.hooks = pipeline.hooks = self.hooks
         # staff e-mail is queued in the store and sent by its own loop (MTA down: retried)
         mail = MailQueue(store, Mailer(self.config.email), clock=self.clock)
         staff = StaffDesk(store, outbox, self.config, mailer=mail.mailer, mail=mail,
                           wake=dispatcher.wake)
         self.inbound = InboundHandler(store, outbox, self.config, clock=self.clock,
                                       wake=dispatcher.wake, followups=followups, staff=staff)
+        self.inbound.hooks = self.hooks
         # every PDU a modem receives is journaled raw before it is decoded or handled
         self.journal = InboundJournal(store, self._on_modem_message,
                                       resume=self.inbound.resume, clock=self.clock,
@@ -279,6 +287,11 @@ class Daemon:
             asyncio.create_task(self._run_listener(), name="listener"),
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
         ]
+        if self.config.webhooks:  # its own task: a dead hook never slows texting
+            self.webhook_delivery = WebhookDelivery(store, self.config.webhooks,
+                                                    clock=self.clock, hub=self.hooks)
+            self._tasks.append(asyncio.create_task(self.webhook_delivery.run(),
+                                                   name="webhooks"))
         self._announce = asyncio.create_task(self._announce_ready(), name="ready")
         stop_wait = asyncio.create_task(self._stop.wait())
         done, _ = await asyncio.wait([stop_wait, *self._tasks],

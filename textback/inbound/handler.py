@@ -25,6 +25,7 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from textback import webhooks
 from textback.config import Config, DidConfig
 from textback.inbound.callback import wants_callback
 from textback.inbound.keywords import classify, is_urgent
@@ -74,6 +75,7 @@ class InboundHandler:
                                                                wake=wake)
         self.followups = followups
         self.callbacks = callbacks
+        self.hooks: webhooks.Webhooks | None = None  # reply.received, optout/in, delivered
 
     async def _did_for(self, number: str, did: str | None) -> DidConfig | None:
         """The DID a reply belongs to: the one it came in on, else the last one that
@@ -145,6 +147,7 @@ class InboundHandler:
             log(logger, logging.INFO, "staff_text", staff=caller, outcome=outcome,
                 message=message_id)
             return message_id
+        await webhooks.reply_received(self.hooks, message_id, klass=kind, at=at)
         if kind != "optout":  # any reply stops this DID's follow-ups (STOP: all of them)
             if self.followups is not None:
                 await self.followups.cancel(caller, "replied", at, did=target.number)
@@ -214,6 +217,7 @@ class InboundHandler:
         message_id = await self.outbox.part_report(sender, mr, category == "delivered", at)
         log(logger, logging.INFO, "delivery_report", sender=sender, mr=mr, status=category,
             message=message_id)
+        await webhooks.delivery_report(self.hooks, message_id, at=at)
 
     async def _store_message(self, number: str, did: str | None, body: str, via: str,
                              at: float, *, conversation: bool = True,
@@ -267,6 +271,8 @@ class InboundHandler:
         log(logger, logging.INFO, "opted_out", number=number, cancelled=cancelled,
             follow_ups=follow_ups, message=message_id, again=already)
         if not already:
+            await webhooks.opt_changed(self.hooks, number, True, did=did.number,
+                                       message_id=message_id, source="keyword", at=at)
             await self._reply(number, did, senders, OPTOUT_CONFIRM, "optout-confirm", at)
 
     async def _opt_in(self, number: str, did: DidConfig, senders: tuple[str, ...],
@@ -279,6 +285,8 @@ class InboundHandler:
             return
         await self.store.set_opt_out(number, False, at, "keyword", message_id)
         log(logger, logging.INFO, "opted_in", number=number, message=message_id)
+        await webhooks.opt_changed(self.hooks, number, False, did=did.number,
+                                   message_id=message_id, source="keyword", at=at)
         await self._reply(number, did, senders, OPTIN_CONFIRM, "optin-confirm", at)
 
     async def _reply(self, number: str, did: DidConfig, senders: tuple[str, ...],
