@@ -169,12 +169,13 @@ class Webhooks:
                      at: float) -> int:
         assert self.store is not None
         written = 0
+        now = self.clock()  # due now; ``at`` (when it happened) is in the body
         async with self.store.transaction("queue webhook") as db:
             for hook in self.subscribers(event):
                 cur = await db.execute(
                     "INSERT OR IGNORE INTO webhook_deliveries (event_id, event, fact, hook, "
                     "body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (event_id, event, fact, hook.key, body, at, at))
+                    (event_id, event, fact, hook.key, body, now, now))
                 written += cur.rowcount
         if written:
             log(logger, logging.INFO, "webhook_queued", hook_event=event, id=event_id, fact=fact,
@@ -355,6 +356,9 @@ class WebhookDelivery:
         self.max_sleep_s = max_sleep_s
         self._kick = asyncio.Event()
         self._in_flight: dict[int, str] = {}  # row id → hook key
+        # rows whose attempt ended while a read of the due rows was under way: that read
+        # may predate the attempt's commit, so its copy of them is stale
+        self._ended: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.delivered = 0
         self.failed_attempts = 0
@@ -385,8 +389,11 @@ class WebhookDelivery:
                         due = self.clock() + self.retry_base_s
                     delay = self.max_sleep_s if due is None else min(
                         self.max_sleep_s, max(0.0, due - self.clock()))
+                    # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancel
+                    # that lands as the kick is set, and the loop would never stop
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._kick.wait(), timeout=max(delay, 0.01))
+                        async with asyncio.timeout(max(delay, 0.01)):
+                            await self._kick.wait()
             finally:
                 for task in list(self._tasks):
                     task.cancel()
@@ -408,12 +415,13 @@ class WebhookDelivery:
         if free <= 0:
             return 0
         now = self.clock()
+        self._ended.clear()
         rows = await self.store.fetchall(
             "SELECT * FROM webhook_deliveries WHERE state = 'queued' AND next_attempt_at <= ? "
             "ORDER BY next_attempt_at, id LIMIT ?", (now, self.concurrency * 8))
         started = 0
         for row in rows:
-            if row["id"] in self._in_flight:
+            if row["id"] in self._in_flight or row["id"] in self._ended:
                 continue
             if started >= free:
                 break
@@ -434,6 +442,7 @@ class WebhookDelivery:
         def done(_: Any) -> None:
             self._tasks.discard(task)
             self._in_flight.pop(row_id, None)
+            self._ended.add(row_id)
             self.wake()
         return done
 
