@@ -101,6 +101,7 @@ class EslClient:
         self._send_lock = asyncio.Lock()
         self._last_rx = 0.0
         self._stopping = False
+        self.reconnects = 0  # /metrics: textback_pbx_reconnects_total
         self._auth: asyncio.Future[Frame] | None = None
 
     def __repr__(self) -> str:  # never show the secret
@@ -126,6 +127,7 @@ class EslClient:
                 log.warning("FreeSWITCH event socket %s: %s; reconnecting in %.1f s",
                             self.where, _one_line(str(exc)) or type(exc).__name__, delay)
                 await asyncio.sleep(delay)
+                self.reconnects += 1
                 delay = min(self.backoff_max, delay * 2)
 
     def stop(self) -> None:
