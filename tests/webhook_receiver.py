@@ -73,7 +73,7 @@ async def receiver(path: str = "/hook", script: list[int] | None = None
     rx = Receiver(script=list(script or []))
     app = web.Application()
     app.router.add_post(path, rx.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    runner = web.AppRunner(app, shutdown_timeout=0.1, access_log=None)  # not our log
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -31,6 +31,7 @@ from textback.config import Config
 from textback.inbound.callback import Callbacks, resolve_lost_callbacks
 from textback.inbound.handler import InboundHandler
 from textback.inbound.journal import REASSEMBLY_TIMEOUT_S, InboundJournal, JournaledText
+from textback.inbound.notify import notify_urls
 from textback.inbound.staff import Mailer, StaffDesk
 from textback.inbound.staff_mail import MailQueue
 from textback.logfmt import log
@@ -242,7 +243,8 @@ class Daemon:
         self.hooks.store = store
         dispatcher.hooks = pipeline.hooks = self.hooks
         # staff e-mail is queued in the store and sent by its own loop (MTA down: retried)
-        mail = MailQueue(store, Mailer(self.config.email), clock=self.clock)
+        mail = MailQueue(store, Mailer(self.config.email), clock=self.clock,
+                         notify_urls=notify_urls(self.config))  # + Apprise channels
         staff = StaffDesk(store, outbox, self.config, mailer=mail.mailer, mail=mail,
                           wake=dispatcher.wake)
         self.inbound = InboundHandler(store, outbox, self.config, clock=self.clock,
