@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -364,3 +365,15 @@ async def test_a_store_outage_holds_the_event_in_memory_and_writes_it_later(
         row = await store.fetchone("SELECT event, body FROM webhook_deliveries")
         assert row is not None and row["event"] == "optout"
         assert json.loads(row["body"])["data"]["number"] == CALLER
+
+
+def test_the_verification_snippet_in_the_docs_verifies_our_signature() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "webhooks.md").read_text(encoding="utf-8")
+    snippet = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict[str, Any] = {}
+    exec(compile(snippet, "docs/webhooks.md", "exec"), scope)
+    body = b'{"schema":"textback.webhook/1","event":"optout","id":"evt_1"}'
+    header = sign(SECRET, body, int(time.time()))
+    assert scope["verify"](SECRET, body, header)
+    assert not scope["verify"](SECRET, body.replace(b"optout", b"optin"), header)
+    assert not scope["verify"](SECRET, body, sign(SECRET, body, int(time.time()) - 3600))
