@@ -377,3 +377,33 @@ def test_the_verification_snippet_in_the_docs_verifies_our_signature() -> None:
     assert scope["verify"](SECRET, body, header)
     assert not scope["verify"](SECRET, body.replace(b"optout", b"optin"), header)
     assert not scope["verify"](SECRET, body, sign(SECRET, body, int(time.time()) - 3600))
+
+
+async def test_the_daemon_wires_the_hooks_and_runs_the_delivery_loop(tmp_path: Path) -> None:
+    """End to end: a real Asterisk capture on the fake AMI, the simulated modem, the real
+    daemon; the receiver gets call.missed and text.sent for the missed caller."""
+    from tests.test_daemon_e2e import SECRET as AMI_SECRET
+    from tests.test_daemon_e2e import capture_events, rig_for
+    from textback.testing.lab_config import lab_config_toml
+
+    async with receiver() as rx, rig_for(tmp_path, capture_events("direct-busy.ami.ts")) \
+            as rig:
+        def config() -> Config:
+            assert rig.ami._server is not None
+            port = rig.ami._server.sockets[0].getsockname()[1]
+            text = lab_config_toml(ami_port=port, modem_port=rig.sim.port, store=rig.db,
+                                   pbx={"secret": AMI_SECRET}, trunks={"settle_s": 0.2},
+                                   webhook=[{"url": rx.url, "secret": SECRET,
+                                             "events": ["call.missed", "text.sent"]}])
+            return parse_config(text, tmp_path / "textback.toml", check_permissions=False)
+        rig.config = config  # type: ignore[method-assign]
+        await rig.start()
+        await rx.wait_for(lambda: {"call.missed", "text.sent"} <= {
+            r.json["event"] for r in rx.accepted})
+        assert await rig.stop() == 0
+        by_event = {r.json["event"]: r for r in rx.accepted}
+        assert by_event["call.missed"].json["data"]["call"]["caller"] == "+15551230002"
+        assert by_event["text.sent"].json["data"]["text"]["number"] == "+15551230002"
+        assert by_event["text.sent"].json["data"]["latency_s"] is not None
+        for r in rx.accepted:
+            assert verify(SECRET, r.body, r.headers[SIGNATURE_HEADER])
