@@ -18,6 +18,7 @@ from tests.daemon_fakes import (
     CALLER,
     DID,
     NOW,
+    STAFF,
     Clock,
     FakeSender,
     config_toml,
@@ -407,3 +408,44 @@ async def test_the_daemon_wires_the_hooks_and_runs_the_delivery_loop(tmp_path: P
         assert by_event["text.sent"].json["data"]["latency_s"] is not None
         for r in rx.accepted:
             assert verify(SECRET, r.body, r.headers[SIGNATURE_HEADER])
+
+
+def test_an_opt_out_from_the_cli_is_queued_for_the_daemons_delivery_loop(
+        tmp_path: Path) -> None:
+    from textback.cli import main
+
+    path = tmp_path / "textback.toml"
+    path.write_text(config_toml(tmp_path, webhook=[{"url": "https://crm.example/h",
+                                                    "secret": SECRET}]))
+    os.chmod(path, 0o600)
+    assert main(["optout", "add", "+15551230077", "--config", str(path)]) == 0
+    assert main(["optout", "remove", "+15551230077", "--config", str(path)]) == 0
+
+    async def queued() -> list[dict[str, Any]]:
+        store = await Store.open(tmp_path / "textback.db")
+        try:
+            return [json.loads(r["body"]) for r in await store.fetchall(
+                "SELECT body FROM webhook_deliveries WHERE state = 'queued' ORDER BY id")]
+        finally:
+            await store.close()
+    bodies = asyncio.run(queued())
+    assert [(b["event"], b["data"]["number"], b["data"]["source"]) for b in bodies] == [
+        ("optout", "+15551230077", "cli"), ("optin", "+15551230077", "cli")]
+
+
+async def test_an_opt_out_decided_by_staff_is_an_optout_event(tmp_path: Path) -> None:
+    clock = Clock()
+    async with opened(tmp_path) as store:
+        office = Office(store, hook_config(tmp_path, {"url": "https://crm.example/h",
+                                                      "events": ["optout"]}), clock)
+        office.inbound.staff.reviews.hooks = office.hub
+        await office.inbound.receive(number=CALLER, text="I want to cancel", did=DID,
+                                     via="modem:a", at=NOW)
+        code = await store.fetchone("SELECT code FROM conversations")
+        assert code is not None
+        assert await store.fetchall("SELECT * FROM webhook_deliveries") == []  # held only
+        await office.inbound.receive(number=STAFF, text=f"{code['code']} OPTOUT", did=DID,
+                                     via="modem:a", at=NOW + 300)
+        (row,) = await store.fetchall("SELECT body FROM webhook_deliveries")
+        data = json.loads(row["body"])["data"]
+        assert data["number"] == CALLER and data["source"] == "staff-review"

@@ -249,7 +249,7 @@ class Daemon:
                           wake=dispatcher.wake)
         self.inbound = InboundHandler(store, outbox, self.config, clock=self.clock,
                                       wake=dispatcher.wake, followups=followups, staff=staff)
-        self.inbound.hooks = self.hooks
+        self.inbound.hooks = staff.reviews.hooks = self.hooks
         # every PDU a modem receives is journaled raw before it is decoded or handled
         self.journal = InboundJournal(store, self._on_modem_message,
                                       resume=self.inbound.resume, clock=self.clock,
@@ -406,6 +406,8 @@ class Daemon:
             self.notifier.status(self.status_line())
             if self.dispatcher is not None:
                 self.dispatcher.wake()
+            if self.webhook_delivery is not None:  # events queued by the CLI
+                self.webhook_delivery.wake()
             await asyncio.sleep(interval)
 
     async def write_status(self) -> None:

@@ -34,6 +34,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
+from textback import webhooks
 from textback.inbound.staff import clean, forward_text, pretty_number
 from textback.logfmt import log
 from textback.outbound.templates import render
@@ -91,6 +92,7 @@ class PossibleOptOuts:
         self.mail = mail  # textback.inbound.staff_mail.MailQueue (the staff desk's)
         self.missed_at = missed_at
         self.wake = wake
+        self.hooks: webhooks.Webhooks | None = None  # optout (the daemon sets it)
 
     async def pending(self, number: str) -> bool:
         row = await self.store.fetchone(
@@ -194,6 +196,8 @@ class PossibleOptOuts:
         if decision == "optout":
             await self.store.set_opt_out(customer, True, at, "staff-review", message_id,
                                          note=f"possible opt-out confirmed by {staff_number}")
+            await webhooks.opt_changed(self.hooks, customer, True, did=did.number,
+                                       message_id=message_id, source="staff-review", at=at)
             await self.outbox.cancel_for_number(customer, "opted-out", at)
             await self.store.cancel_follow_ups(customer, "opted-out", at)
             answer = (f"textback: {pretty_number(customer)} is opted out; no more texts "
