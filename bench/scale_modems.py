@@ -41,12 +41,12 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from _harness import TEXT, caller_for  # noqa: E402
-from textback.outbound.gate import GateConfig  # noqa: E402
 
 from textback.config import default_policy  # noqa: E402
 from textback.modem.sender import ModemSender  # noqa: E402
 from textback.modem.supervisor import ModemSupervisor  # noqa: E402
 from textback.outbound.dispatcher import Dispatcher  # noqa: E402
+from textback.outbound.gate import GateConfig  # noqa: E402
 from textback.outbound.outbox import Outbox  # noqa: E402
 from textback.sender import Sender  # noqa: E402
 from textback.store import Store  # noqa: E402
