@@ -185,3 +185,17 @@ def test_config_checks_notify_urls_without_showing_them(tmp_path: Path) -> None:
         parse_config(ok, tmp_path / "t.toml", file_mode=0o100644)
     config = parse_config(ok, tmp_path / "t.toml", file_mode=0o100600)
     assert TOKEN not in repr(config.dids[0].staff)
+
+
+async def test_status_counts_notifications_apart_from_email(tmp_path: Path) -> None:
+    from textback.cli.status import gather
+
+    clock = Clock()
+    async with channels(1) as (ch,), opened(tmp_path) as store:
+        ch.script = [500]
+        inbound, mail = desk(store, tmp_path, [ch.url], clock)
+        await inbound.receive(number=CALLER, text="hello", did=DID, via="modem:a", at=NOW)
+        assert await mail.send_due() == 1  # the e-mail; the notification waits
+    report = await gather(tmp_path / "textback.db", since=NOW - 60)
+    assert report["staff_email"] == {"sent": 1}
+    assert report["staff_notify"] == {"queued": 1}

@@ -127,6 +127,11 @@ class Webhooks:
     def subscribers(self, event: str) -> list[WebhookConfig]:
         return [h for h in self.hooks if event in h.events]
 
+    def wants(self, event: str) -> bool:
+        """Anyone to tell (a hook or an observer)? If not, the emitters read nothing."""
+        return self.store is not None and (bool(self.observers)
+                                           or bool(self.subscribers(event)))
+
     async def emit(self, event: str, fact: str, data: Mapping[str, Any], *,
                    at: float) -> int:
         """Queue ``event`` about ``fact`` for every hook that wants it; how many rows were
@@ -186,7 +191,7 @@ class Webhooks:
 async def _emit(hooks: Webhooks | None, event: str, fact: str,
                 build: Callable[[Store], Any], at: float) -> None:
     """Build the data (reads only) and emit; any failure is logged, never raised."""
-    if hooks is None or hooks.store is None:
+    if hooks is None or hooks.store is None or not hooks.wants(event):
         return
     try:
         data = await build(hooks.store)
@@ -261,7 +266,8 @@ async def delivery_report(hooks: Webhooks | None, message_id: int | None, *,
                           at: float) -> None:
     """After a delivery report: ``text.delivered`` once every part is delivered,
     ``text.failed`` (stage ``delivery``) when the network reported a part failed."""
-    if message_id is None or hooks is None or hooks.store is None:
+    if message_id is None or hooks is None or hooks.store is None or not (
+            hooks.wants("text.delivered") or hooks.wants("text.failed")):
         return
     row = None
     with contextlib.suppress(Exception):
