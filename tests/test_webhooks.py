@@ -449,3 +449,19 @@ async def test_an_opt_out_decided_by_staff_is_an_optout_event(tmp_path: Path) ->
         (row,) = await store.fetchall("SELECT body FROM webhook_deliveries")
         data = json.loads(row["body"])["data"]
         assert data["number"] == CALLER and data["source"] == "staff-review"
+
+
+async def test_a_slow_hooks_backlog_never_hides_another_hooks_events(tmp_path: Path) -> None:
+    clock = Clock()
+    async with receiver(script=[HOLD]) as slow, receiver() as fast, opened(tmp_path) as store:
+        config = hook_config(tmp_path, {"url": slow.url, "events": ["optout"]},
+                             {"url": fast.url, "events": ["optin"]})
+        hub = Webhooks(config.webhooks, clock=clock, store=store)
+        delivery = WebhookDelivery(store, config.webhooks, clock=clock, hub=hub)
+        for n in range(40):  # more than one read's worth of the slow hook's rows, first
+            await hub.emit("optout", f"message:{n}", {"n": n}, at=NOW)
+        await hub.emit("optin", "message:99", {"n": 99}, at=NOW)
+        async with running(delivery.run()):
+            await fast.wait_for(lambda: len(fast.accepted) == 1)
+            assert slow.holding == 2  # its two slots, still hanging
+            assert slow.accepted == []

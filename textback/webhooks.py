@@ -407,13 +407,24 @@ class WebhookDelivery:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
 
+    def _waiting(self) -> tuple[str, list[Any]]:
+        """SQL (and its parameters) leaving out the rows in flight and the rows of hooks
+        at their ``per_hook`` limit: a finishing request wakes the loop for those, and a
+        backlog of one slow hook's rows never hides another hook's behind it."""
+        busy = collections.Counter(self._in_flight.values())
+        full = [key for key, n in busy.items() if n >= self.per_hook]
+        ids = list(self._in_flight)
+        sql = (f" AND id NOT IN ({','.join('?' * len(ids))})" if ids else "") + \
+            (f" AND hook NOT IN ({','.join('?' * len(full))})" if full else "")
+        return sql, [*ids, *full]
+
     async def _next_due_at(self) -> float | None:
         if len(self._in_flight) >= self.concurrency:
             return None  # a finishing request wakes the loop
-        exclude = ",".join(str(i) for i in self._in_flight) or "0"
+        sql, params = self._waiting()
         row = await self.store.fetchone(
             "SELECT min(next_attempt_at) AS t FROM webhook_deliveries WHERE state = "
-            f"'queued' AND id NOT IN ({exclude})")
+            f"'queued'{sql}", params)
         return row["t"] if row else None
 
     async def _start_due(self, session: aiohttp.ClientSession) -> int:
@@ -422,9 +433,10 @@ class WebhookDelivery:
             return 0
         now = self.clock()
         self._ended.clear()
+        sql, params = self._waiting()
         rows = await self.store.fetchall(
-            "SELECT * FROM webhook_deliveries WHERE state = 'queued' AND next_attempt_at <= ? "
-            "ORDER BY next_attempt_at, id LIMIT ?", (now, self.concurrency * 8))
+            f"SELECT * FROM webhook_deliveries WHERE state = 'queued' AND next_attempt_at <= ?"
+            f"{sql} ORDER BY next_attempt_at, id LIMIT ?", (now, *params, self.concurrency * 8))
         started = 0
         for row in rows:
             if row["id"] in self._in_flight or row["id"] in self._ended:
