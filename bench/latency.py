@@ -14,6 +14,11 @@ in this process) runs with send_delay_s = 0 and settle_s = 0 (the tracker decide
 Hangup itself). Idle CPU: this process's CPU time over 5 s with the daemon running and no
 calls (the fake AMI server and the simulator idle in the same process).
 
+``--dead-hooks``: the same run with two ``[[webhook]]``s subscribed to every event, one
+whose port refuses connections and one (an aiohttp server in this process) that accepts
+each request and never answers; a dead hook must not move these figures (textback.webhooks
+delivers from its own task). Its full run merges under "latency_dead_hooks".
+
 Last line: {"p50_ms": …, "p99_ms": …, "n": …, "idle_cpu_pct": …}; a full run (1000 calls)
 merges its figures into bench/results.json under "latency".
 """
@@ -24,10 +29,12 @@ import argparse
 import asyncio
 import json
 import logging
+import socket
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +56,36 @@ SECRET = "bench-latency-secret"
 GAP_S = 0.03
 COMPRESS = 0.01  # the capture's 1.1 s call played in 11 ms
 
-def config_toml(*, port: int, modem: str, store: Path) -> str:
+def config_toml(*, port: int, modem: str, store: Path, hooks: Sequence[str] = ()) -> str:
     """The lab office (textback.testing.lab_config) with settle 0 and caps out of the way."""
     return lab_config_toml(ami_port=port, modem_port=modem, store=store,
                            pbx={"secret": SECRET}, trunks={"settle_s": 0},
                            policy={"caller_day_cap": 100, "prefix_hour_cap": 1000000,
-                                   "global_hour_cap": 1000000})
+                                   "global_hour_cap": 1000000},
+                           webhook=[{"url": u, "secret": "bench-webhook-secret-0123",
+                                     "timeout_s": 10} for u in hooks] or None)
+
+
+async def dead_hooks() -> tuple[list[str], Any]:
+    """A refused URL and a hanging one (its runner, to clean up)."""
+    from aiohttp import web
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        refused = s.getsockname()[1]
+    never = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await never.wait()
+        return web.Response()
+    app = web.Application()
+    app.router.add_post("/hook", hang)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return [f"http://127.0.0.1:{refused}/hook", f"http://127.0.0.1:{port}/hook"], runner
 
 
 def build_stream(n: int, lead_s: float) -> tuple[list[TimedMessage], dict[int, str]]:
@@ -117,7 +148,7 @@ def hook_modem(sim: ModemSimulator, t1: dict[str, float]) -> None:
     engine.feed = timed_feed  # type: ignore[method-assign]
 
 
-async def measure(n: int, idle_s: float) -> dict[str, Any]:
+async def measure(n: int, idle_s: float, with_dead_hooks: bool = False) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="textback-bench-latency-"))
     events, decisive = build_stream(n, lead_s=idle_s + 4.0)
     ami = TimedAmi(events=events, speed=1.0, secret=SECRET)
@@ -127,7 +158,9 @@ async def measure(n: int, idle_s: float) -> dict[str, Any]:
     await sim.start()
     t1: dict[str, float] = {}
     hook_modem(sim, t1)
-    config = parse_config(config_toml(port=port, modem=sim.port, store=tmp / "textback.db"),
+    hooks, hook_runner = await dead_hooks() if with_dead_hooks else ([], None)
+    config = parse_config(config_toml(port=port, modem=sim.port, store=tmp / "textback.db",
+                                      hooks=hooks),
                           tmp / "textback.toml", check_permissions=False)
     daemon = Daemon(config, modem_poll_s=1.0)
     task = asyncio.create_task(daemon.run())
@@ -151,6 +184,8 @@ async def measure(n: int, idle_s: float) -> dict[str, Any]:
         await asyncio.wait_for(task, 30)
         await ami.close()
         await sim.stop()
+        if hook_runner is not None:
+            await hook_runner.cleanup()
     lat = sorted((t1[c] - ami.t0[c]) * 1000.0 for c in t1 if c in ami.t0)
     if len(lat) < n:
         print(f"latency: only {len(lat)} of {n} calls were texted", file=sys.stderr)
@@ -160,7 +195,8 @@ async def measure(n: int, idle_s: float) -> dict[str, Any]:
             "max_ms": round(lat[-1], 2) if lat else None,
             "n": len(lat), "calls": n, "idle_cpu_pct": round(idle_cpu, 2),
             "idle_window_clean": idle_clean,
-            "settle_s": 0, "send_delay_s": 0, "capture": CAPTURE.name}
+            "settle_s": 0, "send_delay_s": 0, "capture": CAPTURE.name,
+            "dead_hooks": with_dead_hooks}
 
 
 def main() -> int:
@@ -168,12 +204,14 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="150 calls (under 30 s)")
     ap.add_argument("-n", type=int, help="number of calls (default 1000, 150 with --quick)")
+    ap.add_argument("--dead-hooks", action="store_true",
+                    help="with a refused and a never-answering [[webhook]]")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     n = args.n or (150 if args.quick else 1000)
-    figures = asyncio.run(measure(n, idle_s=5.0))
+    figures = asyncio.run(measure(n, idle_s=5.0, with_dead_hooks=args.dead_hooks))
     if not args.quick and args.n is None:
-        merge_results("latency", figures)
+        merge_results("latency_dead_hooks" if args.dead_hooks else "latency", figures)
     print(json.dumps(figures))
     return 0 if figures["n"] == n else 1
 

@@ -24,16 +24,19 @@ SIP_DESTINATION = "pjsip:trunk/sip:{number}@127.0.0.1:5180"
 
 
 def config_toml(tmp: Path, *, send_delay: float = 0.0, modem_port: str | None = None,
-                policy: dict[str, Any] | None = None) -> str:
+                policy: dict[str, Any] | None = None, staff: dict[str, Any] | None = None,
+                **sections: Any) -> str:
     """The lab office with a SIP trunk beside modem ``a``, a callback number and staff;
-    ``policy`` keys override the lab's."""
+    ``policy`` and ``staff`` keys override the lab's, ``sections`` add others (e.g.
+    ``webhook=[...]``)."""
     return lab_config_toml(
         store=tmp / "textback.db",
         modem=[{"name": "a", "port": modem_port or "/dev/serial/by-id/usb-test-modem-a"}],
         sip={"destination": SIP_DESTINATION},
         policy={"send_delay_s": send_delay, **(policy or {})},
         did=[{"number": DID, "business": "Acme Plumbing", "callback": "+15559870001",
-              "senders": ["modem:a", "sip"], "staff": {"sms": [STAFF]}}])
+              "senders": ["modem:a", "sip"], "staff": {"sms": [STAFF], **(staff or {})}}],
+        **sections)
 
 
 def make_config(tmp: Path, *, send_delay: float = 0.0) -> Config:

@@ -235,13 +235,20 @@ def test_documented_example_is_valid(tmp_path: Path) -> None:
     assert match is not None
     text = match.group(1).replace('"/etc/textback/pbx.secret"', '"ami.secret"').replace(
         'pin_file = "/etc/textback/sim-a.pin"', 'pin = "1234"').replace(
-        '"/etc/textback/agi.token"', '"agi.token"')
-    token = tmp_path / "agi.token"
-    token.write_text("0123456789abcdef0123\n")
-    token.chmod(0o600)
+        '"/etc/textback/agi.token"', '"agi.token"').replace(
+        '"/etc/textback/n8n.secret"', '"n8n.secret"')
+    for name in ("agi.token", "n8n.secret"):
+        token = tmp_path / name
+        token.write_text("0123456789abcdef0123\n")
+        token.chmod(0o600)
     cfg = load_config(write(tmp_path, text))
     assert cfg.dids[0].senders == ("modem:a", "sip")
     assert cfg.policy.deny == ("+1900",) and cfg.hours.timezone == "America/New_York"
+    assert [u.reveal().partition(":")[0] for u in cfg.dids[0].staff.notify] == ["ntfy",
+                                                                               "tgram"]
+    (hook,) = cfg.webhooks
+    assert hook.events == {"call.missed", "reply.received", "optout"}
+    assert hook.secret.reveal() == "0123456789abcdef0123"
 
 
 def test_agi_section(tmp_path: Path) -> None:

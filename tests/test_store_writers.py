@@ -29,6 +29,7 @@ WRITERS = {
     "optout_reviews": "textback/inbound/possible_optout.py",
     "callbacks": "textback/inbound/callback.py",
     "staff_mail": "textback/inbound/staff_mail.py",
+    "webhook_deliveries": "textback/webhooks.py",
 }
 # Erasure is not a state change: ``textback forget`` and ``[retention]`` delete the rows
 # about one number (or older than N days) in every table, or blank message bodies, and never

@@ -32,6 +32,7 @@ from textback.errors import TextbackError
 from textback.inbound.callback import Callbacks, resolve_lost_callbacks
 from textback.inbound.handler import InboundHandler
 from textback.inbound.journal import REASSEMBLY_TIMEOUT_S, InboundJournal, JournaledText
+from textback.inbound.notify import notify_urls
 from textback.inbound.staff import Mailer, StaffDesk
 from textback.inbound.staff_mail import MailQueue
 from textback.logfmt import log
@@ -47,6 +48,7 @@ from textback.pbx.links import open_link
 from textback.sdnotify import Notifier, watchdog_interval_s
 from textback.sender import Sender
 from textback.store import Store, describe_unavailable
+from textback.webhooks import WebhookDelivery, Webhooks
 
 logger = logging.getLogger("textback.daemon")
 
@@ -107,6 +109,10 @@ class Daemon:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._handlers: set[asyncio.Task[Any]] = set()
+        # events for [[webhook]]s and in-process observers (textback.web.metrics); the
+        # store is attached once open
+        self.hooks = Webhooks(config.webhooks, clock=clock)
+        self.webhook_delivery: WebhookDelivery | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -242,12 +248,16 @@ class Daemon:
         pipeline = CallPipeline(store, outbox, self.config, clock=self.clock,
                                 wake=dispatcher.wake, followups=followups)
         self.dispatcher, self.pipeline = dispatcher, pipeline
+        self.hooks.store = store
+        dispatcher.hooks = pipeline.hooks = self.hooks
         # staff e-mail is queued in the store and sent by its own loop (MTA down: retried)
-        mail = MailQueue(store, Mailer(self.config.email), clock=self.clock)
+        mail = MailQueue(store, Mailer(self.config.email), clock=self.clock,
+                         notify_urls=notify_urls(self.config))  # + Apprise channels
         staff = StaffDesk(store, outbox, self.config, mailer=mail.mailer, mail=mail,
                           wake=dispatcher.wake)
         self.inbound = InboundHandler(store, outbox, self.config, clock=self.clock,
                                       wake=dispatcher.wake, followups=followups, staff=staff)
+        self.inbound.hooks = staff.reviews.hooks = self.hooks
         # every PDU a modem receives is journaled raw before it is decoded or handled
         self.journal = InboundJournal(store, self._on_modem_message,
                                       resume=self.inbound.resume, clock=self.clock,
@@ -288,6 +298,11 @@ class Daemon:
             asyncio.create_task(self._recover_after_downtime(link), name="pbx-recovery"),
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
         ]
+        if self.config.webhooks:  # its own task: a dead hook never slows texting
+            self.webhook_delivery = WebhookDelivery(store, self.config.webhooks,
+                                                    clock=self.clock, hub=self.hooks)
+            self._tasks.append(asyncio.create_task(self.webhook_delivery.run(),
+                                                   name="webhooks"))
         self._announce = asyncio.create_task(self._announce_ready(), name="ready")
         stop_wait = asyncio.create_task(self._stop.wait())
         done, _ = await asyncio.wait([stop_wait, *self._tasks],
@@ -394,6 +409,8 @@ class Daemon:
             self.notifier.status(self.status_line())
             if self.dispatcher is not None:
                 self.dispatcher.wake()
+            if self.webhook_delivery is not None:  # events queued by the CLI
+                self.webhook_delivery.wake()
             await asyncio.sleep(interval)
 
     async def write_status(self) -> None:

@@ -311,6 +311,42 @@ BEGIN
 END;
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6, V7, V8)
+# Webhooks (issue 15, textback/webhooks.py, its only writer): one row per event and hook,
+# written right after the fact it reports and delivered from here by the delivery loop,
+# with backoff, across restarts. ``fact`` names what the event is about ("message:42",
+# "call:<id>"): the unique key makes a second emit of the same fact (a resumed reply, a
+# redecided call) a no-op. ``hook`` is a digest of the hook's URL, never the URL, which may
+# hold a token; ``body`` is the exact JSON sent, signed afresh at each attempt.
+V9 = """
+CREATE TABLE webhook_deliveries (
+    id              INTEGER PRIMARY KEY,
+    event_id        TEXT NOT NULL,          -- the body's "id": every attempt, every hook
+    event           TEXT NOT NULL,          -- call.missed | text.sent | ...
+    fact            TEXT NOT NULL,          -- what it reports, e.g. "message:42"
+    hook            TEXT NOT NULL,          -- WebhookConfig.key (a digest of its URL)
+    body            TEXT NOT NULL,
+    created_at      REAL NOT NULL,
+    state           TEXT NOT NULL DEFAULT 'queued'
+                    CHECK (state IN ('queued', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_error      TEXT,
+    delivered_at    REAL,
+    UNIQUE (hook, event, fact)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_at);
+"""
+
+# Staff notifications on every channel (issue 15): the durable staff e-mail queue
+# (textback/inbound/staff_mail.py) also carries Apprise notifications (ntfy, Telegram,
+# Matrix...). ``channel`` is 'email' (``recipients``: addresses, one per line, as before) or
+# 'apprise' (``recipients``: the digest of one [did.staff] notify URL, never the URL itself,
+# which usually holds a token; the URL is looked up in the config when sending).
+V10 = """
+ALTER TABLE staff_mail ADD COLUMN channel TEXT NOT NULL DEFAULT 'email'
+    CHECK (channel IN ('email', 'apprise'));
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10)
 
 LATEST = len(MIGRATIONS)

@@ -96,6 +96,7 @@ class Store:
         self.unavailable: StoreUnavailable | None = None
         self.unavailable_since: float | None = None
         self._failed_at = 0.0
+        self.errors = 0  # operations refused by a locked/full/failing store (/metrics)
 
     @classmethod
     async def open(cls, path: Path | str, *, busy_timeout_s: float = 5.0,
@@ -225,6 +226,7 @@ class Store:
                 self.unavailable = self.unavailable_since = None
 
     def _note_unavailable(self, error: StoreUnavailable) -> None:
+        self.errors += 1
         self._failed_at = time.time()
         if self.unavailable is None or self.unavailable_since is None:
             self.unavailable_since = self._failed_at
@@ -239,6 +241,7 @@ class Store:
                 return list(await cur.fetchall())
         except sqlite3.OperationalError as exc:
             if _unavailable(exc):
+                self.errors += 1
                 raise StoreUnavailable("read", exc) from exc
             raise
 

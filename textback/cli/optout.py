@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from textback.cli._common import config_or_none
-from textback.config import DEFAULT_PATH
+from textback.config import DEFAULT_PATH, WebhookConfig
 from textback.inbound.optout import set_opt_out
 from textback.numbers import to_e164
 from textback.outbound.followups import cancel_follow_ups
@@ -55,8 +55,10 @@ def render(rows: list[OptOut], history: bool) -> str:
 
 
 async def _change(db: Path, number: str, add: bool, note: str | None,
-                  now: float) -> tuple[bool, int, int]:
-    """(changed, texts cancelled, follow-ups cancelled)."""
+                  now: float, hooks: tuple[WebhookConfig, ...] = ()) -> tuple[bool, int, int]:
+    """(changed, texts cancelled, follow-ups cancelled). The optout/optin webhook event is
+    queued in the store; the running daemon's delivery loop sends it."""
+    from textback import webhooks
     from textback.outbound.outbox import Outbox
     from textback.store import Store
 
@@ -66,6 +68,9 @@ async def _change(db: Path, number: str, add: bool, note: str | None,
         if bool(current) == add:
             return False, 0, 0
         await set_opt_out(store, number, add, now, "cli", note=note)
+        await webhooks.opt_changed(webhooks.Webhooks(hooks, clock=time.time, store=store),
+                                   number, add, did=None, message_id=None, source="cli",
+                                   at=now)
         if not add:
             return True, 0, 0
         texts = await Outbox(store).cancel_for_number(number, "opted-out", now)
@@ -110,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     assert number is not None
     add = args.action == "add"
-    changed, texts, follow_ups = asyncio.run(_change(db, number, add, args.note, time.time()))
+    changed, texts, follow_ups = asyncio.run(_change(db, number, add, args.note, time.time(),
+                                                     config.webhooks))
     if not changed:
         print(f"{number} is {'already' if add else 'not'} on the do-not-text list")
     elif add:

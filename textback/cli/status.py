@@ -78,9 +78,21 @@ async def gather(db_path: Path, since: float, now: float | None = None) -> dict[
         outbox = await store.fetchall("SELECT state, count(*) AS n FROM outbox GROUP BY state")
         # staff e-mail waiting for the MTA (any age) and given up (today): an MTA that is
         # down shows here rather than only in the journal
+        recent = "(state = 'queued' OR (state != 'queued' AND created_at >= ?))"
+        # a store from before the channel column holds e-mail only
+        channels = bool(await _rows(store, "SELECT 1 FROM pragma_table_info('staff_mail') "
+                                    "WHERE name = 'channel'", ()))
+        email_only = " AND channel = 'email'" if channels else ""
         mail = await _rows(
-            store, "SELECT state, count(*) AS n FROM staff_mail WHERE state = 'queued' OR "
-            "(state != 'queued' AND created_at >= ?) GROUP BY state", (since,))
+            store, f"SELECT state, count(*) AS n FROM staff_mail WHERE {recent}{email_only} "
+            "GROUP BY state", (since,))
+        # Apprise notifications and webhook events, the same way
+        notify = await _rows(
+            store, f"SELECT state, count(*) AS n FROM staff_mail WHERE {recent} AND "
+            "channel = 'apprise' GROUP BY state", (since,))
+        hooks = await _rows(
+            store, f"SELECT state, count(*) AS n FROM webhook_deliveries WHERE {recent} "
+            "GROUP BY state", (since,))
     finally:
         await store.close()
     by_verdict: dict[str, int] = {}
@@ -95,6 +107,8 @@ async def gather(db_path: Path, since: float, now: float | None = None) -> dict[
         "replies": replies["n"] if replies else 0,
         "outbox": {r["state"]: r["n"] for r in outbox},
         "staff_email": {r["state"]: r["n"] for r in mail},
+        "staff_notify": {r["state"]: r["n"] for r in notify},
+        "webhooks": {r["state"]: r["n"] for r in hooks},
         "schema": schema,
         "outbox_overdue": overdue[0]["n"] if overdue else 0,
         "outbox_overdue_since": overdue[0]["oldest"] if overdue else None,
@@ -275,6 +289,15 @@ def run(args: argparse.Namespace) -> int:
                    if mail.get("queued") else "")
         print("  staff e-mail: " + ", ".join(f"{k} {v}" for k, v in sorted(mail.items()))
               + waiting)
+    for key, label, why in (("staff_notify", "staff notifications (Apprise)",
+                             "[did.staff] notify services"),
+                            ("webhooks", "webhook events", "[[webhook]] receivers")):
+        counts = report.get(key) or {}
+        if counts:
+            waiting = (f" - {counts['queued']} waiting for the {why}"
+                       if counts.get("queued") else "")
+            print(f"  {label}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+                  + waiting)
     if live is None:
         print(f"  daemon: no status file {live_path} (not running?)")
     else:

@@ -3,8 +3,9 @@
 Validation follows Home Assistant's rule that a config error must say where to look: every
 problem names the dotted key and its line, unknown keys get the nearest valid name, and all
 problems are reported at once (``ConfigError.issues``). A file that holds a secret (the PBX
-secret, a SIM PIN, any ``secret_file`` / ``pin_file``) must be private to the service user
-(root:<its group> 0640, or its own 0600: textback.secret_files); otherwise it is refused
+secret, a SIM PIN, any ``secret_file`` / ``pin_file``, a webhook's too) must be private to
+the service user (root:<its group> 0640, or its own 0600: textback.secret_files); otherwise
+it is refused
 naming the user and group and the chown/chmod that fixes it. Secrets are wrapped in
 :class:`Secret`, whose repr never shows the value, so logging a config object cannot leak one.
 """
@@ -12,9 +13,11 @@ naming the user and group and the chown/chmod that fixes it. Secrets are wrapped
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import re
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,6 +236,17 @@ class PolicyConfig:
         return self.country_hour_caps.get("*")
 
 
+def url_key(url: str) -> str:
+    """A stable name for a URL that may hold a token (a webhook, an Apprise URL): what the
+    store keeps and the logs show instead of the URL itself."""
+    return hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+
+
+def url_scheme(url: str) -> str:
+    """``ntfy://token@host/topic`` → ``ntfy``: the one part of a notify URL safe to log."""
+    return url.partition("://")[0].lower() if "://" in url else "?"
+
+
 @dataclass(frozen=True, slots=True)
 class StaffConfig:
     sms: tuple[str, ...]
@@ -242,6 +256,37 @@ class StaffConfig:
     # and the dialplan context the customer's number is then dialled in; None: no callback
     ring: str | None = None
     dial_context: str | None = None
+    # Apprise URLs (ntfy://, tgram://, mailto://, json:// ...): staff told on those channels
+    # too (textback.inbound.staff_mail); Secret, because the URLs hold tokens
+    notify: tuple[Secret, ...] = ()
+
+
+# the events a [[webhook]] may ask for (textback.webhooks; docs/webhooks.md)
+WEBHOOK_EVENTS = ("call.missed", "text.sent", "text.delivered", "text.failed",
+                  "reply.received", "optout", "optin", "conversation.outcome")
+MIN_WEBHOOK_SECRET = 16
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """One ``[[webhook]]``: where events are POSTed and the secret that signs them."""
+
+    url: Secret  # may hold a token in its path or query: never logged (``key`` / ``host``)
+    events: frozenset[str]
+    secret: Secret
+    secret_file: Path | None = None
+    timeout_s: float = 10.0
+    give_up_after_s: float = 24 * 3600.0
+
+    @property
+    def key(self) -> str:
+        """Its name in the store and the logs (a digest of the URL)."""
+        return url_key(self.url.reveal())
+
+    @property
+    def host(self) -> str:
+        """The URL's host and port only, for log lines."""
+        return urllib.parse.urlsplit(self.url.reveal()).netloc.rpartition("@")[2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +371,7 @@ class Config:
     store: StoreConfig
     agi: AgiConfig = AgiConfig()
     email: EmailConfig = EmailConfig()
+    webhooks: tuple[WebhookConfig, ...] = ()
     # usable, but probably not meant (check-config prints them; --strict refuses them)
     warnings: tuple[ConfigIssue, ...] = ()
     retention: RetentionConfig = RetentionConfig()
@@ -468,6 +514,32 @@ def _emails(values: Any) -> str | None:
     return f"not e-mail addresses: {', '.join(map(repr, bad))}" if bad else None
 
 
+def _notify_urls(values: Any) -> str | None:
+    """Apprise URLs: ``scheme://...``. The message names the position and the scheme
+    only: the rest of the URL is usually a token."""
+    bad = [f"notify[{i + 1}]" for i, v in enumerate(values)
+           if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$", v)]
+    if bad:
+        return (f"{', '.join(bad)}: not an Apprise URL such as \"ntfy://ntfy.example/topic\" "
+                "or \"tgram://bottoken/chatid\" (https://github.com/caronc/apprise/wiki)")
+    return None
+
+
+def _webhook_url(value: Any) -> str | None:
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host (the value is not shown)"
+    return None
+
+
+def _webhook_events(values: Any) -> str | None:
+    bad = [v for v in values if v not in WEBHOOK_EVENTS]
+    if bad:
+        return (f"unknown events {', '.join(map(repr, bad))} "
+                f"(events: {', '.join(WEBHOOK_EVENTS)})")
+    return None if values else "must name at least one event (leave it out for all)"
+
+
 def _reasons(values: Any) -> str | None:
     bad = [v for v in values if v not in MISSED_REASONS]
     if bad:
@@ -593,6 +665,7 @@ SCHEMA = Table({
             "email": Field("str_list", [], check=_emails),
             "ring": Field("str", None),
             "dial_context": Field("str", None),
+            "notify": Field("str_list", [], check=_notify_urls),
         })),
         "hours": Field("table", None, table=HOURS),
         "follow_ups": Field("str_list", list(DEFAULT_RULES), check=_follow_ups),
@@ -620,6 +693,14 @@ SCHEMA = Table({
                               doc="blank message bodies older than this; 0 keeps them"),
         "call_days": Field("float", 0.0, check=_non_negative,
                            doc="delete call records older than this; 0 keeps them"),
+    })),
+    "webhook": Field("table_list", table=Table({
+        "url": Field("str", required=True, check=_webhook_url),
+        "events": Field("str_list", list(WEBHOOK_EVENTS), check=_webhook_events),
+        "secret": Field("str", None),
+        "secret_file": Field("str", None),
+        "timeout_s": Field("float", 10.0, check=_positive),
+        "give_up_after_h": Field("float", 24.0, check=_positive),
     })),
     "email": Field("table", table=Table({
         "host": Field("str", "127.0.0.1"),
@@ -857,7 +938,10 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
             checker.error(("did", i, "business"), "must not be empty: texts name the business")
         st = d["staff"]
         staff = StaffConfig(tuple(st["sms"]), tuple(st["email"]), st["ring"] or None,
-                            st["dial_context"] or None)
+                            st["dial_context"] or None,
+                            tuple(Secret(u) for u in st["notify"]))
+        if st["notify"]:
+            inline_secrets.append(("did", i, "staff", "notify"))
         _check_always_open(data["did"][i].get("hours"), ("did", i, "hours"), checker)
         did_hours = _hours(d["hours"]) if "hours" in data["did"][i] else hours
         dids.append(DidConfig(
@@ -907,6 +991,8 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
                              "(allow_remote = true): the token is the only protection; "
                              "firewall the port to the PBX's address")
 
+    webhooks = _webhooks(v["webhook"], base, checker, inline_secrets)
+
     # A file holding secrets must be private (the same model as a secret_file).
     if check_permissions and inline_secrets:
         st = file_stat
@@ -939,7 +1025,8 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     checker.warnings.sort(key=lambda i: (i.line or 0, i.key))
     r = v["retention"]
     return Config(path, pbx, trunks, tuple(modems), sip, policy, tuple(dids), hours,
-                  StoreConfig(store_path), agi, email, warnings=tuple(checker.warnings),
+                  StoreConfig(store_path), agi, email, webhooks,
+                  warnings=tuple(checker.warnings),
                   retention=RetentionConfig(r["message_days"], r["call_days"]))
 
 
@@ -977,6 +1064,46 @@ def _warn_gaps(data: Mapping[str, Any], v: Mapping[str, Any], checker: Checker) 
                      f"lab-only setting: numbers starting with {', '.join(prefixes)} skip "
                      "the number-plan checks (premium-rate, invalid, fixed-line) and get "
                      "texted; fix: remove test_number_prefixes on a production PBX")
+
+
+def _webhooks(checked: list[Mapping[str, Any]], base: Path, checker: Checker,
+              inline_secrets: list[tuple[str | int, ...]]) -> tuple[WebhookConfig, ...]:
+    """``[[webhook]]``: each signed with its own secret (``secret_file`` recommended, as for
+    the PBX secret); a plain-http URL off this machine is allowed with a warning."""
+    hooks: list[WebhookConfig] = []
+    seen: set[str] = set()
+    for i, h in enumerate(checked):
+        url = h["url"] or ""
+        secret: Secret | None = Secret(h["secret"]) if h["secret"] is not None else None
+        secret_file: Path | None = None
+        if h["secret"] is not None:
+            inline_secrets.append(("webhook", i, "secret"))
+            if h["secret_file"] is not None:
+                checker.error(("webhook", i, "secret_file"), "set secret or secret_file, "
+                              "not both")
+        elif h["secret_file"] is not None:
+            secret_file, secret = _read_secret_file(h["secret_file"], base,
+                                                    ("webhook", i, "secret_file"), checker)
+        else:
+            checker.error(("webhook", i), "missing: secret_file (recommended) or secret: "
+                          "every delivery is signed with it (e.g. openssl rand -hex 32)")
+        if secret is not None and len(secret.reveal()) < MIN_WEBHOOK_SECRET:
+            checker.error(("webhook", i, "secret_file" if h["secret"] is None else "secret"),
+                          f"the secret is shorter than {MIN_WEBHOOK_SECRET} characters: too "
+                          "easy to guess (e.g. openssl rand -hex 32)")
+        if url in seen:
+            checker.error(("webhook", i, "url"), "the same URL is configured twice")
+        seen.add(url)
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme == "http" and parts.hostname and not is_loopback_host(parts.hostname):
+            checker.warn(("webhook", i, "url"), "plain http beyond this machine: the events "
+                         "(customers' numbers and texts) travel unencrypted; use https")
+        if re.search(r"//[^/@]*@", url):  # user:password@ in the URL is a secret too
+            inline_secrets.append(("webhook", i, "url"))
+        hooks.append(WebhookConfig(Secret(url), frozenset(h["events"]),
+                                   secret or Secret(""), secret_file, h["timeout_s"],
+                                   h["give_up_after_h"] * 3600.0))
+    return tuple(hooks)
 
 
 def _or_default(parse: Any, value: Any, default: Any) -> Any:

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from textback import webhooks
 from textback.config import Config, DidConfig
 from textback.inbound import conversations
 from textback.inbound.callback import wants_callback
@@ -75,6 +76,7 @@ class InboundHandler:
                                                                wake=wake)
         self.followups = followups
         self.callbacks = callbacks
+        self.hooks: webhooks.Webhooks | None = None  # reply.received, optout/in, delivered
 
     async def _did_for(self, number: str, did: str | None) -> DidConfig | None:
         """The DID a reply belongs to: the one it came in on, else the last one that
@@ -146,6 +148,7 @@ class InboundHandler:
             log(logger, logging.INFO, "staff_text", staff=caller, outcome=outcome,
                 message=message_id)
             return message_id
+        await webhooks.reply_received(self.hooks, message_id, klass=kind, at=at)
         if kind != "optout":  # any reply stops this DID's follow-ups (STOP: all of them)
             if self.followups is not None:
                 await self.followups.cancel(caller, "replied", at, did=target.number)
@@ -195,6 +198,7 @@ class InboundHandler:
         message_id = await self.outbox.part_report(sender, mr, category == "delivered", at)
         log(logger, logging.INFO, "delivery_report", sender=sender, mr=mr, status=category,
             message=message_id)
+        await webhooks.delivery_report(self.hooks, message_id, at=at)
 
     async def _store_message(self, number: str, did: str | None, body: str, via: str,
                              at: float, *, conversation: bool = True,
@@ -232,6 +236,8 @@ class InboundHandler:
         log(logger, logging.INFO, "opted_out", number=number, cancelled=cancelled,
             follow_ups=follow_ups, message=message_id, again=already)
         if not already:
+            await webhooks.opt_changed(self.hooks, number, True, did=did.number,
+                                       message_id=message_id, source="keyword", at=at)
             await self._reply(number, did, senders, OPTOUT_CONFIRM, "optout-confirm", at)
 
     async def _opt_in(self, number: str, did: DidConfig, senders: tuple[str, ...],
@@ -244,6 +250,8 @@ class InboundHandler:
             return
         await set_opt_out(self.store, number, False, at, "keyword", message_id)
         log(logger, logging.INFO, "opted_in", number=number, message=message_id)
+        await webhooks.opt_changed(self.hooks, number, False, did=did.number,
+                                   message_id=message_id, source="keyword", at=at)
         await self._reply(number, did, senders, OPTIN_CONFIRM, "optin-confirm", at)
 
     async def _reply(self, number: str, did: DidConfig, senders: tuple[str, ...],

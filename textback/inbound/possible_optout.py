@@ -34,6 +34,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
+from textback import webhooks
 from textback.inbound.optout import set_opt_out
 from textback.inbound.staff import clean, forward_text, pretty_number
 from textback.logfmt import log
@@ -93,6 +94,7 @@ class PossibleOptOuts:
         self.mail = mail  # textback.inbound.staff_mail.MailQueue (the staff desk's)
         self.missed_at = missed_at
         self.wake = wake
+        self.hooks: webhooks.Webhooks | None = None  # optout (the daemon sets it)
 
     async def pending(self, number: str) -> bool:
         row = await self.store.fetchone(
@@ -117,9 +119,10 @@ class PossibleOptOuts:
         log(logger, logging.WARNING, "possible_optout_held", number=number, did=did.number,
             message=message_id, review=review, code=code, cancelled=cancelled,
             follow_ups=follow_ups, clarify=clarify)
-        if not did.staff.sms and not did.staff.email:
+        if not did.staff.sms and not did.staff.email and not did.staff.notify:
             log(logger, logging.ERROR, "possible_optout_no_staff", number=number,
-                did=did.number, fix="configure [did.staff] sms or email: no one can decide")
+                did=did.number,
+                fix="configure [did.staff] sms, email or notify: no one can decide")
         missed = await self.missed_at(number, did.number, at)
         prompt = staff_prompt(number, body, code, missed_at=missed, now=at,
                               tz=did.hours.timezone)
@@ -127,7 +130,7 @@ class PossibleOptOuts:
             await self.outbox.enqueue(call_id=None, kind="staff-forward", number=staff_number,
                                       did=did.number, body=prompt, senders=did.senders,
                                       not_before=at, now=at)
-        if did.staff.email:
+        if did.staff.email or did.staff.notify:
             full = forward_text(number, body, missed_at=missed, now=at,
                                 tz=did.hours.timezone, code=None, limit=None)
             ref = f"{code} " if code else ""
@@ -135,9 +138,10 @@ class PossibleOptOuts:
                     f"{pretty_number(number)} until someone decides. From a staff phone, "
                     f"text \"{ref}{DECISION_OPTOUT}\" to {did.number} if it is an opt-out, "
                     f"or \"{ref}{DECISION_NOT_OPTOUT}\" if it is not.\n")
-            await self.mail.enqueue(did.staff.email, f"Possible opt-out from "
-                                    f"{pretty_number(number)} to {did.business or did.number}",
-                                    text, now=at)
+            subject = (f"Possible opt-out from {pretty_number(number)} to "
+                       f"{did.business or did.number}")
+            await self.mail.enqueue(did.staff.email, subject, text, now=at)
+            await self.mail.notify(did.staff.notify, subject, text, now=at)
         if clarify:
             await self.outbox.enqueue(
                 call_id=None, kind=CLARIFY_KIND, number=number, did=did.number,
@@ -194,6 +198,8 @@ class PossibleOptOuts:
         if decision == "optout":
             await set_opt_out(self.store, customer, True, at, "staff-review", message_id,
                                          note=f"possible opt-out confirmed by {staff_number}")
+            await webhooks.opt_changed(self.hooks, customer, True, did=did.number,
+                                       message_id=message_id, source="staff-review", at=at)
             await self.outbox.cancel_for_number(customer, "opted-out", at)
             await cancel_follow_ups(self.store, customer, "opted-out", at)
             answer = (f"textback: {pretty_number(customer)} is opted out; no more texts "

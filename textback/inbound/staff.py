@@ -11,8 +11,10 @@ gets a clear answer back to the staff member instead of silence.
 Urgent replies (``urgent_words``) go at once, day or night, marked ``URGENT:``; other SMS
 forwards wait for business hours so nobody's phone buzzes at 3 a.m. for "thanks". E-mail goes
 at once either way, to a local MTA via smtplib in a worker thread (the event loop never
-blocks on SMTP). It is queued in the store first (textback/staff_mail.py), so an MTA that is
-down, or a restart, delays it rather than losing it; nothing is raised into the reply path.
+blocks on SMTP), and so do the Apprise notifications of ``[did.staff] notify`` (ntfy,
+Telegram, Matrix...). Both are queued in the store first (textback/staff_mail.py), so a
+service that is down, or a restart, delays them rather than losing them; nothing is raised
+into the reply path.
 """
 
 from __future__ import annotations
@@ -200,7 +202,8 @@ class StaffDesk:
             sms = f"{sms} ({note})"
         log(logger, logging.WARNING if urgent else logging.INFO, "reply_for_staff",
             number=number, did=did.number, urgent=urgent, staff_sms=len(did.staff.sms),
-            staff_email=len(did.staff.email), code=code, chars=len(body))
+            staff_email=len(did.staff.email), staff_notify=len(did.staff.notify), code=code,
+            chars=len(body))
         not_before = at if urgent else (did.hours.next_open(at) or at)
         for staff_number in did.staff.sms:  # staff are not customers: no opt-out check
             await self.outbox.enqueue(call_id=None, kind="staff-forward", number=staff_number,
@@ -208,7 +211,7 @@ class StaffDesk:
                                       not_before=not_before, now=at)
         if did.staff.sms:
             self.wake()
-        if did.staff.email:
+        if did.staff.email or did.staff.notify:
             full = forward_text(number, body, missed_at=missed, now=at, tz=tz, code=None,
                                 urgent=urgent, limit=None)
             subject = (f"{'URGENT: ' if urgent else ''}Reply from {pretty_number(number)} "
@@ -218,6 +221,7 @@ class StaffDesk:
                 text += (f"\n\nTo answer by SMS from a staff phone, text {code} followed by "
                          f"your answer to {did.number}.")
             await self.mail.enqueue(did.staff.email, subject, text + "\n", now=at)
+            await self.mail.notify(did.staff.notify, subject, text + "\n", now=at)
         return len(did.staff.sms)
 
     async def drain_mail(self) -> int:

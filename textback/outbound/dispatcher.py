@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
+from textback import webhooks
 from textback.logfmt import log
 from textback.outbound.outbox import Outbox, OutboxItem
 from textback.sender import Sender, SendError
@@ -52,6 +53,7 @@ class Dispatcher:
         self._stopping = False
         self.sent = 0
         self.failed = 0
+        self.hooks: webhooks.Webhooks | None = None  # text.sent / text.failed
 
     def wake(self) -> None:
         """Something changed (a row queued, a sender came back): look again now."""
@@ -142,6 +144,7 @@ class Dispatcher:
                 log(logger, logging.WARNING, "text_failed", outbox=item.id,
                     sender=sender.name, reason=error.reason, permanent=error.permanent,
                     next=outcome.sender, state=outcome.state)
+                await webhooks.text_failed(self.hooks, item.id, at=self.clock())
                 return
             except Exception as exc:  # a sender bug must not leave the row 'sending' for good
                 self.failed += 1
@@ -156,6 +159,7 @@ class Dispatcher:
                     item.id, failure, permanent=False, now=self.clock()))
                 log(logger, logging.ERROR, "text_failed", outbox=item.id, sender=sender.name,
                     reason=failure, permanent=False, next=outcome.sender, state=outcome.state)
+                await webhooks.text_failed(self.hooks, item.id, at=self.clock())
                 return
             refs = [r for r in result.refs if r is not None]
             await self._retry_store(lambda: self.outbox.mark_sent(
@@ -164,6 +168,7 @@ class Dispatcher:
             log(logger, logging.INFO, "text_sent", outbox=item.id, sender=sender.name,
                 number=item.number, call=item.call_id, parts=result.parts,
                 mr=",".join(str(r) for r in result.refs), confirmed=result.confirmed)
+            await webhooks.text_sent(self.hooks, item.id, at=self.clock())
         finally:
             self._busy.discard(sender.name)
             self.wake()

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from textback import webhooks
 from textback.config import Config
 from textback.logfmt import log
 from textback.outbound import call_record
@@ -66,6 +67,7 @@ class CallPipeline:
         self._pending: collections.deque[CallOutcome] = collections.deque()
         self._kick = asyncio.Event()
         self.handled: list[Handled] = []
+        self.hooks: webhooks.Webhooks | None = None  # call.missed (the daemon sets it)
 
     @property
     def backlog(self) -> int:
@@ -114,6 +116,7 @@ class CallPipeline:
             new=record.new)
         if not record.new:
             return self._done(Handled(outcome.call, False, "duplicate"))
+        await webhooks.call_missed(self.hooks, outcome.call, at=now)
         reached = reached_number(outcome)
         if reached is not None:
             cancelled = await self.outbox.cancel_for_number(reached, "reached", now)
@@ -143,6 +146,7 @@ class CallPipeline:
     async def redecide(self, outcome: CallOutcome) -> Handled:
         """A missed call recorded before a crash but never decided: decide it now (its
         record exists, so ``handle`` would see a duplicate and do nothing)."""
+        await webhooks.call_missed(self.hooks, outcome.call, at=self.clock())
         return self._done(await self._decide_missed(outcome, self.clock()))
 
     async def _decide_missed(self, outcome: CallOutcome, now: float) -> Handled:

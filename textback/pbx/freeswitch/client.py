@@ -115,6 +115,7 @@ class EslClient:
         self._send_lock = asyncio.Lock()
         self._last_rx = 0.0
         self._stopping = False
+        self.reconnects = 0  # /metrics: textback_pbx_reconnects_total
         self._auth: asyncio.Future[Frame] | None = None
 
     def __repr__(self) -> str:  # never show the secret
@@ -142,6 +143,7 @@ class EslClient:
                            retry_s=round(delay, 1))
                 self.reconnects += 1
                 await asyncio.sleep(delay)
+                self.reconnects += 1
                 delay = min(self.backoff_max, delay * 2)
 
     def stop(self) -> None:
