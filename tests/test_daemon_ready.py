@@ -183,3 +183,36 @@ async def test_a_store_outage_reaches_status_and_the_status_file(tmp_path: Path)
         assert store.unavailable is None
         assert [n for n, _ in rig.texted()] == ["+15551230099"]
         assert await rig.stop() == 0
+
+
+async def test_reload_tells_systemd_reloading_then_ready(tmp_path: Path) -> None:
+    """A reload is framed by RELOADING=1 (with MONOTONIC_USEC, as Type=notify-reload wants)
+    and READY=1, whether the file was applied or refused."""
+    import os
+
+    from textback.testing.lab_config import lab_config_toml
+
+    async with rig_for(tmp_path, []) as rig:
+        notifier = RecordingNotifier()
+        config = rig.config()
+        daemon = Daemon(config, notifier=notifier, modem_poll_s=0.1)
+        notifier.daemon = daemon
+        rig.daemon, rig.task = daemon, asyncio.create_task(daemon.run())
+        async with asyncio.timeout(10):
+            await notifier.ready_sent.wait()
+        path = tmp_path / "textback.toml"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(lab_config_toml(ami_port=config.pbx.port, modem_port=rig.sim.port,
+                                    store=rig.db, policy={"caller_day_cap": 9}))
+        for expected, text in ((True, None), (False, "[policy]\ncaller_day_cap = 0\n")):
+            if text is not None:
+                path.write_text(text)
+            before = len(notifier.sent)
+            assert await daemon.reload(path) is expected
+            reloading, ready = notifier.sent[before:]
+            assert reloading["reloading"] == 1 and int(reloading["monotonic_usec"]) > 0
+            assert ready["ready"] == 1
+        assert daemon.config.policy.caller_day_cap == 9  # the refused file changed nothing
+        assert daemon.pipeline is not None and daemon.pipeline.config is daemon.config
+        assert await rig.stop() == 0

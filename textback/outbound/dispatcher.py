@@ -53,6 +53,10 @@ class Dispatcher:
         self.sent = 0
         self.failed = 0
 
+    def reconfigure(self, handover_after_s: float) -> None:
+        """A reloaded ``[policy] handover_after_s`` (SIGHUP)."""
+        self.handover_after_s = handover_after_s
+
     def wake(self) -> None:
         """Something changed (a row queued, a sender came back): look again now."""
         self._wake.set()

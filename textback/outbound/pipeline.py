@@ -67,6 +67,10 @@ class CallPipeline:
         self._kick = asyncio.Event()
         self.handled: list[Handled] = []
 
+    def reconfigure(self, config: Config) -> None:
+        """A reloaded config (SIGHUP): the next verdict is decided and worded with it."""
+        self.config = config
+
     @property
     def backlog(self) -> int:
         """Verdicts waiting for the store (non-zero only while it is unavailable)."""
