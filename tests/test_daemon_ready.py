@@ -64,6 +64,13 @@ async def test_ready_only_after_the_ami_login(tmp_path: Path) -> None:
                 notifier.new_status.clear()
                 await notifier.new_status.wait()
         assert any("pbx up" in s and "outbox 0" in s for s in notifier.statuses())
+        # the status file (written just before that STATUS) has the modem's AT+CSQ reading,
+        # which `textback status` and `textback modem probe` show
+        import json
+
+        from textback.daemon import status_path
+        modem = json.loads(status_path(rig.db).read_text())["modems"]["modem:a"]
+        assert modem["state"] == "ready" and modem["signal"] == 20  # the simulator's +CSQ
         assert await rig.stop() == 0
 
 
@@ -210,7 +217,9 @@ async def test_reload_tells_systemd_reloading_then_ready(tmp_path: Path) -> None
                 path.write_text(text)
             before = len(notifier.sent)
             assert await daemon.reload(path) is expected
-            reloading, ready = notifier.sent[before:]
+            # (the heartbeat's WATCHDOG=1 and STATUS may come in between)
+            reloading, ready = [f for f in notifier.sent[before:]
+                                if "reloading" in f or "ready" in f]
             assert reloading["reloading"] == 1 and int(reloading["monotonic_usec"]) > 0
             assert ready["ready"] == 1
         assert daemon.config.policy.caller_day_cap == 9  # the refused file changed nothing

@@ -485,7 +485,7 @@ class Daemon:
             modems[name] = {
                 "state": h.state, "error": h.error, "port": h.port,
                 "model": getattr(info, "model", None),
-                "signal": getattr(info, "signal", None),
+                "signal": getattr(info, "signal_csq", None),
                 "operator": getattr(info, "operator", None),
                 "registration": getattr(info, "registration", None),
                 "reopens": h.reopens, "resets": h.resets,
