@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 
 from textback.config import Config, parse_config
-from textback.config.changes import changed_keys, hot_config, needs_restart
+from textback.config.changes import (
+    changed_keys,
+    hot_config,
+    keep_open_senders,
+    needs_restart,
+)
 from textback.daemon import Daemon
 from textback.testing.lab_config import LAB_DID, lab_config_toml
 
@@ -52,6 +57,15 @@ def test_each_changed_key_is_named_as_the_admin_writes_it() -> None:
     assert [k for k in keys if needs_restart(k)] == ["pbx.host", "modem[1].port"]
 
 
+def test_keys_in_other_units_are_named_by_the_key_that_sets_them() -> None:
+    new = config(policy={"cooldown_h": 12}, email={"from": "desk@acme.example"},
+                 hours={"always_open": False, "mon": "08:00-12:00",
+                        "holidays": ["2026-12-25", "01-01"]})
+    assert changed_keys(config(), new) == [
+        "policy.cooldown_h", "did[1].hours", "hours.mon..sun", "hours.holidays",
+        "email.from"]
+
+
 def test_an_added_did_is_one_change() -> None:
     two = [*did(), {"number": "+15559870002", "business": "Acme Heating",
                     "senders": ["modem:a"]}]
@@ -65,6 +79,21 @@ def test_hot_config_keeps_what_is_open_and_takes_the_rest() -> None:
     hot = hot_config(running, new)
     assert hot.pbx == running.pbx and hot.store == running.store
     assert hot.policy.caller_day_cap == 7
+
+
+def test_a_did_never_gets_a_sender_that_is_not_open() -> None:
+    """A modem added in the same reload opens only at a restart: until then the DIDs keep
+    texting through what is open (a text given to an unknown sender would fail for good)."""
+    running = config()
+    two = [{"name": "a", "port": "/dev/ttyUSB0", "profile": "generic"},
+           {"name": "b", "port": "/dev/ttyUSB1", "profile": "generic"}]
+    new = config(modem=two, did=did(senders=["modem:b", "modem:a"]))
+    hot, waiting = keep_open_senders(hot_config(running, new), running, ["modem:a"])
+    assert waiting == ["did[1].senders"]
+    assert hot.dids[0].senders == ("modem:a",)  # what it had
+    assert hot.modems == running.modems
+    same, none = keep_open_senders(running, running, ["modem:a"])
+    assert none == [] and same.dids == running.dids
 
 
 def test_apply_config_sets_the_log_level_unless_the_flag_pinned_it(root_level: None) -> None:

@@ -35,7 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from textback.config import Config, ConfigError, load_config
-from textback.config.changes import changed_keys, hot_config, needs_restart
+from textback.config.changes import (
+    changed_keys,
+    hot_config,
+    keep_open_senders,
+    needs_restart,
+)
 from textback.errors import TextbackError
 from textback.inbound.callback import Callbacks, resolve_lost_callbacks
 from textback.inbound.handler import InboundHandler
@@ -407,8 +412,11 @@ class Daemon:
                 line=warning.line, problem=warning.message)
         changed = changed_keys(self.config, new)
         restart = [key for key in changed if needs_restart(key)]
-        applied = [key for key in changed if not needs_restart(key)]
-        self.apply_config(hot_config(self.config, new))
+        hot, waiting = keep_open_senders(hot_config(self.config, new), self.config,
+                                         self.senders)
+        restart += waiting
+        applied = [key for key in changed if key not in restart]
+        self.apply_config(hot)
         self.reloads += 1
         log(logger, logging.INFO, "config_reloaded", path=str(new.source),
             changed=",".join(applied) or "none",

@@ -14,6 +14,7 @@ none either.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from typing import Any
 
 from textback.config import Config
@@ -24,6 +25,16 @@ RESTART_SECTIONS = frozenset({"pbx", "trunks", "modems", "sip", "agi", "store"})
 IGNORED = frozenset({"source", "warnings"})
 # Config field → the TOML table an admin writes
 TOML_NAMES = {"modems": "modem", "dids": "did"}
+# typed fields stored in other units or shapes than the key that sets them
+FIELD_KEYS = {
+    ("PolicyConfig", "cooldown_s"): "cooldown_h",
+    ("PolicyConfig", "burst_window_s"): "burst_window_min",
+    ("PolicyConfig", "burst_pause_s"): "burst_pause_min",
+    ("PolicyConfig", "stale_after_s"): "stale_after_min",
+    ("EmailConfig", "sender"): "from",
+    ("Hours", "week"): "mon..sun",
+    ("Hours", "annual_holidays"): "holidays",
+}
 
 
 def changed_keys(old: Config, new: Config) -> list[str]:
@@ -36,15 +47,16 @@ def changed_keys(old: Config, new: Config) -> list[str]:
             continue
         a, b = getattr(old, f.name), getattr(new, f.name)
         out += _diff(TOML_NAMES.get(f.name, f.name), a, b)
-    return out
+    return list(dict.fromkeys(out))  # two fields from one key (holidays) name it once
 
 
 def _diff(name: str, a: Any, b: Any) -> list[str]:
     if a == b:
         return []
     if dataclasses.is_dataclass(a) and type(a) is type(b):
-        return [f"{name}.{f.name}" for f in dataclasses.fields(a)
-                if getattr(a, f.name) != getattr(b, f.name)]
+        kind = type(a).__name__
+        return [f"{name}.{FIELD_KEYS.get((kind, f.name), f.name)}"
+                for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]
     if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b):
         return [key for i, (x, y) in enumerate(zip(a, b, strict=True))
                 for key in _diff(f"{name}[{i + 1}]", x, y)]
@@ -56,6 +68,25 @@ def needs_restart(key: str) -> bool:
     section = key.split(".", 1)[0].split("[", 1)[0]
     fields = {TOML_NAMES.get(s, s) for s in RESTART_SECTIONS}
     return section in fields
+
+
+def keep_open_senders(new: Config, previous: Config,
+                      open_senders: Collection[str]) -> tuple[Config, list[str]]:
+    """``new`` with every DID texting only through senders that are open now, and the keys
+    that had to wait for a restart (``did[1].senders``). A DID that names a sender the
+    running daemon does not have (a [[modem]] or [sip] added in the same reload: they open
+    only at a restart) keeps its previous senders, or, if it is new, the open ones it
+    names, else every open one: a text handed to an unknown sender would fail for good."""
+    before = {d.number: d.senders for d in previous.dids}
+    dids, waiting = [], []
+    for i, did in enumerate(new.dids):
+        if all(s in open_senders for s in did.senders):
+            dids.append(did)
+            continue
+        waiting.append(f"did[{i + 1}].senders")
+        kept = before.get(did.number) or tuple(s for s in did.senders if s in open_senders)
+        dids.append(dataclasses.replace(did, senders=kept or tuple(open_senders)))
+    return dataclasses.replace(new, dids=tuple(dids)), waiting
 
 
 def hot_config(running: Config, new: Config) -> Config:
