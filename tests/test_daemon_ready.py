@@ -64,6 +64,13 @@ async def test_ready_only_after_the_ami_login(tmp_path: Path) -> None:
                 notifier.new_status.clear()
                 await notifier.new_status.wait()
         assert any("pbx up" in s and "outbox 0" in s for s in notifier.statuses())
+        # the status file (written just before that STATUS) has the modem's AT+CSQ reading,
+        # which `textback status` and `textback modem probe` show
+        import json
+
+        from textback.daemon import status_path
+        modem = json.loads(status_path(rig.db).read_text())["modems"]["modem:a"]
+        assert modem["state"] == "ready" and modem["signal"] == 20  # the simulator's +CSQ
         assert await rig.stop() == 0
 
 
@@ -182,4 +189,39 @@ async def test_a_store_outage_reaches_status_and_the_status_file(tmp_path: Path)
         await until(lambda: bool(rig.texted()), timeout=15)
         assert store.unavailable is None
         assert [n for n, _ in rig.texted()] == ["+15551230099"]
+        assert await rig.stop() == 0
+
+
+async def test_reload_tells_systemd_reloading_then_ready(tmp_path: Path) -> None:
+    """A reload is framed by RELOADING=1 (with MONOTONIC_USEC, as Type=notify-reload wants)
+    and READY=1, whether the file was applied or refused."""
+    import os
+
+    from textback.testing.lab_config import lab_config_toml
+
+    async with rig_for(tmp_path, []) as rig:
+        notifier = RecordingNotifier()
+        config = rig.config()
+        daemon = Daemon(config, notifier=notifier, modem_poll_s=0.1)
+        notifier.daemon = daemon
+        rig.daemon, rig.task = daemon, asyncio.create_task(daemon.run())
+        async with asyncio.timeout(10):
+            await notifier.ready_sent.wait()
+        path = tmp_path / "textback.toml"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(lab_config_toml(ami_port=config.pbx.port, modem_port=rig.sim.port,
+                                    store=rig.db, policy={"caller_day_cap": 9}))
+        for expected, text in ((True, None), (False, "[policy]\ncaller_day_cap = 0\n")):
+            if text is not None:
+                path.write_text(text)
+            before = len(notifier.sent)
+            assert await daemon.reload(path) is expected
+            # (the heartbeat's WATCHDOG=1 and STATUS may come in between)
+            reloading, ready = [f for f in notifier.sent[before:]
+                                if "reloading" in f or "ready" in f]
+            assert reloading["reloading"] == 1 and int(reloading["monotonic_usec"]) > 0
+            assert ready["ready"] == 1
+        assert daemon.config.policy.caller_day_cap == 9  # the refused file changed nothing
+        assert daemon.pipeline is not None and daemon.pipeline.config is daemon.config
         assert await rig.stop() == 0

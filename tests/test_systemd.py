@@ -69,6 +69,15 @@ def test_unit_hardening_keys() -> None:
     assert one(svc, "SocketBindAllow") == f"tcp:{DEFAULT_PORT}"
 
 
+def test_reload_is_sighup_to_the_main_process() -> None:
+    """``systemctl reload textback`` sends the SIGHUP textback.daemon reloads on
+    (tests/test_daemon_reload.py proves the daemon survives it and applies the config)."""
+    svc = parse_unit(UNIT)["Service"]
+    assert one(svc, "ExecReload") == "/bin/kill -HUP $MAINPID"
+    # the sandbox must let the kill through: @system-service includes kill(2) (@signal)
+    assert "~@signal" not in " ".join(values(svc, "SystemCallFilter"))
+
+
 def test_no_separate_agi_unit_and_docs_say_why() -> None:
     # FastAGI runs inside `textback run`; a second unit would need a second store writer.
     assert not (REPO / "systemd" / "textback-agi.service").exists()

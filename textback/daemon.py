@@ -12,6 +12,13 @@ with a STATUS naming what is missing: refusing READY would get the service kille
 the modem side too); the heartbeat keeps STATUS and the status file ``textback status``
 reads current (PBX link up or down and since when, senders, outbox depth, and the store's
 current outage, e.g. disk full since 14:02).
+
+SIGHUP (``systemctl reload``) reloads the config without dropping a call: the new file is
+loaded and checked like at start; a file with an error is refused in one warning and the
+daemon runs on with what it had; otherwise the services get the new config for their next
+call and text (templates, hours, staff, caps, words, log level), and a change to what is
+open (PBX link, modems, SIP, FastAGI, store) is logged as needing a restart
+(textback.config.changes).
 """
 
 from __future__ import annotations
@@ -27,7 +34,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from textback.config import Config
+from textback.config import Config, ConfigError, load_config
+from textback.config.changes import (
+    changed_keys,
+    hot_config,
+    keep_open_senders,
+    needs_restart,
+)
 from textback.errors import TextbackError
 from textback.inbound.callback import Callbacks, resolve_lost_callbacks
 from textback.inbound.handler import InboundHandler
@@ -85,8 +98,10 @@ class Daemon:
 
     def __init__(self, config: Config, *, clock: Callable[[], float] = time.time,
                  notifier: Notifier | None = None, modem_poll_s: float = 1.0,
-                 heartbeat_s: float = HEARTBEAT_S) -> None:
+                 heartbeat_s: float = HEARTBEAT_S, log_level: str | None = None) -> None:
         self.config = config
+        # ``textback run --log-level``: when given it wins over ``[log] level``, on reload too
+        self.log_level = log_level
         self.clock = clock
         self.notifier = notifier or Notifier()
         self.modem_poll_s = modem_poll_s
@@ -106,6 +121,11 @@ class Daemon:
         self.journal: InboundJournal | None = None
         self.agi_server: Any = None
         self.open_calls: OpenCallKeeper | None = None
+        self.outbox: Outbox | None = None
+        self.followups: FollowUps | None = None
+        self.reloads = 0  # reloads applied (refused ones not counted)
+        self._built = asyncio.Event()  # the services exist: a reload may reconfigure them
+        self._reload_lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._handlers: set[asyncio.Task[Any]] = set()
@@ -229,7 +249,7 @@ class Daemon:
 
     async def run(self) -> int:
         store, outbox = await self._open_store()
-        self.store = store
+        self.store, self.outbox = store, outbox
         now = self.clock()
         recovery = await outbox.recover_after_crash(now)
         for item in recovery.never_handed:
@@ -247,7 +267,7 @@ class Daemon:
                               wake=dispatcher.wake)
         pipeline = CallPipeline(store, outbox, self.config, clock=self.clock,
                                 wake=dispatcher.wake, followups=followups)
-        self.dispatcher, self.pipeline = dispatcher, pipeline
+        self.dispatcher, self.pipeline, self.followups = dispatcher, pipeline, followups
         self.hooks.store = store
         dispatcher.hooks = pipeline.hooks = self.hooks
         # staff e-mail is queued in the store and sent by its own loop (MTA down: retried)
@@ -303,6 +323,7 @@ class Daemon:
                                                     clock=self.clock, hub=self.hooks)
             self._tasks.append(asyncio.create_task(self.webhook_delivery.run(),
                                                    name="webhooks"))
+        self._built.set()
         self._announce = asyncio.create_task(self._announce_ready(), name="ready")
         stop_wait = asyncio.create_task(self._stop.wait())
         done, _ = await asyncio.wait([stop_wait, *self._tasks],
@@ -364,6 +385,74 @@ class Daemon:
         self.notifier.ready(missing + self.status_line())
         self.ready = True
 
+    # ---------------------------------------------------------------- reload
+
+    def request_reload(self) -> None:
+        """The SIGHUP handler: reload in a task (a signal handler must not block)."""
+        self._spawn(self.reload())
+
+    async def reload(self, path: Path | None = None) -> bool:
+        """Load the config again (``path``, else the file it came from) and apply what can
+        be applied while running; True when applied, False when refused. A bad file changes
+        nothing: one ``reload_refused`` warning, and the daemon runs on the old config."""
+        await self._built.wait()
+        async with self._reload_lock:
+            # RELOADING=1 ... READY=1 only once started: READY=1 before the PBX link is up
+            # would be the lie _announce_ready avoids
+            announced = self.ready
+            if announced:
+                self.notifier.reloading()
+            try:
+                return await self._reload(path if path is not None else self.config.source)
+            finally:
+                if announced:
+                    self.notifier.ready(self.status_line())
+
+    async def _reload(self, path: Path | None) -> bool:
+        try:
+            new = await asyncio.to_thread(load_config, path)
+        except ConfigError as exc:
+            first = exc.issues[0].format(str(exc.path)) if exc.issues else str(exc)
+            log(logger, logging.WARNING, "reload_refused", path=str(exc.path), error=first,
+                problems=len(exc.issues), effect="running on with the previous config",
+                fix=f"textback check-config --config {exc.path}")
+            return False
+        except Exception as exc:  # a reload must never take the daemon down
+            log(logger, logging.WARNING, "reload_refused", path=str(path),
+                error=f"{type(exc).__name__}: {exc}",
+                effect="running on with the previous config", exc_info=True)
+            return False
+        for warning in new.warnings:
+            log(logger, logging.WARNING, "config_warning", key=warning.key,
+                line=warning.line, problem=warning.message)
+        changed = changed_keys(self.config, new)
+        restart = [key for key in changed if needs_restart(key)]
+        hot, waiting = keep_open_senders(hot_config(self.config, new), self.config,
+                                         self.senders)
+        restart += waiting
+        applied = [key for key in changed if key not in restart]
+        self.apply_config(hot)
+        self.reloads += 1
+        log(logger, logging.INFO, "config_reloaded", path=str(new.source),
+            changed=",".join(applied) or "none",
+            log_level=logging.getLevelName(logging.getLogger().level))
+        if restart:
+            log(logger, logging.WARNING, "reload_needs_restart", keys=",".join(restart),
+                effect="running on with the previous values of these keys",
+                fix="systemctl restart textback")
+        return True
+
+    def apply_config(self, config: Config) -> None:
+        """Hand ``config`` to every running service (their ``reconfigure``), and set the log
+        level; the sections that need a restart must be the running ones (hot_config)."""
+        self.config = config
+        for service in (self.outbox, self.pipeline, self.followups, self.inbound):
+            if service is not None:
+                service.reconfigure(config)
+        if self.dispatcher is not None:
+            self.dispatcher.reconfigure(config.policy.handover_after_s)
+        logging.getLogger().setLevel(self.log_level or config.log.level or "INFO")
+
     def _pbx_up(self) -> bool | None:
         return self.link.connected.is_set() if self.link is not None else None
 
@@ -421,7 +510,7 @@ class Daemon:
             modems[name] = {
                 "state": h.state, "error": h.error, "port": h.port,
                 "model": getattr(info, "model", None),
-                "signal": getattr(info, "signal", None),
+                "signal": getattr(info, "signal_csq", None),
                 "operator": getattr(info, "operator", None),
                 "registration": getattr(info, "registration", None),
                 "reopens": h.reopens, "resets": h.resets,
@@ -514,10 +603,12 @@ def _read_pin(path: Path | None) -> str | None:
     return lines[0].strip() if lines else None
 
 
-async def run_daemon(config: Config) -> int:
-    """Run until SIGTERM/SIGINT; the exit status."""
-    daemon = Daemon(config)
+async def run_daemon(config: Config, log_level: str | None = None) -> int:
+    """Run until SIGTERM/SIGINT, reloading the config on SIGHUP; the exit status.
+    ``log_level``: the ``--log-level`` flag, if given (it then wins over ``[log] level``)."""
+    daemon = Daemon(config, log_level=log_level)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stop)
+    loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
     return await daemon.run()

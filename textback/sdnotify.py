@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 
 class Notifier:
@@ -39,6 +40,11 @@ class Notifier:
 
     def ready(self, status: str = "") -> bool:
         return self.notify(ready=1, **({"status": status} if status else {}))
+
+    def reloading(self) -> bool:
+        """RELOADING=1 with MONOTONIC_USEC (CLOCK_MONOTONIC, which systemd's
+        Type=notify-reload requires; Type=notify takes it too); READY=1 ends the reload."""
+        return self.notify(reloading=1, monotonic_usec=time.monotonic_ns() // 1000)
 
     def watchdog(self) -> bool:
         return self.notify(watchdog=1)

@@ -7,6 +7,8 @@ restarts the service (the unit keeps retrying), so it starts by itself once ther
 Logs go to stderr as key=value lines (event= first), which journald stores with the unit's
 name; under systemd each line starts with its syslog priority (<4> warning ...), so
 journalctl -p warning works. Every event: docs/logging.md.
+SIGHUP (systemctl reload textback) reloads the config: a bad file is refused and the
+daemon runs on; what needs a restart is logged (docs/deploy.md, "Changing the config").
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ def register(subparsers: Any) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, metavar="PATH",
                    help=f"config file (default $TEXTBACK_CONFIG or {DEFAULT_PATH})")
-    p.add_argument("--log-level", default="INFO",
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--log-level", default=None, type=str.upper,
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="log threshold; default [log] level in the config, else INFO "
+                        "(given here, it wins over the config, also on reload)")
     p.set_defaults(func=run)
 
 
@@ -43,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         print("textback run: not started (fix the config; `textback check-config` shows "
               "every problem)", file=sys.stderr)
         return 2
-    setup_logging(args.log_level)
+    setup_logging(args.log_level or config.log.level or "INFO")
     for warning in config.warnings:
         log(logger, logging.WARNING, "config_warning", key=warning.key, line=warning.line,
             problem=warning.message)
@@ -51,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from textback.store import StoreError, StoreUnavailable
 
     try:
-        return asyncio.run(run_daemon(config))
+        return asyncio.run(run_daemon(config, args.log_level))
     except StoreError as exc:
         print(f"textback run: {exc}; not started", file=sys.stderr)
     except StoreUnavailable as exc:

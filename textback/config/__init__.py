@@ -359,6 +359,17 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LogConfig:
+    """``[log] level``: the log threshold, so a reload (SIGHUP) can change it; None leaves it
+    to ``textback run --log-level`` (INFO by default). The flag, when given, wins."""
+
+    level: str | None = None
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path | None
     pbx: PbxConfig
@@ -375,6 +386,7 @@ class Config:
     # usable, but probably not meant (check-config prints them; --strict refuses them)
     warnings: tuple[ConfigIssue, ...] = ()
     retention: RetentionConfig = RetentionConfig()
+    log: LogConfig = LogConfig()
 
     def did(self, number: str | None) -> DidConfig | None:
         """The DID's settings, by its E.164 number (national forms are normalised)."""
@@ -702,6 +714,10 @@ SCHEMA = Table({
         "timeout_s": Field("float", 10.0, check=_positive),
         "give_up_after_h": Field("float", 24.0, check=_positive),
     })),
+    "log": Field("table", table=Table({
+        "level": Field("str", None, check=lambda v: _one_of(*LOG_LEVELS)(str(v).upper()),
+                       doc="DEBUG, INFO, WARNING or ERROR; a reload (SIGHUP) applies it"),
+    })),
     "email": Field("table", table=Table({
         "host": Field("str", "127.0.0.1"),
         "port": Field("int", 25, check=_port),
@@ -1027,7 +1043,8 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     return Config(path, pbx, trunks, tuple(modems), sip, policy, tuple(dids), hours,
                   StoreConfig(store_path), agi, email, webhooks,
                   warnings=tuple(checker.warnings),
-                  retention=RetentionConfig(r["message_days"], r["call_days"]))
+                  retention=RetentionConfig(r["message_days"], r["call_days"]),
+                  log=LogConfig(v["log"]["level"].upper() if v["log"]["level"] else None))
 
 
 def _warn_gaps(data: Mapping[str, Any], v: Mapping[str, Any], checker: Checker) -> None:

@@ -78,6 +78,11 @@ class InboundHandler:
         self.callbacks = callbacks
         self.hooks: webhooks.Webhooks | None = None  # reply.received, optout/in, delivered
 
+    def reconfigure(self, config: Config) -> None:
+        """A reloaded config (SIGHUP): DIDs, staff and words for the next text received."""
+        self.config = config
+        self.staff.reconfigure(config)
+
     async def _did_for(self, number: str, did: str | None) -> DidConfig | None:
         """The DID a reply belongs to: the one it came in on, else the last one that
         texted this number, else the only/first configured DID."""

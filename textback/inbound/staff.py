@@ -180,6 +180,13 @@ class StaffDesk:
         self.reviews = PossibleOptOuts(store, outbox, config, mail=self.mail,
                                        missed_at=self.missed_at, wake=wake)
 
+    def reconfigure(self, config: Config) -> None:
+        """A reloaded config (SIGHUP): staff phones and addresses, and the MTA, from the
+        next forward on (e-mails already queued go to the addresses they were queued for)."""
+        self.config = config
+        self.mailer.config = config.email
+        self.reviews.config = config
+
     def is_staff(self, number: str) -> bool:
         return any(number in did.staff.sms for did in self.config.dids)
 

@@ -69,6 +69,7 @@ from textback.modem.reassembly import InboundMessage, Reassembler
 from textback.modem.status import (
     REGISTRATION,
     ModemInfo,
+    iccid_commands,
     parse_cmgr,
     parse_cmgs,
     parse_cops,
@@ -76,6 +77,8 @@ from textback.modem.status import (
     parse_cpms_storages,
     parse_csca,
     parse_csq,
+    parse_iccid,
+    parse_imei,
     parse_listing,
     parse_reg,
     parse_storage_urc,
@@ -488,6 +491,18 @@ class ModemDriver:
                 value = " ".join(x.strip() for x in lines if x.strip())
                 value = re.sub(r"^\+CGM[IMR]:\s*", "", value)
                 setattr(info, attr, value[:80] or None)
+
+    async def read_ids(self, info: ModemInfo) -> None:
+        """The IMEI (AT+CGSN) and the SIM's ICCID (the dialect's command, see
+        ``iccid_commands``) into ``info``; for ``textback modem probe``, after
+        ``initialise`` (which read the manufacturer the dialect is chosen by). A modem that
+        refuses one leaves it None."""
+        async with self._lock:
+            info.imei = parse_imei(await self._try("AT+CGSN") or ())
+            for command in iccid_commands(info.manufacturer, info.model):
+                info.iccid = parse_iccid(await self._try(command) or ())
+                if info.iccid is not None:
+                    break
 
     async def _sim_check(self, info: ModemInfo) -> bool:
         """AT+CPIN? (one short command): is a SIM there? Notes a SIM that went away (a

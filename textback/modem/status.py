@@ -35,6 +35,8 @@ class ModemInfo:
     smsc: str | None = None
     storage: str | None = None
     report_mode: str | None = None  # "+CDSI", "+CDS" or None (no delivery reports)
+    imei: str | None = None  # AT+CGSN (textback modem probe)
+    iccid: str | None = None  # the SIM's serial number, per dialect (iccid_commands)
     problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,6 +74,51 @@ def parse_reg(line: str) -> int | None:
 def parse_cops(line: str) -> str | None:
     m = re.match(r'^\+COPS:\s*\d+\s*,\s*\d+\s*,\s*"([^"]*)"', line)
     return m.group(1) if m else None
+
+
+def parse_imei(lines: tuple[str, ...]) -> str | None:
+    """AT+CGSN answer -> the IMEI (14-17 digits: IMEI, IMEI with check digit, IMEISV).
+    27.007 5.4 gives the bare serial number (the shared transcripts: Huawei K3715/E1752,
+    Wavecom, ZTE, Nokia answer ``111111111111111``); some firmwares prefix ``+CGSN:``."""
+    for line in lines:
+        value = re.sub(r"^\+C?GSN:\s*", "", line.strip()).strip('"').strip()
+        if re.fullmatch(r"\d{14,17}", value):
+            return value
+    return None
+
+
+def iccid_commands(manufacturer: str | None, model: str | None) -> tuple[str, ...]:
+    """The commands that read the SIM's ICCID on this modem, the dialect's own first.
+    27.007 has none, so each vendor has its own (their AT manuals): Quectel ``AT+QCCID``
+    (``+QCCID: <iccid>``, EC25&EC21 AT Commands Manual), SIMCom LTE ``AT+CICCID``
+    (``+ICCID: <iccid>``, SIM7500/SIM7600 AT manual), SIMCom 2G ``AT+CCID`` (bare ICCID,
+    SIM800 Series AT Command Manual), Huawei ``AT^ICCID?`` (``^ICCID: <iccid>``; the
+    E1752 lists ^ICCID in its AT+CLAC, shared transcripts); ``AT+CCID`` elsewhere."""
+    maker = (manufacturer or "").lower()
+    name = (model or "").upper()
+    if "quectel" in maker:
+        return ("AT+QCCID", "AT+CCID")
+    if "huawei" in maker:
+        return ("AT^ICCID?",)
+    if "simcom" in maker and "SIM800" not in name and "SIM900" not in name:
+        return ("AT+CICCID", "AT+CCID")
+    return ("AT+CCID",)
+
+
+def parse_iccid(lines: tuple[str, ...]) -> str | None:
+    """An ICCID answer (``+QCCID:``, ``+ICCID:``, ``^ICCID:``, ``+CCID:`` or bare) -> the
+    ICCID digits (18-20; a trailing F pad dropped). Read raw from the SIM (AT+CRSM) the
+    digits come nibble-swapped, ``98…`` instead of ``89…`` (every ICCID starts with the
+    telecom prefix 89, ITU-T E.118): those are swapped back."""
+    for line in lines:
+        value = re.sub(r"^[+^#$]?[A-Z]*CCID:\s*", "", line.strip(), flags=re.I)
+        value = value.strip().strip('"').strip()
+        if not re.fullmatch(r"[0-9]{18,20}[Ff]?|[0-9]{17,19}[Ff][0-9]", value):
+            continue
+        if value.startswith("98") and len(value) % 2 == 0:
+            value = "".join(value[i + 1] + value[i] for i in range(0, len(value), 2))
+        return value.rstrip("Ff")
+    return None
 
 
 def parse_csca(line: str) -> str | None:

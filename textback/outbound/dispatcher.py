@@ -55,6 +55,10 @@ class Dispatcher:
         self.failed = 0
         self.hooks: webhooks.Webhooks | None = None  # text.sent / text.failed
 
+    def reconfigure(self, handover_after_s: float) -> None:
+        """A reloaded ``[policy] handover_after_s`` (SIGHUP)."""
+        self.handover_after_s = handover_after_s
+
     def wake(self) -> None:
         """Something changed (a row queued, a sender came back): look again now."""
         self._wake.set()

@@ -187,6 +187,12 @@ class FollowUps:
         self.max_sleep_s = max_sleep_s
         self._kick = asyncio.Event()
 
+    def reconfigure(self, config: Config) -> None:
+        """A reloaded config (SIGHUP): rules, hours and wording for the next follow-up
+        planned or released; rows already planned keep their due times."""
+        self.config = config
+        self.poke()
+
     def poke(self) -> None:
         """New rows or a changed clock: look again now."""
         self._kick.set()

@@ -196,6 +196,16 @@ class Outbox:
         self.retry_max_s = retry_max_s
         self.resend_unconfirmed = resend_unconfirmed
 
+    def reconfigure(self, config: Config) -> None:
+        """A reloaded config (SIGHUP): the gate's rules and the retry policy, for the next
+        enqueue and the next failure; rows already queued keep their times."""
+        policy = config.policy
+        self.gate = gate.GateConfig.from_config(config)
+        self.max_attempts = policy.max_attempts
+        self.retry_base_s = policy.retry_base_s
+        self.retry_max_s = policy.retry_max_s
+        self.resend_unconfirmed = policy.resend_unconfirmed
+
     def backoff(self, attempts: int) -> float:
         """Delay before try number ``attempts + 1``: base·2^(attempts-1), capped."""
         return float(min(self.retry_max_s, self.retry_base_s * 2 ** max(0, attempts - 1)))

@@ -69,6 +69,10 @@ class CallPipeline:
         self.handled: list[Handled] = []
         self.hooks: webhooks.Webhooks | None = None  # call.missed (the daemon sets it)
 
+    def reconfigure(self, config: Config) -> None:
+        """A reloaded config (SIGHUP): the next verdict is decided and worded with it."""
+        self.config = config
+
     @property
     def backlog(self) -> int:
         """Verdicts waiting for the store (non-zero only while it is unavailable)."""

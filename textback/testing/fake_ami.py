@@ -17,7 +17,9 @@ from the captures login-failure.ami and messagesend.ami):
 
 Faults for reliability tests: ``drop_at`` (event index: close the socket abruptly there),
 ``silent_at`` (event index: keep the socket open but send and answer nothing: a half-open
-link), ``lost_on_fault`` (that many events "happen" while the client is away and are never
+link), ``hold_at`` (event index: the timeline stops there until ``release()``, so a test can
+change something between two calls of a capture, e.g. reload the daemon's config),
+``lost_on_fault`` (that many events "happen" while the client is away and are never
 delivered to it). The capture's timeline pauses while no client is logged in, so a test
 is deterministic whatever the machine's load.
 """
@@ -86,6 +88,7 @@ class FakeAmi:
     drop_at: int | None = None
     silent_at: int | None = None
     lost_on_fault: int = 0
+    hold_at: int | None = None
     sent: list[dict[str, str]] = field(default_factory=list)
     connections: int = 0
     logins: int = 0
@@ -93,6 +96,8 @@ class FakeAmi:
     _channels: dict[str, _Channel] = field(default_factory=dict)
     _server: asyncio.base_events.Server | None = None
     _done: asyncio.Event = field(default_factory=asyncio.Event)
+    _released: asyncio.Event = field(default_factory=asyncio.Event)
+    held: asyncio.Event = field(default_factory=asyncio.Event)  # set when the hold is reached
 
     @classmethod
     def from_capture(cls, path: Path, **kwargs: object) -> FakeAmi:
@@ -105,6 +110,10 @@ class FakeAmi:
     def finished(self) -> asyncio.Event:
         """Set once every event of the capture has happened."""
         return self._done
+
+    def release(self) -> None:
+        """Let the timeline go on past ``hold_at`` (its pace measured from now)."""
+        self._released.set()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
         self._server = await asyncio.start_server(self._serve, host, port)
@@ -271,6 +280,11 @@ class FakeAmi:
                 self._skip_lost()
                 return
             msg = self.events[i]
+            if self.hold_at is not None and i >= self.hold_at:
+                self.held.set()
+                await self._released.wait()
+                self.hold_at = None
+                base_at, t0 = msg.at, time.monotonic()
             delay = (msg.at - base_at) / self.speed - (time.monotonic() - t0)
             if delay > 0:
                 await asyncio.sleep(delay)

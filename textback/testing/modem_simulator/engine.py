@@ -18,6 +18,9 @@ from textback.testing.modem_simulator.deliver import encode_deliver, encode_stat
 from textback.testing.modem_simulator.profiles import Profile
 
 _HEX = re.compile(r"^(?:[0-9A-Fa-f]{2})+$")
+# the simulated SIM's serial number: ITU-T E.118 form (89 = telecom), on the 001-01 test
+# network its IMSI 001010123456789 names
+SIM_ICCID = "8900101012345678901"
 
 
 @dataclass(frozen=True)
@@ -286,6 +289,9 @@ class ModemEngine:
         elif ubody == "+CIMI":
             if self._need_sim():
                 self._ok(("001010123456789",))
+        elif self.profile.iccid_command and ubody == self.profile.iccid_command[2:].upper():
+            if self._need_sim():
+                self._ok((self.profile.iccid_reply.format(iccid=SIM_ICCID),))
         elif ubody.startswith("+CMEE="):
             st.cmee = int(ubody[6:] or 0) if ubody[6:].isdigit() else 0
             self._ok()

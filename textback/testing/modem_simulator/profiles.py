@@ -48,6 +48,10 @@ class Profile:
     # nothing: the driver finds out by AT+CPIN? or a failed send (the worst case).
     sim_removed_urcs: tuple[str, ...] = ()
     sim_insert_cpin: bool = False
+    # the vendor's command that reads the SIM's ICCID and its answer ({iccid}); None: the
+    # modem has none we can source (27.007 defines no ICCID command), so unknown_reply
+    iccid_command: str | None = None
+    iccid_reply: str = "{iccid}"
     timing: Timing = field(default_factory=Timing)
 
 
@@ -65,6 +69,8 @@ PROFILES: dict[str, Profile] = {
         # SIM800 Series AT Command Manual V1.09 p. 352 (URC list): "+CPIN: NOT READY" and
         # "+CPIN: NOT INSERTED" for the SIM, "+CPIN: <code>" when it asks for a password
         sim_removed_urcs=("+CPIN: NOT READY",), sim_insert_cpin=True,
+        # SIM800 Series AT Command Manual V1.09, AT+CCID "Show ICCID": the bare ICCID
+        iccid_command="AT+CCID",
     ),
     # SIM7600: boot lines RDY / +CPIN: READY / SMS DONE / PB DONE [#97].
     "sim7600": Profile(
@@ -75,6 +81,8 @@ PROFILES: dict[str, Profile] = {
         creg_command="AT+CEREG?",
         # no capture of a SIM swap: assumed as the SIM800 manual gives for SIMCom
         sim_removed_urcs=("+CPIN: NOT READY",), sim_insert_cpin=True,
+        # SIM7500/SIM7600 Series AT Command Manual, AT+CICCID "Read ICCID from SIM card"
+        iccid_command="AT+CICCID", iccid_reply="+ICCID: {iccid}",
     ),
     # SIM7670G: the prompt is ">" + CRLF, no space (gammu #1176, raw hex in [#96]).
     "sim7670": Profile(
@@ -95,6 +103,9 @@ PROFILES: dict[str, Profile] = {
         # no capture: the EC25 reports "+CPIN: NOT INSERTED" on removal (+QSIMSTAT only
         # after AT+QSIMSTAT=1, which textback does not send) and +CPIN: <code> on insertion
         sim_removed_urcs=("+CPIN: NOT INSERTED",), sim_insert_cpin=True,
+        # EC25&EC21 AT Commands Manual V1.3, AT+QCCID "Show ICCID"; a Quectel EG916Q's
+        # real answer has the same form (forums.quectel.com/t/34559: "+QCCID: 8988…")
+        iccid_command="AT+QCCID", iccid_reply="+QCCID: {iccid}",
     ),
     # Huawei E3372 / E173: ^RSSI every ~10 s while idle [#90, #93], prompt after "\r\r\n"
     # (bytes 0D 0D 0A 3E 20, E3531 [#91]), "COMMAND NOT SUPPORT" for unknown commands
@@ -105,6 +116,9 @@ PROFILES: dict[str, Profile] = {
         unknown_reply="COMMAND NOT SUPPORT", periodic_urc="^RSSI:25",
         cpms_test='+CPMS: ("ME","MT","SM","SR"),("ME","MT","SM","SR"),("ME","MT","SM","SR")',
         supports_cfun_reset=False,
+        # Huawei's AT command interface specifications: AT^ICCID? -> ^ICCID: <iccid> (the
+        # E1752's AT+CLAC in the shared transcripts lists ^ICCID; no capture of its answer)
+        iccid_command="AT^ICCID?", iccid_reply="^ICCID: {iccid}",
     ),
     "e173": Profile(
         name="e173", manufacturer="huawei", model="E173", revision="11.126.85.00.209",
@@ -112,6 +126,7 @@ PROFILES: dict[str, Profile] = {
         periodic_urc="^RSSI:13",
         cpms_test='+CPMS: ("ME","MT","SM","SR"),("ME","MT","SM","SR"),("ME","MT","SM","SR")',
         supports_cfun_reset=False,
+        iccid_command="AT^ICCID?", iccid_reply="^ICCID: {iccid}",  # as the E3372's
     ),
     # Generic 27.005 modem (gammu tests/at-cpms/generic.dump [#2]).
     "generic": Profile(
