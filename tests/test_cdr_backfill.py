@@ -236,3 +236,17 @@ def test_a_missing_locked_or_foreign_source_is_one_clear_error(tmp_path: Path) -
     bad.write_text("a,b,c\n")
     with pytest.raises(CdrError, match="line 1: 3 fields"):
         read_cdr_csv(bad, since=0)
+
+
+def test_a_garbled_csv_line_is_skipped_and_the_rest_recover(tmp_path: Path) -> None:
+    """mod_cdr_csv does not escape a quote inside a caller's name: that line alone is
+    lost, never the whole file."""
+    rows = cdr_rows(FREESWITCH_TRACES / "direct-busy.esl")
+    lines = [",".join(f'"{r[c]}"' for c in COLUMNS) for r in rows]
+    broken = dict(rows[0], caller_id_name='O"Brien, Pat', uuid="garbled")
+    lines.insert(0, ",".join(f'"{broken[c]}"' for c in COLUMNS))
+    path = tmp_path / "Master.csv"
+    path.write_text("\n".join(lines) + "\n")
+    got = decide_from_cdr(read_cdr_csv(path, since=0), CONFIG)
+    assert [(o.call, o.reason) for o in got] == [
+        ("1a8ab39c-ab82-4fba-88fd-58f3617350b0", "busy")]

@@ -15,7 +15,8 @@ same :class:`~textback.pbx.asterisk.tracker.CallTracker` as AMI events with the 
 (CHAN_START → Newchannel, ANSWER → Newstate Up, BRIDGE_ENTER → BridgeEnter, …): a person
 answered exactly when the trunk channel shared a bridge with a non-trunk channel, here as
 live. What CEL lacks is marked in the outcome: ``ring_s`` has CEL's time resolution
-(whole seconds unless cel.conf sets a finer ``dateformat``), and a dial leg is known from
+(microseconds with Asterisk's default eventtime, whole seconds when cel.conf sets a
+``dateformat`` such as ``%F %T``), and a dial leg is known from
 its CHAN_START alone. Sans-IO: rows in, outcomes out; the readers below only read files.
 """
 
@@ -78,9 +79,10 @@ class CelRecord:
 
 
 def parse_eventtime(value: str) -> float:
-    """CEL's ``eventtime``: a Unix epoch (``dateformat = %s.%6q``, or cel_sqlite3's
-    ``${eventtime}`` as stored), or Asterisk's default ``YYYY-MM-DD HH:MM:SS[.ffffff]``
-    in UTC (the shipped cel.conf sets ``usegmtime = yes``)."""
+    """CEL's ``eventtime``: a Unix epoch with microseconds (Asterisk's default when
+    cel.conf sets no ``dateformat``, as the shipped one does), or a ``dateformat`` of
+    ``YYYY-MM-DD HH:MM:SS[.ffffff]``, read as UTC (a PBX on local time shifts by its
+    offset: remove the dateformat line, see docs/asterisk.md)."""
     value = value.strip()
     try:
         return float(value)

@@ -231,23 +231,35 @@ def read_cdr_sqlite(path: Path, *, since: float, table: str = "cdr") -> list[dic
 
 def read_cdr_csv(path: Path, *, since: float,
                  columns: Sequence[str] = COLUMNS) -> list[dict[str, str]]:
-    """Rows of mod_cdr_csv's file (no header line; ``columns`` in the shipped order)."""
+    """Rows of mod_cdr_csv's file (no header line; ``columns`` in the shipped order).
+
+    mod_cdr_csv pastes values into its template unescaped, so a caller name with a quote
+    garbles that one line: such lines are skipped (the rest still recover). A file with
+    no line of the shipped shape is not ours: :class:`CdrError` names its first line."""
     _check_columns(list(columns), f"CDR CSV columns for {path}")
     try:
         with path.open(newline="", encoding="utf-8", errors="replace") as f:
             lines = list(csv.reader(f))
-    except OSError as exc:
-        raise CdrError(f"CDR CSV {path}: {exc.strerror or exc}") from exc
+    except (OSError, csv.Error) as exc:
+        raise CdrError(f"CDR CSV {path}: {getattr(exc, 'strerror', None) or exc}") from exc
     out = []
+    first_bad: tuple[int, int] | None = None
+    good = 0
     for n, line in enumerate(lines, 1):
         if not line:
             continue
         if len(line) != len(columns):
-            raise CdrError(f"CDR CSV {path} line {n}: {len(line)} fields, expected "
-                           f"{len(columns)} ({', '.join(columns)})")
+            first_bad = first_bad or (n, len(line))
+            continue
+        good += 1
         row = dict(zip(columns, line, strict=True))
         if (_epoch(row, "end_uepoch") or 0.0) >= since:
             out.append(row)
+    if not good and first_bad is not None:
+        n, count = first_bad
+        raise CdrError(f"CDR CSV {path} line {n}: {count} fields, expected "
+                       f"{len(columns)} ({', '.join(columns)}): configure it as "
+                       "dialplan/freeswitch/cdr_csv.conf.xml does")
     return out
 
 
