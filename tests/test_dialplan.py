@@ -378,7 +378,7 @@ def shipped_cel_events() -> set[str]:
 def test_cel_conf_enables_the_events_recovery_reads_with_epoch_times() -> None:
     general = _one(parse_conf(DIALPLAN / "asterisk" / "cel.conf"), "general")
     assert general.values("enable") == ["yes"]
-    assert CEL_EVENTS_NEEDED <= shipped_cel_events()
+    assert shipped_cel_events() >= CEL_EVENTS_NEEDED
     # no dateformat: Asterisk's default eventtime is <seconds>.<microseconds> (UTC-free)
     assert general.values("dateformat") == []
 
@@ -421,7 +421,7 @@ def test_cdr_csv_template_writes_the_columns_cdr_py_reads() -> None:
     params = {p.get("name"): p.get("value") for p in ET.parse(path).getroot().iter("param")}
     assert params["legs"] == "ab"
     fields = _template(path).split(",")
-    assert fields == ['"${%s}"' % CDR_VARIABLE.get(c, c) for c in COLUMNS]
+    assert fields == ['"${' + CDR_VARIABLE.get(c, c) + '}"' for c in COLUMNS]
 
 
 def test_cdr_sqlite_table_and_template_match_the_columns_cdr_py_reads(
@@ -433,7 +433,7 @@ def test_cdr_sqlite_table_and_template_match_the_columns_cdr_py_reads(
     params = {p.get("name"): p.get("value") for p in ET.parse(path).getroot().iter("param")}
     assert params["db-table"] == "cdr" and params["legs"] == "ab"
     values = _template(path).split(",")
-    want = ["'${%s}'" % CDR_VARIABLE.get(c, c) for c in COLUMNS]
+    want = ["'${" + CDR_VARIABLE.get(c, c) + "}'" for c in COLUMNS]
     # the caller's free-text name is not pasted into SQL (FreeSWITCH does not escape it)
     want[COLUMNS.index("caller_id_name")] = "''"
     assert values == want
@@ -446,8 +446,9 @@ def test_cdr_sqlite_table_and_template_match_the_columns_cdr_py_reads(
         row = {c: "" for c in COLUMNS}
         row.update(uuid="u1", direction="inbound", end_uepoch="1795394846000000",
                    start_uepoch="1795394838000000")
-        sql = "INSERT INTO cdr VALUES (%s)" % ",".join(
-            v if v == "''" else "'%s'" % row[COLUMNS[i]] for i, v in enumerate(values))
+        literals = ",".join(v if v == "''" else f"'{row[COLUMNS[i]]}'"
+                            for i, v in enumerate(values))
+        sql = f"INSERT INTO cdr VALUES ({literals})"
         con.execute(sql)
     con.close()
     assert tuple(names) == COLUMNS
