@@ -1,0 +1,225 @@
+"""No call lost to our own downtime (issue 13 part 3), end to end in-process: a fake AMI
+server, a simulated modem on a pty, a real store, and the PBX's own CEL file.
+
+The CEL rows are REAL: each recovered call is a copy of a capture's ``Event: CEL`` messages
+(every shared capture was recorded with CEL on; tests/test_cel_backfill.py explains why
+those are the rows cel_sqlite3_custom / cel_custom write), renumbered with fresh
+Uniqueid/Linkedid, a fresh caller, and moved in time to end shortly before now, written in
+the shipped columns with Asterisk's default ``<seconds>.<microseconds>`` eventtime.
+
+What the daemon must do with them: decide every call that ended while it was away like a
+live one, text a missed one that ended less than ``[policy] stale_after_min`` ago exactly
+once (also across a second login), record an older one without texting it, mark them
+recovered in the store and the report; and a source it cannot read is one WARNING line,
+with the daemon running on and texting live calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ASTERISK_TRACES
+from tests.test_cel_backfill import cel_rows
+from tests.test_daemon_e2e import SECRET, SPEED, Rig, capture_events, until
+from textback.config import parse_config
+from textback.outbound import call_record
+from textback.pbx.asterisk.cel import COLUMNS, parse_eventtime
+from textback.pbx.outcome import CallOutcome
+from textback.report import build_report
+from textback.store import Store
+from textback.testing.fake_ami import FakeAmi, TimedMessage
+from textback.testing.lab_config import lab_config_toml
+from textback.testing.modem_simulator import ModemSimulator
+
+DID = "+15559870000"
+STALE_MIN = 60.0
+
+
+def cel_call(capture: str, *, uid_base: int, caller: str, ended_at: float
+             ) -> list[dict[str, str]]:
+    """One real call's CEL rows, renumbered (Uniqueid/Linkedid ``<uid_base>.<n>``), its
+    caller replaced, and shifted in time so its LINKEDID_END is at ``ended_at``."""
+    rows = cel_rows(ASTERISK_TRACES / capture)
+    first = next(r for r in rows if r["eventtype"] == "CHAN_START"
+                 and r["uniqueid"] == r["linkedid"])
+    old_caller = first["cid_num"]
+    times = [parse_eventtime(r["eventtime"]) for r in rows]
+    shift = ended_at - max(times)
+    ids: dict[str, str] = {}
+    out = []
+    for r, t in zip(rows, times, strict=True):
+        row = dict(r)
+        for key in ("uniqueid", "linkedid"):
+            row[key] = ids.setdefault(r[key], f"{uid_base}.{len(ids)}")
+        row["eventtime"] = f"{t + shift:.6f}"
+        for key in ("cid_num", "cid_ani"):
+            if row[key] == old_caller:
+                row[key] = caller
+        out.append(row)
+    return out
+
+
+def write_cel(db: Path, rows: list[dict[str, str]]) -> None:
+    """Append rows to cel_sqlite3_custom's table (created as the module creates it)."""
+    with contextlib.closing(sqlite3.connect(db)) as con, con:
+        con.execute(f"CREATE TABLE IF NOT EXISTS cel (AcctId INTEGER PRIMARY KEY, "
+                    f"{', '.join(COLUMNS)})")
+        con.executemany(f"INSERT INTO cel ({', '.join(COLUMNS)}) VALUES "
+                        f"({', '.join('?' * len(COLUMNS))})",
+                        [[r[c] for c in COLUMNS] for r in rows])
+
+
+class RecoveryRig(Rig):
+    """The e2e rig with ``[pbx] records`` set and the stale limit stated."""
+
+    records: Path
+
+    def config(self) -> Any:
+        assert self.ami._server is not None
+        port = self.ami._server.sockets[0].getsockname()[1]
+        text = lab_config_toml(ami_port=port, modem_port=self.sim.port, store=self.db,
+                               pbx={"secret": SECRET, "records": str(self.records)},
+                               trunks={"settle_s": 0.2},
+                               policy={"send_delay_s": 0, "stale_after_min": STALE_MIN})
+        return parse_config(text, self.tmp / "textback.toml", check_permissions=False)
+
+
+@contextlib.asynccontextmanager
+async def rig_for(tmp: Path, records: Path, events: list[TimedMessage] | None = None
+                  ) -> AsyncIterator[RecoveryRig]:
+    ami = FakeAmi(events=events or [], speed=SPEED, secret=SECRET)
+    await ami.start("127.0.0.1", 0)
+    sim = ModemSimulator("generic", link=tmp / "ttyUSB-recovery", time_scale=0.0)
+    await sim.start()
+    rig = RecoveryRig(tmp, ami, sim)
+    rig.records = records
+    try:
+        yield rig
+    finally:
+        if rig.daemon is not None:
+            with contextlib.suppress(Exception):
+                await rig.stop()
+        await ami.close()
+        await sim.stop()
+
+
+def settled(rig: Rig, calls: int) -> bool:
+    decided = rig.query("SELECT count(*) AS n FROM calls WHERE decision IS NOT NULL "
+                        "OR verdict != 'missed'")
+    busy = rig.query("SELECT count(*) AS n FROM outbox WHERE state IN ('queued','sending')")
+    return bool(decided) and decided[0]["n"] >= calls and busy[0]["n"] == 0
+
+
+async def seed_last_call(db: Path, ended_at: float) -> None:
+    """The daemon's last decided call before it went down (where recovery starts from)."""
+    store = await Store.open(db)
+    try:
+        await call_record.record_outcome(store, CallOutcome(
+            "1000000000.0", "inbound", "+15551239000", False, DID, "answered", "answered",
+            ended_at=ended_at), ended_at)
+    finally:
+        await store.close()
+
+
+async def test_calls_that_ended_while_down_are_recovered_texted_once_and_reported(
+        tmp_path: Path) -> None:
+    now = time.time()
+    db = tmp_path / "master.db"
+    down_at = now - 3 * 3600.0  # the daemon died 3 hours ago
+    await seed_last_call(tmp_path / "textback.db", down_at)
+    fresh, stale, answered, later = ("+15551239001", "+15551239002", "+15551239003",
+                                     "+15551239004")
+    write_cel(db, [
+        # ended 2 h ago: older than stale_after_min, recorded but never texted
+        *cel_call("direct-noanswer.ami", uid_base=1900000001, caller=stale,
+                  ended_at=now - 2 * 3600.0),
+        # answered 10 min ago: recorded, no text
+        *cel_call("direct-answered.ami", uid_base=1900000002, caller=answered,
+                  ended_at=now - 600.0),
+        # missed 1 min ago: texted, once
+        *cel_call("direct-noanswer.ami", uid_base=1900000003, caller=fresh,
+                  ended_at=now - 60.0),
+    ])
+    async with rig_for(tmp_path, db) as rig:
+        await rig.start()
+        await until(lambda: settled(rig, 4), timeout=15)
+        await until(lambda: len(rig.texted()) >= 1)
+        await asyncio.sleep(0.3)  # a second text, if any, would go now
+        assert await rig.stop() == 0
+        assert [n for n, _ in rig.texted()] == [fresh]
+        calls = {c["caller"]: c for c in rig.query(
+            "SELECT caller, verdict, reason, decision, skip_reason, "
+            "json_extract(record, '$.recovered') AS recovered FROM calls")}
+        assert (calls[fresh]["verdict"], calls[fresh]["reason"], calls[fresh]["decision"],
+                calls[fresh]["recovered"]) == ("missed", "noanswer", "text", "cel")
+        assert (calls[stale]["verdict"], calls[stale]["decision"],
+                calls[stale]["skip_reason"], calls[stale]["recovered"]) == (
+            "missed", "skip", "stale", "cel")
+        assert (calls[answered]["verdict"], calls[answered]["recovered"]) == (
+            "answered", "cel")
+        assert calls["+15551239000"]["recovered"] is None  # decided live, before the crash
+
+        # a second login (a restart) reads the same records again: nothing twice; a call
+        # that ended meanwhile is recovered and texted
+        write_cel(db, cel_call("direct-busy.ami", uid_base=1900000004, caller=later,
+                               ended_at=time.time() - 5.0))
+        await rig.start()
+        await until(lambda: settled(rig, 5), timeout=15)
+        await until(lambda: len(rig.texted()) >= 2)
+        await asyncio.sleep(0.3)
+        assert await rig.stop() == 0
+        assert [n for n, _ in rig.texted()] == [fresh, later]
+        assert rig.query("SELECT count(*) AS n FROM calls") == [{"n": 5}]
+        assert rig.query("SELECT count(*) AS n FROM outbox") == [{"n": 2}]
+
+    store = await Store.open(tmp_path / "textback.db")
+    try:
+        rows = {(r.did, r.reason): r.as_dict() for r in await build_report(store)}
+    finally:
+        await store.close()
+    # the report counts missed calls: fresh and stale (noanswer), later (busy)
+    assert rows[(DID, "all")]["missed"] == 3 and rows[(DID, "all")]["recovered"] == 3
+    assert rows[(DID, "noanswer")]["recovered"] == 2 and rows[(DID, "busy")]["recovered"] == 1
+
+
+@pytest.mark.parametrize("problem", ["missing", "locked", "unknown-columns"])
+async def test_unreadable_records_are_one_warning_and_live_calls_still_texted(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, problem: str) -> None:
+    db = tmp_path / "master.db"
+    holder = None
+    if problem == "locked":
+        write_cel(db, cel_call("direct-noanswer.ami", uid_base=1900000005,
+                               caller="+15551239005", ended_at=time.time() - 30.0))
+        holder = sqlite3.connect(db, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+    elif problem == "unknown-columns":
+        with contextlib.closing(sqlite3.connect(db)) as con, con:
+            con.execute("CREATE TABLE cel (AcctId INTEGER PRIMARY KEY, eventtype, "
+                        "eventtime, cidnum, channame)")
+    caplog.set_level(logging.INFO, logger="textback")
+    try:
+        async with rig_for(tmp_path, db, capture_events("direct-noanswer.ami.ts")) as rig:
+            await rig.start()
+            await until(lambda: rig.ami.finished.is_set() and settled(rig, 1), timeout=15)
+            await until(lambda: len(rig.texted()) >= 1)
+            await asyncio.sleep(0.3)
+            assert await rig.stop() == 0
+            assert [n for n, _ in rig.texted()] == ["+15551230001"]  # the live call
+    finally:
+        if holder is not None:
+            holder.execute("ROLLBACK")
+            holder.close()
+    warnings = [r for r in caplog.records if "event=recovery_unavailable" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
+    assert {"missing": "does not exist", "locked": "locked",
+            "unknown-columns": "lacks the column"}[problem] in warnings[0].getMessage()
+    assert not any("event=call_recovered" in r.getMessage() for r in caplog.records)
