@@ -32,6 +32,7 @@ from tests.test_cel_backfill import cel_rows
 from tests.test_daemon_e2e import SECRET, SPEED, Rig, capture_events, until
 from textback.config import parse_config
 from textback.outbound import call_record
+from textback.pbx.asterisk import cel
 from textback.pbx.asterisk.cel import COLUMNS, parse_eventtime
 from textback.pbx.outcome import CallOutcome
 from textback.report import build_report
@@ -223,3 +224,99 @@ async def test_unreadable_records_are_one_warning_and_live_calls_still_texted(
     assert {"missing": "does not exist", "locked": "locked",
             "unknown-columns": "lacks the column"}[problem] in warnings[0].getMessage()
     assert not any("event=call_recovered" in r.getMessage() for r in caplog.records)
+
+
+def _after_unknown(db: Path) -> Any:
+    """``read_cel_sqlite`` that first waits (in its worker thread) until the resync's
+    ``unknown-after-restart`` verdict is in the store."""
+    real = cel.read_cel_sqlite
+
+    def read(path: Path, *, since: float, table: str = "cel") -> Any:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+                if con.execute("SELECT 1 FROM calls WHERE reason = 'unknown-after-restart'"
+                               ).fetchone():
+                    break
+            time.sleep(0.02)
+        return real(path, since=since, table=table)
+    return read
+
+
+def shifted(capture: str, ended_at: float) -> list[dict[str, str]]:
+    """A capture's CEL rows as they are (same ids and caller), moved to end at ``ended_at``."""
+    rows = cel_rows(ASTERISK_TRACES / capture)
+    times = [parse_eventtime(r["eventtime"]) for r in rows]
+    shift = ended_at - max(times)
+    return [dict(r, eventtime=f"{t + shift:.6f}") for r, t in zip(rows, times, strict=True)]
+
+
+@pytest.mark.parametrize("first", ["records", "resync"])
+async def test_killed_while_ringing_and_restarted_after_it_ended_is_texted_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: str) -> None:
+    """The issue's case: daemon 1 saw the call ring (its start is kept in the store) and
+    died; the caller gave up while it was down. Daemon 2's resync finds the channels gone
+    with no sign of how the call ended (``unknown-after-restart``), but the PBX's CEL knows:
+    the caller was missed, and is texted, once — whichever of the two arrives first."""
+    events = capture_events("direct-noanswer.ami.ts")
+    ringing = next(i for i, m in enumerate(events) if b"Event: DialEnd\r\n" in m.raw)
+    db = tmp_path / "master.db"
+    async with rig_for(tmp_path, db, events[:ringing]) as rig:
+        await rig.start()
+        await until(lambda: rig.ami.finished.is_set()
+                    and rig.query("SELECT call_id FROM open_calls")
+                    == [{"call_id": "1795395183.0"}], timeout=15)
+        assert await rig.stop() == 0  # down while it rings
+        # the call ends while textback is down: the rest of its events reach nobody; the
+        # PBX writes its CEL (the real capture's rows, ids and caller unchanged)
+        write_cel(db, shifted("direct-noanswer.ami", time.time() - 20.0))
+        if first == "resync":  # the records are read only once the resync has decided
+            monkeypatch.setattr(cel, "read_cel_sqlite", _after_unknown(rig.db))
+        await rig.ami.close()
+        rig.ami = FakeAmi(events=[], speed=SPEED, secret=SECRET)  # same PBX, channels gone
+        await rig.ami.start("127.0.0.1", 0)
+        await rig.start()
+        await until(lambda: rig.query("SELECT decision FROM calls") == [{"decision": "text"}]
+                    and settled(rig, 1), timeout=15)
+        await until(lambda: len(rig.texted()) >= 1)
+        await asyncio.sleep(0.3)
+        assert await rig.stop() == 0
+        assert [n for n, _ in rig.texted()] == ["+15551230001"]
+        (call,) = rig.query("SELECT call_id, verdict, reason, "
+                            "json_extract(record, '$.recovered') AS recovered FROM calls")
+        assert call == {"call_id": "1795395183.0", "verdict": "missed", "reason": "noanswer",
+                        "recovered": "cel"}
+
+
+async def test_only_a_recovered_verdict_replaces_unknown_after_restart(tmp_path: Path) -> None:
+    from textback.pbx.outcome import UNKNOWN_AFTER_RESTART
+
+    def call(cid: str, verdict: str, reason: str, recovered: bool) -> CallOutcome:
+        o = CallOutcome(cid, "inbound", "+15551239010", False, DID, verdict,  # type: ignore[arg-type]
+                        reason, ended_at=1.0)
+        if recovered:
+            o.extra["recovered"] = "cel"
+        return o
+
+    store = await Store.open(tmp_path / "textback.db")
+    try:
+        assert (await call_record.record_outcome(
+            store, call("u", "ignored", UNKNOWN_AFTER_RESTART, False), 1.0)).new
+        # a live (not recovered) verdict does not: first verdict stands, as always
+        assert not (await call_record.record_outcome(
+            store, call("u", "missed", "noanswer", False), 2.0)).new
+        got = await call_record.record_outcome(store, call("u", "missed", "noanswer", True), 3.0)
+        assert got.new and got.stored_verdict == "missed"
+        row = await call_record.call(store, "u")
+        assert row is not None and (row["verdict"], row["reason"], row["decided_at"]) == (
+            "missed", "noanswer", 3.0)
+        # once replaced, it is a verdict like any other: a second recovery changes nothing
+        assert not (await call_record.record_outcome(
+            store, call("u", "answered", "answered", True), 4.0)).new
+        # a known verdict is never replaced by the records
+        assert (await call_record.record_outcome(
+            store, call("k", "answered", "answered", False), 5.0)).new
+        assert not (await call_record.record_outcome(
+            store, call("k", "missed", "noanswer", True), 6.0)).new
+    finally:
+        await store.close()

@@ -52,7 +52,7 @@ from collections.abc import Callable
 from textback.numbers import clean_caller_id, is_withheld_number, normalise_caller, to_e164
 from textback.pbx.asterisk.parser import AmiMessage
 from textback.pbx.call_start import CallProgress, CallStart
-from textback.pbx.outcome import CallOutcome, Direction
+from textback.pbx.outcome import UNKNOWN_AFTER_RESTART, CallOutcome, Direction
 from textback.pbx.stream import StreamStats, TrackerConfig
 
 # Channel technologies that are plumbing, never a person.
@@ -91,8 +91,6 @@ NOISE_EVENTS = frozenset(
      "HangupHandlerRun", "HangupHandlerPop", "Masquerade", "FAXStatus"}
 )
 DECIDED_MEMORY = 8192
-# The verdict reason of a call that ended while we were down with no sign it was missed.
-UNKNOWN_AFTER_RESTART = "unknown-after-restart"
 MAX_LEARNED_TRUNKS = 64
 
 
