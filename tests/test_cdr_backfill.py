@@ -250,3 +250,18 @@ def test_a_garbled_csv_line_is_skipped_and_the_rest_recover(tmp_path: Path) -> N
     got = decide_from_cdr(read_cdr_csv(path, since=0), CONFIG)
     assert [(o.call, o.reason) for o in got] == [
         ("1a8ab39c-ab82-4fba-88fd-58f3617350b0", "busy")]
+
+
+def test_b_legs_that_ended_before_since_are_read_with_their_a_leg(tmp_path: Path) -> None:
+    """Voicemail after a ring: the b-leg gave up before ``since``, the a-leg ended after;
+    the b-leg's row still joins its a-leg (it tells when the ringing ended)."""
+    rows = cdr_rows(FREESWITCH_TRACES / "voicemail-after-noanswer.esl")
+    b_end = min(int(r["end_uepoch"]) for r in rows) / 1e6
+    db = tmp_path / "cdr.db"
+    _write_sqlite(db, rows)
+    csv_path = tmp_path / "Master.csv"
+    with csv_path.open("w", newline="") as f:
+        csv.writer(f, quoting=csv.QUOTE_ALL).writerows([[r[c] for c in COLUMNS] for r in rows])
+    for got in (read_cdr_sqlite(db, since=b_end + 1), read_cdr_csv(csv_path, since=b_end + 1)):
+        assert len(got) == len(rows) == 2
+    assert read_cdr_sqlite(db, since=4_000_000_000) == []

@@ -140,3 +140,28 @@ def test_the_shipped_cel_events_are_enough() -> None:
             if e["direction"] == "inbound":
                 o = got[str(e["call"])]
                 assert (o.verdict, o.reason) == (e["verdict"], e["reason"]), name
+
+
+def test_a_call_that_began_before_since_is_read_whole(tmp_path: Path) -> None:
+    """Recovery reads from when textback was last alive; a call ringing at that moment
+    has its first records before it: they are read too, or its trunk channel, caller
+    and DID would be missing."""
+    import csv
+    rows = cel_rows(ASTERISK_TRACES / "direct-noanswer.ami")
+    start = min(record_from_mapping(r).at for r in rows)
+    db = tmp_path / "master.db"
+    with sqlite3.connect(db) as con:
+        con.execute(f"CREATE TABLE cel (id INTEGER PRIMARY KEY, {', '.join(COLUMNS)})")
+        con.executemany(f"INSERT INTO cel ({', '.join(COLUMNS)}) VALUES "
+                        f"({', '.join('?' * len(COLUMNS))})",
+                        [[r[c] for c in COLUMNS] for r in rows])
+    con.close()
+    csv_path = tmp_path / "Master.csv"
+    with csv_path.open("w", newline="") as f:
+        csv.writer(f).writerows([[r[c] for c in COLUMNS] for r in rows])
+    for records in (read_cel_sqlite(db, since=start + 1), read_cel_csv(csv_path,
+                                                                       since=start + 1)):
+        assert len(records) == len(rows)
+        (o,) = decide_from_cel(records, CONFIG)
+        assert (o.caller, o.did, o.verdict, o.reason) == (
+            "+15551230001", "+15559870000", "missed", "noanswer")

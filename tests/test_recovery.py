@@ -320,3 +320,30 @@ async def test_only_a_recovered_verdict_replaces_unknown_after_restart(tmp_path:
             store, call("k", "missed", "noanswer", True), 6.0)).new
     finally:
         await store.close()
+
+
+async def test_recovery_reaches_back_to_when_the_previous_process_was_last_alive(
+        tmp_path: Path) -> None:
+    """The previous process's last heartbeat (its status file) was 40 minutes ago and it
+    decided no call before dying: a caller missed 30 minutes ago is recovered and texted;
+    a call from before it died (it would have seen that one live) is not read."""
+    import json
+
+    from textback.daemon import status_path
+    now = time.time()
+    status_path(tmp_path / "textback.db").write_text(json.dumps(
+        {"at": now - 2400.0, "pbx": {"connected": True, "down_since": None}}))
+    db = tmp_path / "master.db"
+    write_cel(db, [
+        *cel_call("direct-noanswer.ami", uid_base=1900000010, caller="+15551239020",
+                  ended_at=now - 3000.0),
+        *cel_call("direct-noanswer.ami", uid_base=1900000011, caller="+15551239021",
+                  ended_at=now - 1800.0),
+    ])
+    async with rig_for(tmp_path, db) as rig:
+        await rig.start()
+        await until(lambda: settled(rig, 1) and len(rig.texted()) >= 1, timeout=15)
+        await asyncio.sleep(0.3)
+        assert await rig.stop() == 0
+        assert [n for n, _ in rig.texted()] == ["+15551239021"]
+        assert rig.query("SELECT caller FROM calls") == [{"caller": "+15551239021"}]

@@ -228,6 +228,25 @@ class Daemon:
                 await asyncio.sleep(LINK_WATCH_S)
             away_since = self.clock()
 
+    async def _last_alive(self, store: Store) -> float | None:
+        """When the previous process last knew what the PBX did: its status file's last
+        heartbeat (or when it lost the PBX link, if it had), else the newest call it
+        decided or saw start. None: a fresh store (recovery then looks back only
+        ``RECOVER_MARGIN_S``: calls from before textback was installed are not texted)."""
+        try:
+            status = json.loads(status_path(self.config.store.path).read_text("utf-8"))
+            at = float(status["at"])
+            pbx = status.get("pbx") or {}
+            if not pbx.get("connected") and pbx.get("down_since") is not None:
+                at = min(at, float(pbx["down_since"]))
+            return at
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            pass
+        row = await store.fetchone(
+            "SELECT max(t) AS t FROM (SELECT max(decided_at) AS t FROM calls "
+            "UNION ALL SELECT max(started_at) FROM open_calls)")
+        return row["t"] if row is not None else None
+
     # ---------------------------------------------------------------- run
 
     async def run(self) -> int:
@@ -277,8 +296,7 @@ class Daemon:
             supervisor.start()
         # a burst alert pending from before a restart still goes out
         await alert_bursts(store, outbox, self.config, self.clock())
-        row = await store.fetchone("SELECT max(decided_at) AS t FROM calls")
-        alive_until = row["t"] if row is not None else None  # before anything new is decided
+        alive_until = await self._last_alive(store)  # before anything new is decided
         undecided = await undecided_calls(store)
         for outcome in undecided:
             log(logger, logging.INFO, "call_redecided", call=outcome.call,

@@ -228,8 +228,9 @@ def decide_from_cel(records: Iterable[CelRecord], config: TrackerConfig | None =
 # ---------------------------------------------------------------- the two sources
 
 def read_cel_sqlite(path: Path, *, since: float, table: str = "cel") -> list[CelRecord]:
-    """Rows of ``cel_sqlite3_custom``'s table from ``since`` on (read-only, never locks
-    the PBX out: the file is opened with ``mode=ro`` and a short busy timeout)."""
+    """The rows of every call in ``cel_sqlite3_custom``'s table with a record from
+    ``since`` on (read-only, never locks the PBX out: the file is opened with
+    ``mode=ro`` and a short busy timeout)."""
     if not table.isidentifier():
         raise CelError(f"CEL table name {table!r} is not a plain SQL identifier")
     if not path.exists():
@@ -252,13 +253,13 @@ def read_cel_sqlite(path: Path, *, since: float, table: str = "cel") -> list[Cel
             raise CelError(f"CEL database {path}: {exc}") from exc
     finally:
         con.close()
-    out = [record_from_mapping(dict(r)) for r in rows]
-    return [r for r in out if r.at >= since]
+    return whole_calls([record_from_mapping(dict(r)) for r in rows], since)
 
 
 def read_cel_csv(path: Path, *, since: float,
                  columns: Sequence[str] = COLUMNS) -> list[CelRecord]:
-    """Rows of ``cel_custom``'s CSV (no header line; ``columns`` in the shipped order)."""
+    """The rows of every call in ``cel_custom``'s CSV with a record from ``since`` on (no
+    header line; ``columns`` in the shipped order)."""
     _check_columns(list(columns), f"CEL CSV columns for {path}")
     try:
         with path.open(newline="", encoding="utf-8", errors="replace") as f:
@@ -272,10 +273,16 @@ def read_cel_csv(path: Path, *, since: float,
         if len(row) != len(columns):
             raise CelError(f"CEL CSV {path} line {n}: {len(row)} fields, expected "
                            f"{len(columns)} ({', '.join(columns)})")
-        rec = record_from_mapping(dict(zip(columns, row, strict=True)))
-        if rec.at >= since:
-            out.append(rec)
-    return out
+        out.append(record_from_mapping(dict(zip(columns, row, strict=True))))
+    return whole_calls(out, since)
+
+
+def whole_calls(records: list[CelRecord], since: float) -> list[CelRecord]:
+    """Every record of each call that has any record from ``since`` on: a call that was
+    ringing at ``since`` needs its earlier records too (its trunk channel's CHAN_START
+    carries the caller and the DID)."""
+    recent = {r.linkedid for r in records if r.at >= since}
+    return [r for r in records if r.linkedid in recent]
 
 
 def _check_columns(names: Sequence[str], what: str) -> None:

@@ -205,7 +205,8 @@ def decide_from_cdr(rows: Iterable[Row], config: TrackerConfig | None = None, *,
 # ---------------------------------------------------------------- the two sources
 
 def read_cdr_sqlite(path: Path, *, since: float, table: str = "cdr") -> list[dict[str, str]]:
-    """Rows of mod_cdr_sqlite's table that ended at ``since`` or later (read-only)."""
+    """The rows of every call in mod_cdr_sqlite's table with a row that ended at
+    ``since`` or later (read-only)."""
     if not table.isidentifier():
         raise CdrError(f"CDR table name {table!r} is not a plain SQL identifier")
     if not path.exists():
@@ -225,8 +226,8 @@ def read_cdr_sqlite(path: Path, *, since: float, table: str = "cdr") -> list[dic
             raise CdrError(f"CDR database {path}: {exc}") from exc
     finally:
         con.close()
-    out = [{k: ("" if v is None else str(v)) for k, v in dict(r).items()} for r in rows]
-    return [r for r in out if (_epoch(r, "end_uepoch") or 0.0) >= since]
+    return whole_calls([{k: ("" if v is None else str(v)) for k, v in dict(r).items()}
+                        for r in rows], since)
 
 
 def read_cdr_csv(path: Path, *, since: float,
@@ -252,15 +253,21 @@ def read_cdr_csv(path: Path, *, since: float,
             first_bad = first_bad or (n, len(line))
             continue
         good += 1
-        row = dict(zip(columns, line, strict=True))
-        if (_epoch(row, "end_uepoch") or 0.0) >= since:
-            out.append(row)
+        out.append(dict(zip(columns, line, strict=True)))
     if not good and first_bad is not None:
         n, count = first_bad
         raise CdrError(f"CDR CSV {path} line {n}: {count} fields, expected "
                        f"{len(columns)} ({', '.join(columns)}): configure it as "
                        "dialplan/freeswitch/cdr_csv.conf.xml does")
-    return out
+    return whole_calls(out, since)
+
+
+def whole_calls(rows: list[dict[str, str]], since: float) -> list[dict[str, str]]:
+    """The rows of each call with a row that ended at ``since`` or later: a b-leg that
+    gave up earlier still joins its a-leg (and an a-leg its b-legs)."""
+    recent = {_text(r, "originator") or _text(r, "uuid") for r in rows
+              if (_epoch(r, "end_uepoch") or 0.0) >= since}
+    return [r for r in rows if (_text(r, "originator") or _text(r, "uuid")) in recent]
 
 
 def _check_columns(names: Sequence[str], what: str) -> None:
