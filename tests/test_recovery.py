@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ASTERISK_TRACES
+from tests.conftest import ASTERISK_TRACES, FREESWITCH_TRACES
 from tests.test_cel_backfill import cel_rows
 from tests.test_daemon_e2e import SECRET, SPEED, Rig, capture_events, until
 from textback.config import parse_config
@@ -347,3 +347,88 @@ async def test_recovery_reaches_back_to_when_the_previous_process_was_last_alive
         assert await rig.stop() == 0
         assert [n for n, _ in rig.texted()] == ["+15551239021"]
         assert rig.query("SELECT caller FROM calls") == [{"caller": "+15551239021"}]
+
+
+# -- FreeSWITCH: the CDR and the fake Event Socket ---------------------------------------------
+
+def cdr_call(capture: str, *, tag: str, caller: str, ended_at: float) -> list[dict[str, str]]:
+    """One real call's CDR rows (tests/test_cdr_backfill.py derives them from the capture's
+    CHANNEL_HANGUP_COMPLETE events), with fresh uuids (``<tag>-<n>``), its caller replaced
+    and moved in time to end at ``ended_at``."""
+    from tests.test_cdr_backfill import cdr_rows
+    rows = cdr_rows(FREESWITCH_TRACES / capture)
+    a_leg = next(r for r in rows if not r["originator"])
+    shift = int(ended_at * 1e6) - max(int(r["end_uepoch"]) for r in rows)
+    ids: dict[str, str] = {}
+    out = []
+    for r in rows:
+        row = dict(r)
+        for key in ("uuid", "originator"):
+            if row[key]:
+                row[key] = ids.setdefault(r[key], f"{tag}-{len(ids)}")
+        for key in ("start_uepoch", "answer_uepoch", "bridge_uepoch", "end_uepoch"):
+            if row[key] not in ("", "0"):
+                row[key] = str(int(row[key]) + shift)
+        if row["caller_id_number"] == a_leg["caller_id_number"]:
+            row["caller_id_number"] = caller
+        out.append(row)
+    return out
+
+
+def write_cdr_csv(path: Path, rows: list[dict[str, str]]) -> None:
+    """Append rows as mod_cdr_csv writes them with the shipped template (all quoted)."""
+    from textback.pbx.freeswitch.cdr import COLUMNS as CDR_COLUMNS
+    with path.open("a", encoding="utf-8") as f:
+        for r in rows:
+            f.write(",".join(f'"{r[c]}"' for c in CDR_COLUMNS) + "\n")
+
+
+async def test_freeswitch_calls_ended_while_away_are_recovered_from_the_cdr(
+        tmp_path: Path) -> None:
+    from textback.testing.fake_esl import FakeEslServer, Plan
+    now = time.time()
+    cdr = tmp_path / "Master.csv"
+    busy, answered, stale = "+15551239031", "+15551239032", "+15551239033"
+    write_cdr_csv(cdr, [
+        *cdr_call("direct-busy.esl", tag="busy", caller=busy, ended_at=now - 30.0),
+        *cdr_call("direct-answered.esl", tag="answered", caller=answered,
+                  ended_at=now - 20.0),
+        *cdr_call("direct-noanswer.esl", tag="stale", caller=stale, ended_at=now - 7200.0),
+    ])
+    # the previous process was last alive 3 hours ago
+    await seed_last_call(tmp_path / "textback.db", now - 3 * 3600.0)
+    # the link logs in, drops at once, and logs in again: recovery runs at both logins
+    esl = FakeEslServer([], plans=[Plan(count=0, after="drop"), Plan()])
+    await esl.start()
+    sim = ModemSimulator("generic", link=tmp_path / "ttyUSB-fs", time_scale=0.0)
+    await sim.start()
+    text = lab_config_toml(modem_port=sim.port, store=tmp_path / "textback.db",
+                           pbx={"type": "freeswitch", "port": esl.port, "user": None,
+                                "secret": "ClueCon", "records": str(cdr),
+                                "ping_timeout_s": 1},
+                           trunks={"settle_s": 0.2},
+                           policy={"send_delay_s": 0, "stale_after_min": STALE_MIN})
+    config = parse_config(text, tmp_path / "textback.toml", check_permissions=False)
+    from textback.daemon import Daemon
+    daemon = Daemon(config, modem_poll_s=0.1)
+    task = asyncio.create_task(daemon.run())
+    rig = Rig(tmp_path, FakeAmi(events=[]), sim)
+    try:
+        await until(lambda: esl.connections >= 2 and settled(rig, 4)
+                    and len(sim.accepted) >= 1, timeout=15)
+        await asyncio.sleep(0.5)
+    finally:
+        daemon.stop()
+        async with asyncio.timeout(10):
+            assert await task == 0
+        await esl.close()
+        await sim.stop()
+    assert [a.decoded.number for a in sim.accepted] == [busy]
+    calls = {c["caller"]: c for c in rig.query(
+        "SELECT caller, verdict, reason, decision, skip_reason, "
+        "json_extract(record, '$.recovered') AS recovered FROM calls")}
+    assert (calls[busy]["reason"], calls[busy]["decision"], calls[busy]["recovered"]) == (
+        "busy", "text", "cdr")
+    assert (calls[answered]["verdict"], calls[answered]["recovered"]) == ("answered", "cdr")
+    assert (calls[stale]["skip_reason"], calls[stale]["recovered"]) == ("stale", "cdr")
+    assert len(calls) == 4
