@@ -227,6 +227,17 @@ def decide_from_cel(records: Iterable[CelRecord], config: TrackerConfig | None =
 
 # ---------------------------------------------------------------- the two sources
 
+# Every record of each call with a record from :since on, selected in SQLite: the file is
+# never rotated, and a year of records read into Python at every login took seconds
+# (bench/recovery.py). eventtime is an epoch (Asterisk's default) or, with a dateformat
+# of "%F %T", text that sorts as time does; whole_calls() then applies the exact bound.
+_CALL_ID = "coalesce(nullif(linkedid, ''), uniqueid)"
+_RECENT_CALLS = (
+    f"SELECT * FROM {{table}} WHERE {_CALL_ID} IN (SELECT {_CALL_ID} FROM {{table}} "
+    "WHERE CASE WHEN instr(eventtime, '-') = 0 THEN CAST(eventtime AS REAL) >= :since "
+    "ELSE eventtime >= :since_text END)")
+
+
 def read_cel_sqlite(path: Path, *, since: float, table: str = "cel") -> list[CelRecord]:
     """The rows of every call in ``cel_sqlite3_custom``'s table with a record from
     ``since`` on (read-only, never locks the PBX out: the file is opened with
@@ -248,7 +259,10 @@ def read_cel_sqlite(path: Path, *, since: float, table: str = "cel") -> list[Cel
             raise CelError(f"CEL database {path}: {exc}") from exc
         _check_columns(names, f"CEL table {table} in {path}")
         try:
-            rows = con.execute(f"SELECT * FROM {table}").fetchall()
+            rows = con.execute(_RECENT_CALLS.format(table=table), {
+                "since": since,
+                "since_text": dt.datetime.fromtimestamp(max(since, 0.0), dt.UTC).strftime(
+                    "%Y-%m-%d %H:%M:%S")}).fetchall()
         except sqlite3.Error as exc:
             raise CelError(f"CEL database {path}: {exc}") from exc
     finally:

@@ -45,7 +45,7 @@ COLUMNS = ("uuid", "direction", "sofia_profile", "context", "sip_authorized",
            "sip_hangup_disposition", "cc_queue", "cc_cancel_reason")
 REQUIRED = frozenset({"uuid", "direction", "caller_id_number", "destination_number",
                       "start_uepoch", "answer_uepoch", "bridge_uepoch", "end_uepoch",
-                      "originate_disposition", "last_app"})
+                      "originate_disposition", "last_app", "originator"})
 
 Row = Mapping[str, str | None]
 
@@ -204,6 +204,15 @@ def decide_from_cdr(rows: Iterable[Row], config: TrackerConfig | None = None, *,
 
 # ---------------------------------------------------------------- the two sources
 
+# The rows of each call with a row that ended from :since on (microseconds), selected in
+# SQLite so a long history is not read into Python at every login; a b-leg belongs to
+# the call its ``originator`` names. whole_calls() applies the same bound to the CSV.
+_CALL_OF = "coalesce(nullif(originator, ''), uuid)"
+_RECENT_CALLS = (
+    f"SELECT * FROM {{table}} WHERE {_CALL_OF} IN (SELECT {_CALL_OF} FROM {{table}} "
+    "WHERE CAST(end_uepoch AS INTEGER) >= :since)")
+
+
 def read_cdr_sqlite(path: Path, *, since: float, table: str = "cdr") -> list[dict[str, str]]:
     """The rows of every call in mod_cdr_sqlite's table with a row that ended at
     ``since`` or later (read-only)."""
@@ -221,7 +230,8 @@ def read_cdr_sqlite(path: Path, *, since: float, table: str = "cdr") -> list[dic
         try:
             names = [r[1] for r in con.execute(f"PRAGMA table_info({table})")]
             _check_columns(names, f"CDR table {table} in {path}")
-            rows = con.execute(f"SELECT * FROM {table}").fetchall()
+            rows = con.execute(_RECENT_CALLS.format(table=table),
+                               {"since": int(since * 1e6)}).fetchall()
         except sqlite3.Error as exc:
             raise CdrError(f"CDR database {path}: {exc}") from exc
     finally:
