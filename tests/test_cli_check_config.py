@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -118,8 +119,8 @@ def _cel_db(path: Path, rows: int, columns: tuple[str, ...] | None = None) -> Pa
     with sqlite3.connect(path) as con:
         con.execute(f"CREATE TABLE cel (AcctId INTEGER PRIMARY KEY, {', '.join(cols)})")
         for i in range(rows):
-            row = {c: "" for c in cols} | {"eventtype": "CHAN_START",
-                                           "eventtime": f"{1795394838 + i}.000000"}
+            row = {c: "" for c in cols} | {"eventtype": "CHAN_START", "linkedid": f"{i}",
+                                           "eventtime": f"{time.time() - 60 + i:.6f}"}
             con.execute(f"INSERT INTO cel ({', '.join(cols)}) VALUES "
                         f"({', '.join('?' * len(cols))})", [row[c] for c in cols])
     con.close()
@@ -132,18 +133,24 @@ def test_records_readable_is_one_ok_line_with_its_row_count(
     assert main(["check-config", "--strict", "--config",
                  str(_lab(tmp_path, records=str(db)))]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("records")]
-    assert lines == [f"records: OK: {db} is readable CEL in the shipped shape (3 row(s)); "
-                     "calls that end while textback is down are recovered from it"]
+    assert lines == [f"records: OK: {db} is readable CEL in the shipped shape (3 row(s) "
+                     "from the last 24 h); calls that end while textback is down are "
+                     "recovered from it"]
 
 
 def test_freeswitch_cdr_csv_is_checked_with_the_cdr_reader(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from textback.pbx.freeswitch.cdr import COLUMNS
     path = tmp_path / "Master.csv"
-    path.write_text(",".join(f'"{c}"' for c in COLUMNS) + "\n")
+    row = {c: c for c in COLUMNS} | {"end_uepoch": str(int(time.time() * 1e6)),
+                                    "originator": ""}
+    old = row | {"uuid": "old", "end_uepoch": str(int((time.time() - 2 * 86400) * 1e6))}
+    path.write_text("".join(",".join(f'"{r[c]}"' for c in COLUMNS) + "\n"
+                            for r in (old, row)))
     cfg = _lab(tmp_path, type="freeswitch", port=8021, records=str(path))
     assert main(["check-config", "--config", str(cfg)]) == 0
-    assert "readable CDR in the shipped shape (1 row(s))" in capsys.readouterr().out
+    # the row of two days ago is beyond what recovery ever reads
+    assert "readable CDR in the shipped shape (1 row(s) from" in capsys.readouterr().out
     path.write_text("uuid,direction\n")  # not mod_cdr_csv with the shipped template
     assert main(["check-config", "--strict", "--config", str(cfg)]) == 2
     assert "pbx.records: CDR CSV" in capsys.readouterr().err

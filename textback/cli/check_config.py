@@ -10,7 +10,8 @@ template with no opt-out wording, which it names) are printed as ``warning: …`
 when the config is valid; with --strict, warnings are refused too (exit 2).
 
 ``[pbx] records`` (the PBX's CEL or CDR file that recovery after downtime reads) is opened
-as the daemon would open it: one line ``records: OK …`` with its row count, or a warning
+as the daemon would open it: one line ``records: OK …`` with its row count (the last 24 h,
+the most recovery ever reads), or a warning
 with the reader's own error (missing, unreadable by this user, locked, foreign columns),
 because a source the daemon cannot read means calls missed while it was down stay untexted.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -94,18 +96,24 @@ def describe_template(did: DidConfig, kind: str) -> list[str]:
     return lines
 
 
+# how far back check-config reads: the most a recovery after downtime ever reads
+RECORDS_WINDOW_S = 86400.0
+
+
 def read_records(config: Config) -> int | None:
-    """How many rows ``[pbx] records`` holds, read exactly as recovery reads it (None: no
-    source configured); raises the reader's ``CelError`` / ``CdrError``."""
+    """How many rows of the last day ``[pbx] records`` holds, read exactly as recovery
+    reads them (None: no source configured); raises the reader's ``CelError`` /
+    ``CdrError``."""
     path = config.pbx.records
     if path is None:
         return None
+    since = time.time() - RECORDS_WINDOW_S
     csv_file = path.suffix.lower() == ".csv"
     if config.pbx.type == "freeswitch":
-        return len(cdr.read_cdr_csv(path, since=0) if csv_file
-                   else cdr.read_cdr_sqlite(path, since=0))
-    return len(cel.read_cel_csv(path, since=0) if csv_file
-               else cel.read_cel_sqlite(path, since=0))
+        return len(cdr.read_cdr_csv(path, since=since) if csv_file
+                   else cdr.read_cdr_sqlite(path, since=since))
+    return len(cel.read_cel_csv(path, since=since) if csv_file
+               else cel.read_cel_sqlite(path, since=since))
 
 
 def records_line(config: Config) -> str | None:
@@ -119,7 +127,8 @@ def records_line(config: Config) -> str | None:
         return None
     kind = "CDR" if config.pbx.type == "freeswitch" else "CEL"
     return (f"records: OK: {config.pbx.records} is readable {kind} in the shipped shape "
-            f"({rows} row(s)); calls that end while textback is down are recovered from it")
+            f"({rows} row(s) from the last 24 h); calls that end while textback is down "
+            "are recovered from it")
 
 
 def records_warnings(config: Config) -> list[str]:
