@@ -165,3 +165,44 @@ def test_a_call_that_began_before_since_is_read_whole(tmp_path: Path) -> None:
         (o,) = decide_from_cel(records, CONFIG)
         assert (o.caller, o.did, o.verdict, o.reason) == (
             "+15551230001", "+15559870000", "missed", "noanswer")
+
+
+@pytest.fixture
+def new_york(monkeypatch: pytest.MonkeyPatch) -> object:
+    """This host's local time zone is New York (UTC-5 in November)."""
+    import time
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_eventtime_epoch_or_local_date(new_york: object) -> None:
+    """Asterisk's default eventtime is an epoch; a ``dateformat`` such as FreePBX's
+    ``%F %T`` is written in the PBX's local time, which is this host's."""
+    from textback.pbx.asterisk.cel import parse_eventtime
+    assert parse_eventtime("1795395183.123456") == 1795395183.123456
+    # 2026-11-23 00:53:03 in New York is 05:53:03 UTC
+    assert parse_eventtime("2026-11-23 00:53:03") == 1795413183.0
+    with pytest.raises(CelError, match="neither an epoch"):
+        parse_eventtime("23/11/2026 00:53")
+
+
+def test_a_local_dateformat_is_bounded_in_local_time(tmp_path: Path, new_york: object) -> None:
+    """The SQL bound on a date-formatted eventtime is in the same local time as the
+    parse: a call from an hour ago is read, one from a day ago is not."""
+    from textback.pbx.asterisk.cel import parse_eventtime
+    rows = cel_rows(ASTERISK_TRACES / "direct-noanswer.ami")
+    last = max(parse_eventtime(r["eventtime"]) for r in rows)
+    db = tmp_path / "master.db"
+    with sqlite3.connect(db) as con:
+        con.execute(f"CREATE TABLE cel (id INTEGER PRIMARY KEY, {', '.join(COLUMNS)})")
+        con.executemany(f"INSERT INTO cel ({', '.join(COLUMNS)}) VALUES "
+                        f"({', '.join('?' * len(COLUMNS))})",
+                        [[r[c] for c in COLUMNS] for r in rows])
+    con.close()
+    assert len(read_cel_sqlite(db, since=last - 3600)) == len(rows)
+    assert read_cel_sqlite(db, since=last + 60) == []
+    # a bound 4 hours after the call (less than the UTC offset) reads nothing either
+    assert read_cel_sqlite(db, since=last + 4 * 3600) == []

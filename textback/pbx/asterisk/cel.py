@@ -81,8 +81,8 @@ class CelRecord:
 def parse_eventtime(value: str) -> float:
     """CEL's ``eventtime``: a Unix epoch with microseconds (Asterisk's default when
     cel.conf sets no ``dateformat``, as the shipped one does), or a ``dateformat`` of
-    ``YYYY-MM-DD HH:MM:SS[.ffffff]``, read as UTC (a PBX on local time shifts by its
-    offset: remove the dateformat line, see docs/asterisk.md)."""
+    ``YYYY-MM-DD HH:MM:SS[.ffffff]`` (FreePBX sets ``%F %T``), which Asterisk writes in
+    its local time: read in this host's local time zone (textback runs on the PBX's box)."""
     value = value.strip()
     try:
         return float(value)
@@ -93,9 +93,7 @@ def parse_eventtime(value: str) -> float:
     except ValueError as exc:
         raise CelError(f"CEL eventtime {value!r} is neither an epoch nor "
                        "'YYYY-MM-DD HH:MM:SS'") from exc
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.UTC)
-    return stamp.timestamp()
+    return stamp.timestamp()  # a naive time is local time
 
 
 def record_from_mapping(row: dict[str, str | None]) -> CelRecord:
@@ -261,7 +259,7 @@ def read_cel_sqlite(path: Path, *, since: float, table: str = "cel") -> list[Cel
         try:
             rows = con.execute(_RECENT_CALLS.format(table=table), {
                 "since": since,
-                "since_text": dt.datetime.fromtimestamp(max(since, 0.0), dt.UTC).strftime(
+                "since_text": dt.datetime.fromtimestamp(max(since, 0.0)).strftime(
                     "%Y-%m-%d %H:%M:%S")}).fetchall()
         except sqlite3.Error as exc:
             raise CelError(f"CEL database {path}: {exc}") from exc
