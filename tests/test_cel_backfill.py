@@ -206,3 +206,26 @@ def test_a_local_dateformat_is_bounded_in_local_time(tmp_path: Path, new_york: o
     assert read_cel_sqlite(db, since=last + 60) == []
     # a bound 4 hours after the call (less than the UTC offset) reads nothing either
     assert read_cel_sqlite(db, since=last + 4 * 3600) == []
+
+
+def test_a_half_written_or_garbled_row_costs_only_itself(tmp_path: Path) -> None:
+    """Asterisk appends while textback reads: the last CSV line may be half written, and a
+    row may carry an eventtime in no known form. The other calls still recover."""
+    import csv
+    rows = cel_rows(LIVE / "rg-local-noanswer.ami")
+    path = tmp_path / "Master.csv"
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows([[r[c] for c in COLUMNS] for r in rows])
+        f.write('"CHAN_START","179539')  # the line being written
+    got = decide_from_cel(read_cel_csv(path, since=0), CONFIG)
+    assert [o.verdict for o in got] == ["missed"]
+    db = tmp_path / "master.db"
+    bad = dict(rows[0], eventtime="yesterday", linkedid="other", uniqueid="other")
+    with sqlite3.connect(db) as con:
+        con.execute(f"CREATE TABLE cel (id INTEGER PRIMARY KEY, {', '.join(COLUMNS)})")
+        con.executemany(f"INSERT INTO cel ({', '.join(COLUMNS)}) VALUES "
+                        f"({', '.join('?' * len(COLUMNS))})",
+                        [[r[c] for c in COLUMNS] for r in [bad, *rows]])
+    con.close()
+    assert [o.verdict for o in decide_from_cel(read_cel_sqlite(db, since=0), CONFIG)] == [
+        "missed"]

@@ -265,28 +265,52 @@ def read_cel_sqlite(path: Path, *, since: float, table: str = "cel") -> list[Cel
             raise CelError(f"CEL database {path}: {exc}") from exc
     finally:
         con.close()
-    return whole_calls([record_from_mapping(dict(r)) for r in rows], since)
+    return whole_calls(_records((dict(r) for r in rows), f"CEL database {path}"), since)
 
 
 def read_cel_csv(path: Path, *, since: float,
                  columns: Sequence[str] = COLUMNS) -> list[CelRecord]:
     """The rows of every call in ``cel_custom``'s CSV with a record from ``since`` on (no
-    header line; ``columns`` in the shipped order)."""
+    header line; ``columns`` in the shipped order). A line of the wrong shape (the last
+    one, half written as we read) is skipped; a file with no line of the shipped shape
+    is not ours: :class:`CelError` names its first line."""
     _check_columns(list(columns), f"CEL CSV columns for {path}")
     try:
         with path.open(newline="", encoding="utf-8", errors="replace") as f:
             rows = list(csv.reader(f))
     except OSError as exc:
         raise CelError(f"CEL CSV {path}: {exc.strerror or exc}") from exc
-    out: list[CelRecord] = []
+    good: list[dict[str, str | None]] = []
+    first_bad: CelError | None = None
     for n, row in enumerate(rows, 1):
         if not row:
             continue
         if len(row) != len(columns):
-            raise CelError(f"CEL CSV {path} line {n}: {len(row)} fields, expected "
-                           f"{len(columns)} ({', '.join(columns)})")
-        out.append(record_from_mapping(dict(zip(columns, row, strict=True))))
-    return whole_calls(out, since)
+            first_bad = first_bad or CelError(
+                f"CEL CSV {path} line {n}: {len(row)} fields, expected {len(columns)} "
+                f"({', '.join(columns)}): configure it as dialplan/asterisk/cel_custom.conf "
+                "does")
+            continue
+        good.append(dict(zip(columns, row, strict=True)))
+    if not good and first_bad is not None:
+        raise first_bad
+    return whole_calls(_records(good, f"CEL CSV {path}"), since)
+
+
+def _records(rows: Iterable[dict[str, str | None]], what: str) -> list[CelRecord]:
+    """The rows as records. A row that cannot be one (a line Asterisk was still writing
+    when we read, an eventtime in no known form) is skipped: it costs at most its own
+    call, never the others; a source with no good row at all is not CEL as shipped."""
+    out: list[CelRecord] = []
+    first_bad: CelError | None = None
+    for row in rows:
+        try:
+            out.append(record_from_mapping(row))
+        except CelError as exc:
+            first_bad = first_bad or exc
+    if not out and first_bad is not None:
+        raise CelError(f"{what}: {first_bad}")
+    return out
 
 
 def whole_calls(records: list[CelRecord], since: float) -> list[CelRecord]:
