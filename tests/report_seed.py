@@ -77,7 +77,10 @@ async def seed(tmp: Path) -> Config:
         await at(150)
         await pipe.handle(missed("c4", None, "noanswer", clock.t))
         await at(200)
-        await pipe.handle(missed("c5", C, "busy", clock.t))
+        # c5 ended while the daemon was down: recovered from the PBX's CEL at its restart
+        recovered = missed("c5", C, "busy", clock.t)
+        recovered.extra["recovered"] = "cel"
+        await pipe.handle(recovered)
         await send(215)
         await at(300)
         await pipe.handle(CallOutcome(call="o1", direction="outbound", caller="201",

@@ -125,3 +125,107 @@ def test_a_missing_or_foreign_source_is_one_clear_error(tmp_path: Path) -> None:
     bad.write_text("a,b,c\n")
     with pytest.raises(CelError, match="line 1: 3 fields"):
         read_cel_csv(bad, since=0)
+
+
+def test_the_shipped_cel_events_are_enough() -> None:
+    """Only the events dialplan/asterisk/cel.conf enables reach the file: with the
+    captures' rows cut down to those, every inbound call still decides right."""
+    from tests.test_dialplan import shipped_cel_events
+    events = shipped_cel_events()
+    for folder, name in CASES:
+        rows = [r for r in cel_rows(folder / name) if r["eventtype"] in events]
+        got = {o.call: o for o in decide_from_cel(
+            (record_from_mapping(r) for r in rows), CONFIG)}
+        for e in expected(folder)[name]:
+            if e["direction"] == "inbound":
+                o = got[str(e["call"])]
+                assert (o.verdict, o.reason) == (e["verdict"], e["reason"]), name
+
+
+def test_a_call_that_began_before_since_is_read_whole(tmp_path: Path) -> None:
+    """Recovery reads from when textback was last alive; a call ringing at that moment
+    has its first records before it: they are read too, or its trunk channel, caller
+    and DID would be missing."""
+    import csv
+    rows = cel_rows(ASTERISK_TRACES / "direct-noanswer.ami")
+    start = min(record_from_mapping(r).at for r in rows)
+    db = tmp_path / "master.db"
+    with sqlite3.connect(db) as con:
+        con.execute(f"CREATE TABLE cel (id INTEGER PRIMARY KEY, {', '.join(COLUMNS)})")
+        con.executemany(f"INSERT INTO cel ({', '.join(COLUMNS)}) VALUES "
+                        f"({', '.join('?' * len(COLUMNS))})",
+                        [[r[c] for c in COLUMNS] for r in rows])
+    con.close()
+    csv_path = tmp_path / "Master.csv"
+    with csv_path.open("w", newline="") as f:
+        csv.writer(f).writerows([[r[c] for c in COLUMNS] for r in rows])
+    for records in (read_cel_sqlite(db, since=start + 1), read_cel_csv(csv_path,
+                                                                       since=start + 1)):
+        assert len(records) == len(rows)
+        (o,) = decide_from_cel(records, CONFIG)
+        assert (o.caller, o.did, o.verdict, o.reason) == (
+            "+15551230001", "+15559870000", "missed", "noanswer")
+
+
+@pytest.fixture
+def new_york(monkeypatch: pytest.MonkeyPatch) -> object:
+    """This host's local time zone is New York (UTC-5 in November)."""
+    import time
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_eventtime_epoch_or_local_date(new_york: object) -> None:
+    """Asterisk's default eventtime is an epoch; a ``dateformat`` such as FreePBX's
+    ``%F %T`` is written in the PBX's local time, which is this host's."""
+    from textback.pbx.asterisk.cel import parse_eventtime
+    assert parse_eventtime("1795395183.123456") == 1795395183.123456
+    # 2026-11-23 00:53:03 in New York is 05:53:03 UTC
+    assert parse_eventtime("2026-11-23 00:53:03") == 1795413183.0
+    with pytest.raises(CelError, match="neither an epoch"):
+        parse_eventtime("23/11/2026 00:53")
+
+
+def test_a_local_dateformat_is_bounded_in_local_time(tmp_path: Path, new_york: object) -> None:
+    """The SQL bound on a date-formatted eventtime is in the same local time as the
+    parse: a call from an hour ago is read, one from a day ago is not."""
+    from textback.pbx.asterisk.cel import parse_eventtime
+    rows = cel_rows(ASTERISK_TRACES / "direct-noanswer.ami")
+    last = max(parse_eventtime(r["eventtime"]) for r in rows)
+    db = tmp_path / "master.db"
+    with sqlite3.connect(db) as con:
+        con.execute(f"CREATE TABLE cel (id INTEGER PRIMARY KEY, {', '.join(COLUMNS)})")
+        con.executemany(f"INSERT INTO cel ({', '.join(COLUMNS)}) VALUES "
+                        f"({', '.join('?' * len(COLUMNS))})",
+                        [[r[c] for c in COLUMNS] for r in rows])
+    con.close()
+    assert len(read_cel_sqlite(db, since=last - 3600)) == len(rows)
+    assert read_cel_sqlite(db, since=last + 60) == []
+    # a bound 4 hours after the call (less than the UTC offset) reads nothing either
+    assert read_cel_sqlite(db, since=last + 4 * 3600) == []
+
+
+def test_a_half_written_or_garbled_row_costs_only_itself(tmp_path: Path) -> None:
+    """Asterisk appends while textback reads: the last CSV line may be half written, and a
+    row may carry an eventtime in no known form. The other calls still recover."""
+    import csv
+    rows = cel_rows(LIVE / "rg-local-noanswer.ami")
+    path = tmp_path / "Master.csv"
+    with path.open("w", newline="") as f:
+        csv.writer(f).writerows([[r[c] for c in COLUMNS] for r in rows])
+        f.write('"CHAN_START","179539')  # the line being written
+    got = decide_from_cel(read_cel_csv(path, since=0), CONFIG)
+    assert [o.verdict for o in got] == ["missed"]
+    db = tmp_path / "master.db"
+    bad = dict(rows[0], eventtime="yesterday", linkedid="other", uniqueid="other")
+    with sqlite3.connect(db) as con:
+        con.execute(f"CREATE TABLE cel (id INTEGER PRIMARY KEY, {', '.join(COLUMNS)})")
+        con.executemany(f"INSERT INTO cel ({', '.join(COLUMNS)}) VALUES "
+                        f"({', '.join('?' * len(COLUMNS))})",
+                        [[r[c] for c in COLUMNS] for r in [bad, *rows]])
+    con.close()
+    assert [o.verdict for o in decide_from_cel(read_cel_sqlite(db, since=0), CONFIG)] == [
+        "missed"]

@@ -344,3 +344,112 @@ def test_docs_treat_freepbx_and_plain_asterisk_separately() -> None:
     assert "## The AMI user on FreePBX" in asterisk
     assert "dialplan/freepbx/manager_custom.conf" in asterisk
     assert "dialplan/freepbx/manager_custom.conf" in deploy
+
+
+# -- recovery after downtime: the PBX's own records -----------------------------------------
+# What each CEL column must hold: the expression Asterisk's cel_sqlite3_custom /
+# cel_custom samples (configs/samples/cel_*.conf.sample, legacy mappings) give for it.
+CEL_EXPRESSION = {
+    "eventtype": "${eventtype}", "eventtime": "${eventtime}",
+    "cid_name": "${CALLERID(name)}", "cid_num": "${CALLERID(num)}",
+    "cid_ani": "${CALLERID(ANI)}", "cid_dnid": "${CALLERID(DNID)}",
+    "exten": "${CHANNEL(exten)}", "context": "${CHANNEL(context)}",
+    "channame": "${CHANNEL(channame)}", "appname": "${CHANNEL(appname)}",
+    "appdata": "${CHANNEL(appdata)}", "uniqueid": "${CHANNEL(uniqueid)}",
+    "linkedid": "${CHANNEL(linkedid)}", "peer": "${BRIDGEPEER}", "extra": "${eventextra}",
+}
+# the CEL events the recovered decision reads (textback.pbx.asterisk.cel._headers_for)
+CEL_EVENTS_NEEDED = {"CHAN_START", "ANSWER", "BRIDGE_ENTER", "BRIDGE_EXIT", "HANGUP",
+                     "LINKEDID_END"}
+
+
+def _one(sections: list[Section], name: str) -> Section:
+    found = [s for s in sections if s.name == name]
+    assert len(found) == 1, f"exactly one [{name}]"
+    return found[0]
+
+
+def shipped_cel_events() -> set[str]:
+    general = _one(parse_conf(DIALPLAN / "asterisk" / "cel.conf"), "general")
+    (events,) = general.values("events")
+    return {e.strip() for e in events.split(",")}
+
+
+def test_cel_conf_enables_the_events_recovery_reads_with_epoch_times() -> None:
+    general = _one(parse_conf(DIALPLAN / "asterisk" / "cel.conf"), "general")
+    assert general.values("enable") == ["yes"]
+    assert shipped_cel_events() >= CEL_EVENTS_NEEDED
+    # no dateformat: Asterisk's default eventtime is <seconds>.<microseconds> (UTC-free)
+    assert general.values("dateformat") == []
+
+
+def test_cel_sqlite3_custom_writes_the_columns_cel_py_reads() -> None:
+    from textback.pbx.asterisk.cel import COLUMNS
+    master = _one(parse_conf(DIALPLAN / "asterisk" / "cel_sqlite3_custom.conf"), "master")
+    assert master.values("table") == ["cel"]
+    (columns,) = master.values("columns")
+    assert tuple(c.strip() for c in columns.split(",")) == COLUMNS
+    (values,) = master.values("values")
+    quoted = [v.strip() for v in values.split(",")]
+    assert all(v.startswith("'") and v.endswith("'") for v in quoted)
+    assert [v[1:-1] for v in quoted] == [CEL_EXPRESSION[c] for c in COLUMNS]
+
+
+def test_cel_custom_csv_writes_the_columns_cel_py_reads() -> None:
+    from textback.pbx.asterisk.cel import COLUMNS
+    mappings = _one(parse_conf(DIALPLAN / "asterisk" / "cel_custom.conf"), "mappings")
+    assert [k for k, _, _ in mappings.entries] == ["textback.csv"]
+    fields = re.findall(r"\$\{CSV_QUOTE\((.*?)\)\}(?:,|$)", mappings.entries[0][1])
+    assert fields == [CEL_EXPRESSION[c] for c in COLUMNS]
+
+
+# FreeSWITCH: column → the channel variable it holds when the channel hangs up
+CDR_VARIABLE = {"sofia_profile": "sofia_profile_name"}
+
+
+def _template(path: Path) -> str:
+    root = ET.parse(path).getroot()
+    name = next(p.get("value") for p in root.iter("param")
+                if p.get("name") == "default-template")
+    (tpl,) = [t for t in root.iter("template") if t.get("name") == name]
+    return tpl.text or ""
+
+
+def test_cdr_csv_template_writes_the_columns_cdr_py_reads() -> None:
+    from textback.pbx.freeswitch.cdr import COLUMNS
+    path = DIALPLAN / "freeswitch" / "cdr_csv.conf.xml"
+    params = {p.get("name"): p.get("value") for p in ET.parse(path).getroot().iter("param")}
+    assert params["legs"] == "ab"
+    fields = _template(path).split(",")
+    assert fields == ['"${' + CDR_VARIABLE.get(c, c) + '}"' for c in COLUMNS]
+
+
+def test_cdr_sqlite_table_and_template_match_the_columns_cdr_py_reads(
+        tmp_path: Path) -> None:
+    import sqlite3
+
+    from textback.pbx.freeswitch.cdr import COLUMNS, read_cdr_sqlite
+    path = DIALPLAN / "freeswitch" / "cdr_sqlite.conf.xml"
+    params = {p.get("name"): p.get("value") for p in ET.parse(path).getroot().iter("param")}
+    assert params["db-table"] == "cdr" and params["legs"] == "ab"
+    values = _template(path).split(",")
+    want = ["'${" + CDR_VARIABLE.get(c, c) + "}'" for c in COLUMNS]
+    # the caller's free-text name is not pasted into SQL (FreeSWITCH does not escape it)
+    want[COLUMNS.index("caller_id_name")] = "''"
+    assert values == want
+    # the shipped CREATE TABLE has exactly these columns, and what mod_cdr_sqlite's
+    # "INSERT INTO cdr VALUES (<template>)" writes into it reads back
+    db = tmp_path / "textback-cdr.db"
+    with sqlite3.connect(db) as con:
+        con.executescript((DIALPLAN / "freeswitch" / "cdr_sqlite.sql").read_text())
+        names = [r[1] for r in con.execute("PRAGMA table_info(cdr)")]
+        row = {c: "" for c in COLUMNS}
+        row.update(uuid="u1", direction="inbound", end_uepoch="1795394846000000",
+                   start_uepoch="1795394838000000")
+        literals = ",".join(v if v == "''" else f"'{row[COLUMNS[i]]}'"
+                            for i, v in enumerate(values))
+        sql = f"INSERT INTO cdr VALUES ({literals})"
+        con.execute(sql)
+    con.close()
+    assert tuple(names) == COLUMNS
+    assert [r["uuid"] for r in read_cdr_sqlite(db, since=0)] == ["u1"]

@@ -40,6 +40,8 @@ async def test_report_per_did_and_reason(tmp_path: Path) -> None:
     total = rows[(DID, ALL)]
     assert (total["missed"], total["texted"], total["skipped"], total["replied"]) == (5, 3, 2, 2)
     assert total["median_text_s"] == 15.0 and total["median_reply_s"] == 80.0
+    # missed calls recovered from the PBX's own records after downtime, per DID and reason
+    assert (busy["recovered"], noanswer["recovered"], total["recovered"]) == (1, 0, 1)
 
 
 async def test_report_since_did_and_window(tmp_path: Path) -> None:

@@ -58,6 +58,7 @@ from textback.outbound.outbox import Outbox
 from textback.outbound.pipeline import CallPipeline
 from textback.pbx.link import CallEnded, CallStarted, PbxLink, TextReceived
 from textback.pbx.links import open_link
+from textback.pbx.outcome import UNKNOWN_AFTER_RESTART
 from textback.sdnotify import Notifier, watchdog_interval_s
 from textback.sender import Sender
 from textback.store import Store, describe_unavailable
@@ -218,19 +219,26 @@ class Daemon:
                 self._spawn(self.inbound.receive(number=event.number, text=event.body,
                                                  did=event.did, via="sip", at=self.clock()))
 
-    async def _recover_after_downtime(self, link: PbxLink) -> None:
+    async def _recover_after_downtime(self, link: PbxLink, alive_until: float | None) -> None:
         """Each time the link logs in (at start, after a reconnect): calls that ended while
         we were away, from the PBX's own records, decided like any other call. A source that
-        is missing, locked or foreign is one log line; the daemon runs on without it."""
+        is missing, locked or foreign is one log line; the daemon runs on without it.
+
+        "Away" starts when we last knew what the PBX did: the link's loss for a reconnect,
+        and at start the last call the previous process decided (``alive_until``, read
+        before this process decides anything: a resync's fresh verdicts must not move it).
+        Calls already in the store are skipped, except ``unknown-after-restart`` ones: the
+        records know how those ended, and their verdict replaces the unknown one."""
         assert self.store is not None and self.pipeline is not None
+        away_since = alive_until
         while True:
             await link.connected.wait()
             now = self.clock()
-            row = await self.store.fetchone("SELECT max(decided_at) AS t FROM calls")
-            last = row["t"] if row is not None and row["t"] is not None else now
+            last = away_since if away_since is not None else now
             since = max(min(last, now) - RECOVER_MARGIN_S, now - RECOVER_MAX_S)
-            known = await self.store.fetchall("SELECT call_id FROM calls WHERE decided_at >= ?",
-                                              (since - RECOVER_MARGIN_S,))
+            known = await self.store.fetchall(
+                "SELECT call_id FROM calls WHERE decided_at >= ? AND reason != ?",
+                (since - RECOVER_MARGIN_S, UNKNOWN_AFTER_RESTART))
             try:
                 outcomes = await link.recover(since, frozenset(r["call_id"] for r in known))
             except TextbackError as exc:
@@ -244,6 +252,26 @@ class Daemon:
                 self.pipeline.submit(outcome)
             while link.connected.is_set():
                 await asyncio.sleep(LINK_WATCH_S)
+            away_since = self.clock()
+
+    async def _last_alive(self, store: Store) -> float | None:
+        """When the previous process last knew what the PBX did: its status file's last
+        heartbeat (or when it lost the PBX link, if it had), else the newest call it
+        decided or saw start. None: a fresh store (recovery then looks back only
+        ``RECOVER_MARGIN_S``: calls from before textback was installed are not texted)."""
+        try:
+            status = json.loads(status_path(self.config.store.path).read_text("utf-8"))
+            at = float(status["at"])
+            pbx = status.get("pbx") or {}
+            if not pbx.get("connected") and pbx.get("down_since") is not None:
+                at = min(at, float(pbx["down_since"]))
+            return at
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            pass
+        row = await store.fetchone(
+            "SELECT max(t) AS t FROM (SELECT max(decided_at) AS t FROM calls "
+            "UNION ALL SELECT max(started_at) FROM open_calls)")
+        return row["t"] if row is not None else None
 
     # ---------------------------------------------------------------- run
 
@@ -298,6 +326,7 @@ class Daemon:
             supervisor.start()
         # a burst alert pending from before a restart still goes out
         await alert_bursts(store, outbox, self.config, self.clock())
+        alive_until = await self._last_alive(store)  # before anything new is decided
         undecided = await undecided_calls(store)
         for outcome in undecided:
             log(logger, logging.INFO, "call_redecided", call=outcome.call,
@@ -315,7 +344,8 @@ class Daemon:
             asyncio.create_task(self.journal.run(), name="inbound-journal"),
             asyncio.create_task(link.run(), name="pbx-link"),
             asyncio.create_task(self._consume_link(link), name="pbx-events"),
-            asyncio.create_task(self._recover_after_downtime(link), name="pbx-recovery"),
+            asyncio.create_task(self._recover_after_downtime(link, alive_until),
+                                name="pbx-recovery"),
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
         ]
         if self.config.webhooks:  # its own task: a dead hook never slows texting

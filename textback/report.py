@@ -29,6 +29,7 @@ _PER_CALL = """
 WITH base AS (
     SELECT c.call_id, c.caller, c.did, c.reason, c.decision, c.skip_reason, c.decided_at,
            coalesce(c.ended_at, c.decided_at) AS end_at,
+           json_extract(c.record, '$.recovered') IS NOT NULL AS recovered,
            (SELECT min(m.sent_at) FROM messages m
              WHERE m.call_id = c.call_id AND m.direction = 'out' AND m.number = c.caller
                AND m.sent_at IS NOT NULL) AS texted_at,
@@ -40,6 +41,7 @@ WITH base AS (
        AND (:did IS NULL OR c.did = :did)
 )
 SELECT b.did, b.reason, b.decision, b.skip_reason, b.end_at, b.texted_at, b.delivered,
+       b.recovered,
        CASE WHEN b.texted_at IS NULL THEN NULL ELSE
            (SELECT min(i.created_at) FROM messages i
              WHERE i.number = b.caller AND i.direction = 'in'
@@ -75,6 +77,8 @@ class ReportRow:
     replied: int = 0
     opted_out: int = 0
     called_back_answered: int = 0
+    # decided from the PBX's own records (CEL/CDR) after textback was away
+    recovered: int = 0
     text_delays: list[float] = field(default_factory=list, repr=False)
     reply_delays: list[float] = field(default_factory=list, repr=False)
 
@@ -103,6 +107,7 @@ class ReportRow:
         self.delivered += bool(row["delivered"])
         self.opted_out += bool(row["opted_out"])
         self.called_back_answered += bool(row["answered"])
+        self.recovered += bool(row["recovered"])
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +116,7 @@ class ReportRow:
             "skipped_by_reason": dict(sorted(self.skipped.items())),
             "delivered": self.delivered, "replied": self.replied,
             "opted_out": self.opted_out, "called_back_answered": self.called_back_answered,
+            "recovered": self.recovered,
             "median_text_s": self.median_text_s, "median_reply_s": self.median_reply_s,
         }
 

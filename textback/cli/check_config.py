@@ -8,18 +8,26 @@ and can double what each text costs. Settings that are valid but probably not me
 [hours], so UTC; a zone like "EST" with no daylight saving; lab-only test_number_prefixes; a
 template with no opt-out wording, which it names) are printed as ``warning: …`` lines. Exit 0
 when the config is valid; with --strict, warnings are refused too (exit 2).
+
+``[pbx] records`` (the PBX's CEL or CDR file that recovery after downtime reads) is opened
+as the daemon would open it: one line ``records: OK …`` with its row count (the last 24 h,
+the most recovery ever reads), or a warning
+with the reader's own error (missing, unreadable by this user, locked, foreign columns),
+because a source the daemon cannot read means calls missed while it was down stay untexted.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from textback.cli._common import config_or_none
 from textback.config import DEFAULT_PATH, Config, DidConfig
+from textback.errors import TextbackError
 from textback.outbound.templates import (
     DEFAULT_TEMPLATES,
     REASON_WORDS,
@@ -29,6 +37,8 @@ from textback.outbound.templates import (
     render,
     segment_plan,
 )
+from textback.pbx.asterisk import cel
+from textback.pbx.freeswitch import cdr
 
 
 def register(subparsers: Any) -> None:
@@ -86,9 +96,57 @@ def describe_template(did: DidConfig, kind: str) -> list[str]:
     return lines
 
 
+# how far back check-config reads: the most a recovery after downtime ever reads
+RECORDS_WINDOW_S = 86400.0
+
+
+def read_records(config: Config) -> int | None:
+    """How many rows of the last day ``[pbx] records`` holds, read exactly as recovery
+    reads them (None: no source configured); raises the reader's ``CelError`` /
+    ``CdrError``."""
+    path = config.pbx.records
+    if path is None:
+        return None
+    since = time.time() - RECORDS_WINDOW_S
+    csv_file = path.suffix.lower() == ".csv"
+    if config.pbx.type == "freeswitch":
+        return len(cdr.read_cdr_csv(path, since=since) if csv_file
+                   else cdr.read_cdr_sqlite(path, since=since))
+    return len(cel.read_cel_csv(path, since=since) if csv_file
+               else cel.read_cel_sqlite(path, since=since))
+
+
+def records_line(config: Config) -> str | None:
+    """The report's line on the recovery source (None when none is configured or it
+    cannot be read: then :func:`records_warnings` says why)."""
+    try:
+        rows = read_records(config)
+    except TextbackError:
+        return None
+    if rows is None:
+        return None
+    kind = "CDR" if config.pbx.type == "freeswitch" else "CEL"
+    return (f"records: OK: {config.pbx.records} is readable {kind} in the shipped shape "
+            f"({rows} row(s) from the last 24 h); calls that end while textback is down "
+            "are recovered from it")
+
+
+def records_warnings(config: Config) -> list[str]:
+    """``[pbx] records`` that the daemon could not read: its reader's error, one line."""
+    try:
+        read_records(config)
+    except TextbackError as exc:
+        return [f"pbx.records: {exc}; until it is readable, calls that end while textback "
+                "is down are never texted (docs/asterisk.md, docs/freeswitch.md)"]
+    return []
+
+
 def report(config: Config) -> list[str]:
     out = [f"OK: {config.source} is valid ({len(config.dids)} DID(s), "
            f"{len(config.modems)} modem(s), SIP {'on' if config.sip else 'off'})"]
+    records = records_line(config)
+    if records is not None:
+        out.append(records)
     for did in config.dids:
         out.append(f"DID {did.number} \u2014 {did.business} (senders: "
                    f"{', '.join(did.senders)}; hours in {did.hours.timezone})")
@@ -121,7 +179,8 @@ def optout_wording_warnings(config: Config) -> list[str]:
 
 # Each check returns warnings (the config is valid, but something deserves a look);
 # ``--strict`` turns every one of them into an error.
-WARNING_CHECKS: tuple[Callable[[Config], list[str]], ...] = (optout_wording_warnings,)
+WARNING_CHECKS: tuple[Callable[[Config], list[str]], ...] = (optout_wording_warnings,
+                                                              records_warnings)
 
 
 def collect_warnings(config: Config) -> list[str]:

@@ -1,6 +1,7 @@
 """``textback report [--since DATE] [--did DID] [--format table|csv|json] [--config PATH]``:
 per DID and missed-call reason, what was texted, skipped (and why), delivered, replied, opted
-out, and how many callers were later reached (answered call or connected callback), with
+out, how many callers were later reached (answered call or connected callback), how many
+missed calls were recovered from the PBX's own records after textback was down, with
 the median time from call end to text and from text to first reply.
 
 Outcomes count for a missed call when they happen within 7 days of it. Reads the store
@@ -23,9 +24,10 @@ from textback.numbers import to_e164
 from textback.report import ATTRIBUTION_S, ReportRow, build_report, parse_since
 
 COLUMNS = ("did", "reason", "missed", "texted", "skipped", "delivered", "replied",
-           "opted_out", "called_back_answered", "median_text_s", "median_reply_s")
+           "opted_out", "called_back_answered", "recovered", "median_text_s",
+           "median_reply_s")
 HEADS = ("DID", "REASON", "MISSED", "TEXTED", "SKIPPED", "DELIVERED", "REPLIED", "OPTED OUT",
-         "ANSWERED", "MED TEXT S", "MED REPLY S")
+         "ANSWERED", "RECOVERED", "MED TEXT S", "MED REPLY S")
 
 
 def register(subparsers: Any) -> None:

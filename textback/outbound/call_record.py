@@ -21,7 +21,7 @@ import aiosqlite
 
 from textback.config import PolicyConfig
 from textback.outbound.policy import number_country, number_prefix
-from textback.pbx.outcome import CallOutcome
+from textback.pbx.outcome import UNKNOWN_AFTER_RESTART, CallOutcome
 from textback.store import Store
 
 _TOP = "\uffff"  # sorts after any character of a number: [prefix, prefix + _TOP) is a range
@@ -62,8 +62,10 @@ async def record_outcome(store: Store, outcome: CallOutcome, decided_at: float) 
     """Commit the verdict on one call (every verdict: answered and ignored too).
 
     Idempotent: a second verdict for the same call id changes nothing and is reported
-    (``new`` False; ``conflict`` when it disagrees). A missed inbound call from a known
-    number also gets its consent row, in the same transaction.
+    (``new`` False; ``conflict`` when it disagrees), with one exception: a verdict
+    recovered from the PBX's own records (``extra["recovered"]``) replaces a stored
+    ``unknown-after-restart`` (``new`` True). A missed inbound call from a known number
+    also gets its consent row, in the same transaction.
     """
     record = json.dumps(outcome.to_record(), ensure_ascii=False, default=str)
     country = number_country(outcome.caller) if (
@@ -85,16 +87,38 @@ async def record_outcome(store: Store, outcome: CallOutcome, decided_at: float) 
             async with db.execute("SELECT verdict, reason FROM calls WHERE call_id = ?",
                                   (outcome.call,)) as c:
                 row = await c.fetchone()
-            stored = row["verdict"] if row else outcome.verdict
-            conflict = row is not None and (row["verdict"], row["reason"]) != (
-                outcome.verdict, outcome.reason)
-            return RecordResult(outcome.call, False, stored, conflict)
+            if not (row is not None and row["reason"] == UNKNOWN_AFTER_RESTART
+                    and outcome.extra.get("recovered")
+                    and await _supersede_unknown(db, outcome, decided_at, record, country)):
+                stored = row["verdict"] if row else outcome.verdict
+                conflict = row is not None and (row["verdict"], row["reason"]) != (
+                    outcome.verdict, outcome.reason)
+                return RecordResult(outcome.call, False, stored, conflict)
         if outcome.direction == "inbound" and outcome.caller and not outcome.withheld:
             at = outcome.started_at if outcome.started_at is not None else decided_at
             await db.execute(
                 "INSERT OR IGNORE INTO consent (call_id, number, did, at) VALUES (?,?,?,?)",
                 (outcome.call, outcome.caller, outcome.did, at))
     return RecordResult(outcome.call, True, outcome.verdict)
+
+
+async def _supersede_unknown(db: aiosqlite.Connection, outcome: CallOutcome,
+                             decided_at: float, record: str, country: str | None) -> bool:
+    """A call that ended while textback was down was first recorded ``unknown-after-restart``
+    (its channels were gone at the resync, with no sign of how it ended); the PBX's own
+    records, read a moment later, know: their verdict replaces that one, once, and only
+    while nothing was decided for the call. True when it did."""
+    cur = await db.execute(
+        """UPDATE calls SET direction = ?, caller = ?, caller_name = ?, withheld = ?,
+               did = ?, callee = ?, connected = ?, verdict = ?, reason = ?,
+               voicemail_left = ?, ring_s = ?, started_at = ?, ended_at = ?,
+               decided_at = ?, record = ?, country = ?
+           WHERE call_id = ? AND reason = ? AND decision IS NULL""",
+        (outcome.direction, outcome.caller, outcome.caller_name, int(outcome.withheld),
+         outcome.did, outcome.callee, int(outcome.connected), outcome.verdict,
+         outcome.reason, int(outcome.voicemail_left), outcome.ring_s, outcome.started_at,
+         outcome.ended_at, decided_at, record, country, outcome.call, UNKNOWN_AFTER_RESTART))
+    return bool(cur.rowcount == 1)
 
 
 async def record_skip(store: Store, call_id: str, reason: str, detail: str, at: float,

@@ -12,6 +12,10 @@ from typing import Any, Literal
 
 Direction = Literal["inbound", "internal", "outbound"]
 Verdict = Literal["missed", "answered", "ignored"]
+# The reason of a call that ended while textback was down, with no sign in what the live
+# link can still see of whether it was missed; the PBX's own records (CEL, CDR) may know,
+# and a verdict recovered from them replaces this one (textback.outbound.call_record).
+UNKNOWN_AFTER_RESTART = "unknown-after-restart"
 
 MISSED_REASONS = frozenset(
     {

@@ -15,7 +15,8 @@ same :class:`~textback.pbx.asterisk.tracker.CallTracker` as AMI events with the 
 (CHAN_START → Newchannel, ANSWER → Newstate Up, BRIDGE_ENTER → BridgeEnter, …): a person
 answered exactly when the trunk channel shared a bridge with a non-trunk channel, here as
 live. What CEL lacks is marked in the outcome: ``ring_s`` has CEL's time resolution
-(whole seconds unless cel.conf sets a finer ``dateformat``), and a dial leg is known from
+(microseconds with Asterisk's default eventtime, whole seconds when cel.conf sets a
+``dateformat`` such as ``%F %T``), and a dial leg is known from
 its CHAN_START alone. Sans-IO: rows in, outcomes out; the readers below only read files.
 """
 
@@ -78,9 +79,10 @@ class CelRecord:
 
 
 def parse_eventtime(value: str) -> float:
-    """CEL's ``eventtime``: a Unix epoch (``dateformat = %s.%6q``, or cel_sqlite3's
-    ``${eventtime}`` as stored), or Asterisk's default ``YYYY-MM-DD HH:MM:SS[.ffffff]``
-    in UTC (the shipped cel.conf sets ``usegmtime = yes``)."""
+    """CEL's ``eventtime``: a Unix epoch with microseconds (Asterisk's default when
+    cel.conf sets no ``dateformat``, as the shipped one does), or a ``dateformat`` of
+    ``YYYY-MM-DD HH:MM:SS[.ffffff]`` (FreePBX sets ``%F %T``), which Asterisk writes in
+    its local time: read in this host's local time zone (textback runs on the PBX's box)."""
     value = value.strip()
     try:
         return float(value)
@@ -91,9 +93,7 @@ def parse_eventtime(value: str) -> float:
     except ValueError as exc:
         raise CelError(f"CEL eventtime {value!r} is neither an epoch nor "
                        "'YYYY-MM-DD HH:MM:SS'") from exc
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.UTC)
-    return stamp.timestamp()
+    return stamp.timestamp()  # a naive time is local time
 
 
 def record_from_mapping(row: dict[str, str | None]) -> CelRecord:
@@ -225,9 +225,21 @@ def decide_from_cel(records: Iterable[CelRecord], config: TrackerConfig | None =
 
 # ---------------------------------------------------------------- the two sources
 
+# Every record of each call with a record from :since on, selected in SQLite: the file is
+# never rotated, and a year of records read into Python at every login took seconds
+# (bench/recovery.py). eventtime is an epoch (Asterisk's default) or, with a dateformat
+# of "%F %T", text that sorts as time does; whole_calls() then applies the exact bound.
+_CALL_ID = "coalesce(nullif(linkedid, ''), uniqueid)"
+_RECENT_CALLS = (
+    f"SELECT * FROM {{table}} WHERE {_CALL_ID} IN (SELECT {_CALL_ID} FROM {{table}} "
+    "WHERE CASE WHEN instr(eventtime, '-') = 0 THEN CAST(eventtime AS REAL) >= :since "
+    "ELSE eventtime >= :since_text END)")
+
+
 def read_cel_sqlite(path: Path, *, since: float, table: str = "cel") -> list[CelRecord]:
-    """Rows of ``cel_sqlite3_custom``'s table from ``since`` on (read-only, never locks
-    the PBX out: the file is opened with ``mode=ro`` and a short busy timeout)."""
+    """The rows of every call in ``cel_sqlite3_custom``'s table with a record from
+    ``since`` on (read-only, never locks the PBX out: the file is opened with
+    ``mode=ro`` and a short busy timeout)."""
     if not table.isidentifier():
         raise CelError(f"CEL table name {table!r} is not a plain SQL identifier")
     if not path.exists():
@@ -245,35 +257,68 @@ def read_cel_sqlite(path: Path, *, since: float, table: str = "cel") -> list[Cel
             raise CelError(f"CEL database {path}: {exc}") from exc
         _check_columns(names, f"CEL table {table} in {path}")
         try:
-            rows = con.execute(f"SELECT * FROM {table}").fetchall()
+            rows = con.execute(_RECENT_CALLS.format(table=table), {
+                "since": since,
+                "since_text": dt.datetime.fromtimestamp(max(since, 0.0)).strftime(
+                    "%Y-%m-%d %H:%M:%S")}).fetchall()
         except sqlite3.Error as exc:
             raise CelError(f"CEL database {path}: {exc}") from exc
     finally:
         con.close()
-    out = [record_from_mapping(dict(r)) for r in rows]
-    return [r for r in out if r.at >= since]
+    return whole_calls(_records((dict(r) for r in rows), f"CEL database {path}"), since)
 
 
 def read_cel_csv(path: Path, *, since: float,
                  columns: Sequence[str] = COLUMNS) -> list[CelRecord]:
-    """Rows of ``cel_custom``'s CSV (no header line; ``columns`` in the shipped order)."""
+    """The rows of every call in ``cel_custom``'s CSV with a record from ``since`` on (no
+    header line; ``columns`` in the shipped order). A line of the wrong shape (the last
+    one, half written as we read) is skipped; a file with no line of the shipped shape
+    is not ours: :class:`CelError` names its first line."""
     _check_columns(list(columns), f"CEL CSV columns for {path}")
     try:
         with path.open(newline="", encoding="utf-8", errors="replace") as f:
             rows = list(csv.reader(f))
     except OSError as exc:
         raise CelError(f"CEL CSV {path}: {exc.strerror or exc}") from exc
-    out: list[CelRecord] = []
+    good: list[dict[str, str | None]] = []
+    first_bad: CelError | None = None
     for n, row in enumerate(rows, 1):
         if not row:
             continue
         if len(row) != len(columns):
-            raise CelError(f"CEL CSV {path} line {n}: {len(row)} fields, expected "
-                           f"{len(columns)} ({', '.join(columns)})")
-        rec = record_from_mapping(dict(zip(columns, row, strict=True)))
-        if rec.at >= since:
-            out.append(rec)
+            first_bad = first_bad or CelError(
+                f"CEL CSV {path} line {n}: {len(row)} fields, expected {len(columns)} "
+                f"({', '.join(columns)}): configure it as dialplan/asterisk/cel_custom.conf "
+                "does")
+            continue
+        good.append(dict(zip(columns, row, strict=True)))
+    if not good and first_bad is not None:
+        raise first_bad
+    return whole_calls(_records(good, f"CEL CSV {path}"), since)
+
+
+def _records(rows: Iterable[dict[str, str | None]], what: str) -> list[CelRecord]:
+    """The rows as records. A row that cannot be one (a line Asterisk was still writing
+    when we read, an eventtime in no known form) is skipped: it costs at most its own
+    call, never the others; a source with no good row at all is not CEL as shipped."""
+    out: list[CelRecord] = []
+    first_bad: CelError | None = None
+    for row in rows:
+        try:
+            out.append(record_from_mapping(row))
+        except CelError as exc:
+            first_bad = first_bad or exc
+    if not out and first_bad is not None:
+        raise CelError(f"{what}: {first_bad}")
     return out
+
+
+def whole_calls(records: list[CelRecord], since: float) -> list[CelRecord]:
+    """Every record of each call that has any record from ``since`` on: a call that was
+    ringing at ``since`` needs its earlier records too (its trunk channel's CHAN_START
+    carries the caller and the DID)."""
+    recent = {r.linkedid for r in records if r.at >= since}
+    return [r for r in records if r.linkedid in recent]
 
 
 def _check_columns(names: Sequence[str], what: str) -> None:

@@ -60,7 +60,7 @@ from collections.abc import Callable
 from textback.numbers import clean_caller_id, is_withheld_number, normalise_caller, to_e164
 from textback.pbx.asterisk.parser import AmiMessage
 from textback.pbx.call_start import CallProgress, CallStart
-from textback.pbx.outcome import CallOutcome, Direction
+from textback.pbx.outcome import UNKNOWN_AFTER_RESTART, CallOutcome, Direction
 from textback.pbx.stream import EXPIRED, StreamStats, TrackerConfig
 
 # Channel technologies that are plumbing, never a person.
@@ -99,8 +99,6 @@ NOISE_EVENTS = frozenset(
      "HangupHandlerRun", "HangupHandlerPop", "Masquerade", "FAXStatus"}
 )
 DECIDED_MEMORY = 8192
-# The verdict reason of a call that ended while we were down with no sign it was missed.
-UNKNOWN_AFTER_RESTART = "unknown-after-restart"
 MAX_LEARNED_TRUNKS = 64
 # What one call may keep: channels (gone ones are evicted first), DialEnd statuses and
 # mailboxes, bridges per channel. Far above any real call (a ring group of 100 phones

@@ -295,6 +295,9 @@ class EslClient:
             if not data:
                 if self._auth is not None and not self._auth.done():
                     self._auth.set_exception(EslError("closed before auth/request"))
+                # a command waiting for its reply (the resync's api calls) fails now, not
+                # at its timeout: the reconnect (and the recovery at its login) comes at once
+                self._fail_pending(EslError("connection closed"))
                 return
             self._last_rx = loop.time()
             self.stream.receive_data(data, self.clock())
