@@ -141,6 +141,51 @@ async def test_busy_member_of_a_ring_group_is_texted_with_its_true_ring_time(
         assert queued["number"] == want["caller"]
 
 
+def _caller_hangs_up_at(data: bytes, after_s: float) -> list[TimedMessage]:
+    """rg-local-busy-ringout with the caller sending CANCEL ``after_s`` into the ring,
+    derived from its own bytes: the messages of the ring-out (8 s) move to ``after_s``, the
+    trunk's DialEnd says CANCEL instead of NOANSWER, and a HangupRequest on the trunk channel
+    (its own Hangup's headers) comes first, the order caller-abandon-long.ami shows."""
+    msgs = load_ts_capture_bytes(data)
+    start = next(m.at for m in msgs if m.raw.startswith(b"Event: Newchannel"))
+    ring_out = next(m.at for m in msgs if m.raw.startswith(b"Event: DialEnd")
+                    and b"DialStatus: NOANSWER" in m.raw)
+    trunk_hangup = next(m.raw for m in msgs if m.raw.startswith(b"Event: Hangup\r\n")
+                        and b"Channel: PJSIP/trunk-" in m.raw)
+    at = start + after_s
+    out = [m for m in msgs if m.at < ring_out]
+    out.append(TimedMessage(at, trunk_hangup.replace(b"Event: Hangup\r\n",
+                                                     b"Event: HangupRequest\r\n")))
+    out += [TimedMessage(at + (m.at - ring_out), m.raw.replace(b"DialStatus: NOANSWER",
+                                                                b"DialStatus: CANCEL"))
+            for m in msgs if m.at >= ring_out]
+    return out
+
+
+async def test_caller_who_hangs_up_after_6_s_beside_a_busy_phone_is_no_misdial(
+        tmp_path: Path) -> None:
+    """The live report: a ring group with one busy phone, the caller gives up after 6 s.
+    The ring ended at the caller's hang-up, not at the busy phone's 486 (0 s), so
+    short_abandon_s = 3 does not take him for a misdial: he is texted."""
+    data = _capture("rg-local-busy-ringout.ami.ts", cut=True)
+    stream = AsteriskStream(TrackerConfig())
+    outcomes: list[CallOutcome] = []
+    for msg in _caller_hangs_up_at(data, 6.0):
+        outcomes += stream.feed(msg.raw, msg.at)
+    outcomes += stream.finish()
+    (o,) = [o for o in outcomes if o.direction == "inbound"]
+    assert (o.verdict, o.reason) == ("missed", "abandon")
+    assert abs(o.ring_s - 6.0) <= 0.05, o.ring_s
+    config = make_config(tmp_path)
+    async with opened(tmp_path) as store:
+        pipe = CallPipeline(store, Outbox(store, config=lab_gate()), config,
+                            clock=Clock((o.ended_at or 0.0) + 0.1), wake=lambda: None)
+        handled = await pipe.handle(o)
+        row = await call_record.call(store, o.call)
+        assert row is not None and row["decision"] == "text", row
+        assert handled.action == "queued", handled
+
+
 # ------------------------------------------------------------------ bad #TS input
 GOOD = LIVE / "rg-local-busy-ringout.ami.ts"
 
