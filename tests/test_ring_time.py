@@ -13,6 +13,7 @@ no VarSet DIALSTATUS and no Newexten; the eventfilters), each kept message keepi
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -259,3 +260,19 @@ def test_calls_decided_before_the_bad_ts_line_are_still_printed(
     _assert_ring_times("same-caller-twice.ami.ts", [first, *(
         r for r in _replay_cli(capsys, LIVE / "same-caller-twice.ami.ts")[1]
         if r["call"] != "1796192525.76")])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_timed_reader_gives_the_same_messages_in_any_chunking(seed: int) -> None:
+    data = (LIVE / "load-20-mixed.ami.ts").read_bytes()
+    whole = load_ts_capture(LIVE / "load-20-mixed.ami.ts")
+    rng = random.Random(seed)
+    reader = TimedCaptureReader()
+    got: list[TimedMessage] = []
+    pos = 0
+    while pos < len(data):
+        n = rng.choice((1, 7, 100, 4096, 70000))
+        got += reader.feed(data[pos:pos + n])
+        pos += n
+    got += reader.finish()
+    assert got == whole and len(whole) == data.count(b"#TS ")
