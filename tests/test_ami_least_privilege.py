@@ -11,44 +11,22 @@ Events mask must stay inside what that user is granted.
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 
-from tests.conftest import ASTERISK_TRACES, REPO
+from tests.conftest import ASTERISK_TRACES
+from tests.manager_user import CLASSES, as_filtered, delivered
 from textback.pbx.asterisk.client import DEFAULT_EVENTS
 from textback.pbx.asterisk.stream import AsteriskStream
 from textback.pbx.outcome import CallOutcome
 from textback.pbx.stream import TrackerConfig
 
-MANAGER_CONF = REPO / "dialplan" / "asterisk" / "manager_textback.conf"
 EXPECTED = [json.loads(line) for line in
             (ASTERISK_TRACES / "expected.jsonl").read_text(encoding="utf-8").splitlines()
             if line.strip()]
 CALL_FILES = sorted({e["file"] for e in EXPECTED if e["direction"] == "inbound"})
 KEYS = ("call", "direction", "verdict", "reason", "caller", "withheld", "did",
         "voicemail_left")
-
-
-def _user_settings() -> tuple[set[str], list[re.Pattern[str]]]:
-    """The [textback] user's read classes and eventfilter regexes (simple key = value)."""
-    classes: set[str] = set()
-    filters: list[re.Pattern[str]] = []
-    section = ""
-    for raw in MANAGER_CONF.read_text(encoding="utf-8").splitlines():
-        line = raw.split(";", 1)[0].strip()
-        if line.startswith("["):
-            section = line.strip("[]")
-        elif section == "textback" and "=" in line:
-            key, _, value = (p.strip() for p in line.partition("="))
-            if key == "read":
-                classes = set(value.split(","))
-            elif key == "eventfilter":
-                filters.append(re.compile(value))
-    return classes, filters
-
-
-CLASSES, FILTERS = _user_settings()
 
 
 def _blocks(name: str) -> list[bytes]:
@@ -60,19 +38,8 @@ def _without_dialplan_class(name: str) -> bytes:
                             if not b.startswith((b"Event: VarSet", b"Event: Newexten")))
 
 
-def _delivered(block: bytes, classes: set[str]) -> bool:
-    """Would Asterisk send this event to the textback user logged in with ``classes``?"""
-    text = block.decode("utf-8", "replace")
-    priv = re.search(r"\r\nPrivilege: ([a-z,]+)", text)
-    if priv is None or not classes & set(priv.group(1).split(",")):
-        return False
-    return any(f.search(text) for f in FILTERS)
-
-
 def _as_filtered(name: str) -> bytes:
-    classes = CLASSES & set(DEFAULT_EVENTS.split(","))
-    return b"\r\n\r\n".join(b for b in _blocks(name)
-                            if not b.startswith(b"Event: ") or _delivered(b, classes))
+    return as_filtered((ASTERISK_TRACES / name).read_bytes())
 
 
 def _replay(data: bytes) -> list[CallOutcome]:
@@ -127,4 +94,4 @@ def test_client_events_mask_is_granted_by_the_manager_user() -> None:
     # UserEvent(TextbackMessage,...) in dialplan/asterisk/extensions_textback.conf
     user_event = (b"Event: UserEvent\r\nPrivilege: user,all\r\nUserEvent: TextbackMessage"
                   b"\r\nFrom: sip%3A%2B15551230001%40127.0.0.1")
-    assert _delivered(user_event, mask)
+    assert delivered(user_event, mask)

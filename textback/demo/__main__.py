@@ -107,12 +107,12 @@ def texts_received(sim: ModemSimulator) -> list[dict[str, Any]]:
 def calls_in_capture(capture: Path) -> int:
     """How many calls the capture holds (our own replay of it), so the demo knows when the
     daemon has decided them all."""
+    from textback.pbx.asterisk.timed_capture import load_ts_capture
     from textback.pbx.streams import make_stream
 
-    raw = b"".join(line for line in capture.read_bytes().splitlines(keepends=True)
-                   if not line.startswith(b"#TS "))
     stream = make_stream("asterisk")
-    return len(stream.feed(raw)) + len(stream.finish())
+    decided = sum(len(stream.feed(m.raw, m.at)) for m in load_ts_capture(capture))
+    return decided + len(stream.finish())
 
 
 async def wait_settled(db: Path, deadline: float, expected: int) -> None:

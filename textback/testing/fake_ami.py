@@ -2,7 +2,8 @@
 
 For tests and ``make demo``: no Asterisk needed, yet every event byte is one Asterisk 22
 really sent (../shared/traces/asterisk-22/*.ami.ts, each message stamped with the time it
-arrived). The server answers what textback asks of a PBX, in Asterisk's own words (taken
+arrived; read by textback.pbx.asterisk.timed_capture, the reader ``textback replay``
+uses too). The server answers what textback asks of a PBX, in Asterisk's own words (taken
 from the captures login-failure.ami and messagesend.ami):
 
 * ``Login`` → ``Success`` / ``Authentication accepted``, or ``Error`` /
@@ -32,31 +33,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from textback.pbx.asterisk.timed_capture import TimedMessage, load_ts_capture
+
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 KNOWN_ENDPOINTS = ("trunk", "101", "102", "103", "104")
-
-
-@dataclass
-class TimedMessage:
-    at: float
-    raw: bytes
-
-
-def load_ts_capture(path: Path) -> list[TimedMessage]:
-    """Read a ``.ami.ts`` file: ``#TS <epoch>`` lines, each before one message's bytes."""
-    data = path.read_bytes()
-    out: list[TimedMessage] = []
-    pos = 0
-    while pos < len(data):
-        if not data.startswith(b"#TS ", pos):
-            raise ValueError(f"{path}: byte {pos}: expected a '#TS <epoch>' line")
-        nl = data.index(b"\n", pos)
-        at = float(data[pos + 4:nl].strip())
-        nxt = data.find(b"\n#TS ", nl)
-        end = len(data) if nxt < 0 else nxt + 1
-        out.append(TimedMessage(at, data[nl + 1:end]))
-        pos = end
-    return out
 
 
 def _headers(raw: bytes) -> dict[str, str]:

@@ -24,6 +24,12 @@ The rules, each taken from a real capture (../shared/traces/asterisk-22/MANIFEST
   ``APP_START`` by ``VoiceMail`` or a ``MessageWaiting`` on the caller's own channel for
   voicemail, and the caller's Hangup cause (no route / unallocated / subscriber absent)
   for a call that never reached a phone (a Dial to an unreachable phone has no DialBegin);
+* ring time (``ring_s``) is from class ``call`` events alone, the same for the
+  least-privilege user: the arrival to the decisive end (a person answering, the caller
+  hanging up, the LAST ringing leg giving up, voicemail answering). Every DialBegin
+  destination rings until its DialEnd or Hangup, so a busy member of a ring group, a
+  302's CANCEL or a hunt group's first step ends a leg, not the ring. Times are the
+  event's ``Timestamp`` (``timestampevents = yes``) when it has one, else the clock;
 * a call is final ``settle_s`` after its last channel is gone, so late events (Cdr, CEL,
   MessageWaiting) still fold in; then every trace of it is dropped (bounded memory) except
   its Linkedid in a bounded "recently decided" set, so a late event can never make a
@@ -54,6 +60,7 @@ import calendar
 import dataclasses
 import heapq
 import itertools
+import math
 from collections import OrderedDict, deque
 from collections.abc import Callable
 
@@ -183,6 +190,9 @@ class _Call:
         "reattached",
         "resynced",
         "ring_end",
+        "ring_final",
+        "ring_start",
+        "ringing",
         "seeded",
         "seq",
         "stage",
@@ -211,7 +221,12 @@ class _Call:
         self.person = False
         self.connected = False
         self.answered_at: float | None = None
+        # ring time (see _ring_*): when it began, when it ended (None while it goes on),
+        # whether that end is decisive, and the Dial legs ringing now (DestUniqueids)
+        self.ring_start: float | None = started_at
         self.ring_end: float | None = None
+        self.ring_final = False
+        self.ringing: tuple[str, ...] = ()
         self.stage = ""
         self.dialstatus = ""
         self.dialend: tuple[str, ...] = ()  # distinct DialEnd statuses, in arrival order
@@ -260,6 +275,8 @@ class CallTracker:
         # last MessageWaiting New count per mailbox (bounded by the PBX's mailbox count)
         self._mwi_new: dict[str, int] = {}
         self._time_cache: tuple[str, float] = ("", 0.0)
+        # the Timestamp of the event being handled (``timestampevents = yes``), else None
+        self._msg_ts: float | None = None
         self._resync_seen: set[str] | None = None
         self._resync_known: set[str] = set()
         self.adopting = False
@@ -306,6 +323,8 @@ class CallTracker:
             self._clocked = False
         handler = self._handlers.get(msg.name)
         if handler is not None:
+            ts = msg.get("Timestamp")
+            self._msg_ts = _epoch(ts) if ts else None
             handler(msg)
             if self._watched:
                 self._touch(msg)
@@ -380,6 +399,7 @@ class CallTracker:
             call.caller_hangup, call.pbx_up = p.caller_hangup, p.pbx_up
             call.person, call.connected = p.person, p.connected
             call.answered_at, call.ring_end = p.answered_at, p.ring_end
+            call.ring_final = p.person or p.caller_hangup
             call.vm_left, call.vm_boxes = p.vm_left, tuple(p.vm_boxes[:MAX_FACTS_PER_CALL])
             if call.vm_boxes:
                 self._vm_calls[lid] = call
@@ -464,6 +484,7 @@ class CallTracker:
 
     def resync_channel(self, msg: AmiMessage) -> None:
         """One ``CoreShowChannel`` event: a channel alive on the PBX right now."""
+        self._msg_ts = None
         uid = msg.get("Uniqueid") or ""
         lid = msg.get("Linkedid") or uid
         if not uid:
@@ -695,6 +716,50 @@ class CallTracker:
             call.live = 0
             self._mark_gone(call)
 
+    # ------------------------------------------------------------- ring time
+    # ring_s = the call's arrival → its decisive end: a person answering, the caller
+    # hanging up, the last ringing leg giving up, or voicemail answering. From class call
+    # events alone: every DialBegin destination is a ringing leg until its DialEnd (any
+    # status) or its Hangup; when the last one stops and no new one starts, the ring ended
+    # then. A busy phone's 486, a 302's CANCEL or a hunt group's first step ends one leg,
+    # not the ring, while another leg still rings or a new one begins.
+    def _at(self) -> float:
+        """The time of the event being handled: its Timestamp (``timestampevents =
+        yes``), else when it was received (the clock given to ``handle``)."""
+        return self._msg_ts if self._msg_ts is not None else self.now
+
+    def _leg_rings(self, call: _Call, uid: str) -> None:
+        if uid not in call.ringing and len(call.ringing) < MAX_CHANS_PER_CALL:
+            call.ringing += (uid,)
+        if not call.ring_final:
+            call.ring_end = None  # ringing (again): a leg that gave up before was not the end
+
+    def _leg_ended(self, call: _Call, uid: str) -> None:
+        call.ringing = tuple(u for u in call.ringing if u != uid)
+        if not call.ringing and not call.in_queue:
+            self._ring_paused(call)
+
+    def _ring_paused(self, call: _Call) -> None:
+        """Nothing rings now: the ring ended here unless another leg starts ringing."""
+        if not call.ring_final:
+            call.ring_end = self._at()
+
+    def _ring_decided(self, call: _Call) -> None:
+        """The caller hung up, or voicemail answered: the end, unless the ring had already
+        ended (the last leg gave up before)."""
+        if call.ring_final:
+            return
+        call.ring_final = True
+        if call.ring_end is None:
+            call.ring_end = self._at()
+
+    def _ring_answered(self, call: _Call) -> None:
+        """A person answered: the end, unless the caller had hung up first."""
+        if call.ring_final and call.ring_end is not None:
+            return
+        call.ring_final = True
+        call.ring_end = self._at()
+
     def _stage_from_app(self, call: _Call, app: str, data: str) -> None:
         if app == "Dial":
             if not call.in_queue:
@@ -703,8 +768,7 @@ class CallTracker:
             call.stage = "queue"
         elif app == "VoiceMail":
             call.stage = "vm"
-            if call.ring_end is None and not call.person:
-                call.ring_end = self.now
+            self._ring_decided(call)  # voicemail answering ends the ring
             boxes = data.partition(",")[0]
             for b in boxes.split("&"):
                 box = b if "@" in b else b + "@default"
@@ -735,6 +799,7 @@ class CallTracker:
         call = self._calls.get(lid)
         if call is None:
             call = self._new_call(lid, self.now)
+            call.ring_start = self._at()
         name = msg.get("Channel") or ""
         context = msg.get("Context") or ""
         trunk = self._is_trunk(name, context)
@@ -762,9 +827,9 @@ class CallTracker:
                     call.stage = "dial"
                     call.dialend = ()
             else:
+                # the Dial is over, but so is its last leg: the ring time comes from the
+                # legs (class call), the same with or without this event
                 call.dialstatus = value
-                if not call.person:
-                    call.ring_end = self.now
         elif var == "QUEUESTATUS":
             call.queue_status = value
         else:
@@ -800,8 +865,12 @@ class CallTracker:
         if chan.gone:
             self.stats.drop("duplicate-hangup")
             return
-        if chan is chan.call.first:
-            chan.call.hangup_cause = msg.get("Cause") or ""
+        call = chan.call
+        if chan is call.first:
+            call.hangup_cause = msg.get("Cause") or ""
+            self._ring_decided(call)  # the caller's side is gone: no ring goes on
+        elif chan.uid in call.ringing:
+            self._leg_ended(call, chan.uid)  # a leg gone without its DialEnd
         self._gone(chan)
 
     def _on_hangup_request(self, msg: AmiMessage) -> None:
@@ -813,8 +882,7 @@ class CallTracker:
             call.caller_hangup = True
             if call.in_queue:
                 call.queue_hangup = True
-            if call.ring_end is None and not call.person:
-                call.ring_end = self.now
+            self._ring_decided(call)
 
     def _on_dialbegin(self, msg: AmiMessage) -> None:
         dest = self._chans.get(msg.get("DestUniqueid") or "")
@@ -826,6 +894,7 @@ class CallTracker:
         if dest is not None:
             dest.dialed = True
             call = dest.call
+            self._leg_rings(call, dest.uid)
             if dest.trunk and call.first is not dest:
                 call.trunk_dialed = True
                 if call.callee is None:
@@ -843,9 +912,9 @@ class CallTracker:
         if status and chan is call.first and status not in call.dialend \
                 and len(call.dialend) < MAX_FACTS_PER_CALL:
             call.dialend += (status,)
-            # DIALSTATUS (class dialplan) sets it more exactly when it arrives
-            if call.ring_end is None and not call.person and not call.in_queue:
-                call.ring_end = self.now
+        dest = msg.get("DestUniqueid") or ""
+        if dest in call.ringing:
+            self._leg_ended(call, dest)
 
     def _on_bridge_enter(self, msg: AmiMessage) -> None:
         chan = self._chan(msg)
@@ -901,8 +970,7 @@ class CallTracker:
                 if anchor is first and first.trunk and is_person and not call.person:
                     call.person = True
                     call.answered_at = self.now
-                    if call.ring_end is None or call.ring_end > self.now:
-                        call.ring_end = self.now
+                    self._ring_answered(call)
 
     def _reach(self, start: _Chan) -> list[_Chan]:
         """Channels connected to ``start`` through bridges and Local ;1/;2 pairs."""
@@ -942,8 +1010,8 @@ class CallTracker:
             return
         call = chan.call
         call.in_queue = False
-        if not call.person:
-            call.ring_end = self.now
+        if not call.ringing:
+            self._ring_paused(call)  # the queue let the caller go
 
     def _on_queue_abandon(self, msg: AmiMessage) -> None:
         chan = self._chan(msg)
@@ -1063,6 +1131,7 @@ class CallTracker:
         caller = None if withheld else normalise_caller(raw, region)
         end = call.gone_at if call.gone_at is not None else self.now
         start = call.started_at if call.started_at is not None else end
+        ring_start = call.ring_start if call.ring_start is not None else start
         voicemail_left = False
         did = None
         if direction == "inbound":
@@ -1088,7 +1157,7 @@ class CallTracker:
         return CallOutcome(
             call=call.linkedid, direction=direction, caller=caller, withheld=withheld,
             did=did, verdict=verdict, reason=reason,  # type: ignore[arg-type]
-            voicemail_left=voicemail_left, ring_s=max(0.0, ring_end - start),
+            voicemail_left=voicemail_left, ring_s=max(0.0, ring_end - ring_start),
             pbx="asterisk", started_at=start, ended_at=end,
             caller_name=None if withheld else _clean_name(call.caller_name),
             callee=call.callee if direction == "outbound" else None,
@@ -1169,6 +1238,12 @@ def _duration_s(s: str) -> float:
     for p in parts:
         total = total * 60 + p
     return float(total)
+
+
+def _epoch(s: str) -> float | None:
+    """An event's ``Timestamp: 1796192568.822890`` (None when it is not a usable time)."""
+    t = _float(s)
+    return t if t is not None and math.isfinite(t) and t > 0 else None
 
 
 def _float(s: str) -> float | None:
