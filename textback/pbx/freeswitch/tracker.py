@@ -97,6 +97,13 @@ def _safe_text(value: str | None, max_len: int = 80) -> str | None:
     return cleaned[:max_len] or None
 
 
+def _micros(value: str | None) -> float | None:
+    """An ESL microsecond time header (``0`` or absent: never happened) in seconds."""
+    if value and value.isdigit() and value != "0":
+        return int(value) / 1e6
+    return None
+
+
 def _profile_of(ev: EventLike) -> str | None:
     prof = ev.get("variable_sofia_profile_name")
     if prof:
@@ -233,7 +240,13 @@ class FsCallTracker:
         """The leg ``uuid``, created (and attached to its parent's call) when new."""
         leg = self._legs.get(uuid)
         if leg is not None:
-            if parent and leg.call.root == uuid and parent not in leg.call.legs:
+            # A leg that started its own call names a parent: it was an originated leg seen
+            # before its parent (adopt it). A call that arrived on its own (inbound) is never
+            # made the child of a leg we have not seen: after uuid_bridge (att_xfer, a
+            # transfer) the customer's a-leg names the leg it is now bridged to as its
+            # "originator", and that leg's own events may have been missed.
+            if parent and leg.call.root == uuid and parent not in leg.call.legs and (
+                    parent in self._legs or leg.outbound):
                 self._adopt(leg.call, parent)
             return self._legs.get(uuid)
         if uuid in self._done:
@@ -383,8 +396,10 @@ class FsCallTracker:
             call.sip_authorized = True
 
     def _person(self, call: _Call, t: float) -> None:
+        """A person answered at ``t``; the earliest such moment ends the ring (the hang-up
+        events that also prove it may come first and carry later times)."""
         call.person = True
-        if call.person_at is None:
+        if call.person_at is None or t < call.person_at:
             call.person_at = t
 
     def _hangup_facts(self, call: _Call, leg: _Leg, ev: EventLike, t: float, is_a: bool) -> None:
@@ -392,6 +407,11 @@ class FsCallTracker:
         end = int(hang) / 1e6 if hang and hang.isdigit() and hang != "0" else t
         leg.ended_at = end
         if not is_a:
+            answered = _micros(ev.get("Caller-Channel-Answered-Time"))
+            if answered is not None and not leg.loopback:
+                # the leg's own answer time: joined mid-call, no CHANNEL_ANSWER was seen
+                leg.answered_at = leg.answered_at or answered
+                self._person(call, answered)
             cause = ev.get("Hangup-Cause")
             cause = (cause or "").upper()
             if cause and cause != "LOSE_RACE" and cause not in call.b_causes \
@@ -405,9 +425,14 @@ class FsCallTracker:
         call.sip_hangup = ev.get("variable_sip_hangup_disposition")
         app = ev.get("variable_current_application") or ev.get("variable_last_app")
         call.last_app = app
+        # when the a-leg was bridged: bridge_uepoch (microseconds), else bridge_epoch (whole
+        # seconds, up to a second early)
+        bridged = _micros(ev.get("variable_bridge_uepoch"))
         epoch = ev.get("variable_bridge_epoch")
-        if disp == "SUCCESS" or (epoch and epoch.isdigit() and epoch != "0"):
-            self._person(call, int(epoch) if epoch and epoch.isdigit() and epoch != "0" else end)
+        if bridged is None and epoch and epoch.isdigit() and epoch != "0":
+            bridged = float(int(epoch))
+        if disp == "SUCCESS" or bridged is not None:
+            self._person(call, bridged if bridged is not None else end)
         if app == "voicemail" or ev.get("variable_voicemail_message_len"):
             call.voicemail = True
             self._vm_calls[call.root] = call
