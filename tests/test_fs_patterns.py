@@ -312,7 +312,8 @@ def group_call_one_busy() -> list[H]:
                 if "user/101@127.0.0.1,user/102" in h.get(k, ""):
                     h[k] = ",".join(
                         f"[^^:sip_invite_domain=127.0.0.1:presence_id={n}@127.0.0.1]"
-                        f"sofia/internal/sip:{n}@127.0.0.1:507{n[-1]}" for n in ("101", "102", "103"))
+                        f"sofia/internal/sip:{n}@127.0.0.1:507{n[-1]}"
+                        for n in ("101", "102", "103"))
             if "variable_originate_causes" in h:
                 h["variable_originate_causes"] = h["variable_originate_causes"].replace(
                     f"{RG_NA_101};NO_ANSWER", f"{RG_NA_101};USER_BUSY")
@@ -455,7 +456,8 @@ def att_xfer_of_answered_call() -> list[H]:
     c_answer = first(c_ring, XFER_C, "CHANNEL_ANSWER")
     bridge_src = {k: v for k, v in first(ans, ANS_A, "CHANNEL_BRIDGE").items()
                   if k.startswith("Event-Calling-")}
-    b_bridge = {**first(talk, ANS_B, "CHANNEL_ANSWER"), **bridge_src, "Event-Name": "CHANNEL_BRIDGE",
+    b_bridge = {**first(talk, ANS_B, "CHANNEL_ANSWER"), **bridge_src,
+                "Event-Name": "CHANNEL_BRIDGE",
                 "Bridge-A-Unique-ID": ANS_B, "Bridge-B-Unique-ID": XFER_C,
                 "Other-Type": "originatee", "Other-Leg-Unique-ID": XFER_C,
                 "Other-Leg-Channel-Name": c_answer["Channel-Name"]}
@@ -468,7 +470,8 @@ def att_xfer_of_answered_call() -> list[H]:
             h["variable_sip_hangup_disposition"] = "recv_bye"
     a_unbridge = at(first(ans, ANS_A, "CHANNEL_UNBRIDGE"), t_101_gone + 20_000)
     # uuid_bridge(102's leg, a-leg): CHANNEL_BRIDGE fired by 102's leg
-    c_bridge = at({**c_answer, **bridge_src, "Event-Name": "CHANNEL_BRIDGE", "Bridge-A-Unique-ID": XFER_C,
+    c_bridge = at({**c_answer, **bridge_src, "Event-Name": "CHANNEL_BRIDGE",
+                   "Bridge-A-Unique-ID": XFER_C,
                    "Bridge-B-Unique-ID": ANS_A, "Other-Type": "originatee",
                    "Other-Leg-Unique-ID": ANS_A, "Other-Leg-Channel-Name": a_name,
                    "variable_att_xfer_result": "success"}, t_101_gone + 40_000)
@@ -486,13 +489,13 @@ def att_xfer_of_answered_call() -> list[H]:
             a_end.append(h)
     # 102's leg goes with it (hangup_after_bridge): 101's captured end frames, as 102's leg
     c_end = [at(h, t_end + 20_000, "Caller-Channel-Hangup-Time", "variable_end_uepoch")
-             for h in moved(b_gone, 0, {ANS_B: XFER_C, ANS_A: XFER_C})]
+             for h in moved(b_gone, 0, {ANS_B: XFER_C})]
     for h in c_end:
         h.update({k: c_answer[k] for k in ("Channel-Name", "Caller-Channel-Name",
-                                           "Other-Leg-Unique-ID", "variable_originator",
-                                           "Caller-Channel-Created-Time", "Caller-Channel-Answered-Time")
-                  if k in c_answer})
-        h["Other-Leg-Unique-ID"] = ANS_A
+                                           "variable_originator", "Caller-Channel-Created-Time",
+                                           "Caller-Channel-Answered-Time") if k in c_answer})
+        # uuid_bridge gave 102's leg the caller as originatee
+        h.update({"Other-Type": "originatee", "Other-Leg-Unique-ID": ANS_A})
         if "variable_sip_hangup_disposition" in h:
             h["variable_sip_hangup_disposition"] = "send_bye"
     return talk + c_ring + [b_bridge] + b_gone + [a_unbridge, c_bridge] + a_end + c_end
@@ -569,7 +572,7 @@ def valet_park_after_answer() -> list[H]:
                 h["variable_transfer_history"] = (
                     f"{t_park // 1_000_000}:{ANS_A}:bl_xfer:6001/default/XML")
             a_end.append(h)
-    return talk + [unbridge] + b_gone + [hold, leave] + a_end
+    return [*talk, unbridge, *b_gone, hold, leave, *a_end]
 
 
 def test_valet_park_after_an_answer_is_answered() -> None:
@@ -600,8 +603,8 @@ def parked_before_answer(with_answer: bool = True) -> list[H]:
         vm = frames(VM)
         a = of(vm, VM_A)
         execs = of(vm, VM_A, "CHANNEL_EXECUTE")
-        i_bridge = a.index([h for h in execs if h.get("Application") == "bridge"][0])
-        i_answer = a.index([h for h in execs if h.get("Application") == "answer"][0])
+        i_bridge = a.index(next(h for h in execs if h.get("Application") == "bridge"))
+        i_answer = a.index(next(h for h in execs if h.get("Application") == "answer"))
         gap = us(a[i_answer]) - us(a[i_bridge])
         before = a[:i_bridge]
         after = moved([h for h in a[i_answer:]
