@@ -238,6 +238,24 @@ def test_ring_s_from_hangup_complete_alone_is_exact_to_the_tick() -> None:
         assert abs(o.ring_s - _truth(hs, a, event, who)) <= TICK_S, (name, o.ring_s, seconds)
 
 
+def test_outbound_answered_seen_only_in_hang_up_events_is_connected() -> None:
+    """The answer read from a b-leg's Caller-Channel-Answered-Time counts like its
+    CHANNEL_ANSWER: an outbound call answered by the far end is ``connected``. CAPTURED:
+    outbound-noanswer's hang-up events; edited: the carrier leg's Answered-Time 2 s after its
+    creation and the a-leg's originate_disposition SUCCESS (what an answered bridge leaves)."""
+    hs = [h for h in frames(OUT) if h["Event-Name"] == "CHANNEL_HANGUP_COMPLETE"]
+    for h in hs:
+        if h["Unique-ID"] == OUT_B:
+            h["Caller-Channel-Answered-Time"] = str(us(h, "Caller-Channel-Created-Time") + 2_000_000)
+        else:
+            h["variable_originate_disposition"] = "SUCCESS"
+    (o,) = run(to_events(hs))
+    assert (o.direction, o.callee, o.connected) == ("outbound", "+15553334444", True)
+    unanswered = [h for h in frames(OUT) if h["Event-Name"] == "CHANNEL_HANGUP_COMPLETE"]
+    (o,) = run(to_events(unanswered))
+    assert o.connected is False
+
+
 # =============================================================================================
 # Part 4: office patterns derived from the captures
 # =============================================================================================

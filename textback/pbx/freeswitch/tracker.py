@@ -412,6 +412,8 @@ class FsCallTracker:
                 # the leg's own answer time: joined mid-call, no CHANNEL_ANSWER was seen
                 leg.answered_at = leg.answered_at or answered
                 self._person(call, answered)
+                if leg.outbound and leg.profile in self.config.external_profiles:
+                    call.ext_out_answered = True
             cause = ev.get("Hangup-Cause")
             cause = (cause or "").upper()
             if cause and cause != "LOSE_RACE" and cause not in call.b_causes \
