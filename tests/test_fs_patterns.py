@@ -246,7 +246,8 @@ def test_outbound_answered_seen_only_in_hang_up_events_is_connected() -> None:
     hs = [h for h in frames(OUT) if h["Event-Name"] == "CHANNEL_HANGUP_COMPLETE"]
     for h in hs:
         if h["Unique-ID"] == OUT_B:
-            h["Caller-Channel-Answered-Time"] = str(us(h, "Caller-Channel-Created-Time") + 2_000_000)
+            created = us(h, "Caller-Channel-Created-Time")
+            h["Caller-Channel-Answered-Time"] = str(created + 2_000_000)
         else:
             h["variable_originate_disposition"] = "SUCCESS"
     (o,) = run(to_events(hs))
