@@ -701,3 +701,143 @@ def test_derived_streams_keep_the_captures_own_frames() -> None:
         assert len(hs) > 20
         channel = [h for h in hs if h["Event-Name"] != "CUSTOM"]
         assert all(signature(h) in real for h in channel), build.__name__
+
+
+# -- follow-me through loopback/ legs ---------------------------------------------------------
+LOOP_A_LEG = "c0ffee00-0000-4000-8000-0000000c0a11"  # the customer's a-leg (new id)
+LOOP_LA = "c0ffee00-0000-4000-8000-0000000100aa"  # loopback/followme-101-a
+LOOP_LB = "c0ffee00-0000-4000-8000-0000000100bb"  # loopback/followme-101-b
+LOOP_DEST = "followme-101"
+
+
+def _as_loopback(h: H, side: str, other: str, from_uuid: str) -> H:
+    """A sofia channel's frame re-identified as a loopback channel (DOCUMENTED,
+    mod_loopback.c): named loopback/<dest>-a|-b, no SIP, loopback_leg / is_loopback, each side
+    names the other in other_loopback_leg_uuid; the a side carries loopback_from_uuid (the
+    channel that dialled loopback/), the b side other_loopback_from_uuid (the same)."""
+    c = {k: v for k, v in h.items()
+         if not k.startswith(("variable_sip_", "variable_sofia_", "variable_recovery_"))}
+    name = f"loopback/{LOOP_DEST}-{side.lower()}"
+    for k in ("Channel-Name", "Caller-Channel-Name", "variable_channel_name"):
+        if k in c:
+            c[k] = name
+    c.update({"Caller-Source": "mod_loopback", "Caller-Destination-Number": LOOP_DEST,
+              "variable_loopback_leg": side, "variable_is_loopback": "1",
+              "variable_other_loopback_leg_uuid": other})
+    if side == "A":
+        c["variable_loopback_from_uuid"] = from_uuid
+    else:
+        c["Caller-Context"] = "default"
+        c["variable_other_loopback_from_uuid"] = from_uuid
+    return c
+
+
+def followme_loopback(name: str, a_leg: str, desk: str) -> list[H]:
+    """``bridge loopback/followme-101/default``: the follow-me extension runs in the loopback's
+    b side and does exactly what capture ``name``'s a-leg did (ring 101; then voicemail, or
+    101 answers), so that a-leg becomes the loopback's b side.
+
+    CAPTURED: every frame of ``name``'s a-leg (as the b side), its 101 leg (under the b side),
+    its vm::maintenance / MESSAGE_WAITING events; the customer's a-leg is that a-leg's
+    arrival, answer and hang-up frames under a new id; the loopback's a side is 101's real
+    leg re-identified.
+    DOCUMENTED (mod_loopback.c): the loopback pair (_as_loopback; the a side is originated by
+    the customer's a-leg, so it is its b-leg). When the b side answers (voicemail, or 101
+    answering inside), mod_loopback marks the a side answered (INDICATE_ANSWER), so the
+    customer's bridge SUCCEEDS either way: the a-leg is answered and bridged to loopback/…-a,
+    originate_disposition SUCCESS, bridge_channel loopback/…-a. loopback_bowout does not apply
+    to voicemail (the b side is not bridged); with 101 answering the dialplan sets
+    loopback_bowout=false (no bowout uuid_bridge).
+    """
+    cap = frames(name)
+    created = first(cap, a_leg, "CHANNEL_CREATE")
+    t0, t_ans = us(created), us(first(cap, a_leg, "CHANNEL_ANSWER"))
+    t_bye = us(first(cap, a_leg, "CHANNEL_HANGUP"))
+    # the b side: everything the captured a-leg and its voicemail did, under LB
+    to_lb = {a_leg: LOOP_LB}
+    lb = []
+    for h in moved([h for h in cap if h.get("Unique-ID") in (a_leg, desk)
+                    or h["Event-Name"] == "MESSAGE_WAITING"], 0, to_lb):
+        if h.get("Unique-ID") == LOOP_LB:
+            h = _as_loopback(h, "B", LOOP_LA, LOOP_A_LEG)
+        lb.append(h)
+    # the customer's a-leg: arrival, bridge to loopback/, answer when the b side answered,
+    # the bridge, the caller's BYE
+    a_all = moved(of(cap, a_leg), 0, {a_leg: LOOP_A_LEG})
+    early = [h for h in a_all
+             if us(h) < t_ans and h["Event-Name"] != "CHANNEL_EXECUTE_COMPLETE"]
+    for h in early:
+        if h.get("Application") == "bridge":
+            h["Application-Data"] = f"loopback/{LOOP_DEST}/default"
+    answer = first(a_all, LOOP_A_LEG, "CHANNEL_ANSWER")
+    bridge_src = {k: v for k, v in first(frames(ANS), ANS_A, "CHANNEL_BRIDGE").items()
+                  if k.startswith("Event-Calling-")}
+    t_bridge = t_ans + 20_000
+    la_name = f"loopback/{LOOP_DEST}-a"
+    bridged = {"Other-Type": "originatee", "Other-Leg-Unique-ID": LOOP_LA,
+               "Other-Leg-Channel-Name": la_name}
+    bridge = at({**answer, **bridge_src, **bridged, "Event-Name": "CHANNEL_BRIDGE",
+                 "Bridge-A-Unique-ID": LOOP_A_LEG, "Bridge-B-Unique-ID": LOOP_LA},
+                t_bridge, "Caller-Channel-Bridged-Time")
+    hangup = []
+    for h in a_all:
+        if us(h) < t_bye or not h["Event-Name"].startswith("CHANNEL_") \
+                or h["Event-Name"].startswith("CHANNEL_EXECUTE"):
+            continue
+        h = {k: v for k, v in h.items()
+             if k not in BRIDGE_VARS and not k.startswith("variable_voicemail_")}
+        h.update(bridged)
+        if h["Event-Name"] == "CHANNEL_HANGUP_COMPLETE":
+            h.update({"variable_originate_disposition": "SUCCESS", "variable_DIALSTATUS": "SUCCESS",
+                      "variable_current_application": "bridge", "variable_last_app": "bridge",
+                      "variable_current_application_data": f"loopback/{LOOP_DEST}/default",
+                      "variable_bridge_channel": la_name, "variable_bridge_uuid": LOOP_LA,
+                      "variable_signal_bond": LOOP_LA, "variable_last_bridge_to": LOOP_LA,
+                      "variable_bridge_uepoch": str(t_bridge),
+                      "variable_bridge_epoch": str(t_bridge // 1_000_000)})
+        hangup.append(h)
+    # the a side: 101's real leg (originated at once by the customer's bridge), answered when
+    # the b side answered, gone with the caller
+    vb = moved(of(cap, desk), 0, {desk: LOOP_LA, a_leg: LOOP_A_LEG})
+    ring = [_as_loopback(h, "A", LOOP_LB, LOOP_A_LEG) for h in vb if us(h) < t_ans]
+    la_answer = at({**ring[-1], "Event-Name": "CHANNEL_ANSWER",
+                    **{k: v for k, v in answer.items() if k.startswith("Event-Calling-")}},
+                   t_ans, "Caller-Channel-Answered-Time")
+    la_end = []
+    for h in vb:
+        if us(h) >= t_ans and h["Event-Name"] in (
+                "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"):
+            h = _as_loopback(at(h, t_bye + 20_000, "Caller-Channel-Hangup-Time"), "A",
+                             LOOP_LB, LOOP_A_LEG)
+            h["Caller-Channel-Answered-Time"] = str(t_ans)
+            if h["Event-Name"] == "CHANNEL_HANGUP_COMPLETE":
+                h["Hangup-Cause"] = "NORMAL_CLEARING"
+            la_end.append(h)
+    assert us(early[0]) == t0
+    return [*early, *ring, *lb, la_answer, answer, bridge, *hangup, *la_end]
+
+
+def test_followme_via_loopback_to_voicemail_is_missed_voicemail() -> None:
+    """The customer's bridge to loopback/ SUCCEEDS when the loopback's voicemail answers; that
+    is not a person. One verdict (the loopback's b side is part of the customer's call, not a
+    call of its own): missed, voicemail, message left; the ring ended when voicemail answered."""
+    hs = followme_loopback(VM, VM_A, VM_B)
+    end = first(hs, LOOP_A_LEG, "CHANNEL_HANGUP_COMPLETE")
+    assert end["variable_originate_disposition"] == "SUCCESS"
+    assert len(run(to_events(hs))) == 1
+    o = decide(hs)
+    assert (o.call, o.verdict, o.reason, o.voicemail_left, o.connected) == (
+        LOOP_A_LEG, "missed", "voicemail", True, False)
+    assert abs(o.ring_s - _secs(hs, LOOP_A_LEG, first(hs, LOOP_A_LEG, "CHANNEL_ANSWER"))) \
+        <= TICK_S  # 7.8 s
+
+
+def test_followme_via_loopback_answered_inside_is_answered_once() -> None:
+    """101 answers inside the loopback after 2 s (direct-answered as the b side): a person
+    answered through the loopback; one verdict; ring_s = 101's answer."""
+    hs = followme_loopback(ANS, ANS_A, ANS_B)
+    assert len(run(to_events(hs))) == 1
+    o = decide(hs)
+    assert (o.call, o.verdict, o.reason, o.connected) == (
+        LOOP_A_LEG, "answered", "answered", True)
+    assert abs(o.ring_s - _secs(hs, LOOP_A_LEG, first(hs, ANS_B, "CHANNEL_ANSWER"))) <= TICK_S
