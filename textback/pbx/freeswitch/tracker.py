@@ -219,7 +219,13 @@ class FsCallTracker:
             parent = ev.get("Other-Leg-Unique-ID")
         parent = (parent or ev.get("variable_originator")
                   or ev.get("variable_originating_leg_uuid")
-                  or ev.get("variable_cc_member_session_uuid"))
+                  or ev.get("variable_cc_member_session_uuid")
+                  # the b side of a loopback pair runs the dialplan as an inbound channel of
+                  # its own; mod_loopback names the channel that dialled loopback/ in
+                  # other_loopback_from_uuid, and the pair's a side in other_loopback_leg_uuid
+                  or ev.get("variable_other_loopback_from_uuid")
+                  or (ev.get("variable_other_loopback_leg_uuid")
+                      if ev.get("variable_loopback_leg") == "B" else None))
         return parent if parent and parent != uuid else None
 
     def _new_call(self, root: str) -> _Call:
@@ -407,6 +413,9 @@ class FsCallTracker:
         end = int(hang) / 1e6 if hang and hang.isdigit() and hang != "0" else t
         leg.ended_at = end
         if not is_a:
+            if leg.loopback:
+                # a follow-me's voicemail runs inside the loopback: its b side has the app
+                self._voicemail_facts(call, ev)
             answered = _micros(ev.get("Caller-Channel-Answered-Time"))
             if answered is not None and not leg.loopback:
                 # the leg's own answer time: joined mid-call, no CHANNEL_ANSWER was seen
@@ -433,20 +442,28 @@ class FsCallTracker:
         epoch = ev.get("variable_bridge_epoch")
         if bridged is None and epoch and epoch.isdigit() and epoch != "0":
             bridged = float(int(epoch))
-        if disp == "SUCCESS" or bridged is not None:
+        # bridged to a loopback/ leg is no proof: its b side answers for anything inside it
+        # (voicemail too); a person inside the loopback shows as that leg's own answer
+        peer = ev.get("variable_bridge_channel") or ev.get("Other-Leg-Channel-Name") or ""
+        if (disp == "SUCCESS" or bridged is not None) and not peer.startswith("loopback/"):
             self._person(call, bridged if bridged is not None else end)
-        if app == "voicemail" or ev.get("variable_voicemail_message_len"):
-            call.voicemail = True
-            self._vm_calls[call.root] = call
-        vm_len = ev.get("variable_voicemail_message_len") or ""
-        if vm_len.replace(":", "").strip("0"):
-            call.vm_left = True
+        self._voicemail_facts(call, ev)
         if app == "callcenter" or ev.get("variable_cc_queue"):
             call.queue = True
             if (ev.get("variable_cc_cancel_reason") or "") in QUEUE_TIMEOUT_REASONS:
                 call.queue_timeout = True
             if ev.get("variable_cc_cause") == "Terminated" and ev.get("variable_cc_agent"):
                 self._person(call, end)
+
+    def _voicemail_facts(self, call: _Call, ev: EventLike) -> None:
+        """The voicemail app ran on this channel (the a-leg, or a loopback's b side)."""
+        app = ev.get("variable_current_application") or ev.get("variable_last_app")
+        if app == "voicemail" or ev.get("variable_voicemail_message_len"):
+            call.voicemail = True
+            self._vm_calls[call.root] = call
+        vm_len = ev.get("variable_voicemail_message_len") or ""
+        if vm_len.replace(":", "").strip("0"):
+            call.vm_left = True
 
     def _call_of(self, uuid: str | None) -> _Call | None:
         if not uuid:
