@@ -695,12 +695,16 @@ def test_derived_streams_keep_the_captures_own_frames() -> None:
         return h["Event-Name"], h.get("Event-Calling-Function", "")
     real = {signature(h) for name in (RG_NA, RG_OK, ANS, VM, ABANDON, BUSY, OUT)
             for h in frames(name)}
-    for build in (group_call_one_busy, followme_answered_on_mobile, followme_not_answered,
-                  att_xfer_of_answered_call, valet_park_after_answer, parked_before_answer):
+    builds = {f.__name__: f for f in (
+        group_call_one_busy, followme_answered_on_mobile, followme_not_answered,
+        att_xfer_of_answered_call, valet_park_after_answer, parked_before_answer)}
+    builds["followme_loopback(voicemail)"] = lambda: followme_loopback(VM, VM_A, VM_B)
+    builds["followme_loopback(answered)"] = lambda: followme_loopback(ANS, ANS_A, ANS_B)
+    for label, build in builds.items():
         hs = build()
         assert len(hs) > 20
         channel = [h for h in hs if h["Event-Name"] != "CUSTOM"]
-        assert all(signature(h) in real for h in channel), build.__name__
+        assert all(signature(h) in real for h in channel), label
 
 
 # -- follow-me through loopback/ legs ---------------------------------------------------------
