@@ -341,6 +341,7 @@ def group_call_one_busy() -> list[H]:
 
 
 def test_group_call_with_one_busy_member_rings_until_the_last_leg_gives_up() -> None:
+    """Captured vs documented: group_call_one_busy's docstring."""
     hs = group_call_one_busy()
     busy_end = first(hs, RG_NA_101, "CHANNEL_HANGUP_COMPLETE")
     assert busy_end["Hangup-Cause"] == "USER_BUSY" and _secs(hs, RG_NA_A, busy_end) < 1.0
@@ -422,6 +423,7 @@ def followme_not_answered() -> list[H]:
 
 
 def test_followme_answered_on_the_mobile_is_answered() -> None:
+    """Captured vs documented: followme_answered_on_mobile / _as_mobile."""
     hs = followme_answered_on_mobile()
     ans = first(hs, RG_OK_102, "CHANNEL_ANSWER")
     assert ans["variable_sofia_profile_name"] == "external" and ans["Call-Direction"] == "outbound"
@@ -434,6 +436,7 @@ def test_followme_answered_on_the_mobile_is_answered() -> None:
 
 
 def test_followme_not_answered_is_missed_noanswer() -> None:
+    """Captured vs documented: followme_not_answered / _as_mobile."""
     hs = followme_not_answered()
     assert first(hs, RG_NA_102, "CHANNEL_HANGUP_COMPLETE")["Channel-Name"] == MOBILE_CHAN
     o = decide(hs)
@@ -521,6 +524,7 @@ def att_xfer_of_answered_call() -> list[H]:
 
 
 def test_att_xfer_of_an_answered_call_is_answered_once() -> None:
+    """Captured vs documented: att_xfer_of_answered_call's docstring."""
     hs = att_xfer_of_answered_call()
     legs = {h["Unique-ID"] for h in hs if h.get("Unique-ID")}
     assert legs == {ANS_A, ANS_B, XFER_C}
@@ -595,6 +599,7 @@ def valet_park_after_answer() -> list[H]:
 
 
 def test_valet_park_after_an_answer_is_answered() -> None:
+    """Captured vs documented: valet_park_after_answer's docstring."""
     hs = valet_park_after_answer()
     o = decide(hs)
     assert (o.verdict, o.reason, o.connected) == ("answered", "answered", True)
@@ -824,7 +829,8 @@ def followme_loopback(name: str, a_leg: str, desk: str) -> list[H]:
 def test_followme_via_loopback_to_voicemail_is_missed_voicemail() -> None:
     """The customer's bridge to loopback/ SUCCEEDS when the loopback's voicemail answers; that
     is not a person. One verdict (the loopback's b side is part of the customer's call, not a
-    call of its own): missed, voicemail, message left; the ring ended when voicemail answered."""
+    call of its own): missed, voicemail, message left; the ring ended when voicemail answered.
+    Captured vs documented: followme_loopback / _as_loopback."""
     hs = followme_loopback(VM, VM_A, VM_B)
     end = first(hs, LOOP_A_LEG, "CHANNEL_HANGUP_COMPLETE")
     assert end["variable_originate_disposition"] == "SUCCESS"
@@ -838,7 +844,8 @@ def test_followme_via_loopback_to_voicemail_is_missed_voicemail() -> None:
 
 def test_followme_via_loopback_answered_inside_is_answered_once() -> None:
     """101 answers inside the loopback after 2 s (direct-answered as the b side): a person
-    answered through the loopback; one verdict; ring_s = 101's answer."""
+    answered through the loopback; one verdict; ring_s = 101's answer. Captured vs
+    documented: followme_loopback / _as_loopback."""
     hs = followme_loopback(ANS, ANS_A, ANS_B)
     assert len(run(to_events(hs))) == 1
     o = decide(hs)
