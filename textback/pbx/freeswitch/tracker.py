@@ -97,6 +97,13 @@ def _safe_text(value: str | None, max_len: int = 80) -> str | None:
     return cleaned[:max_len] or None
 
 
+def _micros(value: str | None) -> float | None:
+    """An ESL microsecond time header (``0`` or absent: never happened) in seconds."""
+    if value and value.isdigit() and value != "0":
+        return int(value) / 1e6
+    return None
+
+
 def _profile_of(ev: EventLike) -> str | None:
     prof = ev.get("variable_sofia_profile_name")
     if prof:
@@ -212,7 +219,13 @@ class FsCallTracker:
             parent = ev.get("Other-Leg-Unique-ID")
         parent = (parent or ev.get("variable_originator")
                   or ev.get("variable_originating_leg_uuid")
-                  or ev.get("variable_cc_member_session_uuid"))
+                  or ev.get("variable_cc_member_session_uuid")
+                  # the b side of a loopback pair runs the dialplan as an inbound channel of
+                  # its own; mod_loopback names the channel that dialled loopback/ in
+                  # other_loopback_from_uuid, and the pair's a side in other_loopback_leg_uuid
+                  or ev.get("variable_other_loopback_from_uuid")
+                  or (ev.get("variable_other_loopback_leg_uuid")
+                      if ev.get("variable_loopback_leg") == "B" else None))
         return parent if parent and parent != uuid else None
 
     def _new_call(self, root: str) -> _Call:
@@ -233,7 +246,13 @@ class FsCallTracker:
         """The leg ``uuid``, created (and attached to its parent's call) when new."""
         leg = self._legs.get(uuid)
         if leg is not None:
-            if parent and leg.call.root == uuid and parent not in leg.call.legs:
+            # A leg that started its own call names a parent: it was an originated leg seen
+            # before its parent (adopt it). A call that arrived on its own (inbound) is never
+            # made the child of a leg we have not seen: after uuid_bridge (att_xfer, a
+            # transfer) the customer's a-leg names the leg it is now bridged to as its
+            # "originator", and that leg's own events may have been missed.
+            if parent and leg.call.root == uuid and parent not in leg.call.legs and (
+                    parent in self._legs or leg.outbound):
                 self._adopt(leg.call, parent)
             return self._legs.get(uuid)
         if uuid in self._done:
@@ -383,8 +402,10 @@ class FsCallTracker:
             call.sip_authorized = True
 
     def _person(self, call: _Call, t: float) -> None:
+        """A person answered at ``t``; the earliest such moment ends the ring (the hang-up
+        events that also prove it may come first and carry later times)."""
         call.person = True
-        if call.person_at is None:
+        if call.person_at is None or t < call.person_at:
             call.person_at = t
 
     def _hangup_facts(self, call: _Call, leg: _Leg, ev: EventLike, t: float, is_a: bool) -> None:
@@ -392,6 +413,16 @@ class FsCallTracker:
         end = int(hang) / 1e6 if hang and hang.isdigit() and hang != "0" else t
         leg.ended_at = end
         if not is_a:
+            if leg.loopback:
+                # a follow-me's voicemail runs inside the loopback: its b side has the app
+                self._voicemail_facts(call, ev)
+            answered = _micros(ev.get("Caller-Channel-Answered-Time"))
+            if answered is not None and not leg.loopback:
+                # the leg's own answer time: joined mid-call, no CHANNEL_ANSWER was seen
+                leg.answered_at = leg.answered_at or answered
+                self._person(call, answered)
+                if leg.outbound and leg.profile in self.config.external_profiles:
+                    call.ext_out_answered = True
             cause = ev.get("Hangup-Cause")
             cause = (cause or "").upper()
             if cause and cause != "LOSE_RACE" and cause not in call.b_causes \
@@ -405,21 +436,34 @@ class FsCallTracker:
         call.sip_hangup = ev.get("variable_sip_hangup_disposition")
         app = ev.get("variable_current_application") or ev.get("variable_last_app")
         call.last_app = app
+        # when the a-leg was bridged: bridge_uepoch (microseconds), else bridge_epoch (whole
+        # seconds, up to a second early)
+        bridged = _micros(ev.get("variable_bridge_uepoch"))
         epoch = ev.get("variable_bridge_epoch")
-        if disp == "SUCCESS" or (epoch and epoch.isdigit() and epoch != "0"):
-            self._person(call, int(epoch) if epoch and epoch.isdigit() and epoch != "0" else end)
-        if app == "voicemail" or ev.get("variable_voicemail_message_len"):
-            call.voicemail = True
-            self._vm_calls[call.root] = call
-        vm_len = ev.get("variable_voicemail_message_len") or ""
-        if vm_len.replace(":", "").strip("0"):
-            call.vm_left = True
+        if bridged is None and epoch and epoch.isdigit() and epoch != "0":
+            bridged = float(int(epoch))
+        # bridged to a loopback/ leg is no proof: its b side answers for anything inside it
+        # (voicemail too); a person inside the loopback shows as that leg's own answer
+        peer = ev.get("variable_bridge_channel") or ev.get("Other-Leg-Channel-Name") or ""
+        if (disp == "SUCCESS" or bridged is not None) and not peer.startswith("loopback/"):
+            self._person(call, bridged if bridged is not None else end)
+        self._voicemail_facts(call, ev)
         if app == "callcenter" or ev.get("variable_cc_queue"):
             call.queue = True
             if (ev.get("variable_cc_cancel_reason") or "") in QUEUE_TIMEOUT_REASONS:
                 call.queue_timeout = True
             if ev.get("variable_cc_cause") == "Terminated" and ev.get("variable_cc_agent"):
                 self._person(call, end)
+
+    def _voicemail_facts(self, call: _Call, ev: EventLike) -> None:
+        """The voicemail app ran on this channel (the a-leg, or a loopback's b side)."""
+        app = ev.get("variable_current_application") or ev.get("variable_last_app")
+        if app == "voicemail" or ev.get("variable_voicemail_message_len"):
+            call.voicemail = True
+            self._vm_calls[call.root] = call
+        vm_len = ev.get("variable_voicemail_message_len") or ""
+        if vm_len.replace(":", "").strip("0"):
+            call.vm_left = True
 
     def _call_of(self, uuid: str | None) -> _Call | None:
         if not uuid:
