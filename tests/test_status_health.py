@@ -310,3 +310,28 @@ async def test_the_store_keeps_an_outage_until_a_real_write_ends_it(tmp_path: Pa
         assert store.unavailable is None and store.unavailable_since is None
     finally:
         await store.close()
+
+
+def test_since_takes_a_date_like_report(tmp_path: Path) -> None:
+    """Issue 16 item 13: ``status --since`` takes a date (or date and time) in the business's
+    zone, as ``report --since`` does, not an epoch; a bad one is a clear error, exit 3."""
+    store = tmp_path / "textback.db"
+
+    async def one_call() -> None:
+        s = await Store.open(store)
+        try:
+            await call_record.record_outcome(s, CallOutcome(
+                "c1", "inbound", "+15551230001", False, "+15559870000", "missed",
+                "noanswer", ended_at=1_800_000_000.0), 1_800_000_000.0)
+        finally:
+            await s.close()
+
+    asyncio.run(one_call())
+    config = write_config(tmp_path, store)
+    old = json.loads(textback("status", "--config", str(config), "--json",
+                              "--since", "2020-01-01").stdout)
+    new = json.loads(textback("status", "--config", str(config), "--json",
+                              "--since", "2999-01-01T09:00").stdout)
+    assert "missed" in json.dumps(old["calls"]) and "missed" not in json.dumps(new["calls"])
+    bad = textback("status", "--config", str(config), "--since", "1790000000")
+    assert bad.returncode == 3 and "not a date" in bad.stderr and "Traceback" not in bad.stderr

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import sqlite3
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from textback.cli._common import config_or_none
 from textback.config import DEFAULT_PATH
 from textback.daemon import status_path
 from textback.migrations import LATEST
+from textback.report import parse_since
 from textback.store import StoreError, StoreUnavailable, describe_unavailable
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
@@ -42,8 +44,10 @@ def register(subparsers: Any) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, metavar="PATH",
                    help=f"config file (default $TEXTBACK_CONFIG or {DEFAULT_PATH})")
-    p.add_argument("--since", type=float, metavar="EPOCH",
-                   help="count from this time (default: local midnight today)")
+    p.add_argument("--since", metavar="DATE",
+                   help="count from this date (2026-03-01: midnight in the business's time "
+                        "zone) or date and time (2026-03-01T09:00), as report --since; "
+                        "default: midnight today")
     p.add_argument("--json", action="store_true", help="one JSON object instead of text")
     p.set_defaults(func=run)
 
@@ -249,9 +253,16 @@ def run(args: argparse.Namespace) -> int:
         return _verdict_only(args, UNKNOWN, f"store: no store at {db_path} yet (has "
                                             "`textback run` started?)")
     now = time.time()
+    if args.since is not None:
+        try:
+            since = parse_since(args.since, config.hours.timezone)
+        except ValueError as exc:
+            print(f"textback status: --since {exc}", file=sys.stderr)
+            return UNKNOWN
+    else:
+        since = _midnight()
     try:
-        report = asyncio.run(gather(db_path, args.since if args.since is not None
-                                    else _midnight(), now))
+        report = asyncio.run(gather(db_path, since, now))
     except StoreError as exc:
         return _verdict_only(args, CRITICAL, str(exc))
     except StoreUnavailable as exc:
