@@ -79,6 +79,29 @@ class OriginateResult:
     ref: str | None = None
 
 
+class LinkEvents:
+    """The ``next_event`` half of a ``PbxLink``, shared by both adapters: the link reports
+    into an unbounded queue (a report never waits for the consumer, so the socket reader is
+    never held up by the store), and its one consumer takes them in order."""
+
+    def __init__(self) -> None:
+        self._out: asyncio.Queue[LinkEvent] = asyncio.Queue()
+
+    def _report(self, event: LinkEvent) -> None:
+        self._out.put_nowait(event)
+
+    async def next_event(self) -> LinkEvent:
+        """The next thing the PBX reported, in the order reported."""
+        return await self._out.get()
+
+    def drain(self) -> list[LinkEvent]:
+        """The events reported but not taken yet, without waiting."""
+        out = []
+        while not self._out.empty():
+            out.append(self._out.get_nowait())
+        return out
+
+
 class PbxLink(Protocol):
     """One PBX, kept connected (see the module doc)."""
 

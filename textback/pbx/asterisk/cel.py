@@ -22,15 +22,14 @@ its CHAN_START alone. Sans-IO: rows in, outcomes out; the readers below only rea
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
-import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from textback.errors import TextbackError
+from textback.pbx import records
 from textback.pbx.asterisk.parser import AmiMessage
 from textback.pbx.asterisk.tracker import CallTracker
 from textback.pbx.outcome import CallOutcome
@@ -96,7 +95,7 @@ def parse_eventtime(value: str) -> float:
     return stamp.timestamp()  # a naive time is local time
 
 
-def record_from_mapping(row: dict[str, str | None]) -> CelRecord:
+def record_from_mapping(row: Mapping[str, str | None]) -> CelRecord:
     """A row of either source (column name → text) as a :class:`CelRecord`."""
     def get(key: str) -> str:
         value = row.get(key)
@@ -238,66 +237,28 @@ _RECENT_CALLS = (
 
 def read_cel_sqlite(path: Path, *, since: float, table: str = "cel") -> list[CelRecord]:
     """The rows of every call in ``cel_sqlite3_custom``'s table with a record from
-    ``since`` on (read-only, never locks the PBX out: the file is opened with
-    ``mode=ro`` and a short busy timeout)."""
-    if not table.isidentifier():
-        raise CelError(f"CEL table name {table!r} is not a plain SQL identifier")
-    if not path.exists():
-        raise CelError(f"CEL database {path} does not exist (is cel_sqlite3_custom loaded "
-                       "and configured as in dialplan/asterisk/cel_sqlite3_custom.conf?)")
-    try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5)
-    except sqlite3.Error as exc:
-        raise CelError(f"CEL database {path}: {exc}") from exc
-    try:
-        con.row_factory = sqlite3.Row
-        try:
-            names = [r[1] for r in con.execute(f"PRAGMA table_info({table})")]
-        except sqlite3.Error as exc:
-            raise CelError(f"CEL database {path}: {exc}") from exc
-        _check_columns(names, f"CEL table {table} in {path}")
-        try:
-            rows = con.execute(_RECENT_CALLS.format(table=table), {
-                "since": since,
-                "since_text": dt.datetime.fromtimestamp(max(since, 0.0)).strftime(
-                    "%Y-%m-%d %H:%M:%S")}).fetchall()
-        except sqlite3.Error as exc:
-            raise CelError(f"CEL database {path}: {exc}") from exc
-    finally:
-        con.close()
-    return whole_calls(_records((dict(r) for r in rows), f"CEL database {path}"), since)
+    ``since`` on (read-only, never locks the PBX out: textback.pbx.records)."""
+    rows = records.read_sqlite(
+        path, table=table, query=_RECENT_CALLS, params={
+            "since": since,
+            "since_text": dt.datetime.fromtimestamp(max(since, 0.0)).strftime(
+                "%Y-%m-%d %H:%M:%S")},
+        required=REQUIRED, error=CelError, kind="CEL",
+        config_hint="dialplan/asterisk/cel_sqlite3_custom.conf")
+    return whole_calls(_records(rows, f"CEL database {path}"), since)
 
 
 def read_cel_csv(path: Path, *, since: float,
                  columns: Sequence[str] = COLUMNS) -> list[CelRecord]:
     """The rows of every call in ``cel_custom``'s CSV with a record from ``since`` on (no
-    header line; ``columns`` in the shipped order). A line of the wrong shape (the last
-    one, half written as we read) is skipped; a file with no line of the shipped shape
-    is not ours: :class:`CelError` names its first line."""
-    _check_columns(list(columns), f"CEL CSV columns for {path}")
-    try:
-        with path.open(newline="", encoding="utf-8", errors="replace") as f:
-            rows = list(csv.reader(f))
-    except OSError as exc:
-        raise CelError(f"CEL CSV {path}: {exc.strerror or exc}") from exc
-    good: list[dict[str, str | None]] = []
-    first_bad: CelError | None = None
-    for n, row in enumerate(rows, 1):
-        if not row:
-            continue
-        if len(row) != len(columns):
-            first_bad = first_bad or CelError(
-                f"CEL CSV {path} line {n}: {len(row)} fields, expected {len(columns)} "
-                f"({', '.join(columns)}): configure it as dialplan/asterisk/cel_custom.conf "
-                "does")
-            continue
-        good.append(dict(zip(columns, row, strict=True)))
-    if not good and first_bad is not None:
-        raise first_bad
-    return whole_calls(_records(good, f"CEL CSV {path}"), since)
+    header line; ``columns`` in the shipped order; a line of the wrong shape is skipped:
+    textback.pbx.records)."""
+    rows = records.read_csv(path, columns=columns, required=REQUIRED, error=CelError,
+                            kind="CEL", config_hint="dialplan/asterisk/cel_custom.conf")
+    return whole_calls(_records(rows, f"CEL CSV {path}"), since)
 
 
-def _records(rows: Iterable[dict[str, str | None]], what: str) -> list[CelRecord]:
+def _records(rows: Iterable[Mapping[str, str | None]], what: str) -> list[CelRecord]:
     """The rows as records. A row that cannot be one (a line Asterisk was still writing
     when we read, an eventtime in no known form) is skipped: it costs at most its own
     call, never the others; a source with no good row at all is not CEL as shipped."""
@@ -319,10 +280,3 @@ def whole_calls(records: list[CelRecord], since: float) -> list[CelRecord]:
     carries the caller and the DID)."""
     recent = {r.linkedid for r in records if r.at >= since}
     return [r for r in records if r.linkedid in recent]
-
-
-def _check_columns(names: Sequence[str], what: str) -> None:
-    missing = sorted(REQUIRED - set(names))
-    if missing:
-        raise CelError(f"{what} lacks the column(s) {', '.join(missing)}: configure it as "
-                       "dialplan/asterisk/cel_sqlite3_custom.conf does")

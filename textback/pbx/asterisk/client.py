@@ -61,7 +61,7 @@ from textback.pbx.asterisk.stream import (
 )
 from textback.pbx.call_start import CallStart
 from textback.pbx.link import (
-    LinkEvent,
+    LinkEvents,
     OriginateRequest,
     OriginateResult,
     run_emitting_calls,
@@ -99,7 +99,7 @@ ORIGINATE_REASONS = {"0": "failed", "1": "hangup", "3": "ring-timeout", "4": "an
                      "5": "busy", "8": "congestion"}
 
 
-class AmiClient:
+class AmiClient(LinkEvents):
     """One PBX connection kept alive: Asterisk's ``PbxLink`` (textback.pbx.link).
 
     ``run()`` returns after ``stop()``; it raises ``AmiLoginError`` on refused credentials.
@@ -127,7 +127,7 @@ class AmiClient:
         self.message_context = message_context
         self.cel_source = cel_source
         self.refused: dict[str, int] = {"user_event": 0}
-        self._out: asyncio.Queue[LinkEvent] = asyncio.Queue()
+        LinkEvents.__init__(self)
         self._originates: dict[str, asyncio.Future[OriginateResult]] = {}
         self.ping_timeout = ping_timeout
         self.events = events
@@ -192,17 +192,6 @@ class AmiClient:
     def seed(self, starts: list[CallStart]) -> int:
         """Inbound calls in progress when the process last stopped (call before ``run``)."""
         return self.stream.tracker.seed(starts)
-
-    def drain(self) -> list[LinkEvent]:
-        """The events reported but not taken yet, without waiting."""
-        out = []
-        while not self._out.empty():
-            out.append(self._out.get_nowait())
-        return out
-
-    async def next_event(self) -> LinkEvent:
-        """The next call started or ended, or text received, in the order reported."""
-        return await self._out.get()
 
     def message_sender(self, destination: str, from_uri: str,
                        profile: str | None = None) -> Sender:
@@ -287,7 +276,7 @@ class AmiClient:
             elif isinstance(event, AmiOriginateResponse):
                 self._on_originate_response(event.message)
             else:
-                self._out.put_nowait(event)
+                self._report(event)
 
     def _on_response(self, msg: AmiMessage) -> None:
         if msg.kind == "event":  # CoreShowChannel / CoreShowChannelsComplete
@@ -317,7 +306,7 @@ class AmiClient:
                        context=_printable(msg.get("Context") or "", 80),
                        expected=self.message_context, refused=self.refused["user_event"])
             return
-        self._out.put_nowait(text)
+        self._report(text)
 
     def _on_originate_response(self, msg: AmiMessage) -> None:
         fut = self._originates.get(msg.get("ActionID") or "")

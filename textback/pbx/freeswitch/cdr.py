@@ -19,13 +19,12 @@ the last ringing leg gave up. Sans-IO: rows in, outcomes out; the readers only r
 
 from __future__ import annotations
 
-import csv
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from textback.errors import TextbackError
 from textback.numbers import clean_caller_id, is_withheld_number, normalise_caller
+from textback.pbx import records
 from textback.pbx.freeswitch.tracker import (
     ABANDON,
     BUSY,
@@ -215,29 +214,12 @@ _RECENT_CALLS = (
 
 def read_cdr_sqlite(path: Path, *, since: float, table: str = "cdr") -> list[dict[str, str]]:
     """The rows of every call in mod_cdr_sqlite's table with a row that ended at
-    ``since`` or later (read-only)."""
-    if not table.isidentifier():
-        raise CdrError(f"CDR table name {table!r} is not a plain SQL identifier")
-    if not path.exists():
-        raise CdrError(f"CDR database {path} does not exist (is mod_cdr_sqlite loaded and "
-                       "configured as in dialplan/freeswitch/cdr_sqlite.conf.xml?)")
-    try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5)
-    except sqlite3.Error as exc:
-        raise CdrError(f"CDR database {path}: {exc}") from exc
-    try:
-        con.row_factory = sqlite3.Row
-        try:
-            names = [r[1] for r in con.execute(f"PRAGMA table_info({table})")]
-            _check_columns(names, f"CDR table {table} in {path}")
-            rows = con.execute(_RECENT_CALLS.format(table=table),
-                               {"since": int(since * 1e6)}).fetchall()
-        except sqlite3.Error as exc:
-            raise CdrError(f"CDR database {path}: {exc}") from exc
-    finally:
-        con.close()
-    return whole_calls([{k: ("" if v is None else str(v)) for k, v in dict(r).items()}
-                        for r in rows], since)
+    ``since`` or later (read-only: textback.pbx.records)."""
+    rows = records.read_sqlite(
+        path, table=table, query=_RECENT_CALLS, params={"since": int(since * 1e6)},
+        required=REQUIRED, error=CdrError, kind="CDR",
+        config_hint="dialplan/freeswitch/cdr_sqlite.conf.xml")
+    return whole_calls(rows, since)
 
 
 def read_cdr_csv(path: Path, *, since: float,
@@ -245,31 +227,11 @@ def read_cdr_csv(path: Path, *, since: float,
     """Rows of mod_cdr_csv's file (no header line; ``columns`` in the shipped order).
 
     mod_cdr_csv pastes values into its template unescaped, so a caller name with a quote
-    garbles that one line: such lines are skipped (the rest still recover). A file with
-    no line of the shipped shape is not ours: :class:`CdrError` names its first line."""
-    _check_columns(list(columns), f"CDR CSV columns for {path}")
-    try:
-        with path.open(newline="", encoding="utf-8", errors="replace") as f:
-            lines = list(csv.reader(f))
-    except (OSError, csv.Error) as exc:
-        raise CdrError(f"CDR CSV {path}: {getattr(exc, 'strerror', None) or exc}") from exc
-    out = []
-    first_bad: tuple[int, int] | None = None
-    good = 0
-    for n, line in enumerate(lines, 1):
-        if not line:
-            continue
-        if len(line) != len(columns):
-            first_bad = first_bad or (n, len(line))
-            continue
-        good += 1
-        out.append(dict(zip(columns, line, strict=True)))
-    if not good and first_bad is not None:
-        n, count = first_bad
-        raise CdrError(f"CDR CSV {path} line {n}: {count} fields, expected "
-                       f"{len(columns)} ({', '.join(columns)}): configure it as "
-                       "dialplan/freeswitch/cdr_csv.conf.xml does")
-    return whole_calls(out, since)
+    garbles that one line: such lines are skipped (the rest still recover); a file with
+    no line of the shipped shape is not ours (textback.pbx.records)."""
+    rows = records.read_csv(path, columns=columns, required=REQUIRED, error=CdrError,
+                            kind="CDR", config_hint="dialplan/freeswitch/cdr_csv.conf.xml")
+    return whole_calls(rows, since)
 
 
 def whole_calls(rows: list[dict[str, str]], since: float) -> list[dict[str, str]]:
@@ -278,10 +240,3 @@ def whole_calls(rows: list[dict[str, str]], since: float) -> list[dict[str, str]
     recent = {_text(r, "originator") or _text(r, "uuid") for r in rows
               if (_epoch(r, "end_uepoch") or 0.0) >= since}
     return [r for r in rows if (_text(r, "originator") or _text(r, "uuid")) in recent]
-
-
-def _check_columns(names: Sequence[str], what: str) -> None:
-    missing = sorted(REQUIRED - set(names))
-    if missing:
-        raise CdrError(f"{what} lacks the column(s) {', '.join(missing)}: configure it as "
-                       "dialplan/freeswitch/cdr_sqlite.conf.xml does")

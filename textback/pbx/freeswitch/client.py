@@ -39,7 +39,7 @@ from textback.pbx.freeswitch.inbound_message import inbound_from_esl
 from textback.pbx.freeswitch.parser import CT_API, CT_AUTH, CT_REPLY, EslEvent, EslParser, Frame
 from textback.pbx.freeswitch.stream import EslClientEvent, EslReply, FreeswitchStream
 from textback.pbx.link import (
-    LinkEvent,
+    LinkEvents,
     OriginateRequest,
     OriginateResult,
     TextReceived,
@@ -67,7 +67,7 @@ def _one_line(text: str) -> str:
     return "".join(ch if ch.isprintable() else " " for ch in text).strip()[:200]
 
 
-class EslClient:
+class EslClient(LinkEvents):
     """One FreeSWITCH Event Socket connection, kept alive: FreeSWITCH's ``PbxLink``.
 
     ``next_event()`` returns every decided call (``CallEnded``) and every text a customer
@@ -95,7 +95,7 @@ class EslClient:
         self.cdr_source = cdr_source
         self.reconnects = 0
         self.refused: dict[str, int] = {}
-        self._out: asyncio.Queue[LinkEvent] = asyncio.Queue()
+        LinkEvents.__init__(self)
         self.ping_timeout = ping_timeout
         self.connect_timeout = connect_timeout
         self.backoff_min, self.backoff_max = backoff_min, backoff_max
@@ -155,17 +155,6 @@ class EslClient:
         """FreeSWITCH keeps a call's facts on its channels: the reconnect resync
         (``show channels``) finds calls in progress, so nothing needs seeding."""
         return 0
-
-    def drain(self) -> list[LinkEvent]:
-        """The events reported but not taken yet, without waiting."""
-        out = []
-        while not self._out.empty():
-            out.append(self._out.get_nowait())
-        return out
-
-    async def next_event(self) -> LinkEvent:
-        """The next call ended or text received, in the order reported."""
-        return await self._out.get()
 
     def message_sender(self, destination: str, from_uri: str,
                        profile: str | None = None) -> Sender:
@@ -380,7 +369,7 @@ class EslClient:
                 self._event(item.event)
             else:
                 self.decided.append(item.outcome.call)
-                self._out.put_nowait(item)
+                self._report(item)
 
     def _event(self, event: EslEvent) -> None:
         if event.name == "BACKGROUND_JOB":
@@ -392,7 +381,7 @@ class EslClient:
         if event.name == "MESSAGE":
             text = inbound_from_esl(event)
             if text is not None:  # else our own chat echo, or not a text
-                self._out.put_nowait(TextReceived(text.number, text.did, text.body))
+                self._report(TextReceived(text.number, text.did, text.body))
 
     def _fail_pending(self, exc: Exception) -> None:
         while self._replies:
