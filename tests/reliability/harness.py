@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -349,9 +350,9 @@ def free_port() -> int:
 def delay_calls(ami: Any, seconds: float) -> None:
     """Push every call event of a FakeAmi burst ``seconds`` (wall time) later, so a fault
     can be in place before the first call starts; the login-time events stay first."""
-    for m in ami.events:
-        if b"Event: FullyBooted" not in m.raw and b"Event: SuccessfulAuth" not in m.raw:
-            m.at += seconds * ami.speed
+    ami.events = [
+        m if b"Event: FullyBooted" in m.raw or b"Event: SuccessfulAuth" in m.raw
+        else dataclasses.replace(m, at=m.at + seconds * ami.speed) for m in ami.events]
 
 
 def first_accept_after(sim: ModemSimulator, t: float) -> float | None:
