@@ -20,11 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from textback.report import OUTCOMES
+
 if TYPE_CHECKING:
     from textback.outbound.followups import FollowUps
     from textback.store import Store
 
-OUTCOMES = ("booked", "callback-done", "not-a-lead", "spam")
 TAKEN_OVER = "taken-over"
 
 
