@@ -48,7 +48,8 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _midnight() -> float:
+def midnight() -> float:
+    """Local midnight today (where ``status`` counts from)."""
     t = time.localtime()
     return time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
 
@@ -199,7 +200,7 @@ def _healthy_summary(report: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _read_live(path: Path, now: float) -> dict[str, Any] | None:
+def read_live(path: Path, now: float) -> dict[str, Any] | None:
     """The daemon's status file; None when there is none. A read racing the daemon's
     in-place rewrite (disk full) can see half a file: read again."""
     for _ in range(3):
@@ -237,14 +238,14 @@ def run(args: argparse.Namespace) -> int:
     now = time.time()
     try:
         report = asyncio.run(gather(db_path, args.since if args.since is not None
-                                    else _midnight(), now))
+                                    else midnight(), now))
     except StoreError as exc:
         return _verdict_only(args, CRITICAL, str(exc))
     except StoreUnavailable as exc:
         return _verdict_only(args, CRITICAL, exc.admin_line(db_path))
     live_path = status_path(db_path)
     try:
-        live = _read_live(live_path, now)
+        live = read_live(live_path, now)
     except OSError as exc:
         return _verdict_only(args, UNKNOWN, f"cannot read the status file {live_path} ({exc})")
     report["daemon"] = live
