@@ -37,7 +37,7 @@ from textback.pbx.asterisk.agi_access import is_loopback_host
 from textback.web import auth, pages
 from textback.web import strings as S
 from textback.web.deps import WebDeps
-from textback.web.views import DEPS, back, html, routes
+from textback.web.views import CSRF, DEPS, USER, html, routes
 
 logger = logging.getLogger("textback.web")
 
@@ -80,20 +80,24 @@ def client_ip(request: web.Request, conf: WebConfig) -> str:
     return request.remote or "?"
 
 
-@web.middleware
-async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        response = exc
+def _harden(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "no-referrer"
     if not request.path.startswith("/static/"):
         response.headers.setdefault("Cache-Control", "no-store")
-    if isinstance(response, web.HTTPException) and not isinstance(response, web.Response):
-        raise response
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        _harden(request, exc)
+        raise
+    if not response.prepared:  # an event stream sent its headers already
+        _harden(request, response)
     return response
 
 
@@ -117,8 +121,8 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
             log(logger, logging.WARNING, "web_csrf_refused", user=sess.user,
                 path=request.path)
             return _forbidden()
-    request["user"] = sess.user
-    request["csrf"] = sess.csrf
+    request[USER] = sess.user
+    request[CSRF] = sess.csrf
     return await handler(request)
 
 
@@ -132,7 +136,7 @@ async def _start_session(request: web.Request, user: str) -> web.StreamResponse:
     d = request.app[DEPS]
     conf = d.config.web
     token, _ = await auth.start_session(d.store, user, d.clock(), conf.session_hours)
-    response = web.HTTPSeeOther("/")
+    response = web.Response(status=303, headers={"Location": "/"})
     _set_cookie(response, conf, SESSION_COOKIE, token, conf.session_hours * 3600)
     response.del_cookie(PRE_COOKIE, path="/")
     log(logger, logging.INFO, "web_login", user=user, ip=client_ip(request, conf))
@@ -187,7 +191,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         await auth.end_session(d.store, token)
-    response = back("/login")
+    response = web.Response(status=303, headers={"Location": "/login"})
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
 

@@ -2,7 +2,7 @@
 every change, answer a form with a redirect (303) to a page that says what happened.
 
 The session and the CSRF token were checked by the middleware (``textback.web.server``)
-before any handler here runs; ``request["user"]`` is the logged-in user.
+before any handler here runs; ``request[USER]`` is the logged-in user.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from textback.web.html import Markup
 
 _logger = logging.getLogger("textback.web")
 DEPS: web.AppKey[WebDeps] = web.AppKey("deps", WebDeps)
+USER: web.RequestKey[str] = web.RequestKey("user", str)  # set by the session middleware
+CSRF: web.RequestKey[str] = web.RequestKey("csrf", str)
 FRAGMENT = "X-Fragment"
 REASON_LIMIT = 200
 
@@ -51,9 +53,9 @@ def _note(request: web.Request) -> tuple[str | None, str | None]:
 async def _audit(request: web.Request, action: str, target: str | None,
                  detail: str | None = None) -> None:
     d = deps(request)
-    await audit.record(d.store, actor=request["user"], action=action, target=target,
+    await audit.record(d.store, actor=request[USER], action=action, target=target,
                        detail=detail, at=d.clock())
-    log(_logger, logging.INFO, "web_change", user=request["user"], action=action, target=target)
+    log(_logger, logging.INFO, "web_change", user=request[USER], action=action, target=target)
 
 
 
@@ -65,7 +67,7 @@ async def inbox(request: web.Request) -> web.Response:
     items = await queries.inbox(d.reader)
     if request.headers.get(FRAGMENT) == "live":
         return html(pages.inbox_list(items, d.zone))
-    return html(pages.inbox(items, d.zone, user=request["user"], csrf=request["csrf"]))
+    return html(pages.inbox(items, d.zone, user=request[USER], csrf=request[CSRF]))
 
 
 def _conversation_id(request: web.Request) -> int:
@@ -93,7 +95,7 @@ async def conversation(request: web.Request) -> web.Response:
     writable = d.config.did(view.did) is not None
     if not writable and key is None:
         key = "no-line"
-    return html(pages.conversation(view, zone, user=request["user"], csrf=request["csrf"],
+    return html(pages.conversation(view, zone, user=request[USER], csrf=request[CSRF],
                                    note_key=key, detail=detail, writable=writable))
 
 
@@ -130,7 +132,7 @@ async def reply(request: web.Request) -> web.Response:
 async def take_over(request: web.Request) -> web.Response:
     d = deps(request)
     view = await _view(request)
-    n = await d.desk.take_over(view.id, request["user"], d.clock())
+    n = await d.desk.take_over(view.id, request[USER], d.clock())
     await _audit(request, "take-over", view.number, f"conversation {view.id}, {n} stopped")
     raise back(f"/c/{view.id}", "taken-over", n)
 
@@ -149,7 +151,7 @@ async def outcome(request: web.Request) -> web.Response:
     value = str((await request.post()).get("outcome", ""))
     if value and value not in OUTCOMES:
         raise back(f"/c/{view.id}", "outcome-bad")
-    await d.desk.set_outcome(view.id, value or None, request["user"], d.clock())
+    await d.desk.set_outcome(view.id, value or None, request[USER], d.clock())
     await _audit(request, "outcome", view.number, f"conversation {view.id}: {value or '-'}")
     raise back(f"/c/{view.id}", "outcome-saved")
 
@@ -160,7 +162,7 @@ async def review(request: web.Request) -> web.Response:
     decision = str((await request.post()).get("decision", ""))
     if decision not in ("optout", "not-optout") or d.reviews is None:
         raise back(f"/c/{view.id}", "review-none")
-    done = await d.reviews.decide(view.number, decision, f"web:{request['user']}", d.clock())
+    done = await d.reviews.decide(view.number, decision, f"web:{request[USER]}", d.clock())
     if not done:
         raise back(f"/c/{view.id}", "review-none")
     d.wake()
@@ -224,7 +226,7 @@ async def dashboard(request: web.Request) -> web.Response:
     board = await asyncio.to_thread(dashboard_from, rows, d.config.hours.timezone)
     return html(pages.dashboard(board.as_dict(), period=period, did=did,
                                 dids=[(x.number, x.business) for x in d.config.dids],
-                                user=request["user"], csrf=request["csrf"]))
+                                user=request[USER], csrf=request[CSRF]))
 
 
 async def health(request: web.Request) -> web.Response:
@@ -240,7 +242,7 @@ async def health(request: web.Request) -> web.Response:
     last = {r["sender"]: r["t"] for r in await d.reader.fetchall(
         "SELECT sender, max(sent_at) AS t FROM messages WHERE direction = 'out' "
         "AND sender IS NOT NULL GROUP BY sender")}
-    return html(pages.health(report, verdict, user=request["user"], csrf=request["csrf"],
+    return html(pages.health(report, verdict, user=request[USER], csrf=request[CSRF],
                              zone=d.config.hours.timezone, last_sends=last))
 
 
@@ -256,7 +258,7 @@ async def optouts(request: web.Request) -> web.Response:
         rows = [r for r in rows if digits and digits in r.number]
     key, detail = _note(request)
     return html(pages.optouts(rows, query=query, zone=d.config.hours.timezone,
-                              user=request["user"], csrf=request["csrf"], note_key=key,
+                              user=request[USER], csrf=request[CSRF], note_key=key,
                               detail=detail))
 
 
@@ -279,7 +281,7 @@ async def optout_add(request: web.Request) -> web.Response:
     if await opted_out(d.reader, number):
         raise back("/optouts", "optout-already", number)
     now = d.clock()
-    note = f"{reason} (by {request['user']})"
+    note = f"{reason} (by {request[USER]})"
     await d.store.set_opt_out(number, True, now, "web", note=note)
     texts = await d.outbox.cancel_for_number(number, "opted-out", now)
     follow_ups = await d.store.cancel_follow_ups(number, "opted-out", now)
@@ -294,7 +296,7 @@ async def optout_remove(request: web.Request) -> web.Response:
     if not await opted_out(d.reader, number):
         raise back("/optouts", "optout-not-listed", number)
     await d.store.set_opt_out(number, False, d.clock(), "web",
-                              note=f"{reason} (by {request['user']})")
+                              note=f"{reason} (by {request[USER]})")
     await _audit(request, "optout-remove", number, reason)
     raise back("/optouts", "optout-removed", number)
 
