@@ -95,6 +95,7 @@ class Daemon:
         self.journal: InboundJournal | None = None
         self.agi_server: Any = None
         self.open_calls: OpenCallKeeper | None = None
+        self.web: Any = None  # textback.web.server.WebServer, when [web] enabled
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._handlers: set[asyncio.Task[Any]] = set()
@@ -255,6 +256,12 @@ class Daemon:
         # dispatcher took a copy of the senders when it was built.
         dispatcher.senders.update(self.senders)
         await self._start_agi(pipeline)
+        if self.config.web.enabled:  # the office's web app (textback/web/), same loop
+            from textback.web.server import start_web
+            self.web = await start_web(self.config, store, outbox, followups=followups,
+                                       reviews=staff.reviews, clock=self.clock,
+                                       wake=dispatcher.wake, daemon=self,
+                                       status_file=status_path(self.config.store.path))
         for name, supervisor in self.supervisors.items():
             supervisor.pdu_journal = self.journal.sink(name)
             supervisor.report_handlers.append(self._on_modem_report(name))
@@ -444,6 +451,8 @@ class Daemon:
             self.listener.stop()
         if self.agi_server is not None:
             await self.agi_server.close()
+        if self.web is not None:
+            await self.web.stop()
         if self.dispatcher is not None:
             left = await self.dispatcher.stop()
             if left:

@@ -27,17 +27,24 @@ import secrets
 import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from textback.config import WebConfig
+from textback.config import Config, WebConfig
 from textback.errors import TextbackError
 from textback.logfmt import log
 from textback.pbx.asterisk.agi_access import is_loopback_host
+from textback.store import Store
 from textback.web import auth, pages
 from textback.web import strings as S
 from textback.web.deps import WebDeps
 from textback.web.views import CSRF, DEPS, USER, html, routes
+
+if TYPE_CHECKING:
+    from textback.inbound.possible_optout import PossibleOptOuts
+    from textback.outbound.followups import FollowUps
+    from textback.outbound.outbox import Outbox
 
 logger = logging.getLogger("textback.web")
 
@@ -254,3 +261,33 @@ class WebServer:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+        if self.owns_reader:
+            await self.deps.reader.close()
+
+    owns_reader = False
+
+
+async def start_web(config: Config, store: Store, outbox: Outbox, *,
+                    followups: FollowUps | None, reviews: PossibleOptOuts | None,
+                    clock: Callable[[], float], wake: Callable[[], None],
+                    status_file: Path | None, daemon: object = None) -> WebServer | None:
+    """The daemon's web app, listening; None (after an ERROR log saying why) when it cannot
+    listen: texting goes on without it."""
+    from textback.inbound.desk import Desk
+
+    reader = await Store.open(config.store.path, readonly=True)
+    deps = WebDeps(config=config, store=store, reader=reader, outbox=outbox,
+                   desk=Desk(store, followups, wake=wake), reviews=reviews,
+                   limiter=auth.LoginLimiter(), clock=clock, wake=wake,
+                   status_file=status_file, daemon=daemon)
+    server = WebServer(deps)
+    server.owns_reader = True
+    try:
+        await server.start()
+    except (OSError, WebRefused, ssl.SSLError) as exc:
+        log(logger, logging.ERROR, "web_not_started", host=config.web.host,
+            port=config.web.port, error=str(exc),
+            why="the web app cannot listen; texting goes on without it")
+        await server.stop()
+        return None
+    return server
