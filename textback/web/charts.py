@@ -22,10 +22,10 @@ def _nice_max(value: float) -> float:
 
 
 def columns(title: str, bars: Sequence[tuple[str, float]], *, percent: bool = False,
-            label_every: int = 1, height: int = 160) -> Markup:
-    """Vertical bars (one per label), value axis from 0; ``percent``: values are 0..1."""
+            label_every: int = 1, width: int = 320, height: int = 160) -> Markup:
+    """Vertical bars (one per label), value axis from 0; ``percent``: values are 0..1.
+    ``width``: of the drawing (its text scales with it: match the box it is shown in)."""
     n = max(1, len(bars))
-    width = max(240, min(720, n * 24 + 40))
     left, bottom, top = 34, 22, 8
     plot_w, plot_h = width - left - 4, height - bottom - top
     top_value = 1.0 if percent else _nice_max(max((v for _, v in bars), default=0))
@@ -40,15 +40,16 @@ def columns(title: str, bars: Sequence[tuple[str, float]], *, percent: bool = Fa
                             t=tick))
     for i, (label, value) in enumerate(bars):
         h = plot_h * (value / top_value) if top_value else 0
-        x = left + i * slot + slot * 0.15
+        bar_w = min(slot * 0.7, 40.0)
+        x = left + i * slot + (slot - bar_w) / 2
         shown = f"{round(value * 100)}%" if percent else f"{value:g}"
         parts.append(render('<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" '
                             'height="{h:.1f}"><title>{label}: {shown}</title></rect>',
-                            x=x, y=top + plot_h - h, w=slot * 0.7, h=h, label=label,
+                            x=x, y=top + plot_h - h, w=bar_w, h=h, label=label,
                             shown=shown))
         if i % label_every == 0:
             parts.append(render('<text class="axis" x="{x:.1f}" y="{y}" text-anchor="middle">'
-                                '{label}</text>', x=x + slot * 0.35, y=height - 6,
+                                '{label}</text>', x=x + bar_w / 2, y=height - 6,
                                 label=label))
     return render('<svg class="chart" role="img" viewBox="0 0 {w} {h}" '
                   'preserveAspectRatio="xMinYMin meet"><title>{title}</title>{body}</svg>',

@@ -256,7 +256,7 @@ def dashboard(board: Mapping[str, Any], *, period: str, did: str | None,
     f = board["funnel"]
     steps = [(S.FUNNEL_STEPS[k], int(f[k])) for k in ("missed", "texted", "replied", "booked")]
     funnel_table = render(
-        '<table class="funnel-numbers"><caption>{cap}</caption><tbody>{rows}</tbody></table>',
+        '<table class="funnel-numbers"><caption class="sr">{cap}</caption><tbody>{rows}</tbody></table>',
         cap=S.FUNNEL, rows=join(render('<tr><th scope="row">{k}</th><td data-step="{key}">'
                                        '{v}</td></tr>', k=label, v=value, key=key)
                                 for (label, value), key in zip(
@@ -277,12 +277,14 @@ def dashboard(board: Mapping[str, Any], *, period: str, did: str | None,
     days = [(d["day"][5:], float(d["missed"])) for d in board["missed_per_day"]]
     if f["missed"]:
         charts = render(
-            '<section class="card"><h2>{ht}</h2>{hc}</section>'
+            '<section class="card wide"><h2>{ht}</h2>{hc}</section>'
             '<section class="card"><h2>{wt}</h2>{wc}</section>'
             '<section class="card wide"><h2>{dt}</h2>{dc}</section>',
-            ht=S.REPLY_BY_HOUR, hc=columns(S.REPLY_BY_HOUR, hours, percent=True, label_every=3),
-            wt=S.REPLY_BY_WEEKDAY, wc=columns(S.REPLY_BY_WEEKDAY, weekdays, percent=True),
-            dt=S.MISSED_PER_DAY, dc=columns(S.MISSED_PER_DAY, days,
+            ht=S.REPLY_BY_HOUR, hc=columns(S.REPLY_BY_HOUR, hours, percent=True, label_every=3,
+                                        width=640),
+            wt=S.REPLY_BY_WEEKDAY, wc=columns(S.REPLY_BY_WEEKDAY, weekdays, percent=True,
+                                           width=240),
+            dt=S.MISSED_PER_DAY, dc=columns(S.MISSED_PER_DAY, days, width=640,
                                             label_every=max(1, len(days) // 10)))
     else:
         charts = render('<p>{t}</p>', t=S.NO_DATA)

@@ -51,7 +51,7 @@ logger = logging.getLogger("textback.web")
 STATIC = Path(__file__).with_name("static")
 SESSION_COOKIE = "tb_session"
 PRE_COOKIE = "tb_login"  # the login form's CSRF token (there is no session yet)
-PUBLIC = ("/login", "/static/", "/metrics", "/healthz")
+PUBLIC = ("/login", "/static/", "/favicon.ico", "/metrics", "/healthz")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
@@ -152,7 +152,11 @@ async def _start_session(request: web.Request, user: str) -> web.StreamResponse:
 
 def _login_form(request: web.Request, *, error: str | None = None, user: str = "",
                 status: int = 200) -> web.Response:
-    pre = secrets.token_urlsafe(24)
+    # one token per browser: a second tab's (or a favicon fetch's) login page must not
+    # invalidate the form already shown
+    pre = request.cookies.get(PRE_COOKIE, "")
+    if not (20 <= len(pre) <= 64 and pre.replace("-", "").replace("_", "").isalnum()):
+        pre = secrets.token_urlsafe(24)
     response = html(pages.login(pre, error, user), status=status)
     _set_cookie(response, request.app[DEPS].config.web, PRE_COOKIE, pre, 3600)
     return response
@@ -203,6 +207,10 @@ async def logout(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def favicon(request: web.Request) -> web.Response:
+    return web.Response(status=204)
+
+
 def make_app(deps: WebDeps) -> web.Application:
     app = web.Application(middlewares=[headers_middleware, session_middleware],
                           client_max_size=64 * 1024)
@@ -211,6 +219,7 @@ def make_app(deps: WebDeps) -> web.Application:
     app.router.add_post("/login", login_post)
     app.router.add_post("/logout", logout)
     app.router.add_static("/static/", STATIC, append_version=False)
+    app.router.add_get("/favicon.ico", favicon)
     routes(app)
     try:  # /metrics and /healthz (another module; optional until it is merged)
         metrics = importlib.import_module("textback.web.metrics")
@@ -240,10 +249,10 @@ class WebServer:
     async def start(self) -> None:
         check_listen(self.conf)
         self.runner = web.AppRunner(make_app(self.deps), access_log=None,
-                                    handle_signals=False)
+                                    handle_signals=False, shutdown_timeout=2.0)
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.conf.host, self.conf.port,
-                           ssl_context=self._ssl(), shutdown_timeout=2.0)
+                           ssl_context=self._ssl())
         await site.start()
         address = self.runner.addresses[0]
         self.port = int(address[1])
