@@ -256,7 +256,8 @@ def dashboard(board: Mapping[str, Any], *, period: str, did: str | None,
     f = board["funnel"]
     steps = [(S.FUNNEL_STEPS[k], int(f[k])) for k in ("missed", "texted", "replied", "booked")]
     funnel_table = render(
-        '<table class="funnel-numbers"><caption class="sr">{cap}</caption><tbody>{rows}</tbody></table>',
+        '<table class="funnel-numbers"><caption class="sr">{cap}</caption><tbody>{rows}'
+        '</tbody></table>',
         cap=S.FUNNEL, rows=join(render('<tr><th scope="row">{k}</th><td data-step="{key}">'
                                        '{v}</td></tr>', k=label, v=value, key=key)
                                 for (label, value), key in zip(
