@@ -1,0 +1,79 @@
+"""The daemon runs the web app when ``[web] enabled`` and stops it on shutdown; a web app
+that cannot listen is logged and texting goes on without it."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from textback.config import parse_config
+from textback.daemon import Daemon
+from textback.testing.fake_ami import FakeAmi
+from textback.testing.lab_config import lab_config_toml
+from textback.testing.modem_simulator import ModemSimulator
+
+SECRET = "web-daemon-secret"
+
+
+async def _daemon(tmp: Path, port: int) -> tuple[Daemon, asyncio.Task[int], Any, Any]:
+    ami = FakeAmi(events=[], secret=SECRET)
+    _, ami_port = await ami.start("127.0.0.1", 0)
+    sim = ModemSimulator("generic", link=tmp / "ttyUSB-webd", time_scale=0.0)
+    await sim.start()
+    text = lab_config_toml(ami_port=ami_port, modem_port=sim.port, store=tmp / "textback.db",
+                           pbx={"secret": SECRET}, web={"enabled": True})
+    config = parse_config(text, tmp / "textback.toml", check_permissions=False)
+    config = dataclasses.replace(config, web=dataclasses.replace(config.web, port=port))
+    daemon = Daemon(config, modem_poll_s=0.1)
+    return daemon, asyncio.create_task(daemon.run()), ami, sim
+
+
+async def test_web_app_starts_with_the_daemon_and_stops_with_it(tmp_path: Path) -> None:
+    daemon, task, ami, sim = await _daemon(tmp_path, 0)
+    try:
+        async with asyncio.timeout(15):
+            while daemon.web is None or not daemon.web.port:
+                await asyncio.sleep(0.05)
+        url = daemon.web.url
+        assert url.startswith("http://127.0.0.1:")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url + "/", allow_redirects=False) as answer:
+                assert answer.status == 303 and answer.headers["Location"] == "/login"
+            async with http.get(url + "/login") as answer:
+                assert answer.status == 200 and "Log in" in await answer.text()
+            events = await http.get(url + "/static/app.js")
+            assert events.status == 200
+    finally:
+        daemon.stop()
+        async with asyncio.timeout(15):
+            assert await task == 0
+        await ami.close()
+        await sim.stop()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=2)
+
+
+async def test_a_port_in_use_is_logged_and_texting_goes_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    daemon, task, ami, sim = await _daemon(tmp_path, busy.getsockname()[1])
+    try:
+        async with asyncio.timeout(15):
+            while "web_not_started" not in caplog.text:
+                await asyncio.sleep(0.05)
+        assert daemon.web is None and not task.done()
+    finally:
+        busy.close()
+        daemon.stop()
+        async with asyncio.timeout(15):
+            assert await task == 0
+        await ami.close()
+        await sim.stop()
