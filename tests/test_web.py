@@ -381,3 +381,26 @@ async def test_user_store_rules(tmp_path: Path) -> None:
 
 def test_csrf_token_regex_matches_the_forms() -> None:
     assert CSRF_RE.search('<input type="hidden" name="csrf" value="abc-_1">')
+
+
+def test_request_budget_allows_bursts_and_then_a_steady_rate() -> None:
+    from textback.web.budget import RequestBudget
+
+    budget = RequestBudget(rate=10.0, burst=3.0)
+    assert [budget.take("s", 100.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert budget.take("s", 100.0) == pytest.approx(0.1)
+    assert budget.take("other", 100.0) == 0.0  # per session
+    assert budget.take("s", 100.1) == 0.0  # one token back after 1/rate s
+
+
+async def test_a_session_fetching_in_a_loop_gets_429_with_retry_after(tmp_path: Path) -> None:
+    from textback.web.budget import RequestBudget
+
+    async with web_rig(tmp_path) as rig:
+        rig.deps.budget = RequestBudget(rate=0.01, burst=5.0)
+        statuses = [(await rig.client.get("/dashboard")).status for _ in range(8)]
+        assert statuses[:5] == [200] * 5 and set(statuses[5:]) == {429}
+        answer = await rig.client.get("/")
+        assert answer.status == 429 and int(answer.headers["Retry-After"]) >= 1
+        assert "Too many requests" in await answer.text()
+        assert (await rig.client.get("/static/style.css")).status == 200  # not counted

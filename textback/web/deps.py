@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from textback.store import Store
     from textback.web.auth import LoginLimiter
 
+from textback.web.budget import RequestBudget
+
 
 @dataclass
 class WebDeps:
@@ -39,6 +41,9 @@ class WebDeps:
     daemon: Any = None  # for textback.web.metrics, when present
     live_poll_s: float = 1.0  # how often a live-update client's view is checked
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # (period, line) -> (computed at, the dashboard's HTML): see views.DASHBOARD_CACHE_S
+    dashboards: dict[tuple[str, str | None], tuple[float, Any]] = field(default_factory=dict)
+    budget: RequestBudget = field(default_factory=lambda: RequestBudget())
 
     def zone(self, did: str | None) -> str:
         """The business's time zone for ``did`` (the [[did]]'s hours, else [hours])."""

@@ -12,6 +12,7 @@ A dependency (Jinja) would add autoescaping too; the pages need nothing else fro
 from __future__ import annotations
 
 import html
+import re
 import string
 from collections.abc import Iterable
 from typing import Any
@@ -23,17 +24,12 @@ class Markup(str):
     __slots__ = ()
 
 
+_UNSEEN = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e"
+                     "\u2066-\u2069\ufeff]")
+
+
 def _visible(text: str) -> str:
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if (code < 0x20 and ch != "\n") or code == 0x7F or 0x80 <= code < 0xA0 \
-                or 0x200B <= code <= 0x200F or 0x202A <= code <= 0x202E \
-                or 0x2066 <= code <= 0x2069 or code == 0xFEFF:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    return _UNSEEN.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def esc(value: Any) -> Markup:

@@ -239,8 +239,13 @@ def conversation(view: ConversationView, zone: str, *, user: str, csrf: str,
 # ------------------------------------------------------------------ dashboard
 
 
-def dashboard(board: Mapping[str, Any], *, period: str, did: str | None,
-              dids: Sequence[tuple[str, str]], user: str, csrf: str) -> Markup:
+def dashboard(body: Markup, *, user: str, csrf: str) -> Markup:
+    return layout(S.DASH_TITLE, body, user=user, csrf=csrf, active="dashboard")
+
+
+def dashboard_body(board: Mapping[str, Any], *, period: str, did: str | None,
+                   dids: Sequence[tuple[str, str]]) -> Markup:
+    """The dashboard's content (the same for every user: cached briefly by the view)."""
     periods = join(render('<option value="{v}"{sel}>{t}</option>', v=k, t=t,
                           sel=Markup(" selected") if k == period else "")
                    for k, t in S.PERIODS.items())
@@ -298,7 +303,7 @@ def dashboard(board: Mapping[str, Any], *, period: str, did: str | None,
         title=S.DASH_TITLE, form=form, ft=S.FUNNEL, fc=funnel(S.FUNNEL, steps),
         ftab=funnel_table, mt=S.MEDIAN_TEXT, median=median_text, st=S.SKIPS, skips=skip_html,
         ot=S.OUTCOMES_TITLE, outcomes=outcomes, charts=charts)
-    return layout(S.DASH_TITLE, body, user=user, csrf=csrf, active="dashboard")
+    return body
 
 
 # ------------------------------------------------------------------ health

@@ -25,6 +25,7 @@ import importlib
 import logging
 import secrets
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -122,6 +123,12 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
         if request.method == "POST":
             return _forbidden()
         raise web.HTTPSeeOther("/login")
+    if request.path != "/events":
+        wait = d.budget.take(sess.csrf, time.monotonic())
+        if wait > 0:
+            response = web.Response(status=429, text=S.SLOW_DOWN, content_type="text/plain")
+            response.headers["Retry-After"] = str(max(1, round(wait)))
+            return response
     if request.method == "POST":
         form = await request.post()
         if not auth.same_token(str(form.get("csrf", "")), sess.csrf):

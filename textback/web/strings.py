@@ -27,6 +27,7 @@ LOGIN_LINK_BAD = "This login link was used already or has expired. Log in with y
 CSRF_REFUSED = ("This form expired or did not come from this site (missing security token). "
                 "Go back, reload the page and try again.")
 NOT_FOUND = "Not found."
+SLOW_DOWN = "Too many requests from this session: wait a second and reload."
 
 INBOX_TITLE = "Inbox"
 INBOX_EMPTY = "No conversations yet: they start when a customer answers a text."

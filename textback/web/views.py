@@ -28,6 +28,9 @@ USER: web.RequestKey[str] = web.RequestKey("user", str)  # set by the session mi
 CSRF: web.RequestKey[str] = web.RequestKey("csrf", str)
 FRAGMENT = "X-Fragment"
 REASON_LIMIT = 200
+# a dashboard is computed at most this often per (period, line); an outcome marked in the
+# inbox clears it, so what staff just did shows at once
+DASHBOARD_CACHE_S = 10.0
 
 
 def deps(request: web.Request) -> WebDeps:
@@ -152,6 +155,7 @@ async def outcome(request: web.Request) -> web.Response:
     if value and value not in OUTCOMES:
         raise back(f"/c/{view.id}", "outcome-bad")
     await d.desk.set_outcome(view.id, value or None, request[USER], d.clock())
+    d.dashboards.clear()
     await _audit(request, "outcome", view.number, f"conversation {view.id}: {value or '-'}")
     raise back(f"/c/{view.id}", "outcome-saved")
 
@@ -220,13 +224,19 @@ async def dashboard(request: web.Request) -> web.Response:
     did = request.query.get("did") or None
     if did is not None and d.config.did(did) is None:
         did = None
-    since = None if period == "all" else d.clock() - int(period) * 86400.0
-    rows = await per_call(d.reader, since=since, did=did)
-    # the grouping runs off the event loop: a long period must not delay a send
-    board = await asyncio.to_thread(dashboard_from, rows, d.config.hours.timezone)
-    return html(pages.dashboard(board.as_dict(), period=period, did=did,
-                                dids=[(x.number, x.business) for x in d.config.dids],
-                                user=request[USER], csrf=request[CSRF]))
+    now = d.clock()
+    cached = d.dashboards.get((period, did))
+    if cached is not None and 0 <= now - cached[0] < DASHBOARD_CACHE_S:
+        body = cached[1]
+    else:
+        since = None if period == "all" else now - int(period) * 86400.0
+        rows = await per_call(d.reader, since=since, did=did)
+        # the grouping runs off the event loop: a long period must not delay a send
+        board = await asyncio.to_thread(dashboard_from, rows, d.config.hours.timezone)
+        body = pages.dashboard_body(board.as_dict(), period=period, did=did,
+                                    dids=[(x.number, x.business) for x in d.config.dids])
+        d.dashboards[(period, did)] = (now, body)
+    return html(pages.dashboard(body, user=request[USER], csrf=request[CSRF]))
 
 
 async def health(request: web.Request) -> web.Response:
