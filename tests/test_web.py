@@ -390,7 +390,7 @@ def test_request_budget_allows_bursts_and_then_a_steady_rate() -> None:
     assert [budget.take("s", 100.0) for _ in range(3)] == [0.0, 0.0, 0.0]
     assert budget.take("s", 100.0) == pytest.approx(0.1)
     assert budget.take("other", 100.0) == 0.0  # per session
-    assert budget.take("s", 100.1) == 0.0  # one token back after 1/rate s
+    assert budget.take("s", 100.11) == 0.0  # one token back after 1/rate s
 
 
 async def test_a_session_fetching_in_a_loop_gets_429_with_retry_after(tmp_path: Path) -> None:
