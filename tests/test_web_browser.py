@@ -236,6 +236,21 @@ async def _journey(driver: webdriver.Chrome, office: Office, tmp: Path) -> None:
                                                     "on the do-not-text list now"))
         return str(driver.find_element(By.CSS_SELECTOR, "table.optouts").text)
 
+    def on_a_phone() -> tuple[int, int]:
+        driver.set_window_size(390, 844)
+        driver.get(office.url + "/")
+        driver.find_element(By.XPATH, "//ul[@class='inbox']//a[contains(., '555-123-0191')]"
+                            ).click()
+        wait.until(EC.presence_of_element_located((By.ID, "body")))
+        driver.save_screenshot(str(shots / "web-phone.png"))
+        widths = driver.execute_script(
+            "return [document.documentElement.scrollWidth, window.innerWidth]")
+        driver.set_window_size(1200, 900)
+        return int(widths[0]), int(widths[1])
+
+    scroll_width, viewport = await step(on_a_phone)
+    assert scroll_width <= viewport, "the conversation scrolls sideways on a phone"
+
     table = await step(opt_out)
     assert "+1 555-123-0193" in table and "asked on the phone (by frontdesk)" in table
     (row,) = query(office.db, "SELECT opted_out, source FROM opt_outs WHERE number = ?",
