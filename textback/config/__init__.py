@@ -328,8 +328,8 @@ def parse_listen(text: str) -> tuple[str, int]:
         number = int(port)
     except ValueError:
         raise ValueError(f"{text!r}: the port {port!r} is not a number") from None
-    if not 0 < number < 65536:
-        raise ValueError(f"{text!r}: the port must be 1-65535")
+    if not 0 <= number < 65536:
+        raise ValueError(f"{text!r}: the port must be 1-65535 (0: any free port, for tests)")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, number

@@ -49,7 +49,8 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def write_config(tmp: Path, ami_port: int, modem_port: str, web: bool = False) -> Path:
+def write_config(tmp: Path, ami_port: int, modem_port: str, web: bool = False,
+                 listen: str = WEB_LISTEN) -> Path:
     """The lab office (textback.testing.lab_config) on the replayed capture, with the three
     DIDs its calls dial; mode 600, as check-config wants a file that holds a secret."""
     dids = [{"number": "+15559870000", "business": "Acme Plumbing",
@@ -60,7 +61,7 @@ def write_config(tmp: Path, ami_port: int, modem_port: str, web: bool = False) -
     return write_lab_config(tmp / "textback.toml", ami_port=ami_port, modem_port=modem_port,
                             store=tmp / "textback.db", pbx={"secret": SECRET},
                             trunks={"settle_s": 1.0}, did=dids,
-                            web={"enabled": True, "listen": WEB_LISTEN} if web else None)
+                            web={"enabled": True, "listen": listen} if web else None)
 
 
 async def pump_logs(stream: asyncio.StreamReader, keep: list[str]) -> None:
@@ -156,10 +157,12 @@ async def serve(db: Path, sim: ModemSimulator, texted: list[str], logs: list[str
     from textback.web import auth
 
     deadline = time.monotonic() + 30
-    while not any("event=web_listening" in line for line in logs):
+    while not (listening := [line for line in logs if "event=web_listening" in line]):
         if time.monotonic() > deadline or proc.returncode is not None:
             raise RuntimeError("the web app did not start (see the daemon's log above)")
         await asyncio.sleep(0.2)
+    fields = dict(f.split("=", 1) for f in listening[0].split() if "=" in f)
+    address = f"{fields.get('host', '127.0.0.1')}:{fields.get('port', '8025')}"
     before = _count(db, "SELECT count(*) FROM messages WHERE direction = 'in'")
     sim.inject_sms(texted[-1], DEMO_REPLY)
     if len(texted) > 1:
@@ -176,7 +179,7 @@ async def serve(db: Path, sim: ModemSimulator, texted: list[str], logs: list[str
         token = await auth.login_link(store, "demo", time.time())
     finally:
         await store.close()
-    say(f"\nweb: http://{WEB_LISTEN}/login?token={token}")
+    say(f"\nweb: http://{address}/login?token={token}")
     say("  (a one-time login link; Ctrl-C stops the daemon and the web app)")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -195,7 +198,8 @@ def secrets_token() -> str:
     return secrets.token_urlsafe(24)  # the demo user logs in by the link only
 
 
-async def main(capture: Path, speed: float, modem_profile: str, web: bool = False) -> int:
+async def main(capture: Path, speed: float, modem_profile: str, web: bool = False,
+               listen: str = WEB_LISTEN) -> int:
     if not capture.exists():
         say(f"demo: capture {capture} not found: the demo needs ../shared beside the repo")
         return 2
@@ -204,7 +208,7 @@ async def main(capture: Path, speed: float, modem_profile: str, web: bool = Fals
     _, ami_port = await ami.start("127.0.0.1", 0)
     sim = ModemSimulator(modem_profile, link=tmp / "ttyUSB-textback-demo", time_scale=0.1)
     await sim.start()
-    config = write_config(tmp, ami_port, sim.port, web=web)
+    config = write_config(tmp, ami_port, sim.port, web=web, listen=listen)
     say(f"textback demo: replaying {capture.name} (a real Asterisk 22 capture) on "
         f"127.0.0.1:{ami_port}")
     say(f"  simulated {modem_profile} modem on {sim.port}; config and store in {tmp}")
@@ -275,8 +279,10 @@ def cli() -> int:
     ap.add_argument("--modem", default="sim800l", help="simulated modem profile")
     ap.add_argument("--serve", action="store_true",
                     help=f"keep the daemon up with the web app on {WEB_LISTEN} (Ctrl-C stops)")
+    ap.add_argument("--listen", default=WEB_LISTEN, help=argparse.SUPPRESS)  # tests: port 0
     args = ap.parse_args()
-    return asyncio.run(main(args.capture, args.speed, args.modem, web=args.serve))
+    return asyncio.run(main(args.capture, args.speed, args.modem, web=args.serve,
+                            listen=args.listen))
 
 
 if __name__ == "__main__":
