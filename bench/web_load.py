@@ -19,8 +19,11 @@ it: the ratio of the medians is the figure. (Without the budget and the cache, t
 loop fetched ~115 dashboards a second and the median went from 5 ms to 700 ms: a
 saturated loop.)
 
-Last line: {"off": {"p50_ms", "p99_ms", "n"}, "on": {..., "dashboards": k, "sse_connected":
-bool}, "p50_ratio": on/off, "p99_ratio": ...}.
+The two runs alternate (``--rounds`` pairs, off then on) so that the load of a shared machine
+drifting during the run hits both alike; figures are over all calls of each mode.
+
+Last line: {"off": {"p50_ms", "p99_ms", "n", "round_p50_ms"}, "on": {..., "dashboards": k,
+"throttled": k, "sse_connected": bool}, "p50_ratio": on/off, "p99_ratio": ...}.
 """
 
 from __future__ import annotations
@@ -107,15 +110,23 @@ async def run_once(n: int, web: bool) -> dict[str, Any]:
         await ami.close()
         await sim.stop()
     lat = sorted((t1[c] - ami.t0[c]) * 1000.0 for c in t1 if c in ami.t0)
-    out_figures: dict[str, Any] = {
+    return {"latencies": lat, "calls": n, **{k: load.get(k, 0) for k in (
+        "dashboards", "errors", "throttled", "sse_connected")}}
+
+
+def summary(runs: list[dict[str, Any]], web: bool) -> dict[str, Any]:
+    lat = sorted(x for r in runs for x in r["latencies"])
+    out: dict[str, Any] = {
         "p50_ms": round(statistics.median(lat), 2) if lat else None,
-        "p99_ms": _pct(lat, 0.99), "n": len(lat), "calls": n}
+        "p99_ms": _pct(lat, 0.99), "n": len(lat), "calls": sum(r["calls"] for r in runs),
+        "round_p50_ms": [round(statistics.median(r["latencies"]), 2) if r["latencies"]
+                         else None for r in runs]}
     if web:
-        out_figures["dashboards"] = load.get("dashboards", 0)
-        out_figures["dashboard_errors"] = load.get("errors", 0)
-        out_figures["throttled"] = load.get("throttled", 0)
-        out_figures["sse_connected"] = load.get("sse_connected", False)
-    return out_figures
+        out["dashboards"] = sum(r["dashboards"] for r in runs)
+        out["dashboard_errors"] = sum(r["errors"] for r in runs)
+        out["throttled"] = sum(r["throttled"] for r in runs)
+        out["sse_connected"] = all(r["sse_connected"] for r in runs)
+    return out
 
 
 async def client_main(url: str, cookie: str) -> None:
@@ -160,17 +171,25 @@ async def client_main(url: str, cookie: str) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="100 calls per run (under 30 s)")
-    ap.add_argument("-n", type=int, help="calls per run (default 400, 100 with --quick)")
+    ap.add_argument("--quick", action="store_true",
+                    help="one round of 100 calls each way (under 30 s)")
+    ap.add_argument("-n", type=int, help="calls per run (default 300, 100 with --quick)")
+    ap.add_argument("--rounds", type=int,
+                    help="off/on pairs, alternated so load drift hits both (default 3, 1 "
+                    "with --quick)")
     ap.add_argument("--client", nargs=2, metavar=("URL", "COOKIE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.client:
         asyncio.run(client_main(*args.client))
         return 0
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    n = args.n or (100 if args.quick else 400)
-    off = asyncio.run(run_once(n, web=False))
-    on = asyncio.run(run_once(n, web=True))
+    n = args.n or (100 if args.quick else 300)
+    rounds = args.rounds or (1 if args.quick else 3)
+    offs, ons = [], []
+    for _ in range(rounds):
+        offs.append(asyncio.run(run_once(n, web=False)))
+        ons.append(asyncio.run(run_once(n, web=True)))
+    off, on = summary(offs, False), summary(ons, True)
 
     def ratio(key: str) -> float | None:
         a, b = off.get(key), on.get(key)
@@ -183,7 +202,8 @@ def main() -> int:
 
         merge_results("web_load", figures)
     print(json.dumps(figures))
-    return 0 if off["n"] == n and on["n"] == n and on.get("sse_connected") else 1
+    return 0 if off["n"] == off["calls"] and on["n"] == on["calls"] and \
+        on.get("sse_connected") else 1
 
 
 if __name__ == "__main__":

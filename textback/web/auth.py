@@ -15,6 +15,7 @@ of the daemon they cannot cause.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -72,7 +73,7 @@ class Session:
 
 async def add_user(store: Store, name: str, password: str, now: float) -> None:
     check_name(name)
-    hashed = hash_password(password)
+    hashed = await asyncio.to_thread(hash_password, password)
     async with store.transaction("web_user_add") as db:
         async with db.execute("SELECT 1 FROM web_users WHERE name = ?", (name,)) as c:
             if await c.fetchone() is not None:
@@ -94,14 +95,20 @@ async def list_users(store: Store) -> list[tuple[str, float]]:
     return [(r["name"], r["created_at"]) for r in rows]
 
 
-async def check_login(store: Store, name: str, password: str) -> bool:
-    row = await store.fetchone("SELECT password_hash FROM web_users WHERE name = ?", (name,))
-    stored = row["password_hash"] if row is not None else _DUMMY
+def _verify(stored: str, password: str) -> bool:
     try:
-        _hasher.verify(stored, password)
+        return bool(_hasher.verify(stored, password))
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
-    return row is not None
+
+
+async def check_login(store: Store, name: str, password: str) -> bool:
+    """Whether ``password`` is ``name``'s. The hash is checked in a worker thread: argon2
+    takes tens of milliseconds of CPU by design, which must not hold the daemon's loop."""
+    row = await store.fetchone("SELECT password_hash FROM web_users WHERE name = ?", (name,))
+    stored = row["password_hash"] if row is not None else _DUMMY
+    ok = await asyncio.to_thread(_verify, stored, password)
+    return ok and row is not None
 
 
 async def start_session(store: Store, user: str, now: float, hours: float

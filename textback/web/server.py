@@ -196,7 +196,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
                                error=S.LOGIN_LIMITED.format(minutes=max(1, round(wait / 60))))
         response.headers["Retry-After"] = str(max(1, round(wait)))
         return response
-    if not await auth.check_login(d.store, user, password):
+    if not await auth.check_login(d.reader, user, password):
         d.limiter.failed(ip, user, now)
         log(logger, logging.WARNING, "web_login_failed", user=user, ip=ip)
         return _login_form(request, user=user, error=S.LOGIN_FAILED, status=401)

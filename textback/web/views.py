@@ -208,7 +208,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 if quiet >= 15:  # keep proxies from closing an idle stream
                     quiet = 0.0
                     await response.write(b": keep-alive\n\n")
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:  # the page was closed
         pass
     return response
 
