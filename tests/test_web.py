@@ -129,8 +129,15 @@ async def test_hostile_customer_texts_are_escaped_everywhere(tmp_path: Path) -> 
         assert "<script>alert" not in fragment and "&lt;img src=x" in fragment
 
 
-async def test_hostile_opt_out_note_is_escaped(tmp_path: Path) -> None:
+async def test_hostile_opt_out_note_and_urls_are_escaped(tmp_path: Path) -> None:
     async with web_rig(tmp_path) as rig:
+        search = await (await rig.client.get('/optouts?q="><script>x()</script>')).text()
+        assert "<script>x()" not in search and 'value="&quot;&gt;&lt;script&gt;' in search
+        noted = await (await rig.client.get("/optouts?note=optout-added&detail=<svg onload=x>"
+                                            )).text()
+        assert "<svg onload" not in noted and "&lt;svg onload=x&gt; is on the" in noted
+        unknown = await (await rig.client.get("/optouts?note=<b>hi</b>")).text()
+        assert "<b>hi" not in unknown and "&lt;b&gt;hi" not in unknown  # unknown: not shown
         answer = await rig.post("/optouts/add", {"number": "+15551230077",
                                                  "reason": '<b>"x"</b>'})
         page = await answer.text()
