@@ -213,6 +213,7 @@ async def _journey(driver: webdriver.Chrome, office: Office, tmp: Path) -> None:
         return str(driver.find_elements(By.CSS_SELECTOR, "#live li.text.out .state")[-1].text)
 
     assert await step(sent_without_reload) in ("sent", "delivered")
+    await step(driver.save_screenshot, str(shots / "web-conversation.png"))
 
     def mark_booked() -> None:
         Select(driver.find_element(By.ID, "outcome")).select_by_value("booked")

@@ -136,19 +136,27 @@ def inbox(items: Sequence[InboxItem], zone_of: Any, *, user: str, csrf: str) -> 
 
 
 def _calls(view: ConversationView, zone: str) -> Markup:
+    """The missed call the conversation started from, in full, then every call from the
+    number to this line, one line each."""
     if not view.calls:
         return render('<p>{t}</p>', t=S.CONV_NO_CALL)
-    rows = [render('<tr{cls}><td>{at}</td><td>{did}</td><td>{verdict}: {reason}</td>'
-                   '<td>{ring} s</td><td>{vm}</td></tr>',
-                   cls=Markup(' class="origin"') if c is view.started_by else "",
-                   at=when(c.at, zone), did=pretty_number(c.did or ""), verdict=c.verdict,
-                   reason=c.reason, ring=f"{c.ring_s:.0f}",
-                   vm=S.YES if c.voicemail_left else S.NO) for c in view.calls]
-    return render('<table><caption>{cap}</caption><thead><tr><th scope="col">{a}</th>'
-                  '<th scope="col">{d}</th><th scope="col">{r}</th><th scope="col">{g}</th>'
-                  '<th scope="col">{v}</th></tr></thead><tbody>{rows}</tbody></table>',
-                  cap=S.CONV_CALLS, a=S.CALL_AT, d=S.CALL_DID, r=S.CALL_REASON,
-                  g=S.CALL_RING, v=S.CALL_VOICEMAIL, rows=join(rows))
+    origin = Markup("")
+    c = view.started_by
+    if c is not None:
+        origin = render(
+            '<dl class="call"><dt>{a}</dt><dd>{at}</dd><dt>{d}</dt><dd>{did}</dd>'
+            '<dt>{r}</dt><dd>{reason}</dd><dt>{g}</dt><dd>{ring} s</dd><dt>{v}</dt>'
+            '<dd>{vm}</dd></dl>', a=S.CALL_AT, at=when(c.at, zone), d=S.CALL_DID,
+            did=pretty_number(c.did or ""), r=S.CALL_REASON, reason=c.reason, g=S.CALL_RING,
+            ring=f"{c.ring_s:.0f}", v=S.CALL_VOICEMAIL, vm=S.YES if c.voicemail_left else S.NO)
+    others = [k for k in view.calls if k is not c]
+    rest = Markup("")
+    if others:
+        rest = render('<h3>{t}</h3><ul class="calls">{li}</ul>', t=S.CONV_CALLS, li=join(
+            render('<li>{at}: {verdict} ({reason}), {ring} s</li>', at=when(k.at, zone),
+                   verdict=k.verdict, reason=k.reason, ring=f"{k.ring_s:.0f}")
+            for k in others))
+    return render('{origin}{rest}', origin=origin, rest=rest)
 
 
 def thread(view: ConversationView, zone: str) -> Markup:
@@ -230,7 +238,7 @@ def conversation(view: ConversationView, zone: str, *, user: str, csrf: str,
         '<h2>{call_t}</h2>{calls}<h2>{desk_t}</h2>{hold}{outcome}</aside></div>',
         title=title, note=note(note_key, detail), banner=banner,
         thread=thread(view, zone), reply=reply, call_t=S.CONV_CALL,
-        calls=_calls(view, zone), desk_t=S.OUTCOME_LABEL,
+        calls=_calls(view, zone), desk_t=S.DESK_TITLE,
         hold=hold if writable else "", outcome=outcome)
     return layout(title, body, user=user, csrf=csrf, active="inbox",
                   live=f"/events?c={view.id}")
