@@ -95,9 +95,11 @@ async def run_once(n: int, web: bool) -> dict[str, Any]:
             client = subprocess.Popen(
                 [sys.executable, __file__, "--client", daemon.web.url, cookie],
                 stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+        cpu0, wall0 = time.process_time(), time.perf_counter()
         deadline = time.monotonic() + 30 + n * 0.1
         while len(t1) < n and time.monotonic() < deadline and not task.done():
             await asyncio.sleep(0.1)
+        cpu_pct = 100.0 * (time.process_time() - cpu0) / (time.perf_counter() - wall0)
     finally:
         load: dict[str, Any] = {}
         if client is not None:
@@ -110,7 +112,7 @@ async def run_once(n: int, web: bool) -> dict[str, Any]:
         await ami.close()
         await sim.stop()
     lat = sorted((t1[c] - ami.t0[c]) * 1000.0 for c in t1 if c in ami.t0)
-    return {"latencies": lat, "calls": n, **{k: load.get(k, 0) for k in (
+    return {"latencies": lat, "calls": n, "cpu_pct": cpu_pct, **{k: load.get(k, 0) for k in (
         "dashboards", "errors", "throttled", "sse_connected")}}
 
 
@@ -120,7 +122,10 @@ def summary(runs: list[dict[str, Any]], web: bool) -> dict[str, Any]:
         "p50_ms": round(statistics.median(lat), 2) if lat else None,
         "p99_ms": _pct(lat, 0.99), "n": len(lat), "calls": sum(r["calls"] for r in runs),
         "round_p50_ms": [round(statistics.median(r["latencies"]), 2) if r["latencies"]
-                         else None for r in runs]}
+                         else None for r in runs],
+        # the daemon process's CPU (daemon, fake AMI, simulated modem; the load client is
+        # another process) while the calls ran: on minus off is the web app's share
+        "cpu_pct": round(statistics.mean(r["cpu_pct"] for r in runs), 1)}
     if web:
         out["dashboards"] = sum(r["dashboards"] for r in runs)
         out["dashboard_errors"] = sum(r["errors"] for r in runs)
@@ -196,7 +201,8 @@ def main() -> int:
         return round(b / a, 2) if a and b else None
 
     figures = {"off": off, "on": on, "p50_ratio": ratio("p50_ms"),
-               "p99_ratio": ratio("p99_ms")}
+               "p99_ratio": ratio("p99_ms"), "load_avg_1m": round(os.getloadavg()[0], 2),
+               "cores": os.cpu_count()}
     if not args.quick and args.n is None:
         from bench._results import merge_results
 
