@@ -91,9 +91,9 @@ async def conversation(request: web.Request) -> web.Response:
     d = deps(request)
     view = await _view(request)
     zone = d.zone(view.did)
+    await d.desk.mark_read(view.id, d.clock())  # shown now, live part or whole page
     if request.headers.get(FRAGMENT) == "live":
         return html(pages.thread(view, zone))
-    await d.desk.mark_read(view.id, d.clock())
     key, detail = _note(request)
     writable = d.config.did(view.did) is not None
     if not writable and key is None:
