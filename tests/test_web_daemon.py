@@ -12,6 +12,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.web_rig import CSRF_RE
+from textback.store import Store
+from textback.web import auth
+
 from textback.config import parse_config
 from textback.daemon import Daemon
 from textback.testing.fake_ami import FakeAmi
@@ -49,6 +53,26 @@ async def test_web_app_starts_with_the_daemon_and_stops_with_it(tmp_path: Path) 
                 assert answer.status == 200 and "Log in" in await answer.text()
             events = await http.get(url + "/static/app.js")
             assert events.status == 200
+        # the health page: the daemon's status file, as `textback status` reads it
+        store = await Store.open(tmp_path / "textback.db")
+        try:
+            await auth.add_user(store, "admin", "a long password", daemon.clock())
+        finally:
+            await store.close()
+        async with asyncio.timeout(15):
+            while not (tmp_path / "textback.db.status.json").exists() or \
+                    '"sim": "READY"' not in (tmp_path / "textback.db.status.json").read_text():
+                await asyncio.sleep(0.1)
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as http:
+            form = await (await http.get(url + "/login")).text()
+            token = CSRF_RE.search(form)
+            assert token is not None
+            await http.post(url + "/login", data={"user": "admin", "csrf": token.group(1),
+                                                  "password": "a long password"})
+            page = await (await http.get(url + "/health")).text()
+        assert "TEXTBACK OK" in page and "modem:a" in page and "READY" in page
+        assert " dBm" in page and "connected" in page
     finally:
         daemon.stop()
         async with asyncio.timeout(15):

@@ -408,7 +408,9 @@ class Daemon:
             modems[name] = {
                 "state": h.state, "error": h.error, "port": h.port,
                 "model": getattr(info, "model", None),
-                "signal": getattr(info, "signal", None),
+                # ModemInfo has signal_dbm/signal_csq (no "signal": it was always None)
+                "signal": getattr(info, "signal_dbm", None),
+                "sim": getattr(info, "sim", None),
                 "operator": getattr(info, "operator", None),
                 "registration": getattr(info, "registration", None),
                 "reopens": h.reopens, "resets": h.resets,

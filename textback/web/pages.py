@@ -330,12 +330,13 @@ def health(report: Mapping[str, Any], verdict: tuple[int, str], *, user: str, cs
         rows = []
         for name, m in (live.get("modems") or {}).items():
             rows.append(render(
-                '<tr><th scope="row">{n}</th><td>{s}{e}</td><td>{sig}</td><td>{reg}</td>'
-                '<td>{op}</td><td>{last}</td></tr>', n=name, s=m.get("state"),
+                '<tr><th scope="row">{n}</th><td>{s}{e}</td><td>{sim}</td><td>{sig}</td>'
+                '<td>{reg}</td><td>{op}</td><td>{last}</td></tr>', n=name, s=m.get("state"),
                 e=f" ({m['error']})" if m.get("error") else "",
-                sig=S.NO_VALUE if m.get("signal") is None else m.get("signal"),
+                sim=m.get("sim") or S.NO_VALUE,
+                sig=S.NO_VALUE if m.get("signal") is None else f"{m['signal']} dBm",
                 reg=m.get("registration") or S.NO_VALUE, op=m.get("operator") or S.NO_VALUE,
-                last=when(last_sends.get(f"modem:{name}"), zone)))
+                last=when(last_sends.get(name), zone)))
         head = join(render('<th scope="col">{c}</th>', c=c) for c in S.MODEM_COLUMNS)
         parts.append(render('<section class="card wide"><h2>{t}</h2><table><thead><tr>{h}'
                             '</tr></thead><tbody>{rows}</tbody></table></section>',

@@ -109,7 +109,7 @@ HEALTH_OUTBOX = "Outbox"
 HEALTH_STORE = "Store"
 HEALTH_TODAY = "Today"
 HEALTH_NO_DAEMON = "No status file: is the daemon running?"
-MODEM_COLUMNS = ("Modem", "State", "Signal", "Registration", "Operator", "Last send")
+MODEM_COLUMNS = ("Modem", "State", "SIM", "Signal", "Registration", "Operator", "Last send")
 
 OPTOUT_TITLE = "Opt-outs"
 OPTOUT_SEARCH = "Search numbers"
