@@ -13,14 +13,13 @@ import aiohttp
 import pytest
 
 from tests.web_rig import CSRF_RE
-from textback.store import Store
-from textback.web import auth
-
 from textback.config import parse_config
 from textback.daemon import Daemon
+from textback.store import Store
 from textback.testing.fake_ami import FakeAmi
 from textback.testing.lab_config import lab_config_toml
 from textback.testing.modem_simulator import ModemSimulator
+from textback.web import auth
 
 SECRET = "web-daemon-secret"
 
