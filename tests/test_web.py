@@ -214,6 +214,8 @@ async def test_take_over_stops_follow_ups_and_hand_back_restarts_them(tmp_path: 
         assert {r["state"] for r in again} == {"scheduled"}
         actions = [r["action"] for r in await rig.rows("SELECT action FROM audit ORDER BY id")]
         assert actions == ["take-over", "hand-back"]
+        history = page.split("What staff did", 1)[1]
+        assert "alice: took over" in history and "alice: handed back" in history
 
 
 async def test_outcome_is_stored_counted_by_the_report_and_validated(tmp_path: Path) -> None:

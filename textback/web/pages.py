@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from textback.inbound.staff import pretty_number
 from textback.report import OUTCOMES, OptOut
 from textback.web import strings as S
+from textback.web.audit import AuditEntry
 from textback.web.charts import columns, funnel
 from textback.web.html import Markup, join, render
 from textback.web.queries import ConversationView, InboxItem
@@ -190,8 +191,18 @@ def thread(view: ConversationView, zone: str) -> Markup:
                   tt=S.CONV_TEXTS, texts=texts, ft=S.CONV_FOLLOWUPS, fu=fu)
 
 
+def _history(entries: Sequence[AuditEntry], zone: str) -> Markup:
+    if not entries:
+        return render('<p>{t}</p>', t=S.HISTORY_EMPTY)
+    return render('<ul class="history">{li}</ul>', li=join(
+        render('<li><span class="when">{at}</span> {who}: {what}</li>',
+               at=when(e.at, zone), who=e.actor, what=S.ACTIONS.get(e.action, e.action))
+        for e in entries))
+
+
 def conversation(view: ConversationView, zone: str, *, user: str, csrf: str,
-                 note_key: str | None, detail: str | None, writable: bool) -> Markup:
+                 note_key: str | None, detail: str | None, writable: bool,
+                 history: Sequence[AuditEntry] = ()) -> Markup:
     base = f"/c/{view.id}"
     token = csrf_field(csrf)
     banner = Markup("")
@@ -235,11 +246,13 @@ def conversation(view: ConversationView, zone: str, *, user: str, csrf: str,
     body = render(
         '<h1>{title}</h1>{note}{banner}<div class="cols"><div class="col-main">'
         '<div id="live">{thread}</div>{reply}</div><aside class="col-side">'
-        '<h2>{call_t}</h2>{calls}<h2>{desk_t}</h2>{hold}{outcome}</aside></div>',
+        '<h2>{call_t}</h2>{calls}<h2>{desk_t}</h2>{hold}{outcome}<h2>{hist_t}</h2>{hist}'
+        '</aside></div>',
         title=title, note=note(note_key, detail), banner=banner,
         thread=thread(view, zone), reply=reply, call_t=S.CONV_CALL,
         calls=_calls(view, zone), desk_t=S.DESK_TITLE,
-        hold=hold if writable else "", outcome=outcome)
+        hold=hold if writable else "", outcome=outcome, hist_t=S.HISTORY_TITLE,
+        hist=_history(history, zone))
     return layout(title, body, user=user, csrf=csrf, active="inbox",
                   live=f"/events?c={view.id}")
 

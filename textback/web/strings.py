@@ -70,6 +70,12 @@ OUTCOME_BUTTON = "Save outcome"
 OUTCOME_NONE = "(not set)"
 OUTCOME_NAMES = {"booked": "Booked", "callback-done": "Callback done",
                  "not-a-lead": "Not a lead", "spam": "Spam"}
+HISTORY_TITLE = "What staff did"
+HISTORY_EMPTY = "Nothing yet."
+ACTIONS = {"reply": "replied", "reply-refused": "reply refused", "take-over": "took over",
+           "hand-back": "handed back", "outcome": "set the outcome",
+           "review-optout": "confirmed an opt-out", "review-not-optout": "not an opt-out",
+           "optout-add": "opted the number out", "optout-remove": "removed the opt-out"}
 REVIEW_BANNER = ("This reply may be an opt-out: \u201c{body}\u201d. Nothing automatic is "
                  "texted to the number until someone decides.")
 REVIEW_OPTOUT = "It is an opt-out"

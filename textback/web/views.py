@@ -98,8 +98,10 @@ async def conversation(request: web.Request) -> web.Response:
     writable = d.config.did(view.did) is not None
     if not writable and key is None:
         key = "no-line"
+    history = await audit.recent(d.reader, 20, target=view.number)
     return html(pages.conversation(view, zone, user=request[USER], csrf=request[CSRF],
-                                   note_key=key, detail=detail, writable=writable))
+                                   note_key=key, detail=detail, writable=writable,
+                                   history=history))
 
 
 async def reply(request: web.Request) -> web.Response:
