@@ -39,7 +39,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 CAPTURE = ASTERISK_TRACES / "concurrent-mixed.ami.ts"
 CUSTOMER = "+15551230191"  # the demo's caller texted for Acme Plumbing
-OTHER = "+15551230193"
+OTHER = "+15551230193"  # the other texted caller: answers STOP
+WALK_IN = "+15551230177"  # opted out by staff, from the opt-out page
 USER, PASSWORD = "frontdesk", "a long enough password"
 REPLY = "Hi! Tomorrow 9am works - see you then"
 
@@ -103,6 +104,9 @@ async def demo_office(tmp: Path) -> AsyncIterator[Office]:
         office = Office(tmp, sim, daemon, daemon.web.url)
         await until(lambda: len(query(office.db, "SELECT * FROM outbox WHERE state IN "
                                       "('sent', 'delivered')")) >= 2)
+        sim.inject_sms(OTHER, "STOP")
+        await until(lambda: query(office.db, "SELECT 1 FROM opt_outs WHERE number = ?",
+                                  (OTHER,)))
         sim.inject_sms(CUSTOMER, "Yes please - can someone come round tomorrow morning?")
         await until(lambda: query(office.db, "SELECT 1 FROM conversations WHERE number = ?",
                                   (CUSTOMER,)))
@@ -162,7 +166,8 @@ async def _journey(driver: webdriver.Chrome, office: Office, tmp: Path) -> None:
         wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "ul.inbox")))
 
     await step(log_in)
-    assert "1 unread" in await step(lambda: driver.find_element(By.ID, "live").text)
+    inbox = await step(lambda: driver.find_element(By.ID, "live").text)
+    assert "1 unread" in inbox and "opted out" in inbox
     await step(driver.save_screenshot, str(shots / "web-inbox.png"))
 
     def funnel() -> dict[str, str]:
@@ -172,7 +177,7 @@ async def _journey(driver: webdriver.Chrome, office: Office, tmp: Path) -> None:
         return {c.get_attribute("data-step") or "": c.text for c in cells}
 
     before = await step(funnel)
-    assert before == {"missed": "2", "texted": "2", "replied": "1", "booked": "0"}
+    assert before == {"missed": "2", "texted": "2", "replied": "2", "booked": "0"}  # STOP too
 
     def open_conversation() -> None:
         driver.get(office.url + "/")
@@ -230,7 +235,7 @@ async def _journey(driver: webdriver.Chrome, office: Office, tmp: Path) -> None:
 
     def opt_out() -> str:
         driver.get(office.url + "/optouts")
-        driver.find_element(By.ID, "number").send_keys(OTHER)
+        driver.find_element(By.ID, "number").send_keys(WALK_IN)
         driver.find_element(By.ID, "reason").send_keys("asked on the phone")
         driver.find_element(By.CSS_SELECTOR, "form[action='/optouts/add'] button").click()
         wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "p.note"),
@@ -253,9 +258,10 @@ async def _journey(driver: webdriver.Chrome, office: Office, tmp: Path) -> None:
     assert scroll_width <= viewport, "the conversation scrolls sideways on a phone"
 
     table = await step(opt_out)
-    assert "+1 555-123-0193" in table and "asked on the phone (by frontdesk)" in table
+    assert "+1 555-123-0177" in table and "asked on the phone (by frontdesk)" in table
+    assert "+1 555-123-0193" in table  # the STOP by text
     (row,) = query(office.db, "SELECT opted_out, source FROM opt_outs WHERE number = ?",
-                   (OTHER,))
+                   (WALK_IN,))
     assert (row["opted_out"], row["source"]) == (1, "web")
     actions = [r["action"] for r in query(office.db, "SELECT action FROM audit ORDER BY id")]
     assert actions == ["reply", "outcome", "optout-add"]

@@ -45,6 +45,11 @@ class WebDeps:
     dashboards: dict[tuple[str, str | None], tuple[float, Any]] = field(default_factory=dict)
     budget: RequestBudget = field(default_factory=lambda: RequestBudget())
 
+    def line(self, did: str | None) -> str:
+        """How staff know the line: its business name (the DID when not configured)."""
+        conf = self.config.did(did)
+        return conf.business if conf is not None and conf.business else (did or "?")
+
     def zone(self, did: str | None) -> str:
         """The business's time zone for ``did`` (the [[did]]'s hours, else [hours])."""
         conf = self.config.did(did)

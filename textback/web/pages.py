@@ -98,7 +98,7 @@ def message_page(title: str, text: str) -> Markup:
 # ------------------------------------------------------------------ inbox
 
 
-def inbox_list(items: Sequence[InboxItem], zone_of: Any) -> Markup:
+def inbox_list(items: Sequence[InboxItem], zone_of: Any, line_of: Any) -> Markup:
     if not items:
         return render('<p>{t}</p>', t=S.INBOX_EMPTY)
     rows = []
@@ -119,17 +119,20 @@ def inbox_list(items: Sequence[InboxItem], zone_of: Any) -> Markup:
                                  t=S.OUTCOME_NAMES.get(it.outcome, it.outcome)))
         rows.append(render(
             '<li class="conv{unread}"><a href="/c/{id}"><span class="who">{number}</span>'
-            '<span class="when">{at}</span><span class="last"><bdi>{last}</bdi></span></a>'
+            '<span class="when">{at}</span><span class="line">{line}</span>'
+            '<span class="last"><bdi>{last}</bdi></span></a>'
             '<span class="badges">{badges}</span></li>',
             unread=" has-unread" if it.unread else "", id=it.id,
             number=pretty_number(it.number), at=when(it.last_activity_at, zone_of(it.did)),
+            line=S.INBOX_LINE.format(line=line_of(it.did)),
             last=(it.last_body or "")[:140], badges=join(badges, " ")))
     return render('<ul class="inbox">{rows}</ul>', rows=join(rows))
 
 
-def inbox(items: Sequence[InboxItem], zone_of: Any, *, user: str, csrf: str) -> Markup:
+def inbox(items: Sequence[InboxItem], zone_of: Any, line_of: Any, *, user: str,
+          csrf: str) -> Markup:
     body = render('<h1>{t}</h1><p class="hint">{live}</p><div id="live">{list}</div>',
-                  t=S.INBOX_TITLE, live=S.LIVE_NOTE, list=inbox_list(items, zone_of))
+                  t=S.INBOX_TITLE, live=S.LIVE_NOTE, list=inbox_list(items, zone_of, line_of))
     return layout(S.INBOX_TITLE, body, user=user, csrf=csrf, active="inbox", live="/events")
 
 

@@ -69,8 +69,8 @@ async def inbox(request: web.Request) -> web.Response:
     d = deps(request)
     items = await queries.inbox(d.reader)
     if request.headers.get(FRAGMENT) == "live":
-        return html(pages.inbox_list(items, d.zone))
-    return html(pages.inbox(items, d.zone, user=request[USER], csrf=request[CSRF]))
+        return html(pages.inbox_list(items, d.zone, d.line))
+    return html(pages.inbox(items, d.zone, d.line, user=request[USER], csrf=request[CSRF]))
 
 
 def _conversation_id(request: web.Request) -> int:
