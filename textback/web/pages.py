@@ -149,16 +149,18 @@ def _calls(view: ConversationView, zone: str) -> Markup:
     if c is not None:
         origin = render(
             '<dl class="call"><dt>{a}</dt><dd>{at}</dd><dt>{d}</dt><dd>{did}</dd>'
-            '<dt>{r}</dt><dd>{reason}</dd><dt>{g}</dt><dd>{ring} s</dd><dt>{v}</dt>'
+            '<dt>{r}</dt><dd>{reason}</dd><dt>{g}</dt><dd>{ring}</dd><dt>{v}</dt>'
             '<dd>{vm}</dd></dl>', a=S.CALL_AT, at=when(c.at, zone), d=S.CALL_DID,
             did=pretty_number(c.did or ""), r=S.CALL_REASON, reason=c.reason, g=S.CALL_RING,
-            ring=f"{c.ring_s:.0f}", v=S.CALL_VOICEMAIL, vm=S.YES if c.voicemail_left else S.NO)
+            ring=S.SECONDS.format(n=f"{c.ring_s:.0f}"), v=S.CALL_VOICEMAIL,
+            vm=S.YES if c.voicemail_left else S.NO)
     others = [k for k in view.calls if k is not c]
     rest = Markup("")
     if others:
         rest = render('<h3>{t}</h3><ul class="calls">{li}</ul>', t=S.CONV_CALLS, li=join(
-            render('<li>{at}: {verdict} ({reason}), {ring} s</li>', at=when(k.at, zone),
-                   verdict=k.verdict, reason=k.reason, ring=f"{k.ring_s:.0f}")
+            render('<li>{at}: {verdict} ({reason}), {ring}</li>', at=when(k.at, zone),
+                   verdict=k.verdict, reason=k.reason,
+                   ring=S.SECONDS.format(n=f"{k.ring_s:.0f}"))
             for k in others))
     return render('{origin}{rest}', origin=origin, rest=rest)
 
@@ -300,7 +302,7 @@ def dashboard_body(board: Mapping[str, Any], *, period: str, did: str | None,
         render('<li>{k}: {v}</li>', k=S.OUTCOME_NAMES[k], v=v)
         for k, v in board["outcomes"].items()))
     median = board["median_text_s"]
-    median_text = S.NO_VALUE if median is None else f"{median:g} s"
+    median_text = S.NO_VALUE if median is None else S.SECONDS.format(n=f"{median:g}")
     hours = [(f"{h['hour']:02d}", h["rate"] or 0.0) for h in board["reply_rate_by_hour"]]
     weekdays = [(S.WEEKDAY_NAMES[i], d["rate"] or 0.0)
                 for i, d in enumerate(board["reply_rate_by_weekday"])]
@@ -350,7 +352,7 @@ def health(report: Mapping[str, Any], verdict: tuple[int, str], *, user: str, cs
                 '<td>{reg}</td><td>{op}</td><td>{last}</td></tr>', n=name, s=m.get("state"),
                 e=f" ({m['error']})" if m.get("error") else "",
                 sim=m.get("sim") or S.NO_VALUE,
-                sig=S.NO_VALUE if m.get("signal") is None else f"{m['signal']} dBm",
+                sig=S.NO_VALUE if m.get("signal") is None else S.SIGNAL_DBM.format(dbm=m["signal"]),
                 reg=m.get("registration") or S.NO_VALUE, op=m.get("operator") or S.NO_VALUE,
                 last=when(last_sends.get(name), zone)))
         head = join(render('<th scope="col">{c}</th>', c=c) for c in S.MODEM_COLUMNS)
@@ -358,24 +360,24 @@ def health(report: Mapping[str, Any], verdict: tuple[int, str], *, user: str, cs
                             '</tr></thead><tbody>{rows}</tbody></table></section>',
                             t=S.HEALTH_MODEMS, h=head, rows=join(rows)))
         pbx = live.get("pbx") or {}
-        link = "connected" if pbx.get("connected") else "NOT connected"
+        link = S.PBX_UP if pbx.get("connected") else S.PBX_DOWN
         parts.append(render('<section class="card"><h2>{t}</h2><p>{type} {host}:{port}: {link}'
                             '</p></section>', t=S.HEALTH_PBX, type=pbx.get("type"),
                             host=pbx.get("host"), port=pbx.get("port"), link=link))
         store = live.get("store") or {}
         parts.append(render('<section class="card"><h2>{t}</h2><p>{path}</p><p>{err}</p>'
                             '</section>', t=S.HEALTH_STORE, path=store.get("path"),
-                            err=store.get("error") or "OK"))
+                            err=store.get("error") or S.STORE_OK))
     outbox = report.get("outbox") or {}
     parts.append(render('<section class="card"><h2>{t}</h2><p>{depth}</p></section>',
                         t=S.HEALTH_OUTBOX, depth=", ".join(
-                            f"{k} {v}" for k, v in sorted(outbox.items())) or "empty"))
+                            f"{k} {v}" for k, v in sorted(outbox.items())) or S.OUTBOX_EMPTY))
     calls = report.get("calls") or {}
     texts = report.get("texts") or {}
-    parts.append(render('<section class="card"><h2>{t}</h2><p>missed {m}, answered {a}; '
-                        'texts {x}; replies {r}</p></section>', t=S.HEALTH_TODAY,
-                        m=calls.get("missed", 0), a=calls.get("answered", 0),
-                        x=sum(texts.values()), r=report.get("replies", 0)))
+    parts.append(render('<section class="card"><h2>{t}</h2><p>{today}</p></section>',
+                        t=S.HEALTH_TODAY, today=S.TODAY_LINE.format(
+                            missed=calls.get("missed", 0), answered=calls.get("answered", 0),
+                            texts=sum(texts.values()), replies=report.get("replies", 0))))
     body = render('<h1>{t}</h1><div class="grid">{parts}</div>', t=S.HEALTH_TITLE,
                   parts=join(parts))
     return layout(S.HEALTH_TITLE, body, user=user, csrf=csrf, active="health")
@@ -406,11 +408,12 @@ def optouts(rows: Sequence[OptOut], *, query: str, zone: str, user: str, csrf: s
                 '<td><bdi>{why}</bdi></td><td><form method="post" action="/optouts/remove" '
                 'class="row">{token}<input type="hidden" name="number" value="{num}">'
                 '<label class="sr" for="rr{i}">{rl}</label><input id="rr{i}" name="reason" '
-                'required maxlength="200" placeholder="reason">'
+                'required maxlength="200" placeholder="{ph}">'
                 '<button type="submit">{b}</button></form></td></tr>',
                 n=pretty_number(r.number), at=when(r.at, zone), src=r.source,
                 why=r.note or r.message or "", token=token, num=r.number, i=i,
-                rl=S.OPTOUT_REMOVE_REASON.format(number=r.number), b=S.OPTOUT_REMOVE_BUTTON))
+                rl=S.OPTOUT_REMOVE_REASON.format(number=r.number), b=S.OPTOUT_REMOVE_BUTTON,
+                ph=S.REASON_PLACEHOLDER))
         head = join(render('<th scope="col">{c}</th>', c=c) for c in S.OPTOUT_COLUMNS)
         table = render('<table class="optouts"><thead><tr>{h}</tr></thead><tbody>{rows}'
                        '</tbody></table>', h=head, rows=join(trs))

@@ -101,6 +101,7 @@ SKIPS = "Not texted, by reason"
 NO_SKIPS = "Every missed call was texted."
 MEDIAN_TEXT = "Median time from hang-up to text"
 NO_VALUE = "\u2013"
+SECONDS = "{n} s"
 REPLY_BY_HOUR = "Reply rate by hour of the missed call"
 REPLY_BY_WEEKDAY = "Reply rate by day of the week"
 MISSED_PER_DAY = "Missed calls per day"
@@ -116,6 +117,12 @@ HEALTH_OUTBOX = "Outbox"
 HEALTH_STORE = "Store"
 HEALTH_TODAY = "Today"
 HEALTH_NO_DAEMON = "No status file: is the daemon running?"
+SIGNAL_DBM = "{dbm} dBm"
+PBX_UP = "connected"
+PBX_DOWN = "NOT connected"
+STORE_OK = "OK"
+OUTBOX_EMPTY = "empty"
+TODAY_LINE = "missed {missed}, answered {answered}; texts {texts}; replies {replies}"
 MODEM_COLUMNS = ("Modem", "State", "SIM", "Signal", "Registration", "Operator", "Last send")
 
 OPTOUT_TITLE = "Opt-outs"
@@ -129,6 +136,7 @@ OPTOUT_REASON = "Reason (kept in the audit log)"
 OPTOUT_ADD_BUTTON = "Opt out"
 OPTOUT_REMOVE_BUTTON = "Remove"
 OPTOUT_REMOVE_REASON = "Reason for removing {number}"
+REASON_PLACEHOLDER = "reason"
 
 NOTES = {
     "reply-queued": "Reply queued: it goes out from the line's own number.",
