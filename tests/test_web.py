@@ -159,6 +159,8 @@ async def test_reply_is_queued_through_the_gate_shown_at_once_and_audited(
         (row,) = await rig.rows("SELECT * FROM outbox WHERE kind = 'relay'")
         assert (row["number"], row["did"], row["state"]) == (A, DID, "queued")
         assert rig.woken, "the dispatcher was not woken"
+        inbox = await (await rig.client.get("/")).text()
+        assert inbox.index("555-123-0001") < inbox.index("555-123-0002")  # answered: on top
         (entry,) = await rig.rows("SELECT * FROM audit WHERE action = 'reply'")
         assert entry["actor"] == USER and entry["target"] == A
         assert "See you at 3pm" in entry["detail"]

@@ -354,7 +354,8 @@ CREATE TABLE conversation_desk (
     outcome         TEXT CHECK (outcome IN ('booked', 'callback-done', 'not-a-lead', 'spam')),
     outcome_by      TEXT,
     outcome_at      REAL,
-    read_at         REAL                   -- replies after this are unread
+    read_at         REAL,                  -- replies after this are unread
+    staff_at        REAL                   -- staff's last reply from the web app
 );
 CREATE INDEX conversation_desk_number ON conversation_desk (number, did);
 """

@@ -12,6 +12,7 @@ The only writer of ``conversation_desk`` (one row per conversation, made on firs
   as always (a reply or an opt-out since then still cancels it).
 * Outcome: booked, callback-done, not-a-lead or spam; ``textback report`` counts them.
 * Read: when staff last opened it; replies after that are unread in the inbox.
+* Replied: when staff last answered from the web app (the inbox sorts by it too).
 """
 
 from __future__ import annotations
@@ -99,6 +100,11 @@ class Desk:
             raise DeskError(f"{outcome!r} is not an outcome ({', '.join(OUTCOMES)})")
         await self._upsert(conversation_id, "outcome = ?, outcome_by = ?, outcome_at = ?",
                            (outcome, user if outcome else None, at if outcome else None))
+
+    async def replied(self, conversation_id: int, at: float) -> None:
+        """Staff answered from the web app: the conversation moves to the top of the inbox
+        (``conversations.last_activity_at`` is the inbound side's to keep)."""
+        await self._upsert(conversation_id, "staff_at = ?", (at,))
 
     async def mark_read(self, conversation_id: int, at: float) -> None:
         await self._upsert(conversation_id, "read_at = max(coalesce(read_at, 0), ?)", (at,))

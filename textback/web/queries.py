@@ -31,14 +31,16 @@ class InboxItem:
 
 
 _INBOX = """
-SELECT c.id, c.number, c.did, c.code, c.last_activity_at, d.taken_over_by, d.outcome,
+SELECT c.id, c.number, c.did, c.code,
+       max(c.last_activity_at, coalesce(d.staff_at, 0)) AS last_activity_at,
+       d.taken_over_by, d.outcome,
        (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id AND m.direction = 'in'
           AND m.created_at > coalesce(d.read_at, 0)) AS unread,
        coalesce((SELECT o.opted_out FROM opt_outs o WHERE o.number = c.number), 0) AS opted_out,
        EXISTS (SELECT 1 FROM optout_reviews r WHERE r.number = c.number
                   AND r.state = 'pending') AS review
   FROM conversations c LEFT JOIN conversation_desk d ON d.conversation_id = c.id
- ORDER BY c.last_activity_at DESC, c.id DESC LIMIT :limit
+ ORDER BY max(c.last_activity_at, coalesce(d.staff_at, 0)) DESC, c.id DESC LIMIT :limit
 """
 
 

@@ -130,6 +130,7 @@ async def reply(request: web.Request) -> web.Response:
         await _audit(request, "reply-refused", view.number, f"{result.refused}: {body}")
         raise back(here, "reply-refused", why)
     d.wake()
+    await d.desk.replied(view.id, now)
     await _audit(request, "reply", view.number, f"outbox {result.id}: {body}")
     raise back(here, "reply-queued")
 
