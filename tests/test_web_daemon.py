@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +101,24 @@ async def test_a_port_in_use_is_logged_and_texting_goes_on(
             assert await task == 0
         await ami.close()
         await sim.stop()
+
+
+def test_metrics_routes_are_added_when_the_module_is_there(monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """The hook for textback/web/metrics.py (/metrics, /healthz: another module)."""
+    import types
+
+    from aiohttp import web
+
+    from textback.web.server import PUBLIC, add_metrics
+
+    calls: list[object] = []
+    fake = types.ModuleType("textback.web.metrics")
+    fake.add_routes = lambda app, daemon: calls.append(daemon)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "textback.web.metrics", fake)
+    add_metrics(web.Application(), None)
+    assert calls == []  # no daemon (tests of the pages alone): nothing to report on
+    daemon = object()
+    add_metrics(web.Application(), daemon)
+    assert calls == [daemon]
+    assert "/metrics" in PUBLIC and "/healthz" in PUBLIC

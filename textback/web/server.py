@@ -228,13 +228,21 @@ def make_app(deps: WebDeps) -> web.Application:
     app.router.add_static("/static/", STATIC, append_version=False)
     app.router.add_get("/favicon.ico", favicon)
     routes(app)
-    try:  # /metrics and /healthz (another module; optional until it is merged)
+    add_metrics(app, deps.daemon)
+    return app
+
+
+def add_metrics(app: web.Application, daemon: object) -> None:
+    """``/metrics`` and ``/healthz`` from ``textback.web.metrics`` (its own module and
+    owner), when it is installed and there is a daemon to report on. Both paths are in
+    ``PUBLIC``: a Prometheus scrape or a load balancer's probe has no session."""
+    if daemon is None:
+        return
+    try:
         metrics = importlib.import_module("textback.web.metrics")
     except ModuleNotFoundError:
-        metrics = None
-    if metrics is not None:
-        metrics.add_routes(app, deps.daemon)
-    return app
+        return
+    metrics.add_routes(app, daemon)
 
 
 class WebServer:
