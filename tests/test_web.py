@@ -307,6 +307,21 @@ async def test_a_new_reply_is_announced_on_the_event_stream(tmp_path: Path) -> N
         stream.close()
 
 
+async def test_live_streams_per_session_are_capped(tmp_path: Path) -> None:
+    async with web_rig(tmp_path) as rig:
+        streams = [await rig.client.get("/events") for _ in range(4)]
+        assert {s.status for s in streams} == {200}
+        refused = await rig.client.get("/events")
+        assert refused.status == 429 and refused.headers["Retry-After"] == "10"
+        streams[0].close()
+        async with asyncio.timeout(10):
+            while (again := await rig.client.get("/events")).status != 200:
+                await asyncio.sleep(0.1)
+        again.close()
+        for s in streams[1:]:
+            s.close()
+
+
 async def test_unread_counts_until_the_conversation_is_opened(tmp_path: Path) -> None:
     async with web_rig(tmp_path) as rig:
         inbox = await (await rig.client.get("/")).text()

@@ -44,6 +44,7 @@ class WebDeps:
     # (period, line) -> (computed at, the dashboard's HTML): see views.DASHBOARD_CACHE_S
     dashboards: dict[tuple[str, str | None], tuple[float, Any]] = field(default_factory=dict)
     budget: RequestBudget = field(default_factory=lambda: RequestBudget())
+    streams: dict[str, int] = field(default_factory=dict)  # open live streams per session
 
     def line(self, did: str | None) -> str:
         """How staff know the line: its business name (the DID when not configured)."""

@@ -31,6 +31,7 @@ REASON_LIMIT = 200
 # a dashboard is computed at most this often per (period, line); an outcome marked in the
 # inbox clears it, so what staff just did shows at once
 DASHBOARD_CACHE_S = 10.0
+MAX_STREAMS = 4  # live-update streams per session (tabs); each polls once a second
 
 
 def deps(request: web.Request) -> WebDeps:
@@ -59,7 +60,6 @@ async def _audit(request: web.Request, action: str, target: str | None,
     await audit.record(d.store, actor=request[USER], action=action, target=target,
                        detail=detail, at=d.clock())
     log(_logger, logging.INFO, "web_change", user=request[USER], action=action, target=target)
-
 
 
 # ------------------------------------------------------------------ inbox
@@ -191,6 +191,20 @@ async def events(request: web.Request) -> web.StreamResponse:
         if row is None:
             raise web.HTTPNotFound(text=S.NOT_FOUND)
         number = row["number"]
+    key = request[CSRF]  # one per session
+    if d.streams.get(key, 0) >= MAX_STREAMS:
+        raise web.HTTPTooManyRequests(text=S.SLOW_DOWN, headers={"Retry-After": "10"})
+    d.streams[key] = d.streams.get(key, 0) + 1
+    try:
+        return await _stream(request, d, number)
+    finally:
+        d.streams[key] -= 1
+        if not d.streams[key]:
+            del d.streams[key]
+
+
+async def _stream(request: web.Request, d: WebDeps, number: str | None
+                  ) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-store",
                                            "X-Accel-Buffering": "no"})
