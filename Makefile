@@ -42,8 +42,9 @@ install-check: $(STAMP)
 test: lint unit install-check
 
 ## make demo: the real listener/daemon against a replayed PBX capture
+## make demo SERVE=1: then keep it up with the web app on 127.0.0.1:8025 (Ctrl-C stops)
 demo: $(STAMP)
-	$(PY) -m textback.demo
+	$(PY) -m textback.demo $(if $(SERVE),--serve,)
 
 ## make bench: every bench/ script, full run, results in bench/results.json
 bench: $(STAMP)

@@ -73,3 +73,13 @@ def test_no_store_yet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     path, _ = write_config(tmp_path)
     assert main(["report", "--config", str(path)]) == 1
     assert "no store at" in capsys.readouterr().err
+
+
+def test_json_holds_the_dashboard(config_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The web dashboard's numbers (textback.report.dashboard) are in the JSON report."""
+    assert main(["report", "--config", str(config_path), "--format", "json"]) == 0
+    board = json.loads(capsys.readouterr().out)["dashboard"]
+    assert board["funnel"] == {"missed": 5, "texted": 3, "replied": 2, "booked": 0}
+    assert len(board["reply_rate_by_hour"]) == 24 and len(board["reply_rate_by_weekday"]) == 7
+    assert sum(d["missed"] for d in board["missed_per_day"]) == 5

@@ -100,3 +100,54 @@ def test_printable_escapes_terminal_controls() -> None:
     assert printable("hi\x1b[2J\r\nthere\u202e") == "hi\\u001b[2J\\u000d\\u000athere\\u202e"
     assert printable("x" * 10, 5) == "xxxx…" and printable(None) == ""
     assert printable("emoji 😀 ok") == "emoji 😀 ok"
+
+
+async def _mark(store: Store, number: str, outcome: str, at: float) -> None:
+    from textback.inbound.desk import Desk
+
+    row = await store.fetchone("SELECT id FROM conversations WHERE number = ?", (number,))
+    assert row is not None
+    await Desk(store, None).set_outcome(row["id"], outcome, "alice", at)
+
+
+async def test_outcomes_count_for_the_texted_calls_before_them(tmp_path: Path) -> None:
+    """A's conversation marked booked counts once: for c1 (texted), not for c3 (skipped);
+    B's "spam" counts for c2; nothing else is booked."""
+    config = await seed(tmp_path)
+    store = await Store.open(config.store.path)
+    try:
+        await _mark(store, A, "booked", NOW + 700)
+        await _mark(store, B, "spam", NOW + 700)
+        rows = {(r.did, r.reason): r.as_dict() for r in await build_report(store)}
+        assert rows[(DID, "noanswer")]["booked"] == 1
+        assert rows[(DID, "busy")]["outcomes"] == {"booked": 0, "callback-done": 0,
+                                                  "not-a-lead": 0, "spam": 1}
+        assert rows[(DID, ALL)]["booked"] == 1
+        # marked again as not a lead: the booking no longer counts
+        await _mark(store, A, "not-a-lead", NOW + 800)
+        total = {r.reason: r for r in await build_report(store)}[ALL]
+        assert total.booked == 0 and total.outcomes["not-a-lead"] == 1
+    finally:
+        await store.close()
+
+
+async def test_dashboard_funnel_rates_and_days(tmp_path: Path) -> None:
+    from textback.report import dashboard
+
+    config = await seed(tmp_path)
+    store = await Store.open(config.store.path)
+    try:
+        await _mark(store, A, "booked", NOW + 700)
+        board = (await dashboard(store, timezone="America/New_York")).as_dict()
+    finally:
+        await store.close()
+    assert board["funnel"] == {"missed": 5, "texted": 3, "replied": 2, "booked": 1}
+    assert board["skipped_by_reason"] == {"cooldown": 1, "withheld": 1}
+    assert board["median_text_s"] == 15.0
+    # NOW is 2027-01-15 08:00 UTC = 03:00 in New York, a Friday: every call in that hour
+    hour = {h["hour"]: h for h in board["reply_rate_by_hour"]}
+    assert (hour[3]["texted"], hour[3]["replied"], hour[3]["rate"]) == (3, 2, 0.667)
+    assert sum(h["texted"] for h in board["reply_rate_by_hour"]) == 3
+    fri = board["reply_rate_by_weekday"][4]
+    assert fri == {"weekday": "fri", "texted": 3, "replied": 2, "rate": 0.667}
+    assert board["missed_per_day"] == [{"day": "2027-01-15", "missed": 5}]

@@ -30,6 +30,10 @@ WRITERS = {
     "callbacks": "textback/inbound/callback.py",
     "staff_mail": "textback/inbound/staff_mail.py",
     "webhook_deliveries": "textback/webhooks.py",
+    "web_users": "textback/web/auth.py",
+    "web_sessions": "textback/web/auth.py",
+    "audit": "textback/web/audit.py",
+    "conversation_desk": "textback/inbound/desk.py",
 }
 # Erasure is not a state change: ``textback forget`` and ``[retention]`` delete the rows
 # about one number (or older than N days) in every table, or blank message bodies, and never

@@ -127,6 +127,7 @@ class Daemon:
         self.reloads = 0  # reloads applied (refused ones not counted)
         self._built = asyncio.Event()  # the services exist: a reload may reconfigure them
         self._reload_lock = asyncio.Lock()
+        self.web: Any = None  # textback.web.server.WebServer, when [web] enabled
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._handlers: set[asyncio.Task[Any]] = set()
@@ -320,6 +321,12 @@ class Daemon:
         # dispatcher took a copy of the senders when it was built.
         dispatcher.senders.update(self.senders)
         await self._start_agi(pipeline)
+        if self.config.web.enabled:  # the office's web app (textback/web/), same loop
+            from textback.web.server import start_web
+            self.web = await start_web(self.config, store, outbox, followups=followups,
+                                       reviews=staff.reviews, clock=self.clock,
+                                       wake=dispatcher.wake, daemon=self,
+                                       status_file=status_path(self.config.store.path))
         for name, supervisor in self.supervisors.items():
             supervisor.pdu_journal = self.journal.sink(name)
             supervisor.report_handlers.append(self._on_modem_report(name))
@@ -540,7 +547,10 @@ class Daemon:
             modems[name] = {
                 "state": h.state, "error": h.error, "port": h.port,
                 "model": getattr(info, "model", None),
+                # ModemInfo has signal_dbm/signal_csq (no "signal": it was always None)
                 "signal": getattr(info, "signal_csq", None),
+                "signal_dbm": getattr(info, "signal_dbm", None),
+                "sim": getattr(info, "sim", None),
                 "operator": getattr(info, "operator", None),
                 "registration": getattr(info, "registration", None),
                 "reopens": h.reopens, "resets": h.resets,
@@ -584,6 +594,8 @@ class Daemon:
             self.link.stop()
         if self.agi_server is not None:
             await self.agi_server.close()
+        if self.web is not None:
+            await self.web.stop()
         if self.dispatcher is not None:
             left = await self.dispatcher.stop()
             if left:

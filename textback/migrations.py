@@ -347,6 +347,55 @@ ALTER TABLE staff_mail ADD COLUMN channel TEXT NOT NULL DEFAULT 'email'
     CHECK (channel IN ('email', 'apprise'));
 """
 
-MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10)
+# The office's web app (issue 15). ``web_users``/``web_sessions`` are written only by
+# textback/web/auth.py (passwords as argon2 hashes, sessions and one-time login tokens as
+# SHA-256 of the random token, so a copy of the store logs no one in); ``audit`` only by
+# textback/web/audit.py (every change made from the web app or ``textback user``: who, what,
+# when); ``conversation_desk`` only by textback/inbound/desk.py (staff's take-over, the
+# outcome of a conversation, when staff last read it). follow-ups read ``conversation_desk``:
+# a conversation taken over gets no automatic follow-up (outbound/followups.py).
+V11 = """
+CREATE TABLE web_users (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,           -- argon2id, PHC string
+    created_at    REAL NOT NULL,
+    updated_at    REAL NOT NULL
+);
+CREATE TABLE web_sessions (
+    token_hash  TEXT PRIMARY KEY,          -- sha256 hex of the cookie / link token
+    kind        TEXT NOT NULL CHECK (kind IN ('session', 'login-link')),
+    user_name   TEXT NOT NULL,
+    csrf        TEXT NOT NULL,             -- the session's CSRF token ('' for a link)
+    created_at  REAL NOT NULL,
+    expires_at  REAL NOT NULL,
+    used_at     REAL                       -- a login link works once
+);
+CREATE INDEX web_sessions_user ON web_sessions (user_name);
+CREATE TABLE audit (
+    id      INTEGER PRIMARY KEY,
+    at      REAL NOT NULL,
+    actor   TEXT NOT NULL,                 -- web user name, or cli:<unix user>
+    action  TEXT NOT NULL,                 -- e.g. reply, take-over, outcome, optout-add
+    target  TEXT,                          -- a number, a conversation id, a user name
+    detail  TEXT
+);
+CREATE INDEX audit_at ON audit (at);
+CREATE TABLE conversation_desk (
+    conversation_id INTEGER PRIMARY KEY REFERENCES conversations (id),
+    number          TEXT NOT NULL,
+    did             TEXT NOT NULL,
+    taken_over_by   TEXT,                  -- NULL: automatic follow-ups run
+    taken_over_at   REAL,
+    outcome         TEXT CHECK (outcome IN ('booked', 'callback-done', 'not-a-lead', 'spam')),
+    outcome_by      TEXT,
+    outcome_at      REAL,
+    read_at         REAL,                  -- replies after this are unread
+    staff_at        REAL                   -- staff's last reply from the web app
+);
+CREATE INDEX conversation_desk_number ON conversation_desk (number, did);
+"""
+
+MIGRATIONS: tuple[str, ...] = (V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11)
 
 LATEST = len(MIGRATIONS)

@@ -6,7 +6,10 @@ back? — per DID and missed-call reason: missed calls, texted, skipped (by the 
 reason), delivered, replied, opted out, and called back and answered (a later answered
 inbound call from the number, or a connected outbound call to it), with the median time
 from call end to text sent and from text to first reply. Outcomes are attributed to a
-missed call when they happen within ``window_s`` (7 days) after it.
+missed call when they happen within ``window_s`` (7 days) after it; the outcome staff mark
+on a conversation in the web inbox (booked, callback-done, not-a-lead, spam:
+textback.inbound.desk) counts for the texted missed calls from that number to that DID in
+the window before it.
 
 One pass: a single query returns one row per missed call with its outcomes, each an indexed
 lookup (messages by call and by number, opt events and calls by number and time), and the
@@ -24,6 +27,9 @@ from textback.store import Store
 
 ATTRIBUTION_S = 7 * 86400.0
 ALL = "all"
+# what staff mark a conversation as (textback.inbound.desk, the web inbox)
+OUTCOMES = ("booked", "callback-done", "not-a-lead", "spam")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 _PER_CALL = """
 WITH base AS (
@@ -42,6 +48,11 @@ WITH base AS (
 )
 SELECT b.did, b.reason, b.decision, b.skip_reason, b.end_at, b.texted_at, b.delivered,
        b.recovered,
+       CASE WHEN b.texted_at IS NULL THEN NULL ELSE
+       (SELECT d.outcome FROM conversation_desk d
+         WHERE d.number = b.caller AND d.did = b.did AND d.outcome IS NOT NULL
+           AND d.outcome_at >= b.texted_at AND d.outcome_at <= b.texted_at + :window
+         ORDER BY d.outcome_at LIMIT 1) END AS outcome,
        CASE WHEN b.texted_at IS NULL THEN NULL ELSE
            (SELECT min(i.created_at) FROM messages i
              WHERE i.number = b.caller AND i.direction = 'in'
@@ -79,6 +90,7 @@ class ReportRow:
     called_back_answered: int = 0
     # decided from the PBX's own records (CEL/CDR) after textback was away
     recovered: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
     text_delays: list[float] = field(default_factory=list, repr=False)
     reply_delays: list[float] = field(default_factory=list, repr=False)
 
@@ -108,6 +120,12 @@ class ReportRow:
         self.opted_out += bool(row["opted_out"])
         self.called_back_answered += bool(row["answered"])
         self.recovered += bool(row["recovered"])
+        if row["outcome"] is not None:
+            self.outcomes[row["outcome"]] = self.outcomes.get(row["outcome"], 0) + 1
+
+    @property
+    def booked(self) -> int:
+        return self.outcomes.get("booked", 0)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -117,16 +135,89 @@ class ReportRow:
             "delivered": self.delivered, "replied": self.replied,
             "opted_out": self.opted_out, "called_back_answered": self.called_back_answered,
             "recovered": self.recovered,
+            "booked": self.booked, "outcomes": {k: self.outcomes.get(k, 0) for k in OUTCOMES},
             "median_text_s": self.median_text_s, "median_reply_s": self.median_reply_s,
         }
+
+
+async def per_call(store: Store, *, since: float | None = None, did: str | None = None,
+                   window_s: float = ATTRIBUTION_S) -> list[Any]:
+    """One row per missed call with its outcomes (the one query behind every number)."""
+    return await store.fetchall(_PER_CALL, {"since": since if since is not None else
+                                            float("-inf"), "did": did, "window": window_s})
 
 
 async def build_report(store: Store, *, since: float | None = None, did: str | None = None,
                        window_s: float = ATTRIBUTION_S) -> list[ReportRow]:
     """Rows per (DID, reason), sorted, each DID followed by its ``all`` total."""
-    rows = await store.fetchall(_PER_CALL, {"since": since if since is not None else
-                                            float("-inf"), "did": did, "window": window_s})
-    return group(rows)
+    return group(await per_call(store, since=since, did=did, window_s=window_s))
+
+
+@dataclass
+class Dashboard:
+    """What the web dashboard shows, and ``textback report --format json`` under
+    "dashboard": the funnel (missed → texted → replied → booked) with skips by reason, the
+    median hang-up→text, the reply rate by the hour and weekday of the missed call (local
+    time of the business), and missed calls per local day."""
+
+    total: ReportRow
+    by_hour: list[tuple[int, int]]  # (texted, replied) per hour 0..23
+    by_weekday: list[tuple[int, int]]  # per weekday, Monday first
+    per_day: list[tuple[str, int]]  # (YYYY-MM-DD, missed), oldest first, gaps filled
+
+    def as_dict(self) -> dict[str, Any]:
+        t = self.total
+
+        def rate(texted: int, replied: int) -> float | None:
+            return round(replied / texted, 3) if texted else None
+
+        return {
+            "funnel": {"missed": t.missed, "texted": t.texted, "replied": t.replied,
+                       "booked": t.booked},
+            "skipped_by_reason": dict(sorted(t.skipped.items())),
+            "outcomes": {k: t.outcomes.get(k, 0) for k in OUTCOMES},
+            "median_text_s": t.median_text_s,
+            "reply_rate_by_hour": [{"hour": h, "texted": x, "replied": r, "rate": rate(x, r)}
+                                   for h, (x, r) in enumerate(self.by_hour)],
+            "reply_rate_by_weekday": [{"weekday": WEEKDAYS[d], "texted": x, "replied": r,
+                                       "rate": rate(x, r)}
+                                      for d, (x, r) in enumerate(self.by_weekday)],
+            "missed_per_day": [{"day": day, "missed": n} for day, n in self.per_day],
+        }
+
+
+def dashboard_from(rows: Iterable[Any], timezone: str) -> Dashboard:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(timezone)
+    total = ReportRow(ALL, ALL)
+    hours = [[0, 0] for _ in range(24)]
+    weekdays = [[0, 0] for _ in range(7)]
+    days: dict[dt.date, int] = {}
+    for row in rows:
+        total.add(row)
+        local = dt.datetime.fromtimestamp(row["end_at"], tz=zone)
+        days[local.date()] = days.get(local.date(), 0) + 1
+        if row["texted_at"] is not None:
+            replied = int(row["replied_at"] is not None)
+            for cell in (hours[local.hour], weekdays[local.weekday()]):
+                cell[0] += 1
+                cell[1] += replied
+    per_day: list[tuple[str, int]] = []
+    if days:
+        day, last = min(days), max(days)
+        while day <= last:
+            per_day.append((day.isoformat(), days.get(day, 0)))
+            day += dt.timedelta(days=1)
+    return Dashboard(total, [(x, r) for x, r in hours], [(x, r) for x, r in weekdays],
+                     per_day)
+
+
+async def dashboard(store: Store, *, timezone: str, since: float | None = None,
+                    did: str | None = None, window_s: float = ATTRIBUTION_S) -> Dashboard:
+    return dashboard_from(await per_call(store, since=since, did=did, window_s=window_s),
+                          timezone)
 
 
 def group(rows: Iterable[Any]) -> list[ReportRow]:

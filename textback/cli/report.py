@@ -21,13 +21,22 @@ from typing import Any
 from textback.cli._common import config_or_none, store_or_none
 from textback.config import DEFAULT_PATH
 from textback.numbers import to_e164
-from textback.report import ATTRIBUTION_S, ReportRow, build_report, parse_since
+from textback.report import (
+    ATTRIBUTION_S,
+    OUTCOMES,
+    Dashboard,
+    ReportRow,
+    dashboard_from,
+    group,
+    parse_since,
+    per_call,
+)
 
 COLUMNS = ("did", "reason", "missed", "texted", "skipped", "delivered", "replied",
-           "opted_out", "called_back_answered", "recovered", "median_text_s",
+           "opted_out", "called_back_answered", "recovered", "booked", "median_text_s",
            "median_reply_s")
 HEADS = ("DID", "REASON", "MISSED", "TEXTED", "SKIPPED", "DELIVERED", "REPLIED", "OPTED OUT",
-         "ANSWERED", "RECOVERED", "MED TEXT S", "MED REPLY S")
+         "ANSWERED", "RECOVERED", "BOOKED", "MED TEXT S", "MED REPLY S")
 
 
 def register(subparsers: Any) -> None:
@@ -45,14 +54,16 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-async def _gather(db: Path, since: float | None, did: str | None) -> list[ReportRow]:
+async def _gather(db: Path, since: float | None, did: str | None,
+                  timezone: str) -> tuple[list[ReportRow], Dashboard]:
     from textback.store import Store
 
     store = await Store.open(db)
     try:
-        return await build_report(store, since=since, did=did)
+        rows = await per_call(store, since=since, did=did)
     finally:
         await store.close()
+    return group(rows), dashboard_from(rows, timezone)
 
 
 def _cell(value: Any) -> str:
@@ -69,6 +80,13 @@ def render_table(rows: list[ReportRow]) -> str:
     for b in body:
         lines.append("  ".join(v.ljust(w) if i < 2 else v.rjust(w)
                                for i, (v, w) in enumerate(zip(b, widths, strict=True))))
+    marked = [r for r in rows if r.outcomes and r.reason == "all"]
+    if marked:
+        lines.append("")
+        lines.append("outcomes (marked by staff in the web inbox):")
+        for r in marked:
+            lines.append(f"  {r.did}: " + ", ".join(f"{k} {r.outcomes.get(k, 0)}"
+                                                   for k in OUTCOMES))
     skipped = [r for r in rows if r.skipped and r.reason != "all"]
     if skipped:
         lines.append("")
@@ -82,11 +100,13 @@ def render_table(rows: list[ReportRow]) -> str:
 def write_csv(rows: list[ReportRow], out: Any) -> None:
     reasons = sorted({k for r in rows for k in r.skipped})
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([*COLUMNS, *(f"skipped:{k}" for k in reasons)])
+    writer.writerow([*COLUMNS, *(f"skipped:{k}" for k in reasons),
+                     *(f"outcome:{k}" for k in OUTCOMES)])
     for r in rows:
         d = r.as_dict()
         writer.writerow([("" if d[c] is None else d[c]) for c in COLUMNS]
-                        + [r.skipped.get(k, 0) for k in reasons])
+                        + [r.skipped.get(k, 0) for k in reasons]
+                        + [r.outcomes.get(k, 0) for k in OUTCOMES])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,10 +130,11 @@ def run(args: argparse.Namespace) -> int:
     db = store_or_none(config, "report")
     if db is None:
         return 1
-    rows = asyncio.run(_gather(db, since, did))
+    rows, board = asyncio.run(_gather(db, since, did, config.hours.timezone))
     if args.format == "json":
         print(json.dumps({"since": since, "did": did, "window_s": ATTRIBUTION_S,
-                          "rows": [r.as_dict() for r in rows]}, indent=1))
+                          "rows": [r.as_dict() for r in rows],
+                          "dashboard": board.as_dict()}, indent=1))
     elif args.format == "csv":
         write_csv(rows, sys.stdout)
     else:

@@ -52,7 +52,8 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _midnight() -> float:
+def midnight() -> float:
+    """Local midnight today (where ``status`` counts from)."""
     t = time.localtime()
     return time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
 
@@ -217,7 +218,7 @@ def _healthy_summary(report: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _read_live(path: Path, now: float) -> dict[str, Any] | None:
+def read_live(path: Path, now: float) -> dict[str, Any] | None:
     """The daemon's status file; None when there is none. A read racing the daemon's
     in-place rewrite (disk full) can see half a file: read again."""
     for _ in range(3):
@@ -260,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"textback status: --since {exc}", file=sys.stderr)
             return UNKNOWN
     else:
-        since = _midnight()
+        since = midnight()
     try:
         report = asyncio.run(gather(db_path, since, now))
     except StoreError as exc:
@@ -269,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
         return _verdict_only(args, CRITICAL, exc.admin_line(db_path))
     live_path = status_path(db_path)
     try:
-        live = _read_live(live_path, now)
+        live = read_live(live_path, now)
     except OSError as exc:
         return _verdict_only(args, UNKNOWN, f"cannot read the status file {live_path} ({exc})")
     report["daemon"] = live

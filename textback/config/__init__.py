@@ -370,6 +370,46 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @dataclass(frozen=True, slots=True)
+class WebConfig:
+    """The office's web app (textback/web/); off by default.
+
+    ``listen`` is ``host:port`` (``[::1]:8025`` for IPv6). Only loopback unless
+    ``allow_remote``, and then only with HTTPS here (``tls_cert`` + ``tls_key``) or behind a
+    reverse proxy that terminates TLS (``behind_proxy``): the session cookie and the
+    passwords must never cross a network in clear (docs/web.md).
+    """
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8025
+    allow_remote: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    behind_proxy: bool = False
+    session_hours: float = 12.0
+
+    @property
+    def https(self) -> bool:
+        return self.tls_cert is not None
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` → (host, port); ValueError says what is wrong."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"{text!r}: write host:port, e.g. \"127.0.0.1:8025\"")
+    try:
+        number = int(port)
+    except ValueError:
+        raise ValueError(f"{text!r}: the port {port!r} is not a number") from None
+    if not 0 <= number < 65536:
+        raise ValueError(f"{text!r}: the port must be 1-65535 (0: any free port, for tests)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, number
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: Path | None
     pbx: PbxConfig
@@ -383,6 +423,7 @@ class Config:
     agi: AgiConfig = AgiConfig()
     email: EmailConfig = EmailConfig()
     webhooks: tuple[WebhookConfig, ...] = ()
+    web: WebConfig = WebConfig()
     # usable, but probably not meant (check-config prints them; --strict refuses them)
     warnings: tuple[ConfigIssue, ...] = ()
     retention: RetentionConfig = RetentionConfig()
@@ -502,6 +543,14 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 def _name(value: Any) -> str | None:
     if not _NAME.match(value):
         return f"{value!r}: use lower-case letters, digits, '-' and '_' (e.g. \"a\", \"office\")"
+    return None
+
+
+def _listen(value: Any) -> str | None:
+    try:
+        parse_listen(str(value))
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
@@ -717,6 +766,15 @@ SCHEMA = Table({
     "log": Field("table", table=Table({
         "level": Field("str", None, check=lambda v: _one_of(*LOG_LEVELS)(str(v).upper()),
                        doc="DEBUG, INFO, WARNING or ERROR; a reload (SIGHUP) applies it"),
+    })),
+    "web": Field("table", table=Table({
+        "enabled": Field("bool", False),
+        "listen": Field("str", "127.0.0.1:8025", check=_listen),
+        "allow_remote": Field("bool", False),
+        "tls_cert": Field("str", None),
+        "tls_key": Field("str", None),
+        "behind_proxy": Field("bool", False),
+        "session_hours": Field("float", 12.0, check=_positive),
     })),
     "email": Field("table", table=Table({
         "host": Field("str", "127.0.0.1"),
@@ -1028,6 +1086,7 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     store_path = Path(v["store"]["path"])
     if not store_path.is_absolute():
         store_path = base / store_path
+    web = _web(v["web"], base, checker)
 
     _warn_gaps(data, v, checker)
 
@@ -1041,7 +1100,7 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     checker.warnings.sort(key=lambda i: (i.line or 0, i.key))
     r = v["retention"]
     return Config(path, pbx, trunks, tuple(modems), sip, policy, tuple(dids), hours,
-                  StoreConfig(store_path), agi, email, webhooks,
+                  StoreConfig(store_path), agi, email, webhooks, web=web,
                   warnings=tuple(checker.warnings),
                   retention=RetentionConfig(r["message_days"], r["call_days"]),
                   log=LogConfig(v["log"]["level"].upper() if v["log"]["level"] else None))
@@ -1121,6 +1180,32 @@ def _webhooks(checked: list[Mapping[str, Any]], base: Path, checker: Checker,
                                    secret or Secret(""), secret_file, h["timeout_s"],
                                    h["give_up_after_h"] * 3600.0))
     return tuple(hooks)
+
+
+def _web(w: Mapping[str, Any], base: Path, checker: Checker) -> WebConfig:
+    """[web]: loopback unless allow_remote, and off loopback only over TLS (here or at a
+    reverse proxy): a session cookie or a password must not cross a network in clear."""
+    try:
+        host, port = parse_listen(w["listen"])
+    except ValueError:  # already reported by the field's check
+        host, port = "127.0.0.1", 8025
+    cert = base / w["tls_cert"] if w["tls_cert"] else None
+    key = base / w["tls_key"] if w["tls_key"] else None
+    if (cert is None) != (key is None):
+        checker.error(("web", "tls_key" if key is None else "tls_cert"),
+                      "set tls_cert and tls_key together (the certificate chain and its key)")
+    if w["enabled"] and not is_loopback_host(host):
+        if not w["allow_remote"]:
+            checker.error(("web", "listen"), f"{host!r} is not a loopback address: other "
+                          "machines could reach the web app; use 127.0.0.1, or set "
+                          "allow_remote = true with TLS (tls_cert/tls_key) or behind_proxy")
+        elif cert is None and not w["behind_proxy"]:
+            checker.error(("web", "allow_remote"), "a web app reachable from other machines "
+                          "needs TLS: set tls_cert and tls_key, or put it behind a reverse "
+                          "proxy that terminates HTTPS and set behind_proxy = true "
+                          "(docs/web.md)")
+    return WebConfig(w["enabled"], host, port, w["allow_remote"], cert, key,
+                     w["behind_proxy"], w["session_hours"])
 
 
 def _or_default(parse: Any, value: Any, default: Any) -> Any:

@@ -9,6 +9,12 @@
 4. The demo prints the verdicts, the texts the modem received over AT+CMGS (decoded from
    the PDUs), and what the store holds; then stops the daemon with SIGTERM.
 It exits 0 only when every missed call was texted exactly once and no other call was.
+
+With ``--serve`` (``textback demo --serve``, ``make demo SERVE=1``) the daemon also runs the
+office's web app on 127.0.0.1:8025 and stays up after step 4: the simulated network
+delivers a reply from one texted caller and a STOP from the other, the demo prints one line
+``web: http://127.0.0.1:8025/login?token=...`` (a one-time login link for a ``demo`` user) and
+waits for Ctrl-C, then stops the daemon as above.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from textback.testing.modem_simulator import ModemSimulator
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CAPTURE = REPO.parent / "shared" / "traces" / "asterisk-22" / "concurrent-mixed.ami.ts"
 SECRET = "demo-only-secret"
+WEB_LISTEN = "127.0.0.1:8025"
+DEMO_REPLY = "Yes please - can someone come round tomorrow morning? The sink is leaking"
 INTERESTING = ("call_decided", "text_queued", "text_skipped", "text_sending", "text_sent",
                "text_failed", "started", "stopped", "fatal", "store_unavailable")
 
@@ -42,7 +50,8 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def write_config(tmp: Path, ami_port: int, modem_port: str) -> Path:
+def write_config(tmp: Path, ami_port: int, modem_port: str, web: bool = False,
+                 listen: str = WEB_LISTEN) -> Path:
     """The lab office (textback.testing.lab_config) on the replayed capture, with the three
     DIDs its calls dial; mode 600, as check-config wants a file that holds a secret."""
     dids = [{"number": "+15559870000", "business": "Acme Plumbing",
@@ -52,7 +61,8 @@ def write_config(tmp: Path, ami_port: int, modem_port: str) -> Path:
             {"number": "+15559870003", "business": "Acme Electric", "senders": ["modem:a"]}]
     return write_lab_config(tmp / "textback.toml", ami_port=ami_port, modem_port=modem_port,
                             store=tmp / "textback.db", pbx={"secret": SECRET},
-                            trunks={"settle_s": 1.0}, did=dids)
+                            trunks={"settle_s": 1.0}, did=dids,
+                            web={"enabled": True, "listen": listen} if web else None)
 
 
 # log fields that hold a moment (epoch seconds): shown as a time of day
@@ -155,7 +165,65 @@ def show_store(db: Path) -> list[dict[str, Any]]:
     return calls
 
 
-async def main(capture: Path, speed: float, modem_profile: str) -> int:
+def _count(db: Path, sql: str) -> int:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+        try:
+            return int(con.execute(sql).fetchone()[0])
+        except sqlite3.Error:
+            return 0
+
+
+async def serve(db: Path, sim: ModemSimulator, texted: list[str], logs: list[str],
+                proc: asyncio.subprocess.Process) -> None:
+    """Keep the daemon and its web app up: a reply and a STOP arrive from the texted
+    callers, one login link is printed, and Ctrl-C ends it."""
+    from textback.store import Store
+    from textback.web import auth
+
+    deadline = time.monotonic() + 30
+    while not (listening := [line for line in logs if "event=web_listening" in line]):
+        if time.monotonic() > deadline or proc.returncode is not None:
+            raise RuntimeError("the web app did not start (see the daemon's log above)")
+        await asyncio.sleep(0.2)
+    fields = dict(f.split("=", 1) for f in listening[0].split() if "=" in f)
+    address = f"{fields.get('host', '127.0.0.1')}:{fields.get('port', '8025')}"
+    before = _count(db, "SELECT count(*) FROM messages WHERE direction = 'in'")
+    sim.inject_sms(texted[-1], DEMO_REPLY)
+    if len(texted) > 1:
+        sim.inject_sms(texted[0], "STOP")
+    while _count(db, "SELECT count(*) FROM messages WHERE direction = 'in'") < \
+            before + min(2, len(texted)):
+        if time.monotonic() > deadline + 30:
+            break
+        await asyncio.sleep(0.2)
+    store = await Store.open(db)
+    try:
+        if not any(name == "demo" for name, _ in await auth.list_users(store)):
+            await auth.add_user(store, "demo", secrets_token(), time.time())
+        token = await auth.login_link(store, "demo", time.time())
+    finally:
+        await store.close()
+    say(f"\nweb: http://{address}/login?token={token}")
+    say("  (a one-time login link; Ctrl-C stops the daemon and the web app)")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    try:
+        await asyncio.wait([asyncio.create_task(stop.wait()),
+                            asyncio.create_task(proc.wait())],
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+def secrets_token() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(24)  # the demo user logs in by the link only
+
+
+async def main(capture: Path, speed: float, modem_profile: str, web: bool = False,
+               listen: str = WEB_LISTEN) -> int:
     if not capture.exists():
         say(f"demo: capture {capture} not found: the demo needs ../shared beside the repo")
         return 2
@@ -164,7 +232,7 @@ async def main(capture: Path, speed: float, modem_profile: str) -> int:
     _, ami_port = await ami.start("127.0.0.1", 0)
     sim = ModemSimulator(modem_profile, link=tmp / "ttyUSB-textback-demo", time_scale=0.1)
     await sim.start()
-    config = write_config(tmp, ami_port, sim.port)
+    config = write_config(tmp, ami_port, sim.port, web=web, listen=listen)
     say(f"textback demo: replaying {capture.name} (a real Asterisk 22 capture) on "
         f"127.0.0.1:{ami_port}")
     say(f"  simulated {modem_profile} modem on {sim.port}; config and store in {tmp}")
@@ -172,12 +240,14 @@ async def main(capture: Path, speed: float, modem_profile: str) -> int:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "textback", "run", "--config", str(config),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env)
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
+        start_new_session=web)  # --serve: Ctrl-C is the demo's to handle, not the daemon's
     logs: list[str] = []
     assert proc.stderr is not None
     log_task = asyncio.create_task(pump_logs(proc.stderr, logs))
     started = time.monotonic()
     status = 0
+    first_texts: list[dict[str, Any]] | None = None
     try:
         done = asyncio.create_task(ami.finished.wait())
         exited = asyncio.create_task(proc.wait())
@@ -186,6 +256,11 @@ async def main(capture: Path, speed: float, modem_profile: str) -> int:
             say(f"\ndemo: the daemon exited early with status {proc.returncode}")
             return 1
         await wait_settled(tmp / "textback.db", started + 55, calls_in_capture(capture))
+        if web:
+            first_texts = texts_received(sim)  # before the reply, the STOP and its answer
+            texted = [t["to"] for t in first_texts]
+            if texted:
+                await serve(tmp / "textback.db", sim, texted, logs, proc)
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
@@ -209,7 +284,7 @@ async def main(capture: Path, speed: float, modem_profile: str) -> int:
         say("  (none)")
     calls = show_store(tmp / "textback.db")
     missed = {c["caller"] for c in calls if c["verdict"] == "missed"}
-    texted = [t["to"] for t in received]
+    texted = [t["to"] for t in (first_texts if first_texts is not None else received)]
     if sorted(texted) != sorted(missed) or proc.returncode not in (0, -signal.SIGTERM):
         say(f"\ndemo: FAILED: missed callers {sorted(missed)}, texted {sorted(texted)}")
         status = 1
@@ -226,8 +301,12 @@ def cli() -> int:
                     help="an Asterisk .ami.ts capture (default: concurrent-mixed)")
     ap.add_argument("--speed", type=float, default=1.0, help="replay speed (1 = real time)")
     ap.add_argument("--modem", default="sim800l", help="simulated modem profile")
+    ap.add_argument("--serve", action="store_true",
+                    help=f"keep the daemon up with the web app on {WEB_LISTEN} (Ctrl-C stops)")
+    ap.add_argument("--listen", default=WEB_LISTEN, help=argparse.SUPPRESS)  # tests: port 0
     args = ap.parse_args()
-    return asyncio.run(main(args.capture, args.speed, args.modem))
+    return asyncio.run(main(args.capture, args.speed, args.modem, web=args.serve,
+                            listen=args.listen))
 
 
 if __name__ == "__main__":

@@ -185,32 +185,44 @@ class PossibleOptOuts:
             await self._answer(staff_number, did, f"textback: no possible opt-out is waiting "
                                f"for {code}; nothing changed.", at)
             return "no-review"
-        async with self.store.transaction("possible_optout_decided") as db:
-            await db.execute(
-                "UPDATE optout_reviews SET state = ?, decided_at = ?, decided_by = ? "
-                "WHERE number = ? AND state = 'pending'",
-                (decision, at, staff_number, customer))
-            async with db.execute(
-                    "SELECT message_id FROM optout_reviews WHERE number = ? AND decided_at = ? "
-                    "ORDER BY id DESC LIMIT 1", (customer, at)) as c:
-                row = await c.fetchone()
-        message_id = row["message_id"] if row is not None else None
+        await self.decide(customer, decision, staff_number, at)
         if decision == "optout":
-            await set_opt_out(self.store, customer, True, at, "staff-review", message_id,
-                                         note=f"possible opt-out confirmed by {staff_number}")
-            await webhooks.opt_changed(self.hooks, customer, True, did=did.number,
-                                       message_id=message_id, source="staff-review", at=at)
-            await self.outbox.cancel_for_number(customer, "opted-out", at)
-            await cancel_follow_ups(self.store, customer, "opted-out", at)
             answer = (f"textback: {pretty_number(customer)} is opted out; no more texts "
                       "will go to them.")
         else:
             answer = (f"textback: {pretty_number(customer)} was not an opt-out; texts to "
                       f"them may go again. Answer with \"{code} <your text>\".")
-        log(logger, logging.INFO, "possible_optout_decided", number=customer,
-            decision=decision, staff=staff_number, message=message_id)
         await self._answer(staff_number, did, answer, at)
         return f"review-{decision}"
+
+    async def decide(self, customer: str, decision: str, by: str, at: float) -> bool:
+        """Settle the pending review(s) of ``customer``: ``decision`` "optout" (then it is
+        opted out, its queued texts and follow-ups cancelled) or "not-optout"; ``by`` a
+        staff number or a web user. False when nothing was pending."""
+        if decision not in ("optout", "not-optout"):
+            raise ValueError(f"{decision!r}: the decision is 'optout' or 'not-optout'")
+        async with self.store.transaction("possible_optout_decided") as db:
+            cur = await db.execute(
+                "UPDATE optout_reviews SET state = ?, decided_at = ?, decided_by = ? "
+                "WHERE number = ? AND state = 'pending'", (decision, at, by, customer))
+            if cur.rowcount == 0:
+                return False
+            async with db.execute(
+                    "SELECT message_id, did FROM optout_reviews WHERE number = ? AND "
+                    "decided_at = ? ORDER BY id DESC LIMIT 1", (customer, at)) as c:
+                row = await c.fetchone()
+        message_id = row["message_id"] if row is not None else None
+        review_did = row["did"] if row is not None else None
+        if decision == "optout":
+            await set_opt_out(self.store, customer, True, at, "staff-review", message_id,
+                              note=f"possible opt-out confirmed by {by}")
+            await webhooks.opt_changed(self.hooks, customer, True, did=review_did,
+                                       message_id=message_id, source="staff-review", at=at)
+            await self.outbox.cancel_for_number(customer, "opted-out", at)
+            await cancel_follow_ups(self.store, customer, "opted-out", at)
+        log(logger, logging.INFO, "possible_optout_decided", number=customer,
+            decision=decision, staff=by, message=message_id)
+        return True
 
     async def _answer(self, staff_number: str, did: DidConfig, text: str, at: float) -> None:
         await self.outbox.enqueue(call_id=None, kind="staff-answer", number=staff_number,

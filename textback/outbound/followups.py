@@ -224,6 +224,22 @@ class FollowUps:
             log(logger, logging.INFO, "follow_ups_cancelled", number=number, n=n, why=reason)
         return n
 
+    async def resume(self, number: str, did: str, reason: str, now: float) -> int:
+        """Schedule again the touches to ``number`` on ``did`` that were cancelled for
+        ``reason`` (staff handing a conversation back: textback.inbound.desk); one already
+        due is released at once, through the usual stop checks. How many."""
+        async with self.store.transaction("resume_follow_ups") as db:
+            cur = await db.execute(
+                "UPDATE follow_ups SET state = 'scheduled', cancel_reason = NULL "
+                "WHERE number = ? AND did = ? AND state = 'cancelled' AND cancel_reason = ?",
+                (number, did, reason))
+            n = cur.rowcount
+        if n:
+            log(logger, logging.INFO, "follow_ups_resumed", number=number, did=did, n=n,
+                after=reason)
+            self.poke()
+        return n
+
     async def recover(self, now: float, window_s: float = 2 * 86400.0) -> int:
         """At start: first texts queued just before a crash whose follow-ups were never
         written get them now (rows already written are kept as they are)."""
@@ -348,7 +364,8 @@ class FollowUps:
 # Why a touch must not go, checked in one query (first match wins): the number opted out,
 # it wrote to this DID after the call, someone spoke with it after the call (an answered
 # inbound call or a connected outbound one, e.g. a staff callback), a callback was placed,
-# or the first text never went out (cancelled, skipped or failed: do not chase it).
+# or the first text never went out (cancelled, skipped or failed: do not chase it), or staff
+# took the conversation over in the web app (textback.inbound.desk).
 _STOP_SQL = """
 WITH base AS (SELECT coalesce(c.ended_at, c.decided_at) AS t FROM calls c WHERE c.call_id = :call)
 SELECT CASE
@@ -363,6 +380,8 @@ SELECT CASE
                AND requested_at >= (SELECT t FROM base)) THEN 'callback'
   WHEN EXISTS (SELECT 1 FROM outbox WHERE call_id = :call AND kind = 'textback'
                AND state IN ('cancelled', 'skipped', 'failed')) THEN 'first-text-not-sent'
+  WHEN EXISTS (SELECT 1 FROM conversation_desk WHERE number = :n AND did = :did
+               AND taken_over_by IS NOT NULL) THEN 'taken-over'
   ELSE NULL END
 """
 
