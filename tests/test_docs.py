@@ -160,7 +160,7 @@ _KEY = re.compile(r"^#?\s*([a-z_]+|\"[A-Za-z*]+\")\s*=")
 
 def _schema_keys() -> set[str]:
     from textback.config import SCHEMA
-    from textback.config.schema import Table
+    from textback.schema import Table
 
     keys: set[str] = set()
 

@@ -5,9 +5,19 @@ problem names the dotted key and its line, unknown keys get the nearest valid na
 problems are reported at once (``ConfigError.issues``). A file that holds a secret (the PBX
 secret, a SIM PIN, any ``secret_file`` / ``pin_file``, a webhook's too) must be private to
 the service user (root:<its group> 0640, or its own 0600: textback.secret_files); otherwise
-it is refused
-naming the user and group and the chown/chmod that fixes it. Secrets are wrapped in
-:class:`Secret`, whose repr never shows the value, so logging a config object cannot leak one.
+it is refused naming the user and group and the chown/chmod that fixes it. Secrets are
+wrapped in :class:`Secret`, whose repr never shows the value, so logging a config object
+cannot leak one.
+
+Each section is declared once, as a dataclass of ``setting`` fields (textback.schema), and
+beside the code that uses it where that code is a package of its own: ``[policy]`` in
+textback/outbound/settings.py, ``[pbx]`` and ``[trunks]`` in textback/pbx/settings.py,
+``[[modem]]`` in textback/modem/settings.py, ``[email]`` in textback/inbound/settings.py,
+``[agi]`` in textback/pbx/asterisk/agi_settings.py; the sections every part reads
+(``[[did]]`` and its staff, ``[sip]``, ``[store]``, ``[retention]``, ``[log]``, ``[web]``,
+``[[webhook]]``) here. This module assembles them: it derives the schema from the
+declarations, builds each section, and checks what spans sections (a DID's senders, a
+secret's file, the warnings).
 """
 
 from __future__ import annotations
@@ -27,14 +37,13 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 
 from textback import secret_files
-from textback.config.schema import Checker, ConfigIssue, Field, LineIndex, Table, dotted
 from textback.errors import TextbackError
 from textback.inbound.keywords import DEFAULT_URGENT_WORDS
+from textback.inbound.settings import EmailConfig, emails
+from textback.modem.settings import ModemConfig, e164
 from textback.numbers import to_e164
 from textback.outbound.followup_rules import (
-    DEFAULT_FOLLOW_UPS,
     DEFAULT_QUIET,
-    DEFAULT_QUIET_SPAN,
     DEFAULT_RULES,
     DEFAULT_TEXT,
     FollowUpRule,
@@ -44,26 +53,34 @@ from textback.outbound.followup_rules import (
     parse_rules,
 )
 from textback.outbound.hours import DAYS, DEFAULT_WEEK, Hours, HoursError, check_timezone, parse_day
+from textback.outbound.settings import PolicyConfig
 from textback.outbound.templates import TEMPLATE_KINDS, check_template
 from textback.pbx.asterisk.agi_access import MIN_TOKEN_LENGTH, is_loopback_host
+from textback.pbx.asterisk.agi_settings import AgiConfig
 from textback.pbx.outcome import MISSED_REASONS
-from textback.pbx.stream import (
-    DEFAULT_EXTERNAL_CONTEXTS,
-    DEFAULT_EXTERNAL_PROFILES,
-    DEFAULT_TRUNK_CONTEXTS,
-    TrackerConfig,
+from textback.pbx.settings import DEFAULT_PORTS, PbxConfig, TrunksConfig, pbx_kind
+from textback.schema import (
+    Checker,
+    ConfigIssue,
+    Field,
+    LineIndex,
+    Secret,
+    Table,
+    build_section,
+    dotted,
+    non_negative,
+    one_of,
+    positive,
+    section_table,
+    setting,
 )
 
 DEFAULT_PATH = Path("/etc/textback/textback.toml")
 DEFAULT_STORE = Path("/var/lib/textback/textback.db")
-DEFAULT_PORTS = {"asterisk": 5038, "freeswitch": 8021}
 # [[modem]] send_timeout_s: AT+CMGS "max response time" is 60 s in the SIM800 Series AT
 # Command Manual V1.09 (4.2.5) and "120s, determined by network" in Quectel's AT command
 # manuals (WCDMA UGxx 9.8, the same family as the EC25's); the longer one by default.
 # Under 5 s would declare texts unconfirmed that the network is still taking (2-3 s a part).
-DEFAULT_SEND_TIMEOUT_S = 120.0
-MIN_SEND_TIMEOUT_S = 5.0
-MAX_SEND_TIMEOUT_S = 600.0
 # a reply that is only one of these asks for a callback (textback.inbound.callback)
 DEFAULT_CALLBACK_WORDS = ("call", "call me", "call back", "callback", "call me back",
                           "please call", "please call me")
@@ -82,158 +99,17 @@ class ConfigError(TextbackError):
         return "\n".join([head] + [f"  {i.format(str(self.path))}" for i in self.issues])
 
 
-class Secret:
-    """A secret string that never shows itself in repr/str (logs, tracebacks)."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
 # --------------------------------------------------------------------------- typed result
-
-
-@dataclass(frozen=True, slots=True)
-class PbxConfig:
-    type: str
-    host: str
-    port: int
-    user: str
-    secret: Secret | None
-    secret_file: Path | None
-    # a link that answers nothing for this long (AMI Ping / ESL api status) is dead
-    ping_timeout_s: float = 10.0
-    # how long `textback run` waits for the PBX login before telling systemd READY anyway
-    # (with a STATUS saying the link is missing); below the unit's TimeoutStartSec
-    ready_timeout_s: float = 30.0
-    # the PBX's own call records, read after a restart or reconnect for the calls that
-    # ended while textback was away: Asterisk CEL (cel_sqlite3_custom .db, cel_custom
-    # .csv), FreeSWITCH CDR (mod_cdr_sqlite .db, mod_cdr_csv .csv); None: no recovery
-    records: Path | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TrunksConfig:
-    asterisk_contexts: tuple[str, ...]
-    asterisk_endpoints: tuple[str, ...]
-    freeswitch_profiles: tuple[str, ...]
-    freeswitch_contexts: tuple[str, ...]
-    settle_s: float
-    default_region: str | None
-    # the dialplan context whose UserEvent(TextbackMessage) is a genuine inbound text
-    asterisk_message_context: str = "textback-message-in"
-    # an open call older than this is given up (recorded as ignored/expired, not texted)
-    max_call_age_h: float = 4.0
-
-    def tracker_config(self) -> TrackerConfig:
-        """The listener's view of these settings."""
-        return TrackerConfig(
-            trunk_contexts=self.asterisk_contexts,
-            trunk_endpoints=self.asterisk_endpoints,
-            external_profiles=self.freeswitch_profiles,
-            external_contexts=self.freeswitch_contexts,
-            settle_s=self.settle_s,
-            default_region=self.default_region,
-            max_call_age_s=self.max_call_age_h * 3600.0,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ModemConfig:
-    name: str
-    port: str
-    baud: int
-    pin: Secret | None
-    pin_file: Path | None
-    smsc: str | None
-    profile: str | None  # simulator dialect (demo/tests only)
-    # how long the modem may take to answer a PDU (+CMGS: <mr>) before the text is recorded
-    # sent-unconfirmed; the vendor manuals give 60 s (SIM800) to 120 s (EC25)
-    send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S
-    # the SIM's own number (MSISDN), if known: never a destination (textback.outbound.gate)
-    number: str | None = None
-
-    @property
-    def sender(self) -> str:
-        return f"modem:{self.name}"
 
 
 @dataclass(frozen=True, slots=True)
 class SipConfig:
     """Texts through the PBX's own trunk. ``destination`` / ``from_uri`` hold {number} / {did}."""
 
-    destination: str
-    from_uri: str
-    profile: str | None  # FreeSWITCH sofia profile for chat
+    destination: str = setting("str", None)  # required when [sip] is there (checked below)
+    from_uri: str = setting("str", "sip:{did}@127.0.0.1", key="from")
+    profile: str | None = setting("str", None)  # FreeSWITCH sofia profile for chat
 
-
-# [policy] kind_day_caps defaults: at most this many texts of each kind to one number in
-# 24 h. A HELP answer once a day is plenty (200 HELPs must not cost 200 texts); an opt-out or
-# opt-in confirmation twice (STOP, START, STOP in one day still confirms); the FCC's one
-# clarifying text after a possible opt-out once; a staff answer
-# relayed to a customer and a manual `textback send` are people typing, capped generously.
-DEFAULT_KIND_DAY_CAPS: Mapping[str, int] = {
-    "help": 1, "optout-confirm": 2, "optin-confirm": 2, "relay": 20, "manual": 10,
-    "staff-answer": 20, "possible-optout-clarify": 1,
-}
-# the text kinds a per-kind cap may name (textback.outbound.gate.KINDS lists their rules)
-TEXT_KINDS = ("textback", "followup", "help", "optout-confirm", "optin-confirm", "relay",
-              "manual", "staff-forward", "staff-answer", "burst-alert", "callback-unknown",
-              "possible-optout-clarify")
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyConfig:
-    send_delay_s: float
-    short_abandon_s: float
-    cooldown_s: float
-    caller_day_cap: int
-    prefix_hour_cap: int
-    prefix_digits: int
-    global_hour_cap: int
-    skip_fixed_line: bool
-    allowed_countries: tuple[str, ...]
-    allow: tuple[str, ...]
-    deny: tuple[str, ...]
-    test_number_prefixes: tuple[str, ...]
-    skip_after_failed_deliveries: int
-    resend_unconfirmed: bool
-    max_attempts: int
-    retry_base_s: float
-    retry_max_s: float
-    # abuse caps (issue 6): a burst of missed calls from one prefix pauses it
-    burst_calls: int = 10  # 0: no burst detection
-    burst_window_s: float = 600.0
-    burst_pause_s: float = 3600.0
-    country_hour_caps: Mapping[str, int] = field(default_factory=dict)  # "*": any other
-    handover_after_s: float = 30.0  # a sender unavailable this long hands its texts on
-    # a missed call that ended longer ago than this is not texted (e.g. decided after a long
-    # outage): "sorry we missed your call" hours later reads as spam; 0 = no limit
-    stale_after_s: float = 3600.0
-    # texts of one kind to one number per 24 h (textback.outbound.gate); 0 or absent: no such cap
-    kind_day_caps: Mapping[str, int] = field(
-        default_factory=lambda: dict(DEFAULT_KIND_DAY_CAPS))
-
-    def country_hour_cap(self, country: str | None) -> int | None:
-        """The hourly cap for texts to numbers of ``country`` (ISO alpha-2), None if none."""
-        if country is not None and country in self.country_hour_caps:
-            return self.country_hour_caps[country]
-        return self.country_hour_caps.get("*")
 
 
 def url_key(url: str) -> str:
@@ -249,16 +125,19 @@ def url_scheme(url: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class StaffConfig:
-    sms: tuple[str, ...]
-    email: tuple[str, ...]
+    """``[did.staff]``: who is told about replies, and how a callback rings them."""
+
+    sms: tuple[str, ...] = setting("str_list", [], check=lambda v: _e164_list(v))
+    email: tuple[str, ...] = setting("str_list", [], check=emails)
     # callback on reply: what the PBX rings first (Asterisk channel such as
     # "Local/600@from-internal", FreeSWITCH dial string such as "group/sales@example.com")
     # and the dialplan context the customer's number is then dialled in; None: no callback
-    ring: str | None = None
-    dial_context: str | None = None
+    ring: str | None = setting("str", None, convert=lambda v: v or None)
+    dial_context: str | None = setting("str", None, convert=lambda v: v or None)
     # Apprise URLs (ntfy://, tgram://, mailto://, json:// ...): staff told on those channels
     # too (textback.inbound.staff_mail); Secret, because the URLs hold tokens
-    notify: tuple[Secret, ...] = ()
+    notify: tuple[Secret, ...] = setting("str_list", [], check=lambda v: _notify_urls(v),
+                                         convert=lambda urls: tuple(Secret(u) for u in urls))
 
 
 # the events a [[webhook]] may ask for (textback.webhooks; docs/webhooks.md)
@@ -271,12 +150,16 @@ MIN_WEBHOOK_SECRET = 16
 class WebhookConfig:
     """One ``[[webhook]]``: where events are POSTed and the secret that signs them."""
 
-    url: Secret  # may hold a token in its path or query: never logged (``key`` / ``host``)
-    events: frozenset[str]
-    secret: Secret
-    secret_file: Path | None = None
-    timeout_s: float = 10.0
-    give_up_after_s: float = 24 * 3600.0
+    # may hold a token in its path or query: never logged (``key`` / ``host``)
+    url: Secret = setting("str", required=True, check=lambda v: _webhook_url(v),
+                          convert=Secret)
+    events: frozenset[str] = setting("str_list", list(WEBHOOK_EVENTS),
+                                     check=lambda v: _webhook_events(v), convert=frozenset)
+    secret: Secret = setting("str", None, convert=Secret)  # or read from secret_file
+    secret_file: Path | None = setting("str", None, convert=Path)
+    timeout_s: float = setting("float", 10.0, check=positive)
+    give_up_after_s: float = setting("float", 24.0, key="give_up_after_h", check=positive,
+                                     convert=lambda h: h * 3600.0)
 
     @property
     def key(self) -> str:
@@ -290,72 +173,25 @@ class WebhookConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class EmailConfig:
-    """The local MTA staff notifications are handed to (smtplib, no auth, no TLS)."""
-
-    host: str = "127.0.0.1"
-    port: int = 25
-    sender: str = "textback@localhost"
-    timeout_s: float = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class DidConfig:
-    number: str
-    business: str
-    callback: str
-    booking_url: str
-    text_reasons: frozenset[str]
-    senders: tuple[str, ...]
-    templates: Mapping[str, str | None]
-    staff: StaffConfig
-    hours: Hours
-    follow_ups: tuple[FollowUpRule, ...] = DEFAULT_FOLLOW_UPS
-    quiet_hours: Quiet | None = DEFAULT_QUIET_SPAN
-    follow_up_text: str = DEFAULT_TEXT
-    callback_words: tuple[str, ...] = DEFAULT_CALLBACK_WORDS
-    urgent_words: tuple[str, ...] = DEFAULT_URGENT_WORDS
-    # issue 14: the one clarification text sent after a possible opt-out ("" = none)
-    possible_optout_text: str = ""
-
-    @property
-    def region(self) -> str | None:
-        """The DID's country (ISO alpha-2), None for numbers outside any plan (+1555 labs)."""
-        try:
-            return phonenumbers.region_code_for_number(phonenumbers.parse(self.number))
-        except phonenumbers.NumberParseException:
-            return None
-
-
-@dataclass(frozen=True, slots=True)
 class StoreConfig:
-    path: Path
+    """``[store]``: the SQLite file (relative to the config file's folder if relative)."""
 
-
-@dataclass(frozen=True, slots=True)
-class AgiConfig:
-    """The FastAGI trigger (for PBXes where AMI is not available); off by default.
-
-    ``token``: the secret every request's ``agi://`` URL must carry (``?token=…``), from
-    ``token`` or ``token_file``; required when enabled. ``allow_remote``: a bind address
-    off loopback is an error unless set (then a warning): the token is the only lock.
-    """
-
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = 4573
-    paths: tuple[str, ...] = ("missed",)
-    token: Secret | None = None
-    token_file: Path | None = None
-    allow_remote: bool = False
+    path: Path = setting("str", str(DEFAULT_STORE), convert=Path)
 
 
 @dataclass(frozen=True, slots=True)
 class RetentionConfig:
     """How long personal data is kept (``textback purge`` applies it); 0 = for ever."""
 
-    message_days: float = 0.0  # message bodies (texts in and out, staff e-mails): blanked
-    call_days: float = 0.0     # call records (and their consent rows): deleted
+    # message bodies (texts in and out, staff e-mails): blanked
+    message_days: float = setting("float", 0.0, check=non_negative,
+                                  doc="blank message bodies older than this; 0 keeps them")
+    # call records (and their consent rows): deleted
+    call_days: float = setting("float", 0.0, check=non_negative,
+                               doc="delete call records older than this; 0 keeps them")
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,10 +199,10 @@ class LogConfig:
     """``[log] level``: the log threshold, so a reload (SIGHUP) can change it; None leaves it
     to ``textback run --log-level`` (INFO by default). The flag, when given, wins."""
 
-    level: str | None = None
-
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+    level: str | None = setting(
+        "str", None, check=lambda v: one_of(*LOG_LEVELS)(str(v).upper()),
+        convert=lambda v: str(v).upper(),
+        doc="DEBUG, INFO, WARNING or ERROR; a reload (SIGHUP) applies it")
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,14 +215,15 @@ class WebConfig:
     passwords must never cross a network in clear (docs/web.md).
     """
 
-    enabled: bool = False
-    host: str = "127.0.0.1"
+    enabled: bool = setting("bool", False)
+    listen: str = setting("str", "127.0.0.1:8025", check=lambda v: _listen(v))
+    allow_remote: bool = setting("bool", False)
+    tls_cert: Path | None = setting("str", None, convert=Path)  # relative: config's folder
+    tls_key: Path | None = setting("str", None, convert=Path)
+    behind_proxy: bool = setting("bool", False)
+    session_hours: float = setting("float", 12.0, check=positive)
+    host: str = "127.0.0.1"  # from listen
     port: int = 8025
-    allow_remote: bool = False
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    behind_proxy: bool = False
-    session_hours: float = 12.0
 
     @property
     def https(self) -> bool:
@@ -420,8 +257,8 @@ class Config:
     dids: tuple[DidConfig, ...]
     hours: Hours
     store: StoreConfig
-    agi: AgiConfig = AgiConfig()
-    email: EmailConfig = EmailConfig()
+    agi: AgiConfig = field(default_factory=AgiConfig)
+    email: EmailConfig = field(default_factory=EmailConfig)
     webhooks: tuple[WebhookConfig, ...] = ()
     web: WebConfig = WebConfig()
     # usable, but probably not meant (check-config prints them; --strict refuses them)
@@ -451,27 +288,6 @@ def _one_of(*choices: str) -> Any:
     return check
 
 
-# FreePBX is Asterisk with a web UI: the same AMI, so the same listener (issue 16)
-PBX_ALIASES = {"freepbx": "asterisk"}
-
-
-def _pbx_type(value: Any) -> str | None:
-    if value not in DEFAULT_PORTS and value not in PBX_ALIASES:
-        return (f"{value!r} is not one of: {', '.join(DEFAULT_PORTS)} "
-                "(FreePBX: \"asterisk\" or its alias \"freepbx\")")
-    return None
-
-
-# the rates a serial port / modem UART actually runs at (termios Bxxx); anything else is a typo
-BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
-
-
-def _baud(value: Any) -> str | None:
-    if value not in BAUD_RATES:
-        return (f"{value} is not a serial rate; use one of "
-                f"{', '.join(map(str, BAUD_RATES))} (most modems: 115200)")
-    return None
-
 
 def _non_negative(value: Any) -> str | None:
     return "must be 0 or more" if value < 0 else None
@@ -485,65 +301,11 @@ def _port(value: Any) -> str | None:
     return None if 0 < value < 65536 else f"{value} is not a TCP port (1-65535)"
 
 
-def _region(value: Any) -> str | None:
-    if value is not None and value not in phonenumbers.SUPPORTED_REGIONS:
-        return f"{value!r} is not a region code such as \"US\" or \"GB\""
-    return None
-
-
-def _regions(values: Any) -> str | None:
-    bad = [v for v in values if v not in phonenumbers.SUPPORTED_REGIONS]
-    return f"not region codes: {', '.join(map(repr, bad))}" if bad else None
-
-
-_PREFIX = re.compile(r"^\+[0-9]+$")
-
-
-def _country_caps(values: Any) -> str | None:
-    bad = [k for k in values if k != "*" and k not in phonenumbers.SUPPORTED_REGIONS]
-    if bad:
-        return (f"not region codes: {', '.join(map(repr, bad))} (write e.g. \"US\" = 100, "
-                "or \"*\" = 20 for every other country)")
-    negative = [k for k, v in values.items() if v < 0]
-    if negative:
-        return f"caps must be 0 or more: {', '.join(map(repr, negative))}"
-    return None
-
-
-def _kind_caps(values: Any) -> str | None:
-    bad = [k for k in values if k not in TEXT_KINDS]
-    if bad:
-        return (f"not text kinds: {', '.join(map(repr, bad))} (kinds: "
-                f"{', '.join(TEXT_KINDS)})")
-    negative = [k for k, v in values.items() if v < 0]
-    if negative:
-        return f"caps must be 0 (no cap) or more: {', '.join(map(repr, negative))}"
-    return None
-
-
-def _prefixes(values: Any) -> str | None:
-    bad = [v for v in values if not _PREFIX.match(v)]
-    return f"not number prefixes like \"+1555\": {', '.join(map(repr, bad))}" if bad else None
-
-
-def _e164(value: Any) -> str | None:
-    if to_e164(value) != value:
-        return f"{value!r} is not a number in E.164 form such as \"+15559870000\""
-    return None
-
-
 def _e164_list(values: Any) -> str | None:
     bad = [v for v in values if to_e164(v) != v]
     return f"not E.164 numbers: {', '.join(map(repr, bad))}" if bad else None
 
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-
-
-def _name(value: Any) -> str | None:
-    if not _NAME.match(value):
-        return f"{value!r}: use lower-case letters, digits, '-' and '_' (e.g. \"a\", \"office\")"
-    return None
 
 
 def _listen(value: Any) -> str | None:
@@ -554,25 +316,11 @@ def _listen(value: Any) -> str | None:
     return None
 
 
-def _send_timeout(value: Any) -> str | None:
-    if not MIN_SEND_TIMEOUT_S <= value <= MAX_SEND_TIMEOUT_S:
-        return (f"must be {MIN_SEND_TIMEOUT_S:g} to {MAX_SEND_TIMEOUT_S:g} seconds (how long "
-                "the modem may take to answer a sent PDU; the manuals give 60-120 s)")
-    return None
-
-
-def _pin(value: Any) -> str | None:
-    return None if re.fullmatch(r"[0-9]{4,8}", value) else "a SIM PIN is 4 to 8 digits"
-
-
 def _template(value: Any) -> str | None:
     problems = check_template(value)
     return "; ".join(problems) if problems else None
 
 
-def _emails(values: Any) -> str | None:
-    bad = [v for v in values if not re.fullmatch(r"[^@\s]+@[^@\s]+", v)]
-    return f"not e-mail addresses: {', '.join(map(repr, bad))}" if bad else None
 
 
 def _notify_urls(values: Any) -> str | None:
@@ -646,142 +394,72 @@ HOURS = Table({
     "holidays": Field("date_list", []),
 })
 
+def _or_default(parse: Any, value: Any, default: Any) -> Any:
+    """``parse(value)``; the default's parse when the value was already reported bad."""
+    try:
+        return parse(value)
+    except RuleError:
+        return parse(default)
+
+
+@dataclass(frozen=True, slots=True)
+class DidConfig:
+    """One ``[[did]]``: a business number, its texts, hours, staff and follow-ups. ``senders``
+    (default: every sender configured), ``callback`` (default: the DID), ``staff`` and
+    ``hours`` (default: the top-level [hours]) are completed by the loader."""
+
+    number: str = setting("str", required=True, check=lambda v: e164(v))
+    business: str = setting("str", required=True, convert=str.strip)
+    callback: str = setting("str", None, check=lambda v: e164(v))
+    booking_url: str = setting("str", "")
+    text_reasons: frozenset[str] = setting("str_list", sorted(MISSED_REASONS),
+                                           check=lambda v: _reasons(v), convert=frozenset)
+    senders: tuple[str, ...] = setting("str_list", None)
+    templates: Mapping[str, str | None] = setting(
+        "table", {}, convert=dict,
+        table=Table({k: Field("str", None, check=_template) for k in TEMPLATE_KINDS}))
+    staff: StaffConfig = setting("table", None, table=section_table(StaffConfig))
+    hours: Hours = setting("table", None, table=HOURS)
+    follow_ups: tuple[FollowUpRule, ...] = setting(
+        "str_list", list(DEFAULT_RULES), check=lambda v: _follow_ups(v),
+        convert=lambda v: _or_default(parse_rules, v, DEFAULT_RULES))
+    quiet_hours: Quiet | None = setting(
+        "str", DEFAULT_QUIET, check=lambda v: _quiet(v),
+        convert=lambda v: _or_default(parse_quiet, v, DEFAULT_QUIET))
+    follow_up_text: str = setting("str", DEFAULT_TEXT, check=lambda v: _template(v))
+    callback_words: tuple[str, ...] = setting(
+        "str_list", list(DEFAULT_CALLBACK_WORDS), check=lambda v: _words(v),
+        convert=lambda ws: tuple(w.strip() for w in ws))
+    urgent_words: tuple[str, ...] = setting("str_list", list(DEFAULT_URGENT_WORDS),
+                                            check=lambda v: _words(v))
+    # issue 14: the one clarification text sent after a possible opt-out ("" = none)
+    possible_optout_text: str = setting("str", "", check=lambda v: _template(v),
+                                        convert=str.strip)
+
+    @property
+    def region(self) -> str | None:
+        """The DID's country (ISO alpha-2), None for numbers outside any plan (+1555 labs)."""
+        try:
+            return phonenumbers.region_code_for_number(phonenumbers.parse(self.number))
+        except phonenumbers.NumberParseException:
+            return None
+
+
 SCHEMA = Table({
-    "pbx": Field("table", required=True, table=Table({
-        "type": Field("str", required=True, check=_pbx_type,
-                      doc='"asterisk" or "freeswitch"; "freepbx" is an alias of asterisk'),
-        "host": Field("str", "127.0.0.1"),
-        "port": Field("int", None, check=_port),
-        "user": Field("str", "textback"),
-        "secret": Field("str", None),
-        "secret_file": Field("str", None),
-        "ping_timeout_s": Field("float", 10.0, check=_positive),
-        "ready_timeout_s": Field("float", 30.0, check=_positive),
-        "records": Field("str", None,
-                         doc="CEL (Asterisk) or CDR (FreeSWITCH) file for recovery"),
-    })),
-    "trunks": Field("table", table=Table({
-        "asterisk_contexts": Field("str_list", list(DEFAULT_TRUNK_CONTEXTS)),
-        "asterisk_endpoints": Field("str_list", []),
-        "asterisk_message_context": Field("str", "textback-message-in"),
-        "freeswitch_profiles": Field("str_list", list(DEFAULT_EXTERNAL_PROFILES)),
-        "freeswitch_contexts": Field("str_list", list(DEFAULT_EXTERNAL_CONTEXTS)),
-        "settle_s": Field("float", 2.0, check=_non_negative),
-        "default_region": Field("str", None, check=_region),
-        "max_call_age_h": Field("float", 4.0, check=_positive),
-    })),
-    "modem": Field("table_list", table=Table({
-        "name": Field("str", required=True, check=_name),
-        "port": Field("str", required=True),
-        "baud": Field("int", 115200, check=_baud),
-        "pin": Field("str", None, check=_pin),
-        "pin_file": Field("str", None),
-        "smsc": Field("str", None, check=_e164),
-        "profile": Field("str", None),
-        "send_timeout_s": Field("float", DEFAULT_SEND_TIMEOUT_S, check=_send_timeout),
-        "number": Field("str", None, check=_e164),
-    })),
-    "sip": Field("table", table=Table({
-        "destination": Field("str", None),
-        "from": Field("str", "sip:{did}@127.0.0.1"),
-        "profile": Field("str", None),
-    })),
-    "policy": Field("table", table=Table({
-        "send_delay_s": Field("float", 10.0, check=_non_negative),
-        "short_abandon_s": Field("float", 3.0, check=_non_negative),
-        "cooldown_h": Field("float", 24.0, check=_non_negative),
-        "caller_day_cap": Field("int", 3, check=_positive),
-        "prefix_hour_cap": Field("int", 20, check=_positive),
-        "prefix_digits": Field("int", 7, check=_positive),
-        "global_hour_cap": Field("int", 200, check=_positive),
-        "skip_fixed_line": Field("bool", True),
-        "allowed_countries": Field("str_list", [], check=_regions),
-        "allow": Field("str_list", [], check=_prefixes),
-        "deny": Field("str_list", [], check=_prefixes),
-        "test_number_prefixes": Field("str_list", [], check=_prefixes),
-        "skip_after_failed_deliveries": Field("int", 2, check=_non_negative),
-        "resend_unconfirmed": Field("bool", False),
-        "max_attempts": Field("int", 5, check=_positive),
-        "retry_base_s": Field("float", 30.0, check=_positive),
-        "retry_max_s": Field("float", 3600.0, check=_positive),
-        "burst_calls": Field("int", 10, check=_non_negative),
-        "burst_window_min": Field("float", 10.0, check=_positive),
-        "burst_pause_min": Field("float", 60.0, check=_positive),
-        "country_hour_caps": Field("int_map", {}, check=_country_caps),
-        "handover_after_s": Field("float", 30.0, check=_non_negative),
-        "stale_after_min": Field("float", 60.0, check=_non_negative),
-        "kind_day_caps": Field("int_map", {}, check=_kind_caps),
-    })),
-    "did": Field("table_list", required=True, table=Table({
-        "number": Field("str", required=True, check=_e164),
-        "business": Field("str", required=True),
-        "callback": Field("str", None, check=_e164),
-        "booking_url": Field("str", ""),
-        "text_reasons": Field("str_list", sorted(MISSED_REASONS), check=_reasons),
-        "senders": Field("str_list", None),
-        "templates": Field("table", table=Table(
-            {k: Field("str", None, check=_template) for k in TEMPLATE_KINDS})),
-        "staff": Field("table", table=Table({
-            "sms": Field("str_list", [], check=_e164_list),
-            "email": Field("str_list", [], check=_emails),
-            "ring": Field("str", None),
-            "dial_context": Field("str", None),
-            "notify": Field("str_list", [], check=_notify_urls),
-        })),
-        "hours": Field("table", None, table=HOURS),
-        "follow_ups": Field("str_list", list(DEFAULT_RULES), check=_follow_ups),
-        "quiet_hours": Field("str", DEFAULT_QUIET, check=_quiet),
-        "follow_up_text": Field("str", DEFAULT_TEXT, check=_template),
-        "callback_words": Field("str_list", list(DEFAULT_CALLBACK_WORDS), check=_words),
-        "urgent_words": Field("str_list", list(DEFAULT_URGENT_WORDS), check=_words),
-        "possible_optout_text": Field("str", "", check=_template),
-    })),
+    "pbx": Field("table", required=True, table=section_table(PbxConfig)),
+    "trunks": Field("table", table=section_table(TrunksConfig)),
+    "modem": Field("table_list", table=section_table(ModemConfig)),
+    "sip": Field("table", table=section_table(SipConfig)),
+    "policy": Field("table", table=section_table(PolicyConfig)),
+    "did": Field("table_list", required=True, table=section_table(DidConfig)),
     "hours": Field("table", table=HOURS),
-    "agi": Field("table", table=Table({
-        "enabled": Field("bool", False),
-        "host": Field("str", "127.0.0.1"),
-        "port": Field("int", 4573, check=_positive),
-        "paths": Field("str_list", ["missed"]),
-        "token": Field("str", None),
-        "token_file": Field("str", None),
-        "allow_remote": Field("bool", False),
-    })),
-    "store": Field("table", table=Table({
-        "path": Field("str", str(DEFAULT_STORE)),
-    })),
-    "retention": Field("table", table=Table({
-        "message_days": Field("float", 0.0, check=_non_negative,
-                              doc="blank message bodies older than this; 0 keeps them"),
-        "call_days": Field("float", 0.0, check=_non_negative,
-                           doc="delete call records older than this; 0 keeps them"),
-    })),
-    "webhook": Field("table_list", table=Table({
-        "url": Field("str", required=True, check=_webhook_url),
-        "events": Field("str_list", list(WEBHOOK_EVENTS), check=_webhook_events),
-        "secret": Field("str", None),
-        "secret_file": Field("str", None),
-        "timeout_s": Field("float", 10.0, check=_positive),
-        "give_up_after_h": Field("float", 24.0, check=_positive),
-    })),
-    "log": Field("table", table=Table({
-        "level": Field("str", None, check=lambda v: _one_of(*LOG_LEVELS)(str(v).upper()),
-                       doc="DEBUG, INFO, WARNING or ERROR; a reload (SIGHUP) applies it"),
-    })),
-    "web": Field("table", table=Table({
-        "enabled": Field("bool", False),
-        "listen": Field("str", "127.0.0.1:8025", check=_listen),
-        "allow_remote": Field("bool", False),
-        "tls_cert": Field("str", None),
-        "tls_key": Field("str", None),
-        "behind_proxy": Field("bool", False),
-        "session_hours": Field("float", 12.0, check=_positive),
-    })),
-    "email": Field("table", table=Table({
-        "host": Field("str", "127.0.0.1"),
-        "port": Field("int", 25, check=_port),
-        "from": Field("str", "textback@localhost", check=lambda v: _emails([v])),
-        "timeout_s": Field("float", 10.0, check=_positive),
-    })),
+    "agi": Field("table", table=section_table(AgiConfig)),
+    "store": Field("table", table=section_table(StoreConfig)),
+    "retention": Field("table", table=section_table(RetentionConfig)),
+    "webhook": Field("table_list", table=section_table(WebhookConfig)),
+    "log": Field("table", table=section_table(LogConfig)),
+    "web": Field("table", table=section_table(WebConfig)),
+    "email": Field("table", table=section_table(EmailConfig)),
 })
 
 
@@ -877,23 +555,7 @@ def _hours(raw: Mapping[str, Any]) -> Hours:
 
 
 def _policy(po: Mapping[str, Any]) -> PolicyConfig:
-    return PolicyConfig(
-        send_delay_s=po["send_delay_s"], short_abandon_s=po["short_abandon_s"],
-        cooldown_s=po["cooldown_h"] * 3600.0, caller_day_cap=po["caller_day_cap"],
-        prefix_hour_cap=po["prefix_hour_cap"], prefix_digits=po["prefix_digits"],
-        global_hour_cap=po["global_hour_cap"], skip_fixed_line=po["skip_fixed_line"],
-        allowed_countries=tuple(po["allowed_countries"]), allow=tuple(po["allow"]),
-        deny=tuple(po["deny"]), test_number_prefixes=tuple(po["test_number_prefixes"]),
-        skip_after_failed_deliveries=po["skip_after_failed_deliveries"],
-        resend_unconfirmed=po["resend_unconfirmed"], max_attempts=po["max_attempts"],
-        retry_base_s=po["retry_base_s"], retry_max_s=po["retry_max_s"],
-        burst_calls=po["burst_calls"], burst_window_s=po["burst_window_min"] * 60.0,
-        burst_pause_s=po["burst_pause_min"] * 60.0,
-        country_hour_caps=dict(po["country_hour_caps"]),
-        handover_after_s=po["handover_after_s"],
-        stale_after_s=po["stale_after_min"] * 60.0,
-        kind_day_caps={**DEFAULT_KIND_DAY_CAPS, **po["kind_day_caps"]},
-    )
+    return build_section(PolicyConfig, po)
 
 
 def default_policy() -> PolicyConfig:
@@ -934,16 +596,10 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     elif p["secret"] is None and "pbx" in data:
         checker.error(("pbx",), "missing: secret_file (recommended) or secret is required "
                       "to log in to the PBX")
-    pbx_type = PBX_ALIASES.get(p["type"], p["type"]) or "asterisk"
-    pbx = PbxConfig(pbx_type, p["host"], p["port"] or DEFAULT_PORTS[pbx_type], p["user"],
-                    secret, secret_file, p["ping_timeout_s"], p["ready_timeout_s"],
-                    Path(p["records"]) if p["records"] else None)
-
-    t = v["trunks"]
-    trunks = TrunksConfig(tuple(t["asterisk_contexts"]), tuple(t["asterisk_endpoints"]),
-                          tuple(t["freeswitch_profiles"]), tuple(t["freeswitch_contexts"]),
-                          t["settle_s"], t["default_region"], t["asterisk_message_context"],
-                          t["max_call_age_h"])
+    pbx_type = pbx_kind(p["type"])
+    pbx = build_section(PbxConfig, p, port=p["port"] or DEFAULT_PORTS[pbx_type],
+                        secret=secret, secret_file=secret_file)
+    trunks = build_section(TrunksConfig, v["trunks"])
 
     # [[modem]]
     modems: list[ModemConfig] = []
@@ -963,9 +619,9 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
         elif m["pin_file"] is not None:
             pin_file, pin = _read_secret_file(m["pin_file"], base, ("modem", i, "pin_file"),
                                               checker)
-        modems.append(ModemConfig(m["name"] or "", m["port"] or "", m["baud"], pin, pin_file,
-                                  m["smsc"], m["profile"], m["send_timeout_s"],
-                                  m["number"]))
+        modems.append(build_section(ModemConfig, {**m, "name": m["name"] or "",
+                                                  "port": m["port"] or ""},
+                                    pin=pin, pin_file=pin_file))
 
     # [sip]
     sip: SipConfig | None = None
@@ -980,7 +636,7 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
             checker.error(("sip", "destination"), "Asterisk needs the technology first, e.g. "
                           "\"pjsip:trunk/sip:{number}@carrier.example\" (without it "
                           "MessageSend answers 'Message technology not found')")
-        sip = SipConfig(s["destination"] or "", s["from"], s["profile"])
+        sip = build_section(SipConfig, s, destination=s["destination"] or "")
 
     policy = _policy(v["policy"])
 
@@ -1011,25 +667,15 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
         if d["business"] is not None and not d["business"].strip():
             checker.error(("did", i, "business"), "must not be empty: texts name the business")
         st = d["staff"]
-        staff = StaffConfig(tuple(st["sms"]), tuple(st["email"]), st["ring"] or None,
-                            st["dial_context"] or None,
-                            tuple(Secret(u) for u in st["notify"]))
+        staff = build_section(StaffConfig, st)
         if st["notify"]:
             inline_secrets.append(("did", i, "staff", "notify"))
         _check_always_open(data["did"][i].get("hours"), ("did", i, "hours"), checker)
         did_hours = _hours(d["hours"]) if "hours" in data["did"][i] else hours
-        dids.append(DidConfig(
-            number=d["number"] or "", business=(d["business"] or "").strip(),
-            callback=d["callback"] or d["number"] or "", booking_url=d["booking_url"],
-            text_reasons=frozenset(d["text_reasons"]), senders=senders,
-            templates=dict(d["templates"]), staff=staff, hours=did_hours,
-            follow_ups=_or_default(parse_rules, d["follow_ups"], DEFAULT_RULES),
-            quiet_hours=_or_default(parse_quiet, d["quiet_hours"], DEFAULT_QUIET),
-            follow_up_text=d["follow_up_text"],
-            callback_words=tuple(w.strip() for w in d["callback_words"]),
-            urgent_words=tuple(d["urgent_words"]),
-            possible_optout_text=d["possible_optout_text"].strip(),
-        ))
+        dids.append(build_section(
+            DidConfig, d, number=d["number"] or "", business=(d["business"] or "").strip(),
+            callback=d["callback"] or d["number"] or "", senders=senders, staff=staff,
+            hours=did_hours))
     if "did" in data and not v["did"]:
         checker.error(("did",), "at least one [[did]] is required")
 
@@ -1093,17 +739,14 @@ def parse_config(source: str, path: Path, *, check_permissions: bool = True,
     if checker.issues:
         checker.issues.sort(key=lambda i: (i.line or 0, i.key))
         raise ConfigError(path, checker.issues)
-    agi = AgiConfig(a["enabled"], a["host"], a["port"], tuple(a["paths"]), agi_token,
-                    agi_token_file, a["allow_remote"])
-    e = v["email"]
-    email = EmailConfig(e["host"], e["port"], e["from"], e["timeout_s"])
+    agi = build_section(AgiConfig, a, token=agi_token, token_file=agi_token_file)
+    email = build_section(EmailConfig, v["email"])
     checker.warnings.sort(key=lambda i: (i.line or 0, i.key))
-    r = v["retention"]
     return Config(path, pbx, trunks, tuple(modems), sip, policy, tuple(dids), hours,
-                  StoreConfig(store_path), agi, email, webhooks, web=web,
-                  warnings=tuple(checker.warnings),
-                  retention=RetentionConfig(r["message_days"], r["call_days"]),
-                  log=LogConfig(v["log"]["level"].upper() if v["log"]["level"] else None))
+                  build_section(StoreConfig, v["store"], path=store_path), agi, email,
+                  webhooks, web=web, warnings=tuple(checker.warnings),
+                  retention=build_section(RetentionConfig, v["retention"]),
+                  log=build_section(LogConfig, v["log"]))
 
 
 def _warn_gaps(data: Mapping[str, Any], v: Mapping[str, Any], checker: Checker) -> None:
@@ -1176,9 +819,8 @@ def _webhooks(checked: list[Mapping[str, Any]], base: Path, checker: Checker,
                          "(customers' numbers and texts) travel unencrypted; use https")
         if re.search(r"//[^/@]*@", url):  # user:password@ in the URL is a secret too
             inline_secrets.append(("webhook", i, "url"))
-        hooks.append(WebhookConfig(Secret(url), frozenset(h["events"]),
-                                   secret or Secret(""), secret_file, h["timeout_s"],
-                                   h["give_up_after_h"] * 3600.0))
+        hooks.append(build_section(WebhookConfig, h, url=Secret(url),
+                                   secret=secret or Secret(""), secret_file=secret_file))
     return tuple(hooks)
 
 
@@ -1204,16 +846,7 @@ def _web(w: Mapping[str, Any], base: Path, checker: Checker) -> WebConfig:
                           "needs TLS: set tls_cert and tls_key, or put it behind a reverse "
                           "proxy that terminates HTTPS and set behind_proxy = true "
                           "(docs/web.md)")
-    return WebConfig(w["enabled"], host, port, w["allow_remote"], cert, key,
-                     w["behind_proxy"], w["session_hours"])
-
-
-def _or_default(parse: Any, value: Any, default: Any) -> Any:
-    """``parse(value)``; the default's parse when the value was already reported bad."""
-    try:
-        return parse(value)
-    except RuleError:
-        return parse(default)
+    return build_section(WebConfig, w, host=host, port=port, tls_cert=cert, tls_key=key)
 
 
 def load_config(path: Path | str | None = None,

@@ -39,7 +39,8 @@ from textback.inbound.staff_mail import MailQueue
 from textback.logfmt import log
 
 if TYPE_CHECKING:
-    from textback.config import Config, DidConfig, EmailConfig
+    from textback.config import Config, DidConfig
+    from textback.inbound.settings import EmailConfig
     from textback.outbound.outbox import Outbox
     from textback.store import Store
 

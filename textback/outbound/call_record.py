@@ -19,8 +19,8 @@ from typing import Any
 
 import aiosqlite
 
-from textback.config import PolicyConfig
 from textback.outbound.policy import number_country, number_prefix
+from textback.outbound.settings import PolicyConfig
 from textback.pbx.outcome import UNKNOWN_AFTER_RESTART, CallOutcome
 from textback.store import Store
 

@@ -49,7 +49,8 @@ from typing import Literal
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
-from textback.config import TEXT_KINDS, Config, PolicyConfig
+from textback.config import Config
+from textback.outbound.settings import TEXT_KINDS, PolicyConfig
 
 Audience = Literal["customer", "staff"]
 

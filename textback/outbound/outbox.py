@@ -23,10 +23,11 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from textback.config import Config, PolicyConfig, default_policy
+from textback.config import Config, default_policy
 from textback.logfmt import log
 from textback.outbound import call_record, gate, messages
 from textback.outbound.policy import number_prefix
+from textback.outbound.settings import PolicyConfig
 from textback.store import Store
 
 # outbox states that count as "a text went, or is about to go" for cooldown and caps

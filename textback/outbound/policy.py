@@ -30,7 +30,8 @@ from typing import Literal
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
-from textback.config import Config, DidConfig, PolicyConfig
+from textback.config import Config, DidConfig
+from textback.outbound.settings import PolicyConfig
 from textback.pbx.outcome import CallOutcome
 
 SkipReason = Literal[

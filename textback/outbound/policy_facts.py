@@ -9,10 +9,10 @@ touching the rules. It only reads.
 
 from __future__ import annotations
 
-from textback.config import PolicyConfig
 from textback.outbound.call_record import missed_from_prefix
 from textback.outbound.outbox import COUNTED_STATES
 from textback.outbound.policy import PolicySnapshot, number_country
+from textback.outbound.settings import PolicyConfig
 from textback.store import Store
 
 

@@ -1,5 +1,13 @@
 """The config file's shape, and errors that point at the line the admin has to fix.
 
+A section of ``textback.toml`` is declared **once**, as a frozen dataclass beside the code
+that uses it (``[policy]`` in textback/outbound/settings.py, ``[pbx]`` and ``[trunks]`` in
+textback/pbx/settings.py, ...): each field says its TOML key, type, default and check through
+:func:`setting`, and :func:`section_table` and :func:`build_section` derive the schema and the
+typed object from that one declaration, so a key cannot exist in the schema and be missing
+from the object (or the other way round). This module imports nothing of textback but its
+error root, so every layer may declare its own section.
+
 ``tomllib`` returns plain dicts with no positions, so :class:`LineIndex` scans the source
 text itself: it follows ``[table]`` / ``[[array]]`` headers and ``key =`` lines and remembers
 where each key was written. :class:`Checker` walks the parsed dict against a declarative
@@ -9,12 +17,13 @@ as Home Assistant does) and names the expected type, so one run reports every mi
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 Path_ = tuple[str | int, ...]
 
@@ -299,3 +308,113 @@ class Checker:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+# ---------------------------------------------------------------- secrets
+
+class Secret:
+    """A secret string that never shows itself in repr/str (logs, tracebacks)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+# ---------------------------------------------------------------- sections declared once
+
+_S = TypeVar("_S")
+_SETTING = "textback.setting"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """What a section field is in the file: its key (the field's name unless the file says
+    it in other units, e.g. ``cooldown_h`` for ``cooldown_s``), kind, default as written in
+    the file, check, documentation, and how the checked value becomes the field's value."""
+
+    kind: str
+    default: Any = None
+    key: str | None = None
+    required: bool = False
+    check: Validator | None = None
+    doc: str = ""
+    convert: Callable[[Any], Any] | None = None
+    table: Table | None = None  # kind "table" / "table_list": the nested table
+
+
+def setting(kind: str, default: Any = None, *, key: str | None = None,
+            required: bool = False, check: Validator | None = None, doc: str = "",
+            convert: Callable[[Any], Any] | None = None, table: Table | None = None) -> Any:
+    """A section field read from the file (see the module doc). The dataclass default is the
+    file default after ``convert`` (lists become tuples)."""
+    spec = Setting(kind, default, key, required, check, doc, convert, table)
+    value = _converted(spec, default)
+    if isinstance(value, dict):
+        return dataclasses.field(default_factory=lambda: dict(value), metadata={_SETTING: spec})
+    return dataclasses.field(default=value, metadata={_SETTING: spec})
+
+
+def _converted(spec: Setting, value: Any) -> Any:
+    if spec.convert is not None and value is not None:
+        return spec.convert(value)
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def _settings(cls: type) -> list[tuple[dataclasses.Field[Any], Setting]]:
+    return [(f, f.metadata[_SETTING]) for f in dataclasses.fields(cls)
+            if _SETTING in f.metadata]
+
+
+def section_table(cls: type, *, doc: str = "") -> Table:
+    """The schema of a section declared with :func:`setting`."""
+    return Table({(s.key or f.name): Field(s.kind, s.default, s.required, s.check,
+                                           table=s.table, doc=s.doc)
+                  for f, s in _settings(cls)}, doc=doc)
+
+
+def build_section(cls: type[_S], values: Mapping[str, Any], **computed: Any) -> _S:
+    """The section object from the checked ``values`` of its table; ``computed`` gives the
+    fields the file does not hold as they are (a secret read from a file, a port whose
+    default depends on another key)."""
+    kwargs: dict[str, Any] = {f.name: _converted(s, values[s.key or f.name])
+                              for f, s in _settings(cls) if f.name not in computed}
+    return cls(**kwargs, **computed)
+
+
+# ---------------------------------------------------------------- checks every section uses
+
+def one_of(*choices: str) -> Validator:
+    def check(value: Any) -> str | None:
+        if value not in choices:
+            return f"{value!r} is not one of: {', '.join(choices)}"
+        return None
+    return check
+
+
+def non_negative(value: Any) -> str | None:
+    return "must be 0 or more" if value < 0 else None
+
+
+def positive(value: Any) -> str | None:
+    return "must be more than 0" if value <= 0 else None
+
+
+def tcp_port(value: Any) -> str | None:
+    return None if 0 < value < 65536 else f"{value} is not a TCP port (1-65535)"
