@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-
 # a due time still reported after the stream was advanced past it is retried this late
 NO_PROGRESS_DELAY_S = 0.05
 

@@ -33,11 +33,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from textback.pbx.due_timer import DueTimer
 from textback.pbx.freeswitch import cdr
 from textback.pbx.freeswitch.errors import EslAuthError, EslError, EslNotConnected
 from textback.pbx.freeswitch.inbound_message import inbound_from_esl
 from textback.pbx.freeswitch.parser import CT_API, CT_AUTH, CT_REPLY, EslEvent, EslParser, Frame
-from textback.pbx.due_timer import DueTimer
 from textback.pbx.freeswitch.stream import EslClientEvent, EslReply, FreeswitchStream
 from textback.pbx.link import (
     LinkEvent,
