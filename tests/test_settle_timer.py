@@ -11,12 +11,20 @@ have been armed for exactly the due time the tracker gave after the final hangup
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from typing import Any
 
 from tests.conftest import ASTERISK_TRACES, FREESWITCH_TRACES
+from tests.daemon_fakes import pump_link
+from textback.pbx.asterisk.client import AmiClient
 from textback.pbx.asterisk.stream import AsteriskStream
 from textback.pbx.due_timer import NO_PROGRESS_DELAY_S, DueTimer
+from textback.pbx.freeswitch.client import EslClient
 from textback.pbx.freeswitch.stream import FreeswitchStream
+from textback.pbx.outcome import CallOutcome
 from textback.pbx.stream import TrackerConfig
+from textback.testing.fake_ami import FakeAmi
+from textback.testing.fake_esl import FakeEslServer, capture_event_frames
 
 SETTLE = 0.2
 SECRET = "settle-timer-secret"
