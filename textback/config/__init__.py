@@ -47,6 +47,7 @@ from textback.pbx.outcome import MISSED_REASONS
 from textback.pbx.stream import (
     DEFAULT_EXTERNAL_CONTEXTS,
     DEFAULT_EXTERNAL_PROFILES,
+    DEFAULT_SETTLE_S,
     DEFAULT_TRUNK_CONTEXTS,
     TrackerConfig,
 )
@@ -533,7 +534,7 @@ SCHEMA = Table({
         "asterisk_message_context": Field("str", "textback-message-in"),
         "freeswitch_profiles": Field("str_list", list(DEFAULT_EXTERNAL_PROFILES)),
         "freeswitch_contexts": Field("str_list", list(DEFAULT_EXTERNAL_CONTEXTS)),
-        "settle_s": Field("float", 2.0, check=_non_negative),
+        "settle_s": Field("float", DEFAULT_SETTLE_S, check=_non_negative),
         "default_region": Field("str", None, check=_region),
         "max_call_age_h": Field("float", 4.0, check=_positive),
     })),
