@@ -29,8 +29,8 @@ def test_default_settle_covers_the_measured_gap_with_its_margin() -> None:
     assert set(result["families"]) == {"asterisk-22", "asterisk-22-live", "freeswitch-1.10"}
     assert all(f["calls"] > 0 for f in result["families"].values())
     worst_s = max(result["max_changing_gap_ms"], result["max_trailing_gap_ms"]) / 1000
-    assert DEFAULT_SETTLE_S >= result["settle_s_default"]
-    assert DEFAULT_SETTLE_S >= worst_s * result["margin"]
+    assert result["settle_s_default"] <= DEFAULT_SETTLE_S
+    assert worst_s * result["margin"] <= DEFAULT_SETTLE_S
     assert TrackerConfig().settle_s == DEFAULT_SETTLE_S
 
 
