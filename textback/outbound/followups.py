@@ -30,7 +30,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -381,3 +381,12 @@ async def cancel_follow_ups(store: Store, number: str, reason: str, at: float, *
             f"UPDATE follow_ups SET state = 'cancelled', cancel_reason = ? WHERE {where}",
             (reason, *params))
         return int(cur.rowcount)
+
+
+async def cancel_follow_ups_in(db: Any, number: str, reason: str) -> int:
+    """:func:`cancel_follow_ups` (every DID) inside the caller's transaction ``db``: the
+    pipeline stops a reached caller's touches in the transaction that records the call."""
+    cur = await db.execute(
+        "UPDATE follow_ups SET state = 'cancelled', cancel_reason = ? "
+        "WHERE number = ? AND state = 'scheduled'", (reason, number))
+    return int(cur.rowcount)

@@ -173,6 +173,14 @@ async def _gate_snapshot(db: Any, base: str, number: str, now: float,
         texts_global_hour=row["global_hour"])
 
 
+def log_refused(result: EnqueueResult, *, kind: str, number: str, did: str | None,
+                call_id: str | None) -> None:
+    """The ``text_refused`` line for a text the gate refused (after its commit)."""
+    if result.created and result.refused is not None:
+        log(logger, logging.INFO, "text_refused", kind=kind, number=number, did=did,
+            call=call_id, reason=result.refused, detail=result.detail, outbox=result.id)
+
+
 class Outbox:
     """The outbox table's state machine; every transition is one transaction.
 
@@ -214,34 +222,47 @@ class Outbox:
         becomes ``text`` (or, for a refused missed-call text, ``skip`` with the reason) in
         the same transaction, so decision and outbox can never disagree after a crash.
         """
+        async with self.store.transaction("enqueue") as db:
+            result = await self.enqueue_in(
+                db, call_id=call_id, kind=kind, number=number, did=did, body=body,
+                senders=senders, not_before=not_before, now=now, template=template,
+                encoding=encoding, parts=parts)
+        log_refused(result, kind=kind, number=number, did=did, call_id=call_id)
+        return result
+
+    async def enqueue_in(self, db: Any, *, call_id: str | None, kind: str, number: str,
+                         did: str | None, body: str, senders: list[str] | tuple[str, ...],
+                         not_before: float, now: float, template: str | None = None,
+                         encoding: str | None = None, parts: int | None = None
+                         ) -> EnqueueResult:
+        """:meth:`enqueue` inside the caller's transaction ``db`` (the pipeline records,
+        decides and queues a call in one). The gate runs here just the same; the caller
+        logs a refusal after its commit (:func:`log_refused`)."""
         if not senders:
             raise ValueError("a text needs at least one sender")
         base = gate.base_kind(kind)  # ValueError for a kind without a rule
-        async with self.store.transaction("enqueue") as db:
-            if call_id is not None:
-                async with db.execute("SELECT id, state, cancel_reason FROM outbox WHERE "
-                                      "call_id = ? AND kind = ?", (call_id, kind)) as c:
-                    row = await c.fetchone()
-                if row is not None:
-                    return EnqueueResult(row["id"], False, row["state"],
-                                         row["cancel_reason"] if row["state"] == "skipped"
-                                         else None)
-            snapshot = await _gate_snapshot(db, base, number, now, self.gate.policy)
-            decision = gate.decide(kind, number, did, snapshot, self.gate)
-            refused = decision if isinstance(decision, gate.Refuse) else None
-            new_id = await _insert(
-                db, call_id=call_id, kind=kind, number=number, did=did, body=body,
-                template=template, encoding=encoding, parts=parts, senders=senders,
-                not_before=not_before, now=now,
-                refused=refused.reason if refused is not None else None)
-            if call_id is not None and refused is None:
-                await call_record.mark_decision(db, call_id, "text", now)
-            elif call_id is not None and refused is not None and kind == "textback":
-                await call_record.mark_decision(db, call_id, "skip", now,
-                                                reason=refused.reason, detail=refused.detail)
+        if call_id is not None:
+            async with db.execute("SELECT id, state, cancel_reason FROM outbox WHERE "
+                                  "call_id = ? AND kind = ?", (call_id, kind)) as c:
+                row = await c.fetchone()
+            if row is not None:
+                return EnqueueResult(row["id"], False, row["state"],
+                                     row["cancel_reason"] if row["state"] == "skipped"
+                                     else None)
+        snapshot = await _gate_snapshot(db, base, number, now, self.gate.policy)
+        decision = gate.decide(kind, number, did, snapshot, self.gate)
+        refused = decision if isinstance(decision, gate.Refuse) else None
+        new_id = await _insert(
+            db, call_id=call_id, kind=kind, number=number, did=did, body=body,
+            template=template, encoding=encoding, parts=parts, senders=senders,
+            not_before=not_before, now=now,
+            refused=refused.reason if refused is not None else None)
+        if call_id is not None and refused is None:
+            await call_record.mark_decision(db, call_id, "text", now)
+        elif call_id is not None and refused is not None and kind == "textback":
+            await call_record.mark_decision(db, call_id, "skip", now,
+                                            reason=refused.reason, detail=refused.detail)
         if refused is not None:
-            log(logger, logging.INFO, "text_refused", kind=kind, number=number, did=did,
-                call=call_id, reason=refused.reason, detail=refused.detail, outbox=new_id)
             return EnqueueResult(new_id, True, "skipped", refused.reason, refused.detail)
         return EnqueueResult(new_id, True, "queued")
 
@@ -276,19 +297,14 @@ class Outbox:
             where += (" AND json_extract(senders, '$[' || sender_index || ']') IN ("
                       + ",".join("?" * len(names)) + ")")
             params += names
-        async with self.store.transaction("claim_next") as db:
-            async with db.execute(
-                f"SELECT * FROM outbox WHERE {where} ORDER BY not_before, id LIMIT 1",
-                params) as c:
-                row = await c.fetchone()
-            if row is None:
-                return None
-            await db.execute(
-                "UPDATE outbox SET state = 'sending', claimed_at = ?, updated_at = ?, "
-                "attempts = attempts + 1 WHERE id = ?", (now, now, row["id"]))
-            async with db.execute("SELECT * FROM outbox WHERE id = ?", (row["id"],)) as c:
-                claimed = await c.fetchone()
-        return _item(claimed)
+        # one statement (find, mark, return): one trip to the database thread
+        sql = ("UPDATE outbox SET state = 'sending', claimed_at = ?, updated_at = ?, "
+               "attempts = attempts + 1 WHERE id = (SELECT id FROM outbox "
+               f"WHERE {where} ORDER BY not_before, id LIMIT 1) RETURNING *")
+        async with self.store.transaction("claim_next") as db, \
+                db.execute(sql, [now, now, *params]) as c:
+            claimed = await c.fetchone()
+        return _item(claimed) if claimed is not None else None
 
     async def next_due_at(self) -> float | None:
         """When the next queued row becomes due (the daemon sleeps until then)."""
@@ -392,6 +408,13 @@ class Outbox:
             params.extend(keep_kinds)
         async with self.store.transaction("cancel_for_number") as db:
             return await self._cancel_where(db, where, params, reason, now)
+
+    async def cancel_for_number_in(self, db: Any, number: str, reason: str,
+                                   now: float) -> int:
+        """:meth:`cancel_for_number` (every kind, every DID) inside the caller's
+        transaction ``db``: the pipeline cancels a reached caller's texts in the
+        transaction that records the answered call."""
+        return await self._cancel_where(db, "number = ?", [number], reason, now)
 
     async def _cancel_where(self, db: Any, where: str, params: Any, reason: str,
                             now: float) -> int:

@@ -9,16 +9,43 @@ touching the rules. It only reads.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import aiosqlite
+
 from textback.config import PolicyConfig
-from textback.outbound.call_record import missed_from_prefix
+from textback.outbound.call_record import MISSED_FROM_PREFIX
 from textback.outbound.outbox import COUNTED_STATES
 from textback.outbound.policy import PolicySnapshot, number_country
 from textback.store import Store
 
+_TOP = "\uffff"  # as call_record: [prefix, prefix + _TOP) is a range
+FetchOne = Callable[[str, Mapping[str, Any] | tuple[Any, ...]], Awaitable[Any]]
+
 
 async def policy_snapshot(store: Store, number: str, did: str | None, now: float,
                           prefix: str, policy: PolicyConfig) -> PolicySnapshot:
-    """Everything the policy needs to know about ``number`` at ``now``, as plain data.
+    """Everything the policy needs to know about ``number`` at ``now``, as plain data
+    (read outside any transaction: see :func:`policy_snapshot_in`)."""
+    return await _snapshot(store.fetchone, number, did, now, prefix, policy)
+
+
+async def policy_snapshot_in(db: aiosqlite.Connection, number: str, did: str | None,
+                             now: float, prefix: str, policy: PolicyConfig) -> PolicySnapshot:
+    """:func:`policy_snapshot` read inside the caller's transaction ``db``: the pipeline
+    records a call, reads its snapshot and queues its text in one transaction, so the
+    counts include every call decided before it in the same batch."""
+    async def fetchone(sql: str, params: Mapping[str, Any] | tuple[Any, ...]) -> Any:
+        async with db.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    return await _snapshot(fetchone, number, did, now, prefix, policy)
+
+
+async def _snapshot(fetchone: FetchOne, number: str, did: str | None, now: float,
+                    prefix: str, policy: PolicyConfig) -> PolicySnapshot:
+    """The one query (see the module doc).
 
     The hourly counts walk ``outbox_created`` (``+state`` keeps SQLite from preferring
     the state index, which would read every text ever sent). The burst count is only
@@ -27,7 +54,7 @@ async def policy_snapshot(store: Store, number: str, did: str | None, now: float
     """
     states = _named_states()
     country = number_country(number) if number.startswith("+") else None
-    row = await store.fetchone(
+    row = await fetchone(
         f"""SELECT
               (SELECT opted_out FROM opt_outs WHERE number = :n) AS opted_out,
               (SELECT max(created_at) FROM outbox WHERE number = :n AND did IS :did
@@ -58,7 +85,9 @@ async def policy_snapshot(store: Store, number: str, did: str | None, now: float
     assert row is not None
     burst = 0
     if row["paused_until"] is None and policy.burst_calls and prefix:
-        burst = await missed_from_prefix(store, prefix, now - policy.burst_window_s)
+        row_b = await fetchone(MISSED_FROM_PREFIX,
+                               (prefix, prefix + _TOP, now - policy.burst_window_s))
+        burst = int(row_b[0]) if row_b else 0
     return PolicySnapshot(
         opted_out=bool(row["opted_out"]),
         last_text_at=row["last_text_at"],
