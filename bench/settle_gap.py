@@ -19,9 +19,9 @@ Times are what the capture carries: the receive time of each message (``#TS`` li
 microseconds).
 
 Last line: {"families": {family: {"captures", "calls", "max_changing_gap_ms",
-"max_trailing_gap_ms", "worst", "worst_trailing"}}, "max_changing_gap_ms", "max_trailing_gap_ms",
-"settle_s_default", "margin", "trailing_margin"}. ``--quick`` skips captures over 500 messages (all captures
-take a few seconds anyway).
+"max_trailing_gap_ms", "worst", "worst_trailing"}}, "max_changing_gap_ms",
+"max_trailing_gap_ms", "settle_s_default", "margin", "trailing_margin"}. ``--quick``
+skips the largest captures (all of them take a few seconds anyway).
 """
 
 from __future__ import annotations
