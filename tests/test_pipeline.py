@@ -279,16 +279,28 @@ async def test_verdicts_waiting_together_are_decided_in_one_transaction(
         await store.close()
 
 
-async def test_dispatcher_woken_before_follow_ups_are_scheduled(tmp_path: Path) -> None:
+async def test_follow_ups_written_with_the_text_dispatcher_woken_first(
+        tmp_path: Path) -> None:
+    """The follow-up rows go in the decide transaction (no second transaction for the
+    dispatcher's claim to wait behind); after the commit the dispatcher is woken before
+    the follow-up loop."""
     async with opened(tmp_path) as store:
         pipe, _, woken = pipeline_for(store, tmp_path)
         order: list[str] = []
 
         class FollowUpsProbe:
-            async def schedule(self, *args: Any) -> list[float]:
-                order.append(f"schedule (woken {len(woken)})")
-                return []
+            async def schedule_in(self, db: Any, call_id: str, *args: Any) -> list[float]:
+                async with db.execute("SELECT 1 FROM outbox WHERE call_id = ?",
+                                      (call_id,)) as cur:
+                    queued = await cur.fetchone() is not None
+                order.append(f"rows (text queued {queued}, in_transaction "
+                             f"{db.in_transaction}, woken {len(woken)})")
+                return [1.0]
+
+            def scheduled(self, *args: Any) -> None:
+                order.append(f"poked (woken {len(woken)})")
 
         pipe.followups = FollowUpsProbe()  # type: ignore[assignment]
         assert (await pipe.handle(outcome("c1"))).action == "queued"
-        assert order == ["schedule (woken 1)"]
+        assert order == ["rows (text queued True, in_transaction True, woken 0)",
+                         "poked (woken 1)"]

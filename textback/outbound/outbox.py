@@ -165,8 +165,7 @@ async def _gate_snapshot(db: Any, base: str, number: str, now: float,
     params = {"n": number, "k": base, "day": now - 86400.0, "hour": now - 3600.0,
               "plen": len(prefix), "prefix": prefix,
               **{f"s{i}": s for i, s in enumerate(COUNTED_STATES)}}
-    async with db.execute(_GATE_SNAPSHOT.format(states=names), params) as c:
-        row = await c.fetchone()
+    (row,) = await db.execute_fetchall(_GATE_SNAPSHOT.format(states=names), params)
     return gate.GateSnapshot(
         opted_out=bool(row["opted_out"]), confirms_since_optout=row["confirms"],
         kind_texts_day=row["kind_day"], texts_to_prefix_hour=row["prefix_hour"],
@@ -242,9 +241,10 @@ class Outbox:
             raise ValueError("a text needs at least one sender")
         base = gate.base_kind(kind)  # ValueError for a kind without a rule
         if call_id is not None:
-            async with db.execute("SELECT id, state, cancel_reason FROM outbox WHERE "
-                                  "call_id = ? AND kind = ?", (call_id, kind)) as c:
-                row = await c.fetchone()
+            rows = list(await db.execute_fetchall(
+                "SELECT id, state, cancel_reason FROM outbox WHERE call_id = ? AND kind = ?",
+                (call_id, kind)))
+            row = rows[0] if rows else None
             if row is not None:
                 return EnqueueResult(row["id"], False, row["state"],
                                      row["cancel_reason"] if row["state"] == "skipped"
@@ -301,10 +301,9 @@ class Outbox:
         sql = ("UPDATE outbox SET state = 'sending', claimed_at = ?, updated_at = ?, "
                "attempts = attempts + 1 WHERE id = (SELECT id FROM outbox "
                f"WHERE {where} ORDER BY not_before, id LIMIT 1) RETURNING *")
-        async with self.store.transaction("claim_next") as db, \
-                db.execute(sql, [now, now, *params]) as c:
-            claimed = await c.fetchone()
-        return _item(claimed) if claimed is not None else None
+        async with self.store.transaction("claim_next") as db:
+            rows = list(await db.execute_fetchall(sql, [now, now, *params]))
+        return _item(rows[0]) if rows else None
 
     async def next_due_at(self) -> float | None:
         """When the next queued row becomes due (the daemon sleeps until then)."""

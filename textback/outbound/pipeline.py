@@ -55,6 +55,7 @@ class _Step:
     body: str | None = None
     template: str | None = None
     parts: int | None = None
+    followup_times: list[float] | None = None  # touches 2.. written with the first text
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +137,11 @@ class CallPipeline:
     async def handle_batch(self, outcomes: list[CallOutcome]) -> list[Handled]:
         """Record every verdict, cancel what a reached caller no longer needs, run the
         policy and queue the texts: all of it in ONE store transaction, in order (a call
-        sees the calls before it in the batch, as if handled one by one). Then, after the
-        commit: the dispatcher is woken first (the text's way to the modem), and only then
-        are follow-ups scheduled and staff told of a burst. A failure rolls the whole batch
-        back: nothing runs ahead of its record."""
+        sees the calls before it in the batch, as if handled one by one), follow-up rows
+        with their first text. Then, after the commit: the dispatcher is woken first (the
+        text's way to the modem; no other write of ours is queued in front of its claim),
+        and only then is the follow-up loop poked and staff told of a burst. A failure
+        rolls the whole batch back: nothing runs ahead of its record."""
         now = self.clock()
         outcomes = [self._assume_did(o) for o in outcomes]
         try:
@@ -208,6 +210,12 @@ class CallPipeline:
             body=body, senders=did.senders, not_before=decision.not_before or now, now=now,
             template=choice.kind, encoding=plan.encoding if plan else None,
             parts=step.parts)
+        if self.followups is not None and step.queued.queued:
+            # touches 2.. with the first text, in the same commit: no second transaction
+            # for the dispatcher's claim to wait behind
+            step.followup_times = await self.followups.schedule_in(
+                db, outcome.call, number, did, outcome.ended_at or now,
+                decision.not_before or now, step.queued.id)
 
     async def _after(self, step: _Step, now: float) -> Handled:
         """What follows a committed step: its log lines, follow-ups, the burst alert."""
@@ -247,10 +255,8 @@ class CallPipeline:
         log(logger, logging.INFO, "text_queued", call=outcome.call, number=number,
             did=did.number, outbox=queued.id, template=step.template, parts=step.parts,
             created=queued.created, not_before=round(decision.not_before or now, 3))
-        if self.followups is not None and queued.queued:
-            await self.followups.schedule(outcome.call, number, did,
-                                          outcome.ended_at or now, decision.not_before or now,
-                                          queued.id, now)
+        if self.followups is not None and step.followup_times is not None:
+            self.followups.scheduled(outcome.call, number, did, step.followup_times)
         return Handled(outcome.call, True, "queued", None, queued.id, step.body)
 
     def _assume_did(self, outcome: CallOutcome) -> CallOutcome:

@@ -37,8 +37,8 @@ async def policy_snapshot_in(db: aiosqlite.Connection, number: str, did: str | N
     records a call, reads its snapshot and queues its text in one transaction, so the
     counts include every call decided before it in the same batch."""
     async def fetchone(sql: str, params: Mapping[str, Any] | tuple[Any, ...]) -> Any:
-        async with db.execute(sql, params) as cur:
-            return await cur.fetchone()
+        rows = list(await db.execute_fetchall(sql, params))  # one trip to the db thread
+        return rows[0] if rows else None
 
     return await _snapshot(fetchone, number, did, now, prefix, policy)
 
