@@ -153,23 +153,32 @@ _GATE_SNAPSHOT = """SELECT
   (SELECT count(*) FROM outbox WHERE substr(number, 1, :plen) = :prefix
       AND created_at > :hour AND +state IN ({states})) AS prefix_hour,
   (SELECT count(*) FROM outbox WHERE created_at > :hour
-      AND +state IN ({states})) AS global_hour"""
+      AND +state IN ({states})) AS global_hour,
+  (SELECT id FROM outbox WHERE call_id = :call AND kind = :kind) AS dup_id,
+  (SELECT state FROM outbox WHERE call_id = :call AND kind = :kind) AS dup_state,
+  (SELECT cancel_reason FROM outbox WHERE call_id = :call AND kind = :kind) AS dup_reason"""
 
 
-async def _gate_snapshot(db: Any, base: str, number: str, now: float,
-                         policy: PolicyConfig) -> gate.GateSnapshot:
+async def _gate_snapshot(db: Any, base: str, number: str, now: float, policy: PolicyConfig,
+                         call_id: str | None = None, kind: str | None = None
+                         ) -> tuple[gate.GateSnapshot, EnqueueResult | None]:
     """The gate's counts, read in the enqueue transaction (the same states count as for
-    the missed-call policy: what went or is about to go)."""
+    the missed-call policy: what went or is about to go), and in the same trip to the
+    database the row already queued for (``call_id``, ``kind``), if any (the unique key:
+    then nothing is inserted)."""
     names = ",".join(f":s{i}" for i in range(len(COUNTED_STATES)))
     prefix = number_prefix(number, policy.prefix_digits)
     params = {"n": number, "k": base, "day": now - 86400.0, "hour": now - 3600.0,
-              "plen": len(prefix), "prefix": prefix,
+              "plen": len(prefix), "prefix": prefix, "call": call_id, "kind": kind,
               **{f"s{i}": s for i, s in enumerate(COUNTED_STATES)}}
     (row,) = await db.execute_fetchall(_GATE_SNAPSHOT.format(states=names), params)
+    dup = None if row["dup_id"] is None else EnqueueResult(
+        row["dup_id"], False, row["dup_state"],
+        row["dup_reason"] if row["dup_state"] == "skipped" else None)
     return gate.GateSnapshot(
         opted_out=bool(row["opted_out"]), confirms_since_optout=row["confirms"],
         kind_texts_day=row["kind_day"], texts_to_prefix_hour=row["prefix_hour"],
-        texts_global_hour=row["global_hour"])
+        texts_global_hour=row["global_hour"]), dup
 
 
 def log_refused(result: EnqueueResult, *, kind: str, number: str, did: str | None,
@@ -240,16 +249,10 @@ class Outbox:
         if not senders:
             raise ValueError("a text needs at least one sender")
         base = gate.base_kind(kind)  # ValueError for a kind without a rule
-        if call_id is not None:
-            rows = list(await db.execute_fetchall(
-                "SELECT id, state, cancel_reason FROM outbox WHERE call_id = ? AND kind = ?",
-                (call_id, kind)))
-            row = rows[0] if rows else None
-            if row is not None:
-                return EnqueueResult(row["id"], False, row["state"],
-                                     row["cancel_reason"] if row["state"] == "skipped"
-                                     else None)
-        snapshot = await _gate_snapshot(db, base, number, now, self.gate.policy)
+        snapshot, existing = await _gate_snapshot(db, base, number, now, self.gate.policy,
+                                                  call_id, kind)
+        if existing is not None:  # this (call, kind) was queued already: nothing changes
+            return existing
         decision = gate.decide(kind, number, did, snapshot, self.gate)
         refused = decision if isinstance(decision, gate.Refuse) else None
         new_id = await _insert(

@@ -15,7 +15,6 @@ from typing import Any
 import aiosqlite
 
 from textback.config import PolicyConfig
-from textback.outbound.call_record import MISSED_FROM_PREFIX
 from textback.outbound.outbox import COUNTED_STATES
 from textback.outbound.policy import PolicySnapshot, number_country
 from textback.store import Store
@@ -78,16 +77,22 @@ async def _snapshot(fetchone: FetchOne, number: str, did: str | None, now: float
                   (SELECT count(*) FROM outbox o CROSS JOIN calls c ON c.call_id = o.call_id
                       AND c.caller = o.number
                    WHERE c.country = :country AND o.created_at > :hour
-                     AND +o.state IN ({states})) END AS country_hour""",
+                     AND +o.state IN ({states})) END AS country_hour,
+              CASE WHEN :burst = 0 OR EXISTS (SELECT 1 FROM burst_pauses
+                      WHERE until_at > :now AND started_at <= :now
+                      AND substr(:n, 1, length(prefix)) = prefix) THEN 0 ELSE
+                  (SELECT count(*) FROM calls WHERE verdict = 'missed'
+                      AND direction = 'inbound' AND caller >= :prefix
+                      AND caller < :prefix_top AND decided_at > :since) END AS burst""",
         {"n": number, "did": did, "day": now - 86400.0, "hour": now - 3600.0, "now": now,
-         "plen": len(prefix), "prefix": prefix, "country": country, **_state_params()},
+         "plen": len(prefix), "prefix": prefix, "country": country,
+         "burst": int(bool(policy.burst_calls and prefix)), "prefix_top": prefix + _TOP,
+         "since": now - policy.burst_window_s, **_state_params()},
     )
     assert row is not None
-    burst = 0
-    if row["paused_until"] is None and policy.burst_calls and prefix:
-        row_b = await fetchone(MISSED_FROM_PREFIX,
-                               (prefix, prefix + _TOP, now - policy.burst_window_s))
-        burst = int(row_b[0]) if row_b else 0
+    # the burst count is taken in the same query, only while no pause covers the number
+    # (call_record.MISSED_FROM_PREFIX's range over the calls_missed_caller index)
+    burst = int(row["burst"])
     return PolicySnapshot(
         opted_out=bool(row["opted_out"]),
         last_text_at=row["last_text_at"],
