@@ -7,14 +7,20 @@ the bench writes the decisive event (the call's last Hangup) and stops when the 
 holding the first byte of the next ``AT+CMGS`` is read off the simulated modem's pty.
 
 (a) textback: the real daemon (``textback run``, a subprocess) connected to a loopback AMI
-    server the bench pushes events through; ``settle_s = 0``, ``send_delay_s = 0``.
+    server the bench pushes events through, twice: with the shipped defaults except
+    ``send_delay_s = 0`` ("textback": its settle window included, what users get) and
+    with ``settle_s = 0`` too ("textback_settle0": the path alone).
 (b) smstools3 (``smsd -t``, its own config and spool dirs in a temporary directory, the
     simulator's pty as its device): the bench replays the same bytes through textback's own
-    ``AsteriskStream`` (same settle 0) and, the moment it says "missed", writes the message
+    ``AsteriskStream`` with settle 0 (the spool daemons get the call decided at the
+    Hangup itself: no settle window; textback's default run waits its window, so the
+    comparison favours them) and, the moment it says "missed", writes the message
     file atomically (write in a temp dir, rename) into smsd's outgoing spool.
 (c) gammu-smsd (files backend, ``connection = at``, the pty as device), fed the same way
     with ``gammu-smsd-inject``.
-(b) and (c) run twice: their default configuration and their fastest tuning. The default
+(b) and (c) run twice: their default configuration and their fastest complete tuning
+(``SMSD_TUNED``, ``GAMMU_TUNED``: every documented knob that removes a poll or a modem
+command before AT+CMGS). The default
 runs (each call takes seconds of polling) run side by side on separate simulated modems, in
 a child process, while textback and then smstools3 tuned run here; gammu-smsd tuned (a busy
 loop) runs last, alone (see ``main``). Idle CPU (CPU seconds per second of the
@@ -68,14 +74,17 @@ from textback.testing.lab_config import lab_config_toml  # noqa: E402
 TIME_SCALE = 0.1
 CALL_TIMEOUT_S = 20.0
 
-def textback_config(*, ami_port: int, modem_port: str | Path, store: Path) -> str:
-    """textback's side: the lab office (textback.testing.lab_config) with settle 0, caps out
-    of the way and the bench's text as the template."""
+def textback_config(*, ami_port: int, modem_port: str | Path, store: Path,
+                    settle_s: float | None = None) -> str:
+    """textback's side: the lab office (textback.testing.lab_config: shipped defaults,
+    send_delay_s 0) with caps out of the way and the bench's text as the template;
+    ``settle_s`` None keeps the shipped settle window (what users run)."""
     did = {"number": "+15559870000", "business": "Acme Plumbing",
            "booking_url": "https://acme.example/book", "senders": ["modem:a"],
            "templates": {"business_hours": TEXT}}
+    trunks = {} if settle_s is None else {"settle_s": settle_s}
     return lab_config_toml(ami_port=ami_port, modem_port=modem_port, store=store,
-                           pbx={"secret": SECRET}, trunks={"settle_s": 0},
+                           pbx={"secret": SECRET}, trunks=trunks,
                            policy={"prefix_hour_cap": 1000000, "global_hour_cap": 1000000},
                            did=[did], hours={"timezone": "UTC"})
 
@@ -92,7 +101,8 @@ def write_private(path: Path, text: str) -> None:
 
 # ------------------------------------------------------------------ (a) textback
 
-async def run_textback(calls: int, gap: tuple[float, float], idle_s: float) -> dict[str, Any]:
+async def run_textback(calls: int, gap: tuple[float, float], idle_s: float,
+                       settle_s: float | None = None) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-compare-textback-"))
     ami = ControlledAmi()
     _, port = await ami.start("127.0.0.1", 0)
@@ -101,7 +111,7 @@ async def run_textback(calls: int, gap: tuple[float, float], idle_s: float) -> d
     await sim.start()
     config = tmp / "textback.toml"
     write_private(config, textback_config(ami_port=port, modem_port=sim.port,
-                                          store=tmp / "textback.db"))
+                                          store=tmp / "textback.db", settle_s=settle_s))
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "textback", "run", "--config", str(config),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
@@ -194,10 +204,15 @@ baudrate = 115200
 # smstools3's documented knobs for speed (configure.html): notifier (inotifywait wakes the
 # main process on a new outgoing file), trust_outgoing (skip the file checks),
 # detect_unexpected_input = no (no read before each command), and the shortest polls:
-# delaytime / delaytime_mainprocess 1 s (integers), sleeptime_mainprocess 1 (its minimum).
+# delaytime / delaytime_mainprocess 1 s (integers), sleeptime_mainprocess 1 (its minimum);
+# and the modem chatter before each send (its complete tuning, issue 13: 125 -> 43.5 ms
+# p50 measured outside the repo): pre_init = no (no "echo off"/CMEE=1 first),
+# check_network = 0 (no AT+CREG? before sending), status_signal_quality = no (no AT+CSQ
+# for the status line; a modem setting that overrides the global one).
 SMSD_TUNED = ("notifier = yes\ntrust_outgoing = yes\ndelaytime = 1\n"
               "delaytime_mainprocess = 1\nsleeptime_mainprocess = 1\n",
-              "detect_unexpected_input = no\n")
+              "detect_unexpected_input = no\npre_init = no\ncheck_network = 0\n"
+              "status_signal_quality = no\n")
 
 GAMMU_CONF = """\
 [gammu]
@@ -214,8 +229,12 @@ logfile = {d}/gammu-smsd.log
 debuglevel = {debuglevel}
 {extra}"""
 # gammu-smsd's loop: LoopSleep (seconds between loops, default 1) and CommTimeout (seconds
-# between outbox scans, default 30); both 0 is its fastest, a busy loop.
-GAMMU_TUNED = "CommTimeout = 0\nLoopSleep = 0\n"
+# between outbox scans, default 30); both 0 is its fastest, a busy loop. Its complete
+# tuning also stops the modem chatter of each loop (gammu-smsdrc(5)): StatusFrequency = 0
+# (no battery/signal refresh), CheckSecurity = 0 (no AT+CPIN?), CheckBattery = 0,
+# CheckSignal = 0, CheckNetwork = 0 (no AT+CBC / AT+CSQ / AT+CREG? between texts).
+GAMMU_TUNED = ("CommTimeout = 0\nLoopSleep = 0\nStatusFrequency = 0\nCheckSecurity = 0\n"
+               "CheckBattery = 0\nCheckSignal = 0\nCheckNetwork = 0\n")
 
 
 class SpoolDaemon:
@@ -443,8 +462,10 @@ async def main(quick: bool) -> dict[str, Any]:
     log("compare: default configurations (child process, side by side, seconds per call)")
     defaults_task = asyncio.create_task(defaults_in_child(quick))
     figures: dict[str, Any] = {}
-    log(f"compare: textback, {n_fast} calls")
+    log(f"compare: textback (shipped defaults, send_delay_s 0), {n_fast} calls")
     figures["textback"] = await run_textback(n_fast, (0.05, 0.3), idle_s)
+    log(f"compare: textback settle 0, {n_fast} calls")
+    figures["textback_settle0"] = await run_textback(n_fast, (0.05, 0.3), 0.0, settle_s=0.0)
     log(f"compare: smstools3 tuned, {n_fast} calls")
     figures["smstools3_tuned"] = await run_spool("smstools3", True, n_fast, (0.05, 0.3), idle_s)
     log("compare: waiting for the default configurations")
@@ -452,8 +473,9 @@ async def main(quick: bool) -> dict[str, Any]:
     log(f"compare: gammu-smsd tuned, {n_fast} calls (alone: it busy-loops)")
     figures["gammu_smsd_tuned"] = await run_spool("gammu_smsd", True, n_fast, (0.05, 0.3),
                                                   idle_s)
-    figures = {k: figures[k] for k in ("textback", "smstools3_default", "gammu_smsd_default",
-                                       "smstools3_tuned", "gammu_smsd_tuned")}
+    figures = {k: figures[k] for k in ("textback", "textback_settle0", "smstools3_default",
+                                       "gammu_smsd_default", "smstools3_tuned",
+                                       "gammu_smsd_tuned")}
     tb = figures["textback"]
     out: dict[str, Any] = {"quick": quick, "time_scale": TIME_SCALE,
                            "seconds": round(time.monotonic() - started, 1)}
@@ -463,7 +485,7 @@ async def main(quick: bool) -> dict[str, Any]:
         out[f"{name}_n"] = f["n"]
         if f.get("failed"):
             out[f"{name}_failed"] = f["failed"]
-        if name != "textback":
+        if not name.startswith("textback"):
             for q in ("p50", "p99"):
                 out[f"{name}_{q}_x_textback"] = round(f[f"{q}_ms"] / tb[f"{q}_ms"], 1)
         if "idle_cpu_s_per_s" in f:

@@ -131,3 +131,22 @@ async def test_keeper_logs_and_counts_a_store_it_cannot_write(tmp_path: Path) ->
     keeper.report(start)
     await asyncio.wait_for(keeper.drain(), 5)
     assert (keeper.kept, keeper.failed) == (0, 1)
+
+
+async def test_update_waiting_when_the_call_ends_is_not_written(tmp_path: Path) -> None:
+    """The tracker reports a call's last progress in the tick that ends it: that write
+    would only wait in front of the verdict's; the rows kept while it rang stay."""
+    store = await Store.open(tmp_path / "t.db")
+    try:
+        starts = real_starts("Hangup")
+        keeper = OpenCallKeeper(store, lambda: 101.0)
+        keeper.report(starts[0])
+        await keeper.drain()
+        keeper.report(starts[-1])  # the last progress, reported with the end
+        keeper.ended(starts[-1].call)
+        await keeper.drain()
+        assert (keeper.kept, keeper.skipped) == (1, 1)
+        (kept,) = await open_calls.load_open_calls(store, "asterisk")
+        assert kept == starts[0]  # still there until the verdict commits
+    finally:
+        await store.close()

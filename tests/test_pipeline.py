@@ -36,14 +36,17 @@ async def test_missed_call_recorded_before_it_is_queued(tmp_path: Path) -> None:
     async with opened(tmp_path) as store:
         pipe, outbox, woken = pipeline_for(store, tmp_path)
         seen: list[dict[str, Any] | None] = []
-        real_enqueue = outbox.enqueue
+        real_enqueue = outbox.enqueue_in
 
-        async def enqueue(**kw: Any) -> Any:
-            # the record must already exist
-            seen.append(await call_record.call(store, kw["call_id"]))
-            return await real_enqueue(**kw)
+        async def enqueue_in(db: Any, **kw: Any) -> Any:
+            # the record must already exist, in the same transaction
+            async with db.execute("SELECT verdict FROM calls WHERE call_id = ?",
+                                  (kw["call_id"],)) as cur:
+                row = await cur.fetchone()
+            seen.append(dict(row) if row else None)
+            return await real_enqueue(db, **kw)
 
-        outbox.enqueue = enqueue  # type: ignore[method-assign]
+        outbox.enqueue_in = enqueue_in  # type: ignore[method-assign]
         handled = await pipe.handle(outcome("1795395183.0"))
         assert handled.action == "queued" and handled.recorded
         assert seen and seen[0] is not None and seen[0]["verdict"] == "missed"
@@ -55,20 +58,41 @@ async def test_missed_call_recorded_before_it_is_queued(tmp_path: Path) -> None:
         assert woken
 
 
-async def test_record_survives_a_failed_enqueue_and_is_redecided(tmp_path: Path) -> None:
-    """The store fails between record and queue: the call is kept, undecided, and a
-    restart's redecide queues it exactly once."""
+async def test_store_failure_while_queueing_rolls_back_record_and_all(tmp_path: Path) -> None:
+    """Record, decision and text are one transaction: the store failing at the enqueue
+    leaves nothing (no record without its decision); the verdict, held by the caller, is
+    retried and queued exactly once."""
     async with opened(tmp_path) as store:
         pipe, outbox, _ = pipeline_for(store, tmp_path)
 
-        async def broken(**kw: Any) -> Any:
+        async def broken(db: Any, **kw: Any) -> Any:
             raise StoreUnavailable("enqueue", sqlite3.OperationalError("database or disk is full"))
 
-        real = outbox.enqueue
-        outbox.enqueue = broken  # type: ignore[method-assign]
+        real = outbox.enqueue_in
+        outbox.enqueue_in = broken  # type: ignore[method-assign]
         with pytest.raises(StoreUnavailable):
             await pipe.handle(outcome("c1"))
-        outbox.enqueue = real  # type: ignore[method-assign]
+        assert await call_record.call(store, "c1") is None
+        outbox.enqueue_in = real  # type: ignore[method-assign]
+        assert (await pipe.handle(outcome("c1"))).action == "queued"
+        assert (await pipe.handle(outcome("c1"))).action == "duplicate"
+        assert len(await outbox_rows(store)) == 1
+
+
+async def test_record_survives_a_failed_decision_and_is_redecided(tmp_path: Path) -> None:
+    """A failure that is not the store's (a bug while deciding or queueing): the calls of
+    the batch are still recorded, undecided, and a restart's redecide queues each once."""
+    async with opened(tmp_path) as store:
+        pipe, outbox, _ = pipeline_for(store, tmp_path)
+
+        async def broken(db: Any, **kw: Any) -> Any:
+            raise RuntimeError("a bug in the gate")
+
+        real = outbox.enqueue_in
+        outbox.enqueue_in = broken  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError):
+            await pipe.handle(outcome("c1"))
+        outbox.enqueue_in = real  # type: ignore[method-assign]
         undecided = await call_record.undecided_calls(store)
         assert [o.call for o in undecided] == ["c1"]
         assert (await pipe.handle(outcome("c1"))).action == "duplicate"
@@ -208,10 +232,75 @@ async def test_store_unavailable_holds_verdicts_in_order_and_retries(tmp_path: P
             while pipe.backlog:
                 await asyncio.sleep(0.01)
         task.cancel()
-        assert store.attempts == 3 + 3
+        # three failed tries, then the three verdicts waiting together in one transaction
+        assert store.attempts == 3 + 1
         calls = await store.fetchall("SELECT call_id FROM calls ORDER BY id")
         assert [c["call_id"] for c in calls] == ["c0", "c1", "c2"]
         outbox = await outbox_rows(store)
         assert [r["number"] for r in outbox] == callers
     finally:
         await store.close()
+
+
+class CountingStore(Store):
+    """The real store, counting its write transactions by operation."""
+
+    ops: list[str]
+
+    @asynccontextmanager
+    async def transaction(self, operation: str) -> AsyncIterator[Any]:
+        self.ops.append(operation)
+        async with super().transaction(operation) as db:
+            yield db
+
+
+async def test_verdicts_waiting_together_are_decided_in_one_transaction(
+        tmp_path: Path) -> None:
+    """A burst (calls ending at once): one commit for all, in order, each call seeing the
+    ones before it (the same caller twice: texted once)."""
+    store = await CountingStore.open(tmp_path / "textback.db")
+    try:
+        assert isinstance(store, CountingStore)
+        store.ops = []
+        pipe, _, woken = pipeline_for(store, tmp_path)
+        callers = [f"+1555{i:03d}3000" for i in range(20)]  # each its own prefix
+        for i, number in enumerate(callers):
+            pipe.submit(outcome(f"b{i}", caller=number))
+        pipe.submit(outcome("again", caller=callers[0]))  # the first caller, again
+        pipe.submit(outcome("b3", caller=callers[3]))  # a duplicate verdict
+        await pipe.drain()
+        assert store.ops == ["record_outcome"]
+        actions = [h.action for h in pipe.handled]
+        assert actions == ["queued"] * 20 + ["skipped", "duplicate"]
+        rows = await outbox_rows(store)
+        assert [r["number"] for r in rows] == callers
+        assert woken  # the dispatcher was told
+    finally:
+        await store.close()
+
+
+async def test_follow_ups_written_with_the_text_dispatcher_woken_first(
+        tmp_path: Path) -> None:
+    """The follow-up rows go in the decide transaction (no second transaction for the
+    dispatcher's claim to wait behind); after the commit the dispatcher is woken before
+    the follow-up loop."""
+    async with opened(tmp_path) as store:
+        pipe, _, woken = pipeline_for(store, tmp_path)
+        order: list[str] = []
+
+        class FollowUpsProbe:
+            async def schedule_in(self, db: Any, call_id: str, *args: Any) -> list[float]:
+                async with db.execute("SELECT 1 FROM outbox WHERE call_id = ?",
+                                      (call_id,)) as cur:
+                    queued = await cur.fetchone() is not None
+                order.append(f"rows (text queued {queued}, in_transaction "
+                             f"{db.in_transaction}, woken {len(woken)})")
+                return [1.0]
+
+            def scheduled(self, *args: Any) -> None:
+                order.append(f"poked (woken {len(woken)})")
+
+        pipe.followups = FollowUpsProbe()  # type: ignore[assignment]
+        assert (await pipe.handle(outcome("c1"))).action == "queued"
+        assert order == ["rows (text queued True, in_transaction True, woken 0)",
+                         "poked (woken 1)"]

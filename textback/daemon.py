@@ -213,6 +213,7 @@ class Daemon:
         while True:
             event = await link.next_event()
             if isinstance(event, CallEnded):
+                self.open_calls.ended(event.outcome.call)
                 self.pipeline.submit(event.outcome)
             elif isinstance(event, CallStarted):
                 self.open_calls.report(event.start)

@@ -237,8 +237,8 @@ class Store:
         """A read query; lock/IO errors raise StoreUnavailable."""
         args = params if isinstance(params, Mapping) else tuple(params)
         try:
-            async with self._conn.execute(sql, args) as cur:
-                return list(await cur.fetchall())
+            # one trip to the database thread (execute + fetch + close would be three)
+            return list(await self._conn.execute_fetchall(sql, args))
         except sqlite3.OperationalError as exc:
             if _unavailable(exc):
                 self.errors += 1

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from textback.config import Config, ConfigError, load_config
-from textback.pbx.stream import TrackerConfig
+from textback.pbx.stream import DEFAULT_SETTLE_S, TrackerConfig
 
 
 def config_or_none(path: Path | None) -> Config | None:
@@ -37,8 +37,9 @@ def store_or_none(config: Config, command: str) -> Path | None:
 
 def add_tracker_options(p: argparse.ArgumentParser) -> None:
     """The call-tracker options ``replay`` and ``listen`` share (same names, same meaning)."""
-    p.add_argument("--settle", type=float, default=2.0, metavar="SECONDS",
-                   help="how long after a call's last channel is gone it becomes final")
+    p.add_argument("--settle", type=float, default=DEFAULT_SETTLE_S, metavar="SECONDS",
+                   help="how long after a call's last channel is gone it becomes final "
+                        f"(default {DEFAULT_SETTLE_S:g})")
     p.add_argument("--trunk-context", action="append", metavar="CONTEXT",
                    help="Asterisk dialplan context of inbound trunk calls (repeatable)")
     p.add_argument("--region", metavar="CC", help="region for national numbers, e.g. US, GB")

@@ -67,38 +67,45 @@ async def record_outcome(store: Store, outcome: CallOutcome, decided_at: float) 
     ``unknown-after-restart`` (``new`` True). A missed inbound call from a known number
     also gets its consent row, in the same transaction.
     """
+    async with store.transaction("record_outcome") as db:
+        return await record_outcome_in(db, outcome, decided_at)
+
+
+async def record_outcome_in(db: aiosqlite.Connection, outcome: CallOutcome,
+                            decided_at: float) -> RecordResult:
+    """:func:`record_outcome` inside the caller's transaction ``db`` (the pipeline records,
+    decides and queues a call in one transaction: one commit, no lock waits between)."""
     record = json.dumps(outcome.to_record(), ensure_ascii=False, default=str)
     country = number_country(outcome.caller) if (
         outcome.direction == "inbound" and outcome.caller
         and outcome.caller.startswith("+")) else None
-    async with store.transaction("record_outcome") as db:
-        cur = await db.execute(
-            """INSERT INTO calls (call_id, pbx, direction, caller, caller_name, withheld,
-                   did, callee, connected, verdict, reason, voicemail_left, ring_s,
-                   started_at, ended_at, decided_at, record, country)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT (call_id) DO NOTHING""",
-            (outcome.call, outcome.pbx, outcome.direction, outcome.caller,
-             outcome.caller_name, int(outcome.withheld), outcome.did, outcome.callee,
-             int(outcome.connected), outcome.verdict, outcome.reason,
-             int(outcome.voicemail_left), outcome.ring_s, outcome.started_at,
-             outcome.ended_at, decided_at, record, country))
-        if cur.rowcount == 0:
-            async with db.execute("SELECT verdict, reason FROM calls WHERE call_id = ?",
-                                  (outcome.call,)) as c:
-                row = await c.fetchone()
-            if not (row is not None and row["reason"] == UNKNOWN_AFTER_RESTART
-                    and outcome.extra.get("recovered")
-                    and await _supersede_unknown(db, outcome, decided_at, record, country)):
-                stored = row["verdict"] if row else outcome.verdict
-                conflict = row is not None and (row["verdict"], row["reason"]) != (
-                    outcome.verdict, outcome.reason)
-                return RecordResult(outcome.call, False, stored, conflict)
-        if outcome.direction == "inbound" and outcome.caller and not outcome.withheld:
-            at = outcome.started_at if outcome.started_at is not None else decided_at
-            await db.execute(
-                "INSERT OR IGNORE INTO consent (call_id, number, did, at) VALUES (?,?,?,?)",
-                (outcome.call, outcome.caller, outcome.did, at))
+    cur = await db.execute(
+        """INSERT INTO calls (call_id, pbx, direction, caller, caller_name, withheld,
+               did, callee, connected, verdict, reason, voicemail_left, ring_s,
+               started_at, ended_at, decided_at, record, country)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (call_id) DO NOTHING""",
+        (outcome.call, outcome.pbx, outcome.direction, outcome.caller,
+         outcome.caller_name, int(outcome.withheld), outcome.did, outcome.callee,
+         int(outcome.connected), outcome.verdict, outcome.reason,
+         int(outcome.voicemail_left), outcome.ring_s, outcome.started_at,
+         outcome.ended_at, decided_at, record, country))
+    if cur.rowcount == 0:
+        async with db.execute("SELECT verdict, reason FROM calls WHERE call_id = ?",
+                              (outcome.call,)) as c:
+            row = await c.fetchone()
+        if not (row is not None and row["reason"] == UNKNOWN_AFTER_RESTART
+                and outcome.extra.get("recovered")
+                and await _supersede_unknown(db, outcome, decided_at, record, country)):
+            stored = row["verdict"] if row else outcome.verdict
+            conflict = row is not None and (row["verdict"], row["reason"]) != (
+                outcome.verdict, outcome.reason)
+            return RecordResult(outcome.call, False, stored, conflict)
+    if outcome.direction == "inbound" and outcome.caller and not outcome.withheld:
+        at = outcome.started_at if outcome.started_at is not None else decided_at
+        await db.execute(
+            "INSERT OR IGNORE INTO consent (call_id, number, did, at) VALUES (?,?,?,?)",
+            (outcome.call, outcome.caller, outcome.did, at))
     return RecordResult(outcome.call, True, outcome.verdict)
 
 
@@ -130,10 +137,16 @@ async def record_skip(store: Store, call_id: str, reason: str, detail: str, at: 
     cannot be lost between the decision and its bookkeeping.
     """
     async with store.transaction("record_skip") as db:
-        decided = await mark_decision(db, call_id, "skip", at, reason=reason, detail=detail)
-        if decided and reason == "burst":
-            await _open_burst_pause(db, call_id, detail, at, policy)
-        return decided
+        return await record_skip_in(db, call_id, reason, detail, at, policy)
+
+
+async def record_skip_in(db: aiosqlite.Connection, call_id: str, reason: str, detail: str,
+                         at: float, policy: PolicyConfig) -> bool:
+    """:func:`record_skip` inside the caller's transaction ``db``."""
+    decided = await mark_decision(db, call_id, "skip", at, reason=reason, detail=detail)
+    if decided and reason == "burst":
+        await _open_burst_pause(db, call_id, detail, at, policy)
+    return decided
 
 
 async def mark_decision(db: aiosqlite.Connection, call_id: str, decision: str, at: float, *,
@@ -182,6 +195,7 @@ async def missed_from_prefix(store: Store, prefix: str, since: float) -> int:
     """Missed inbound calls from numbers starting with ``prefix`` decided after ``since``."""
     row = await store.fetchone(MISSED_FROM_PREFIX, (prefix, prefix + _TOP, since))
     return int(row[0]) if row else 0
+
 
 
 async def burst_pauses(store: Store, *, active_at: float | None = None,

@@ -49,6 +49,7 @@ class Dispatcher:
         self._busy: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._unavailable_since: dict[str, float] = {}
+        self._unknown_checked_at = float("-inf")  # see _hand_over
         self._wake = asyncio.Event()
         self._stopping = False
         self.sent = 0
@@ -79,7 +80,16 @@ class Dispatcher:
         return idle
 
     async def _hand_over(self, now: float) -> None:
-        """Rows whose sender is unknown or long unavailable go to their next sender."""
+        """Rows whose sender is unknown or long unavailable go to their next sender.
+
+        While every sender is available the due-senders query (a store read on the way of
+        every text) can only find rows of an unknown sender (the config lost one): that is
+        looked for at start and then every ``handover_after_s``, not on every pump."""
+        if not self._unavailable_since and now < self._unknown_checked_at \
+                + self.handover_after_s:
+            return
+        if not self._unavailable_since:
+            self._unknown_checked_at = now
         gone = {name for name in await self.outbox.due_senders(now)
                 if name not in self.senders
                 or now - self._unavailable_since.get(name, now) >= self.handover_after_s}

@@ -30,7 +30,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -200,22 +200,34 @@ class FollowUps:
     async def schedule(self, call_id: str, number: str, did: DidConfig, missed_at: float,
                        first_at: float, first_outbox_id: int | None, now: float) -> list[float]:
         """Write the rows for one missed call (idempotent per (call, touch)); their due times."""
-        times = plan(missed_at, first_at, number, did.follow_ups, did.hours, did.quiet_hours)
         async with self.store.transaction("schedule_follow_ups") as db:
-            await db.execute(
-                "INSERT INTO follow_ups (call_id, touch, number, did, due_at, state, outbox_id) "
-                "VALUES (?, 1, ?, ?, ?, 'queued', ?) ON CONFLICT (call_id, touch) DO NOTHING",
-                (call_id, number, did.number, first_at, first_outbox_id))
-            for touch, due in enumerate(times, start=2):
-                await db.execute(
-                    "INSERT INTO follow_ups (call_id, touch, number, did, due_at, state) "
-                    "VALUES (?, ?, ?, ?, ?, 'scheduled') ON CONFLICT (call_id, touch) "
-                    "DO NOTHING", (call_id, touch, number, did.number, due))
+            times = await self.schedule_in(db, call_id, number, did, missed_at, first_at,
+                                           first_outbox_id)
+        self.scheduled(call_id, number, did, times)
+        return times
+
+    async def schedule_in(self, db: Any, call_id: str, number: str, did: DidConfig,
+                          missed_at: float, first_at: float,
+                          first_outbox_id: int | None) -> list[float]:
+        """:meth:`schedule`'s rows, inside the caller's transaction ``db`` (the pipeline
+        writes them with the first text, in one commit, so the dispatcher's claim never
+        waits behind a second transaction); call :meth:`scheduled` after the commit."""
+        times = plan(missed_at, first_at, number, did.follow_ups, did.hours, did.quiet_hours)
+        await db.executemany(
+            "INSERT INTO follow_ups (call_id, touch, number, did, due_at, state, outbox_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_id, touch) DO NOTHING",
+            [(call_id, 1, number, did.number, first_at, "queued", first_outbox_id)]
+            + [(call_id, touch, number, did.number, due, "scheduled", None)
+               for touch, due in enumerate(times, start=2)])
+        return times
+
+    def scheduled(self, call_id: str, number: str, did: DidConfig,
+                  times: list[float]) -> None:
+        """After the commit of :meth:`schedule_in`: log, and wake the follow-up loop."""
         if times:
             log(logger, logging.INFO, "follow_ups_scheduled", call=call_id, number=number,
                 did=did.number, due=",".join(f"{t:.0f}" for t in times))
         self.poke()
-        return times
 
     async def cancel(self, number: str, reason: str, at: float, did: str | None = None) -> int:
         """Stop every scheduled touch to ``number`` (on ``did`` only, when given)."""
@@ -406,3 +418,12 @@ async def cancel_follow_ups(store: Store, number: str, reason: str, at: float, *
             f"UPDATE follow_ups SET state = 'cancelled', cancel_reason = ? WHERE {where}",
             (reason, *params))
         return int(cur.rowcount)
+
+
+async def cancel_follow_ups_in(db: Any, number: str, reason: str) -> int:
+    """:func:`cancel_follow_ups` (every DID) inside the caller's transaction ``db``: the
+    pipeline stops a reached caller's touches in the transaction that records the call."""
+    cur = await db.execute(
+        "UPDATE follow_ups SET state = 'cancelled', cancel_reason = ? "
+        "WHERE number = ? AND state = 'scheduled'", (reason, number))
+    return int(cur.rowcount)

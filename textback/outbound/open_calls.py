@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,8 @@ from textback.pbx.call_start import CallStart
 from textback.store import Store, StoreUnavailable
 
 logger = logging.getLogger("textback.outbound.open_calls")
+# calls remembered as ended (see OpenCallKeeper.ended): far more than end within a tick
+ENDED_MEMORY = 4096
 
 
 class OpenCallKeeper:
@@ -36,7 +39,10 @@ class OpenCallKeeper:
         self.clock = clock
         self.kept = 0
         self.failed = 0
+        self.skipped = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        # calls whose verdict is on its way to the store (bounded, oldest forgotten first)
+        self._ended: OrderedDict[str, None] = OrderedDict()
 
     async def load(self, pbx: str) -> list[CallStart]:
         """The calls that were in progress when the daemon last stopped (``pbx``'s)."""
@@ -52,12 +58,25 @@ class OpenCallKeeper:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def ended(self, call_id: str) -> None:
+        """The call's verdict was handed to the pipeline: a progress update still waiting
+        to be written is dropped. Its verdict's transaction removes the row anyway; the
+        update would only queue a store write in front of that verdict (the tracker
+        reports a call's last progress in the same tick that ends it). The rows written
+        while it rang stay until the verdict commits, so a crash in between loses no call."""
+        self._ended[call_id] = None
+        if len(self._ended) > ENDED_MEMORY:
+            self._ended.popitem(last=False)
+
     async def drain(self) -> None:
         """Wait for the writes already reported (tests; shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _keep(self, start: CallStart) -> None:
+        if start.call in self._ended:
+            self.skipped += 1
+            return
         try:
             await keep_open_call(self.store, start, self.clock())
             self.kept += 1

@@ -154,24 +154,40 @@ _GATE_SNAPSHOT = """SELECT
   (SELECT count(*) FROM outbox WHERE substr(number, 1, :plen) = :prefix
       AND created_at > :hour AND +state IN ({states})) AS prefix_hour,
   (SELECT count(*) FROM outbox WHERE created_at > :hour
-      AND +state IN ({states})) AS global_hour"""
+      AND +state IN ({states})) AS global_hour,
+  (SELECT id FROM outbox WHERE call_id = :call AND kind = :kind) AS dup_id,
+  (SELECT state FROM outbox WHERE call_id = :call AND kind = :kind) AS dup_state,
+  (SELECT cancel_reason FROM outbox WHERE call_id = :call AND kind = :kind) AS dup_reason"""
 
 
-async def _gate_snapshot(db: Any, base: str, number: str, now: float,
-                         policy: PolicyConfig) -> gate.GateSnapshot:
+async def _gate_snapshot(db: Any, base: str, number: str, now: float, policy: PolicyConfig,
+                         call_id: str | None = None, kind: str | None = None
+                         ) -> tuple[gate.GateSnapshot, EnqueueResult | None]:
     """The gate's counts, read in the enqueue transaction (the same states count as for
-    the missed-call policy: what went or is about to go)."""
+    the missed-call policy: what went or is about to go), and in the same trip to the
+    database the row already queued for (``call_id``, ``kind``), if any (the unique key:
+    then nothing is inserted)."""
     names = ",".join(f":s{i}" for i in range(len(COUNTED_STATES)))
     prefix = number_prefix(number, policy.prefix_digits)
     params = {"n": number, "k": base, "day": now - 86400.0, "hour": now - 3600.0,
-              "plen": len(prefix), "prefix": prefix,
+              "plen": len(prefix), "prefix": prefix, "call": call_id, "kind": kind,
               **{f"s{i}": s for i, s in enumerate(COUNTED_STATES)}}
-    async with db.execute(_GATE_SNAPSHOT.format(states=names), params) as c:
-        row = await c.fetchone()
+    (row,) = await db.execute_fetchall(_GATE_SNAPSHOT.format(states=names), params)
+    dup = None if row["dup_id"] is None else EnqueueResult(
+        row["dup_id"], False, row["dup_state"],
+        row["dup_reason"] if row["dup_state"] == "skipped" else None)
     return gate.GateSnapshot(
         opted_out=bool(row["opted_out"]), confirms_since_optout=row["confirms"],
         kind_texts_day=row["kind_day"], texts_to_prefix_hour=row["prefix_hour"],
-        texts_global_hour=row["global_hour"])
+        texts_global_hour=row["global_hour"]), dup
+
+
+def log_refused(result: EnqueueResult, *, kind: str, number: str, did: str | None,
+                call_id: str | None) -> None:
+    """The ``text_refused`` line for a text the gate refused (after its commit)."""
+    if result.created and result.refused is not None:
+        log(logger, logging.INFO, "text_refused", kind=kind, number=number, did=did,
+            call=call_id, reason=result.refused, detail=result.detail, outbox=result.id)
 
 
 class Outbox:
@@ -225,34 +241,42 @@ class Outbox:
         becomes ``text`` (or, for a refused missed-call text, ``skip`` with the reason) in
         the same transaction, so decision and outbox can never disagree after a crash.
         """
+        async with self.store.transaction("enqueue") as db:
+            result = await self.enqueue_in(
+                db, call_id=call_id, kind=kind, number=number, did=did, body=body,
+                senders=senders, not_before=not_before, now=now, template=template,
+                encoding=encoding, parts=parts)
+        log_refused(result, kind=kind, number=number, did=did, call_id=call_id)
+        return result
+
+    async def enqueue_in(self, db: Any, *, call_id: str | None, kind: str, number: str,
+                         did: str | None, body: str, senders: list[str] | tuple[str, ...],
+                         not_before: float, now: float, template: str | None = None,
+                         encoding: str | None = None, parts: int | None = None
+                         ) -> EnqueueResult:
+        """:meth:`enqueue` inside the caller's transaction ``db`` (the pipeline records,
+        decides and queues a call in one). The gate runs here just the same; the caller
+        logs a refusal after its commit (:func:`log_refused`)."""
         if not senders:
             raise ValueError("a text needs at least one sender")
         base = gate.base_kind(kind)  # ValueError for a kind without a rule
-        async with self.store.transaction("enqueue") as db:
-            if call_id is not None:
-                async with db.execute("SELECT id, state, cancel_reason FROM outbox WHERE "
-                                      "call_id = ? AND kind = ?", (call_id, kind)) as c:
-                    row = await c.fetchone()
-                if row is not None:
-                    return EnqueueResult(row["id"], False, row["state"],
-                                         row["cancel_reason"] if row["state"] == "skipped"
-                                         else None)
-            snapshot = await _gate_snapshot(db, base, number, now, self.gate.policy)
-            decision = gate.decide(kind, number, did, snapshot, self.gate)
-            refused = decision if isinstance(decision, gate.Refuse) else None
-            new_id = await _insert(
-                db, call_id=call_id, kind=kind, number=number, did=did, body=body,
-                template=template, encoding=encoding, parts=parts, senders=senders,
-                not_before=not_before, now=now,
-                refused=refused.reason if refused is not None else None)
-            if call_id is not None and refused is None:
-                await call_record.mark_decision(db, call_id, "text", now)
-            elif call_id is not None and refused is not None and kind == "textback":
-                await call_record.mark_decision(db, call_id, "skip", now,
-                                                reason=refused.reason, detail=refused.detail)
+        snapshot, existing = await _gate_snapshot(db, base, number, now, self.gate.policy,
+                                                  call_id, kind)
+        if existing is not None:  # this (call, kind) was queued already: nothing changes
+            return existing
+        decision = gate.decide(kind, number, did, snapshot, self.gate)
+        refused = decision if isinstance(decision, gate.Refuse) else None
+        new_id = await _insert(
+            db, call_id=call_id, kind=kind, number=number, did=did, body=body,
+            template=template, encoding=encoding, parts=parts, senders=senders,
+            not_before=not_before, now=now,
+            refused=refused.reason if refused is not None else None)
+        if call_id is not None and refused is None:
+            await call_record.mark_decision(db, call_id, "text", now)
+        elif call_id is not None and refused is not None and kind == "textback":
+            await call_record.mark_decision(db, call_id, "skip", now,
+                                            reason=refused.reason, detail=refused.detail)
         if refused is not None:
-            log(logger, logging.INFO, "text_refused", kind=kind, number=number, did=did,
-                call=call_id, reason=refused.reason, detail=refused.detail, outbox=new_id)
             return EnqueueResult(new_id, True, "skipped", refused.reason, refused.detail)
         return EnqueueResult(new_id, True, "queued")
 
@@ -287,19 +311,13 @@ class Outbox:
             where += (" AND json_extract(senders, '$[' || sender_index || ']') IN ("
                       + ",".join("?" * len(names)) + ")")
             params += names
+        # one statement (find, mark, return): one trip to the database thread
+        sql = ("UPDATE outbox SET state = 'sending', claimed_at = ?, updated_at = ?, "
+               "attempts = attempts + 1 WHERE id = (SELECT id FROM outbox "
+               f"WHERE {where} ORDER BY not_before, id LIMIT 1) RETURNING *")
         async with self.store.transaction("claim_next") as db:
-            async with db.execute(
-                f"SELECT * FROM outbox WHERE {where} ORDER BY not_before, id LIMIT 1",
-                params) as c:
-                row = await c.fetchone()
-            if row is None:
-                return None
-            await db.execute(
-                "UPDATE outbox SET state = 'sending', claimed_at = ?, updated_at = ?, "
-                "attempts = attempts + 1 WHERE id = ?", (now, now, row["id"]))
-            async with db.execute("SELECT * FROM outbox WHERE id = ?", (row["id"],)) as c:
-                claimed = await c.fetchone()
-        return _item(claimed)
+            rows = list(await db.execute_fetchall(sql, [now, now, *params]))
+        return _item(rows[0]) if rows else None
 
     async def next_due_at(self) -> float | None:
         """When the next queued row becomes due (the daemon sleeps until then)."""
@@ -403,6 +421,13 @@ class Outbox:
             params.extend(keep_kinds)
         async with self.store.transaction("cancel_for_number") as db:
             return await self._cancel_where(db, where, params, reason, now)
+
+    async def cancel_for_number_in(self, db: Any, number: str, reason: str,
+                                   now: float) -> int:
+        """:meth:`cancel_for_number` (every kind, every DID) inside the caller's
+        transaction ``db``: the pipeline cancels a reached caller's texts in the
+        transaction that records the answered call."""
+        return await self._cancel_where(db, "number = ?", [number], reason, now)
 
     async def _cancel_where(self, db: Any, where: str, params: Any, reason: str,
                             now: float) -> int:

@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textback import webhooks
 from textback.config import Config
 from textback.logfmt import log
 from textback.outbound import call_record
 from textback.outbound.alerts import alert_bursts
-from textback.outbound.outbox import Outbox
-from textback.outbound.policy import decide, number_prefix, reached_number
-from textback.outbound.policy_facts import policy_snapshot
+from textback.outbound.followups import cancel_follow_ups_in
+from textback.outbound.outbox import EnqueueResult, Outbox, log_refused
+from textback.outbound.policy import Decision, decide, number_prefix, reached_number
+from textback.outbound.policy_facts import policy_snapshot_in
 from textback.outbound.templates import REASON_WORDS, choose, render, segment_plan
 from textback.pbx.outcome import CallOutcome
 from textback.store import Store, StoreUnavailable
@@ -35,6 +38,25 @@ if TYPE_CHECKING:
 logger = logging.getLogger("textback.outbound.pipeline")
 
 TEXT_KIND = "textback"
+# verdicts decided in one transaction at most (a burst of calls ending together)
+MAX_BATCH = 200
+
+
+@dataclass(slots=True)
+class _Step:
+    """One verdict's way through the batch transaction, for what follows its commit."""
+
+    outcome: CallOutcome
+    new: bool
+    cancelled: tuple[str, int] | None = None  # (reached number, texts cancelled)
+    followups_cancelled: tuple[str, str, int] | None = None  # (number, why, n)
+    decision: Decision | None = None  # the policy's, for a new missed inbound call
+    skip: str | None = None  # the policy's skip reason
+    queued: EnqueueResult | None = None
+    body: str | None = None
+    template: str | None = None
+    parts: int | None = None
+    followup_times: list[float] | None = None  # touches 2.. written with the first text
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,55 +106,165 @@ class CallPipeline:
         self._kick.set()
 
     async def run(self) -> None:
-        """Drain verdicts in order forever; on StoreUnavailable wait and retry the same one."""
+        """Drain verdicts in order forever, those waiting together in one transaction (a
+        burst of calls ending at once costs one commit, not one lock wait per call); on
+        StoreUnavailable wait and retry the same ones (every step is idempotent)."""
         delay = self.retry_base_s
         while True:
             await self._kick.wait()
             self._kick.clear()
             while self._pending:
-                outcome = self._pending[0]
+                batch = list(itertools.islice(self._pending, MAX_BATCH))
                 try:
-                    await self.handle(outcome)
+                    await self.handle_batch(batch)
                 except StoreUnavailable as exc:
-                    log(logger, logging.ERROR, "store_unavailable", call=outcome.call,
+                    log(logger, logging.ERROR, "store_unavailable", call=batch[0].call,
                         kind=exc.kind, error=str(exc), backlog=len(self._pending),
                         retry_in_s=round(delay, 2))
                     await asyncio.sleep(delay)
                     delay = min(self.retry_max_s, delay * 2)
                     continue
                 delay = self.retry_base_s
-                self._pending.popleft()
+                for _ in batch:
+                    self._pending.popleft()
 
     async def drain(self) -> None:
         """Handle everything submitted so far (used at shutdown and by tests)."""
         while self._pending:
-            await self.handle(self._pending[0])
-            self._pending.popleft()
+            batch = list(itertools.islice(self._pending, MAX_BATCH))
+            await self.handle_batch(batch)
+            for _ in batch:
+                self._pending.popleft()
 
     async def handle(self, outcome: CallOutcome) -> Handled:
+        """One verdict: record, decide and queue (see :meth:`handle_batch`)."""
+        return (await self.handle_batch([outcome]))[0]
+
+    async def handle_batch(self, outcomes: list[CallOutcome]) -> list[Handled]:
+        """Record every verdict, cancel what a reached caller no longer needs, run the
+        policy and queue the texts: all of it in ONE store transaction, in order (a call
+        sees the calls before it in the batch, as if handled one by one), follow-up rows
+        with their first text. Then, after the commit: the dispatcher is woken first (the
+        text's way to the modem; no other write of ours is queued in front of its claim),
+        and only then is the follow-up loop poked and staff told of a burst. A failure
+        rolls the whole batch back: nothing runs ahead of its record."""
         now = self.clock()
-        outcome = self._assume_did(outcome)
-        record = await call_record.record_outcome(self.store, outcome, now)
+        outcomes = [self._assume_did(o) for o in outcomes]
+        try:
+            async with self.store.transaction("record_outcome") as db:
+                steps = [await self._decide_in(db, outcome, now) for outcome in outcomes]
+        except StoreUnavailable:
+            raise  # nothing written; the caller holds the verdicts and retries
+        except Exception:
+            # not the store's failure (a bug while deciding): a missed call seen is still
+            # recorded, undecided, so a restart decides it (``undecided_calls``)
+            for outcome in outcomes:
+                with contextlib.suppress(Exception):
+                    await call_record.record_outcome(self.store, outcome, now)
+            raise
+        if any(step.queued is not None and step.queued.queued for step in steps):
+            self.wake()
+        return [self._done(await self._after(step, now)) for step in steps]
+
+    async def _decide_in(self, db: Any, outcome: CallOutcome, now: float) -> _Step:
+        record = await call_record.record_outcome_in(db, outcome, now)
+        step = _Step(outcome, record.new)
+        if not record.new:
+            return step
+        reached = reached_number(outcome)
+        if reached is not None:
+            step.cancelled = (reached, await self.outbox.cancel_for_number_in(
+                db, reached, "reached", now))
+        stop = reached or (outcome.callee if outcome.direction == "outbound" else None)
+        if stop and self.followups is not None:  # reached, or a staff callback attempt
+            why = "reached" if reached else "callback"
+            step.followups_cancelled = (stop, why,
+                                        await cancel_follow_ups_in(db, stop, why))
+        if outcome.direction != "inbound" or outcome.verdict != "missed":
+            return step
+        await self._decide_missed_in(db, step, now)
+        return step
+
+    async def _decide_missed_in(self, db: Any, step: _Step, now: float) -> None:
+        outcome = step.outcome
+        policy = self.config.policy
+        number = outcome.caller or ""
+        snapshot = await policy_snapshot_in(
+            db, number, outcome.did, now, number_prefix(number, policy.prefix_digits), policy)
+        decision = decide(outcome, self.config, snapshot, now)
+        step.decision = decision
+        did = decision.did
+        if not decision.texts or did is None:
+            step.skip = decision.reason or "skipped"
+            await call_record.record_skip_in(db, outcome.call, step.skip, decision.detail,
+                                             now, policy)
+            return
+        choice = choose(did.templates, did.hours.period(outcome.ended_at or now),
+                        outcome.voicemail_left)
+        body = render(choice.text, {
+            "business": did.business,
+            "callback": did.callback or did.number,
+            "booking_url": did.booking_url,
+            "reason": REASON_WORDS.get(outcome.reason, ""),
+            "caller": number,
+        })
+        plan = segment_plan(body)
+        step.body, step.template, step.parts = body, choice.kind, (
+            len(plan.parts) if plan else None)
+        step.queued = await self.outbox.enqueue_in(
+            db, call_id=outcome.call, kind=TEXT_KIND, number=number, did=did.number,
+            body=body, senders=did.senders, not_before=decision.not_before or now, now=now,
+            template=choice.kind, encoding=plan.encoding if plan else None,
+            parts=step.parts)
+        if self.followups is not None and step.queued.queued:
+            # touches 2.. with the first text, in the same commit: no second transaction
+            # for the dispatcher's claim to wait behind
+            step.followup_times = await self.followups.schedule_in(
+                db, outcome.call, number, did, outcome.ended_at or now,
+                decision.not_before or now, step.queued.id)
+
+    async def _after(self, step: _Step, now: float) -> Handled:
+        """What follows a committed step: its log lines, follow-ups, the burst alert."""
+        outcome = step.outcome
         log(logger, logging.INFO, "call_decided", call=outcome.call,
             direction=outcome.direction, verdict=outcome.verdict, reason=outcome.reason,
             caller=outcome.caller, withheld=outcome.withheld, did=outcome.did,
             ring_s=round(outcome.ring_s, 1), voicemail_left=outcome.voicemail_left,
-            new=record.new)
-        if not record.new:
-            return self._done(Handled(outcome.call, False, "duplicate"))
+            new=step.new)
+        if not step.new:
+            return Handled(outcome.call, False, "duplicate")
         await webhooks.call_missed(self.hooks, outcome.call, at=now)
-        reached = reached_number(outcome)
-        if reached is not None:
-            cancelled = await self.outbox.cancel_for_number(reached, "reached", now)
-            if cancelled:
-                log(logger, logging.INFO, "texts_cancelled", number=reached, n=cancelled,
-                    why="caller reached", call=outcome.call)
-        stop = reached or (outcome.callee if outcome.direction == "outbound" else None)
-        if stop and self.followups is not None:  # reached, or a staff callback attempt
-            await self.followups.cancel(stop, "reached" if reached else "callback", now)
-        if outcome.direction != "inbound" or outcome.verdict != "missed":
-            return self._done(Handled(outcome.call, True, "ignored", outcome.reason))
-        return self._done(await self._decide_missed(outcome, now))
+        if step.cancelled is not None and step.cancelled[1]:
+            log(logger, logging.INFO, "texts_cancelled", number=step.cancelled[0],
+                n=step.cancelled[1], why="caller reached", call=outcome.call)
+        if step.followups_cancelled is not None and step.followups_cancelled[2]:
+            number, why, n = step.followups_cancelled
+            log(logger, logging.INFO, "follow_ups_cancelled", number=number, n=n, why=why)
+        decision = step.decision
+        if decision is None:
+            return Handled(outcome.call, True, "ignored", outcome.reason)
+        if step.skip is not None:
+            if step.skip == "burst":  # the prefix is now paused: tell staff once
+                await alert_bursts(self.store, self.outbox, self.config, now)
+                self.wake()
+            log(logger, logging.INFO, "text_skipped", call=outcome.call, reason=step.skip,
+                detail=decision.detail)
+            return Handled(outcome.call, True, "skipped", step.skip)
+        queued, did = step.queued, decision.did
+        assert queued is not None and did is not None
+        number = outcome.caller or ""
+        log_refused(queued, kind=TEXT_KIND, number=number, did=did.number,
+                    call_id=outcome.call)
+        if queued.refused is not None:  # the outbox's gate refused it (call skip recorded)
+            log(logger, logging.INFO, "text_skipped", call=outcome.call,
+                reason=queued.refused, detail=queued.detail)
+            return Handled(outcome.call, True, "skipped", queued.refused)
+        log(logger, logging.INFO, "text_queued", call=outcome.call, number=number,
+            did=did.number, outbox=queued.id, template=step.template, parts=step.parts,
+            created=queued.created, not_before=round(decision.not_before or now, 3))
+        if self.followups is not None and step.followup_times is not None:
+            self.followups.scheduled(outcome.call, number, did, step.followup_times)
+        return Handled(outcome.call, True, "queued", None, queued.id, step.body)
 
     def _assume_did(self, outcome: CallOutcome) -> CallOutcome:
         """An inbound call whose DID the listener never saw (first seen mid-call after a
@@ -150,56 +282,13 @@ class CallPipeline:
     async def redecide(self, outcome: CallOutcome) -> Handled:
         """A missed call recorded before a crash but never decided: decide it now (its
         record exists, so ``handle`` would see a duplicate and do nothing)."""
-        await webhooks.call_missed(self.hooks, outcome.call, at=self.clock())
-        return self._done(await self._decide_missed(outcome, self.clock()))
-
-    async def _decide_missed(self, outcome: CallOutcome, now: float) -> Handled:
-        policy = self.config.policy
-        number = outcome.caller or ""
-        snapshot = await policy_snapshot(
-            self.store, number, outcome.did, now, number_prefix(number, policy.prefix_digits),
-            policy)
-        decision = decide(outcome, self.config, snapshot, now)
-        did = decision.did
-        if not decision.texts or did is None:
-            reason = decision.reason or "skipped"
-            await call_record.record_skip(self.store, outcome.call, reason, decision.detail, now,
-                                          policy)
-            if reason == "burst":  # the prefix is now paused: tell staff once
-                await alert_bursts(self.store, self.outbox, self.config, now)
-                self.wake()
-            log(logger, logging.INFO, "text_skipped", call=outcome.call, reason=reason,
-                detail=decision.detail)
-            return Handled(outcome.call, True, "skipped", reason)
-        choice = choose(did.templates, did.hours.period(outcome.ended_at or now),
-                        outcome.voicemail_left)
-        body = render(choice.text, {
-            "business": did.business,
-            "callback": did.callback or did.number,
-            "booking_url": did.booking_url,
-            "reason": REASON_WORDS.get(outcome.reason, ""),
-            "caller": number,
-        })
-        plan = segment_plan(body)
-        queued = await self.outbox.enqueue(
-            call_id=outcome.call, kind=TEXT_KIND, number=number, did=did.number, body=body,
-            senders=did.senders, not_before=decision.not_before or now, now=now,
-            template=choice.kind, encoding=plan.encoding if plan else None,
-            parts=len(plan.parts) if plan else None)
-        if queued.refused is not None:  # the outbox's gate refused it (call skip recorded)
-            log(logger, logging.INFO, "text_skipped", call=outcome.call,
-                reason=queued.refused, detail=queued.detail)
-            return Handled(outcome.call, True, "skipped", queued.refused)
-        log(logger, logging.INFO, "text_queued", call=outcome.call, number=number,
-            did=did.number, outbox=queued.id, template=choice.kind,
-            parts=len(plan.parts) if plan else None, created=queued.created,
-            not_before=round(decision.not_before or now, 3))
-        if self.followups is not None and queued.queued:
-            await self.followups.schedule(outcome.call, number, did,
-                                          outcome.ended_at or now, decision.not_before or now,
-                                          queued.id, now)
-        self.wake()
-        return Handled(outcome.call, True, "queued", None, queued.id, body)
+        now = self.clock()
+        step = _Step(outcome, True)
+        async with self.store.transaction("redecide") as db:
+            await self._decide_missed_in(db, step, now)
+        if step.queued is not None and step.queued.queued:
+            self.wake()
+        return self._done(await self._after(step, now))
 
     def _done(self, handled: Handled) -> Handled:
         self.handled.append(handled)

@@ -9,16 +9,42 @@ touching the rules. It only reads.
 
 from __future__ import annotations
 
-from textback.outbound.call_record import missed_from_prefix
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import aiosqlite
+
 from textback.outbound.outbox import COUNTED_STATES
 from textback.outbound.policy import PolicySnapshot, number_country
 from textback.outbound.settings import PolicyConfig
 from textback.store import Store
 
+_TOP = "\uffff"  # as call_record: [prefix, prefix + _TOP) is a range
+FetchOne = Callable[[str, Mapping[str, Any] | tuple[Any, ...]], Awaitable[Any]]
+
 
 async def policy_snapshot(store: Store, number: str, did: str | None, now: float,
                           prefix: str, policy: PolicyConfig) -> PolicySnapshot:
-    """Everything the policy needs to know about ``number`` at ``now``, as plain data.
+    """Everything the policy needs to know about ``number`` at ``now``, as plain data
+    (read outside any transaction: see :func:`policy_snapshot_in`)."""
+    return await _snapshot(store.fetchone, number, did, now, prefix, policy)
+
+
+async def policy_snapshot_in(db: aiosqlite.Connection, number: str, did: str | None,
+                             now: float, prefix: str, policy: PolicyConfig) -> PolicySnapshot:
+    """:func:`policy_snapshot` read inside the caller's transaction ``db``: the pipeline
+    records a call, reads its snapshot and queues its text in one transaction, so the
+    counts include every call decided before it in the same batch."""
+    async def fetchone(sql: str, params: Mapping[str, Any] | tuple[Any, ...]) -> Any:
+        rows = list(await db.execute_fetchall(sql, params))  # one trip to the db thread
+        return rows[0] if rows else None
+
+    return await _snapshot(fetchone, number, did, now, prefix, policy)
+
+
+async def _snapshot(fetchone: FetchOne, number: str, did: str | None, now: float,
+                    prefix: str, policy: PolicyConfig) -> PolicySnapshot:
+    """The one query (see the module doc).
 
     The hourly counts walk ``outbox_created`` (``+state`` keeps SQLite from preferring
     the state index, which would read every text ever sent). The burst count is only
@@ -27,7 +53,7 @@ async def policy_snapshot(store: Store, number: str, did: str | None, now: float
     """
     states = _named_states()
     country = number_country(number) if number.startswith("+") else None
-    row = await store.fetchone(
+    row = await fetchone(
         f"""SELECT
               (SELECT opted_out FROM opt_outs WHERE number = :n) AS opted_out,
               (SELECT max(created_at) FROM outbox WHERE number = :n AND did IS :did
@@ -51,14 +77,22 @@ async def policy_snapshot(store: Store, number: str, did: str | None, now: float
                   (SELECT count(*) FROM outbox o CROSS JOIN calls c ON c.call_id = o.call_id
                       AND c.caller = o.number
                    WHERE c.country = :country AND o.created_at > :hour
-                     AND +o.state IN ({states})) END AS country_hour""",
+                     AND +o.state IN ({states})) END AS country_hour,
+              CASE WHEN :burst = 0 OR EXISTS (SELECT 1 FROM burst_pauses
+                      WHERE until_at > :now AND started_at <= :now
+                      AND substr(:n, 1, length(prefix)) = prefix) THEN 0 ELSE
+                  (SELECT count(*) FROM calls WHERE verdict = 'missed'
+                      AND direction = 'inbound' AND caller >= :prefix
+                      AND caller < :prefix_top AND decided_at > :since) END AS burst""",
         {"n": number, "did": did, "day": now - 86400.0, "hour": now - 3600.0, "now": now,
-         "plen": len(prefix), "prefix": prefix, "country": country, **_state_params()},
+         "plen": len(prefix), "prefix": prefix, "country": country,
+         "burst": int(bool(policy.burst_calls and prefix)), "prefix_top": prefix + _TOP,
+         "since": now - policy.burst_window_s, **_state_params()},
     )
     assert row is not None
-    burst = 0
-    if row["paused_until"] is None and policy.burst_calls and prefix:
-        burst = await missed_from_prefix(store, prefix, now - policy.burst_window_s)
+    # the burst count is taken in the same query, only while no pause covers the number
+    # (call_record.MISSED_FROM_PREFIX's range over the calls_missed_caller index)
+    burst = int(row["burst"])
     return PolicySnapshot(
         opted_out=bool(row["opted_out"]),
         last_text_at=row["last_text_at"],

@@ -18,6 +18,7 @@ import phonenumbers
 from textback.pbx.stream import (
     DEFAULT_EXTERNAL_CONTEXTS,
     DEFAULT_EXTERNAL_PROFILES,
+    DEFAULT_SETTLE_S,
     DEFAULT_TRUNK_CONTEXTS,
     TrackerConfig,
 )
@@ -77,7 +78,8 @@ class TrunksConfig:
     asterisk_endpoints: tuple[str, ...] = setting("str_list", [])
     freeswitch_profiles: tuple[str, ...] = setting("str_list", list(DEFAULT_EXTERNAL_PROFILES))
     freeswitch_contexts: tuple[str, ...] = setting("str_list", list(DEFAULT_EXTERNAL_CONTEXTS))
-    settle_s: float = setting("float", 2.0, check=non_negative)
+    # measured: bench/settle_gap.py (docs/benchmarks.md); the margin is documented there
+    settle_s: float = setting("float", DEFAULT_SETTLE_S, check=non_negative)
     default_region: str | None = setting("str", None, check=region)
     # the dialplan context whose UserEvent(TextbackMessage) is a genuine inbound text
     asterisk_message_context: str = setting("str", "textback-message-in")

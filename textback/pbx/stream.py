@@ -18,6 +18,13 @@ from textback.pbx.outcome import CallOutcome
 DEFAULT_TRUNK_CONTEXTS = ("from-trunk", "from-pstn", "from-external", "ext-did")
 DEFAULT_EXTERNAL_PROFILES = ("external",)
 DEFAULT_EXTERNAL_CONTEXTS = ("public",)
+# A call is final this long after its last channel is gone. bench/settle_gap.py measures,
+# on every capture we have (Asterisk 22 lab and live, FreeSWITCH 1.10), the gap between a
+# call's last hangup and the last event that changed its record (0 ms: none came after)
+# and the last event naming it at all (4.3 ms: CEL HANGUP/CHAN_END/LINKEDID_END, which no
+# rule reads); 10 ms covers the second twice (docs/benchmarks.md "Settle window"). It was
+# 2 s: 2 s before every text.
+DEFAULT_SETTLE_S = 0.01
 # A call still open this long is given up: it leaves the tracker as ignored/EXPIRED.
 DEFAULT_MAX_CALL_AGE_S = 4 * 3600.0
 # The reason of a call given up after ``max_call_age_s``: recorded, never texted.
@@ -43,7 +50,7 @@ class TrackerConfig:
     trunk_endpoints: tuple[str, ...] = ()
     external_profiles: tuple[str, ...] = DEFAULT_EXTERNAL_PROFILES
     external_contexts: tuple[str, ...] = DEFAULT_EXTERNAL_CONTEXTS
-    settle_s: float = 2.0
+    settle_s: float = DEFAULT_SETTLE_S
     default_region: str | None = None
     max_call_age_s: float = DEFAULT_MAX_CALL_AGE_S
 

@@ -60,6 +60,7 @@ from textback.pbx.asterisk.stream import (
     AsteriskStream,
 )
 from textback.pbx.call_start import CallStart
+from textback.pbx.due_timer import DueTimer
 from textback.pbx.link import (
     LinkEvents,
     OriginateRequest,
@@ -136,6 +137,9 @@ class AmiClient(LinkEvents):
         self.connect_timeout = connect_timeout
         self.clock = clock
         self.stream = AsteriskStream(self.tracker_config)
+        # finality is event-driven: armed for the tracker's next due time after every
+        # input, it decides a call when its settle window closes (no fixed-step tick)
+        self.due_timer = DueTimer(self.stream.next_due, self.clock, self._on_due)
         self.sessions = 0
         self.reconnects = 0
         self.logged_in = asyncio.Event()
@@ -159,6 +163,7 @@ class AmiClient(LinkEvents):
     # ------------------------------------------------------------------ public
     def stop(self) -> None:
         self._stopping = True
+        self.due_timer.cancel()
         self._stop_event.set()
         if self._writer is not None:
             self._writer.close()
@@ -186,6 +191,7 @@ class AmiClient(LinkEvents):
                        retry_s=round(delay, 1))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_event.wait(), delay)
+        self.due_timer.cancel()
         self.stream.advance(self.clock())
         self._drain()
 
@@ -264,9 +270,15 @@ class AmiClient(LinkEvents):
         finally:
             self._pending.pop(action_id, None)
 
+    def _on_due(self) -> None:
+        """The due timer fired: the calls whose settle window closed are decided now."""
+        self.stream.advance(self.clock())
+        self._drain()
+
     def _drain(self) -> None:
         """Take every event the stream has and route it: the daemon's go to ``next_event``,
-        the replies to our own actions to their waiters."""
+        the replies to our own actions to their waiters. Then arm the due timer for the
+        next call to become final (the input may have ended one or started its window)."""
         stream = self.stream
         while (event := stream.next_event()) is not None:
             if isinstance(event, AmiReply):
@@ -277,6 +289,8 @@ class AmiClient(LinkEvents):
                 self._on_originate_response(event.message)
             else:
                 self._report(event)
+        if not self._stopping:
+            self.due_timer.rearm()
 
     def _on_response(self, msg: AmiMessage) -> None:
         if msg.kind == "event":  # CoreShowChannel / CoreShowChannelsComplete
@@ -401,14 +415,13 @@ class AmiClient(LinkEvents):
             self._drain()
 
     async def _keepalive(self, writer: asyncio.StreamWriter) -> None:
-        """Ping after silence; a link silent for ping_timeout is dead. Also runs settle timers."""
+        """Ping after silence; a link silent for ping_timeout is dead. Settle timers are not
+        its business: ``due_timer`` wakes at each call's due time (see ``_drain``)."""
         step = max(0.02, min(self.ping_timeout / 5, 1.0))
         ping_after = self.ping_timeout / 5
         last_ping = 0.0
         while True:
             await asyncio.sleep(step)
-            self.stream.advance(self.clock())
-            self._drain()
             silent = time.monotonic() - self._last_rx
             if silent >= self.ping_timeout:
                 raise AmiError(f"no data for {silent:.1f} s (half-open link?): reconnecting")

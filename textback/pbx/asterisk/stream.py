@@ -89,6 +89,11 @@ class AsteriskStream:
         """Time passed without input: settle timers may finalise calls (``next_event``)."""
         self._ended(self.tracker.tick(now))
 
+    def next_due(self) -> float | None:
+        """When ``advance`` may next finalise a call (the tracker's ``next_due``): the live
+        client schedules its wake-up for then; None when no call is waiting."""
+        return self.tracker.next_due()
+
     def resync_end(self) -> None:
         """The PBX listed every channel it has (CoreShowChannelsComplete, or the listing was
         refused): calls we held that it no longer has are over."""

@@ -363,6 +363,23 @@ class CallTracker:
         out, self._ready = self._ready, []
         return out
 
+    def next_due(self) -> float | None:
+        """The earliest time (on the clock ``handle``/``tick`` are given) at which ``tick``
+        may finalise a call: the first settling call's window end or the first open call's
+        expiry; None when nothing waits. The live client sleeps until then instead of
+        ticking on a fixed step. It may be early (a call that came back to life, a call
+        decided meanwhile: ``tick`` skips those), never late."""
+        due = self._settle[0][0] if self._settle else None
+        if len(self._settle) > MAX_SETTLING:
+            due = self.now  # tick decides the overflow at once
+        heap = self._expiry
+        while heap and (heap[0][1] not in self._calls
+                        or self._calls[heap[0][1]].expires_at != heap[0][0]):
+            heapq.heappop(heap)  # a call decided already (lazy deletion): no wake-up
+        if heap and (due is None or heap[0][0] < due):
+            due = heap[0][0]
+        return due
+
     def finish(self) -> list[CallOutcome]:
         """End of input: finalise every open call, in order of arrival."""
         for call in list(self._calls.values()):

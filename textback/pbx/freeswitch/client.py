@@ -33,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from textback.pbx.due_timer import DueTimer
 from textback.pbx.freeswitch import cdr
 from textback.pbx.freeswitch.errors import EslAuthError, EslError, EslNotConnected
 from textback.pbx.freeswitch.inbound_message import inbound_from_esl
@@ -106,6 +107,9 @@ class EslClient(LinkEvents):
         # clock is only for our own timeouts (silence, pings).
         self.stream = FreeswitchStream(self.tracker_config, live=True)
         self.stream.extra_events = CLIENT_EVENTS
+        # finality is event-driven: armed for the tracker's next due time after every
+        # input, it decides a call when its settle window closes (no fixed-step tick)
+        self.due_timer = DueTimer(self.stream.next_due, self.clock, self._on_due)
         self.connected = asyncio.Event()
         self.connections = 0
         self.decided: list[str] = []  # call ids emitted (tests, diagnostics)
@@ -145,9 +149,11 @@ class EslClient(LinkEvents):
                 await asyncio.sleep(delay)
                 self.reconnects += 1
                 delay = min(self.backoff_max, delay * 2)
+        self.due_timer.cancel()
 
     def stop(self) -> None:
         self._stopping = True
+        self.due_timer.cancel()
         if self._writer is not None:
             self._writer.close()
 
@@ -293,15 +299,14 @@ class EslClient(LinkEvents):
             self._drain()
 
     async def _watchdog(self) -> None:
-        """Ping when quiet, give up when silent for ``ping_timeout``; tick settle timers."""
+        """Ping when quiet, give up when silent for ``ping_timeout``. Settle timers are not
+        its business: ``due_timer`` wakes at each call's due time (see ``_drain``)."""
         loop = asyncio.get_running_loop()
         ping: asyncio.Task[str] | None = None
         step = min(self.tick_interval, self.ping_timeout / 3)
         while True:
             await asyncio.sleep(step)
             now = loop.time()
-            self.stream.advance(self.clock())
-            self._drain()
             idle = now - self._last_rx
             if idle >= self.ping_timeout:
                 if ping is not None:
@@ -370,6 +375,13 @@ class EslClient(LinkEvents):
             else:
                 self.decided.append(item.outcome.call)
                 self._report(item)
+        if not self._stopping:
+            self.due_timer.rearm()
+
+    def _on_due(self) -> None:
+        """The due timer fired: the calls whose settle window closed are decided now."""
+        self.stream.advance(self.clock())
+        self._drain()
 
     def _event(self, event: EslEvent) -> None:
         if event.name == "BACKGROUND_JOB":

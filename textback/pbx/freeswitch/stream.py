@@ -82,6 +82,11 @@ class FreeswitchStream:
         """Time passed without input: settle timers may finalise calls."""
         self._ended(self.tracker.tick(now))
 
+    def next_due(self) -> float | None:
+        """When ``advance`` may next finalise a call (the tracker's ``next_due``): the live
+        client schedules its wake-up for then; None when no call is waiting."""
+        return self.tracker.next_due()
+
     def resync(self, chans: list[dict[str, Any]], calls: list[dict[str, Any]], now: float,
                known_before: Any) -> None:
         """What FreeSWITCH has now (``show channels``/``show calls``) after a reconnect."""

@@ -575,6 +575,23 @@ class FsCallTracker:
         self._clock = max(self._clock, now)
         return self._due()
 
+    def next_due(self) -> float | None:
+        """The earliest time (on the clock ``handle``/``tick`` are given) at which ``tick``
+        may finalise a call: the first settling call's window end or the first open call's
+        expiry; None when nothing waits. The live client sleeps until then instead of
+        ticking on a fixed step. It may be early (``tick`` skips a call decided meanwhile),
+        never late."""
+        due = self._settling[0][0] if self._settling else None
+        if len(self._settling) > MAX_SETTLING:
+            due = self._clock  # tick decides the overflow at once
+        heap = self._expiry
+        while heap and (heap[0][1] not in self._calls
+                        or self._calls[heap[0][1]].expires_at != heap[0][0]):
+            heapq.heappop(heap)  # a call decided already (lazy deletion): no wake-up
+        if heap and (due is None or heap[0][0] < due):
+            due = heap[0][0]
+        return due
+
     def finish(self) -> list[CallOutcome]:
         """End of input: every open call is decided with what is known."""
         out: list[CallOutcome] = []
