@@ -9,8 +9,10 @@ exactly as the live run did.
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from textback.errors import TextbackError
 from textback.pbx.outcome import CallOutcome
@@ -100,3 +102,17 @@ class OutcomeStream(Protocol):
         """Byte offset of the first input that was not part of a message (skipped, cut
         short), None while all of it was: a recorded file with bad data is refused."""
         ...
+
+
+def earliest_due(due: float | None, expiry: list[tuple[float, str]],
+                 calls: Mapping[str, Any]) -> float | None:
+    """The earlier of a tracker's settle due time and its next open call's expiry.
+
+    ``expiry`` is a heap of (expires_at, call id) with lazy deletion: entries of calls
+    decided (or whose expiry moved) since are dropped here, so they cause no wake-up."""
+    while expiry and (expiry[0][1] not in calls
+                      or calls[expiry[0][1]].expires_at != expiry[0][0]):
+        heapq.heappop(expiry)
+    if expiry and (due is None or expiry[0][0] < due):
+        return expiry[0][0]
+    return due

@@ -68,7 +68,7 @@ from textback.numbers import clean_caller_id, is_withheld_number, normalise_call
 from textback.pbx.asterisk.parser import AmiMessage
 from textback.pbx.call_start import CallProgress, CallStart
 from textback.pbx.outcome import UNKNOWN_AFTER_RESTART, CallOutcome, Direction
-from textback.pbx.stream import EXPIRED, StreamStats, TrackerConfig
+from textback.pbx.stream import EXPIRED, StreamStats, TrackerConfig, earliest_due
 
 # Channel technologies that are plumbing, never a person.
 HELPER_TECHS = frozenset(
@@ -372,13 +372,7 @@ class CallTracker:
         due = self._settle[0][0] if self._settle else None
         if len(self._settle) > MAX_SETTLING:
             due = self.now  # tick decides the overflow at once
-        heap = self._expiry
-        while heap and (heap[0][1] not in self._calls
-                        or self._calls[heap[0][1]].expires_at != heap[0][0]):
-            heapq.heappop(heap)  # a call decided already (lazy deletion): no wake-up
-        if heap and (due is None or heap[0][0] < due):
-            due = heap[0][0]
-        return due
+        return earliest_due(due, self._expiry, self._calls)
 
     def finish(self) -> list[CallOutcome]:
         """End of input: finalise every open call, in order of arrival."""

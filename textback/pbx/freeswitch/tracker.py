@@ -37,7 +37,7 @@ from typing import Any, ClassVar, Protocol
 
 from textback.numbers import is_withheld_number, normalise_caller
 from textback.pbx.outcome import CallOutcome, Direction
-from textback.pbx.stream import EXPIRED, StreamStats, TrackerConfig
+from textback.pbx.stream import EXPIRED, StreamStats, TrackerConfig, earliest_due
 
 # Events the tracker reads; everything else is skipped before it is even decoded.
 TRACKED_EVENTS = frozenset(
@@ -584,13 +584,7 @@ class FsCallTracker:
         due = self._settling[0][0] if self._settling else None
         if len(self._settling) > MAX_SETTLING:
             due = self._clock  # tick decides the overflow at once
-        heap = self._expiry
-        while heap and (heap[0][1] not in self._calls
-                        or self._calls[heap[0][1]].expires_at != heap[0][0]):
-            heapq.heappop(heap)  # a call decided already (lazy deletion): no wake-up
-        if heap and (due is None or heap[0][0] < due):
-            due = heap[0][0]
-        return due
+        return earliest_due(due, self._expiry, self._calls)
 
     def finish(self) -> list[CallOutcome]:
         """End of input: every open call is decided with what is known."""
