@@ -10,11 +10,13 @@ exactly as the live run did.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from textback.errors import TextbackError
+from textback.pbx.link import CallEnded
 from textback.pbx.outcome import CallOutcome
 
 DEFAULT_TRUNK_CONTEXTS = ("from-trunk", "from-pstn", "from-external", "ext-did")
@@ -116,3 +118,39 @@ def earliest_due(due: float | None, expiry: list[tuple[float, str]],
     if expiry and (due is None or expiry[0][0] < due):
         return expiry[0][0]
     return due
+
+
+class _SettlingTracker(Protocol):
+    def tick(self, now: float) -> list[CallOutcome]: ...
+    def next_due(self) -> float | None: ...
+
+
+E = TypeVar("E")
+
+
+class EventQueue(Generic[E]):
+    """The h11 half both listeners share: what the stream has to say waits in a queue that
+    the caller drains with ``next_event``, and time passing (``advance``) may end calls.
+
+    A subclass sets ``tracker`` and ``_events`` and appends its own kinds of event; the
+    settle timing (``next_due``) is the tracker's, so the live client wakes exactly when a
+    call can become final."""
+
+    tracker: _SettlingTracker
+    _events: deque[E | CallEnded]
+
+    def next_event(self) -> E | CallEnded | None:
+        """The next event, or None when everything received so far has been told."""
+        return self._events.popleft() if self._events else None
+
+    def advance(self, now: float) -> None:
+        """Time passed without input: settle timers may finalise calls (``next_event``)."""
+        self._ended(self.tracker.tick(now))
+
+    def next_due(self) -> float | None:
+        """When ``advance`` may next finalise a call (the tracker's ``next_due``): the live
+        client schedules its wake-up for then; None when no call is waiting."""
+        return self.tracker.next_due()
+
+    def _ended(self, outcomes: list[CallOutcome]) -> None:
+        self._events.extend(CallEnded(o) for o in outcomes)

@@ -20,7 +20,7 @@ from textback.pbx.asterisk.tracker import CallTracker
 from textback.pbx.call_start import CallStart
 from textback.pbx.link import CallEnded, CallStarted
 from textback.pbx.outcome import CallOutcome
-from textback.pbx.stream import StreamError, StreamStats, TrackerConfig
+from textback.pbx.stream import EventQueue, StreamError, StreamStats, TrackerConfig
 
 # Input with no AMI message in this many bytes is not an AMI stream at all.
 NOT_AMI_AFTER = 64 * 1024
@@ -52,14 +52,14 @@ StreamEvent = CallStarted | CallEnded | AmiReply | AmiUserEvent | AmiOriginateRe
 _ACTION_LISTS = ("CoreShowChannel", "CoreShowChannelsComplete")
 
 
-class AsteriskStream:
+class AsteriskStream(EventQueue[CallStarted | AmiReply | AmiUserEvent | AmiOriginateResponse]):
     """The ``OutcomeStream`` for Asterisk (see ``textback.pbx.stream``)."""
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
         self.stats = StreamStats()
         self.parser = AmiParser()
-        self.tracker = CallTracker(self.config, self.stats)
+        self.tracker: CallTracker = CallTracker(self.config, self.stats)
         # the tracker is this stream's own part: what it learns of a ringing call becomes
         # an event here, like everything else the stream has to say
         self.tracker.on_call_started = self._call_started
@@ -81,19 +81,6 @@ class AsteriskStream:
         self._handle_messages(messages, now)
         self._ended(self.tracker.tick(now))
 
-    def next_event(self) -> StreamEvent | None:
-        """The next event, or None when everything received so far has been told."""
-        return self._events.popleft() if self._events else None
-
-    def advance(self, now: float) -> None:
-        """Time passed without input: settle timers may finalise calls (``next_event``)."""
-        self._ended(self.tracker.tick(now))
-
-    def next_due(self) -> float | None:
-        """When ``advance`` may next finalise a call (the tracker's ``next_due``): the live
-        client schedules its wake-up for then; None when no call is waiting."""
-        return self.tracker.next_due()
-
     def resync_end(self) -> None:
         """The PBX listed every channel it has (CoreShowChannelsComplete, or the listing was
         refused): calls we held that it no longer has are over."""
@@ -101,9 +88,6 @@ class AsteriskStream:
 
     def _call_started(self, start: CallStart) -> None:
         self._events.append(CallStarted(start))
-
-    def _ended(self, outcomes: list[CallOutcome]) -> None:
-        self._events.extend(CallEnded(o) for o in outcomes)
 
     # ---------------------------------------------------------- OutcomeStream (replay)
     def feed(self, data: bytes, now: float | None = None) -> list[CallOutcome]:

@@ -30,7 +30,7 @@ from textback.pbx.freeswitch.parser import (
 from textback.pbx.freeswitch.tracker import TRACKED_EVENTS, FsCallTracker
 from textback.pbx.link import CallEnded
 from textback.pbx.outcome import CallOutcome
-from textback.pbx.stream import StreamError, StreamStats, TrackerConfig
+from textback.pbx.stream import EventQueue, StreamError, StreamStats, TrackerConfig
 
 # No ESL frame at all within this many bytes: this is not an Event Socket stream
 # (an AMI capture, a binary file): a clear error instead of silently deciding nothing.
@@ -55,14 +55,14 @@ class EslClientEvent:
 StreamEvent = CallEnded | EslReply | EslClientEvent
 
 
-class FreeswitchStream:
+class FreeswitchStream(EventQueue[EslReply | EslClientEvent]):
     """Bytes of an ESL connection in, call outcomes out (sans-IO; see stream.py)."""
 
     def __init__(self, config: TrackerConfig | None = None, *, live: bool = False) -> None:
         self.config = config or TrackerConfig()
         self.stats = StreamStats()
         self.parser = EslParser(self.stats)
-        self.tracker = FsCallTracker(self.config, self.stats)
+        self.tracker: FsCallTracker = FsCallTracker(self.config, self.stats)
         # event names the live client reads itself (MESSAGE, BACKGROUND_JOB, HEARTBEAT)
         self.extra_events: frozenset[str] = frozenset()
         self._events: deque[StreamEvent] = deque()
@@ -75,25 +75,10 @@ class FreeswitchStream:
         """Consume bytes (any chunking); their meaning comes out of ``next_event``."""
         self._ended(self.feed_frames(data, now))
 
-    def next_event(self) -> StreamEvent | None:
-        return self._events.popleft() if self._events else None
-
-    def advance(self, now: float) -> None:
-        """Time passed without input: settle timers may finalise calls."""
-        self._ended(self.tracker.tick(now))
-
-    def next_due(self) -> float | None:
-        """When ``advance`` may next finalise a call (the tracker's ``next_due``): the live
-        client schedules its wake-up for then; None when no call is waiting."""
-        return self.tracker.next_due()
-
     def resync(self, chans: list[dict[str, Any]], calls: list[dict[str, Any]], now: float,
                known_before: Any) -> None:
         """What FreeSWITCH has now (``show channels``/``show calls``) after a reconnect."""
         self._ended(self.tracker.resync(chans, calls, now, known_before=known_before))
-
-    def _ended(self, outcomes: list[CallOutcome]) -> None:
-        self._events.extend(CallEnded(o) for o in outcomes)
 
     def feed_frames(self, data: bytes, now: float | None) -> list[CallOutcome]:
         self.parser.feed(data)
