@@ -148,64 +148,72 @@ def _tidy(conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
+@contextlib.contextmanager
+def _erasing(store: Path) -> Iterator[sqlite3.Connection]:
+    """One ``BEGIN IMMEDIATE`` transaction that overwrites what it deletes (secure_delete)
+    and cascades; committed, or rolled back on any error; then the WAL is emptied of it."""
+    with _connect(store) as conn:
+        conn.execute("PRAGMA secure_delete = ON")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        _tidy(conn)
+
+
 def forget(store: Path, number: str) -> Purged:
     """Delete every call record, message, conversation, queued text, follow-up, callback
     and staff e-mail about ``number`` (E.164); keep its opt-out. Refused while a text to it
     is being sent (the sender holds that row): try again a minute later."""
     purged = Purged()
     national = _national(number)
-    with _connect(store) as conn:
-        conn.execute("PRAGMA secure_delete = ON")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            busy = conn.execute(
-                f"SELECT count(*) FROM outbox WHERE number = ? AND state IN "
-                f"({','.join('?' * len(IN_FLIGHT))})", (number, *IN_FLIGHT)).fetchone()[0]
-            if busy:
-                raise PrivacyError(f"a text to {number} is being sent right now; run "
-                                   "`textback forget` again in a minute")
-            calls = [r[0] for r in conn.execute(
-                "SELECT call_id FROM calls WHERE caller = ? OR callee = ?", (number, number))]
-            messages = [r[0] for r in conn.execute(
-                "SELECT id FROM messages WHERE number = ?", (number,))]
-            # texts to staff that quote the customer (forwards: "Reply from +1 555-...")
-            staff_msgs = _mentioning(conn, "messages", number, national)
-            staff_out = _mentioning(conn, "outbox", number, national)
-            if conn.execute(f"SELECT count(*) FROM outbox WHERE id IN "
-                            f"({','.join('?' * len(staff_out))}) AND state = 'sending'",
-                            staff_out).fetchone()[0]:
-                raise PrivacyError(f"a staff text about {number} is being sent right now; "
-                                   "run `textback forget` again in a minute")
-            messages += staff_msgs
-            purged.add("message parts", _delete_in(conn, "message_parts", "message_id",
-                                                   messages))
-            purged.add("texts queued or sent", conn.execute(
-                "DELETE FROM outbox WHERE number = ?", (number,)).rowcount)
-            purged.add("staff texts quoting it", _delete_in(conn, "outbox", "id", staff_out))
-            purged.add("messages", conn.execute(
-                "DELETE FROM messages WHERE number = ?", (number,)).rowcount)
-            purged.add("staff texts quoting it", _delete_in(conn, "messages", "id",
-                                                            staff_msgs))
-            purged.add("conversations", conn.execute(
-                "DELETE FROM conversations WHERE number = ?", (number,)).rowcount)
-            purged.add("follow-ups", conn.execute(
-                "DELETE FROM follow_ups WHERE number = ?", (number,)).rowcount)
-            purged.add("callbacks", conn.execute(
-                "DELETE FROM callbacks WHERE number = ?", (number,)).rowcount)
-            purged.add("consent records", conn.execute(
-                "DELETE FROM consent WHERE number = ?", (number,)).rowcount)
-            purged.add("consent records", _delete_in(conn, "consent", "call_id", calls))
-            purged.add("calls", _delete_in(conn, "calls", "call_id", calls))
-            mails = [r[0] for r in conn.execute(
-                "SELECT id, subject || ' ' || body FROM staff_mail WHERE state != 'queued'")
-                if national and national in _digits(r[1])]
-            purged.add("staff e-mails", _delete_in(conn, "staff_mail", "id", mails))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        _tidy(conn)
+    with _erasing(store) as conn:
+        busy = conn.execute(
+            f"SELECT count(*) FROM outbox WHERE number = ? AND state IN "
+            f"({','.join('?' * len(IN_FLIGHT))})", (number, *IN_FLIGHT)).fetchone()[0]
+        if busy:
+            raise PrivacyError(f"a text to {number} is being sent right now; run "
+                               "`textback forget` again in a minute")
+        calls = [r[0] for r in conn.execute(
+            "SELECT call_id FROM calls WHERE caller = ? OR callee = ?", (number, number))]
+        messages = [r[0] for r in conn.execute(
+            "SELECT id FROM messages WHERE number = ?", (number,))]
+        # texts to staff that quote the customer (forwards: "Reply from +1 555-...")
+        staff_msgs = _mentioning(conn, "messages", number, national)
+        staff_out = _mentioning(conn, "outbox", number, national)
+        if conn.execute(f"SELECT count(*) FROM outbox WHERE id IN "
+                        f"({','.join('?' * len(staff_out))}) AND state = 'sending'",
+                        staff_out).fetchone()[0]:
+            raise PrivacyError(f"a staff text about {number} is being sent right now; "
+                               "run `textback forget` again in a minute")
+        messages += staff_msgs
+        purged.add("message parts", _delete_in(conn, "message_parts", "message_id",
+                                               messages))
+        purged.add("texts queued or sent", conn.execute(
+            "DELETE FROM outbox WHERE number = ?", (number,)).rowcount)
+        purged.add("staff texts quoting it", _delete_in(conn, "outbox", "id", staff_out))
+        purged.add("messages", conn.execute(
+            "DELETE FROM messages WHERE number = ?", (number,)).rowcount)
+        purged.add("staff texts quoting it", _delete_in(conn, "messages", "id",
+                                                        staff_msgs))
+        purged.add("conversations", conn.execute(
+            "DELETE FROM conversations WHERE number = ?", (number,)).rowcount)
+        purged.add("follow-ups", conn.execute(
+            "DELETE FROM follow_ups WHERE number = ?", (number,)).rowcount)
+        purged.add("callbacks", conn.execute(
+            "DELETE FROM callbacks WHERE number = ?", (number,)).rowcount)
+        purged.add("consent records", conn.execute(
+            "DELETE FROM consent WHERE number = ?", (number,)).rowcount)
+        purged.add("consent records", _delete_in(conn, "consent", "call_id", calls))
+        purged.add("calls", _delete_in(conn, "calls", "call_id", calls))
+        mails = [r[0] for r in conn.execute(
+            "SELECT id, subject || ' ' || body FROM staff_mail WHERE state != 'queued'")
+            if national and national in _digits(r[1])]
+        purged.add("staff e-mails", _delete_in(conn, "staff_mail", "id", mails))
     return purged
 
 
@@ -235,33 +243,24 @@ def apply_retention(store: Path, *, message_days: float, call_days: float,
     delete call records older than ``call_days``; 0 keeps them forever. Opt-outs are kept."""
     now = _now() if now is None else now
     purged = Purged()
-    with _connect(store) as conn:
-        conn.execute("PRAGMA secure_delete = ON")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if message_days > 0:
-                cut = now - message_days * 86400
-                purged.add("message bodies", conn.execute(
-                    "UPDATE messages SET body = '' WHERE created_at < ? AND body != ''",
-                    (cut,)).rowcount)
-                purged.add("message bodies", conn.execute(
-                    "UPDATE outbox SET body = '' WHERE created_at < ? AND body != '' AND state "
-                    "NOT IN ('queued', 'sending')", (cut,)).rowcount)
-                purged.add("staff e-mail bodies", conn.execute(
-                    "UPDATE staff_mail SET body = '' WHERE created_at < ? AND body != '' AND "
-                    "state != 'queued'", (cut,)).rowcount)
-            if call_days > 0:
-                cut = now - call_days * 86400
-                calls = [r[0] for r in conn.execute(
-                    "SELECT call_id FROM calls WHERE decided_at < ? AND call_id NOT IN "
-                    "(SELECT call_id FROM outbox WHERE call_id IS NOT NULL AND state IN "
-                    "('queued', 'sending'))", (cut,))]
-                _delete_in(conn, "consent", "call_id", calls)
-                purged.add("calls", _delete_in(conn, "calls", "call_id", calls))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        _tidy(conn)
+    with _erasing(store) as conn:
+        if message_days > 0:
+            cut = now - message_days * 86400
+            purged.add("message bodies", conn.execute(
+                "UPDATE messages SET body = '' WHERE created_at < ? AND body != ''",
+                (cut,)).rowcount)
+            purged.add("message bodies", conn.execute(
+                "UPDATE outbox SET body = '' WHERE created_at < ? AND body != '' AND state "
+                "NOT IN ('queued', 'sending')", (cut,)).rowcount)
+            purged.add("staff e-mail bodies", conn.execute(
+                "UPDATE staff_mail SET body = '' WHERE created_at < ? AND body != '' AND "
+                "state != 'queued'", (cut,)).rowcount)
+        if call_days > 0:
+            cut = now - call_days * 86400
+            calls = [r[0] for r in conn.execute(
+                "SELECT call_id FROM calls WHERE decided_at < ? AND call_id NOT IN "
+                "(SELECT call_id FROM outbox WHERE call_id IS NOT NULL AND state IN "
+                "('queued', 'sending'))", (cut,))]
+            _delete_in(conn, "consent", "call_id", calls)
+            purged.add("calls", _delete_in(conn, "calls", "call_id", calls))
     return purged
