@@ -25,6 +25,20 @@ def config_or_none(path: Path | None) -> Config | None:
         return None
 
 
+def number_or_none(raw: str, config: Config, where: str) -> str | None:
+    """A phone number argument as E.164 (a national number read in ``[trunks]
+    default_region``), or None after saying on stderr, after ``where`` (e.g.
+    "textback report: --did"), that it is not one: every command words it alike."""
+    from textback.numbers import to_e164
+    from textback.report import printable
+
+    number = to_e164(raw, config.trunks.default_region)
+    if number is None:
+        print(f"{where}: {printable(raw)!r} is not a phone number (write +15551230001, or a "
+              "national number with [trunks] default_region)", file=sys.stderr)
+    return number
+
+
 def store_or_none(config: Config, command: str) -> Path | None:
     """The store's path when it exists, else None after a hint (exit status 1)."""
     db = config.store.path

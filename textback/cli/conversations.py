@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from textback.cli._common import config_or_none, store_or_none
+from textback.cli._common import config_or_none, number_or_none, store_or_none
 from textback.config import DEFAULT_PATH
-from textback.numbers import to_e164
 from textback.report import Conversation, conversations, printable
 
 
@@ -81,10 +80,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     number = None
     if args.number:
-        number = to_e164(args.number, config.trunks.default_region)
+        number = number_or_none(args.number, config, "textback conversations: --number")
         if number is None:
-            print(f"textback conversations: --number: {printable(args.number)!r} is not a "
-                  "phone number", file=sys.stderr)
             return 2
     if args.limit < 1 or args.messages < 0:
         print("textback conversations: --limit must be 1 or more, --messages 0 or more",

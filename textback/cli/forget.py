@@ -18,11 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from textback.cli._common import config_or_none, store_or_none
+from textback.cli._common import config_or_none, number_or_none, store_or_none
 from textback.config import DEFAULT_PATH
-from textback.numbers import to_e164
 from textback.privacy import PrivacyError, apply_retention, forget
-from textback.report import printable
 
 
 def register(subparsers: Any) -> None:
@@ -46,11 +44,8 @@ def run_forget(args: argparse.Namespace) -> int:
     config = config_or_none(args.config)
     if config is None:
         return 2
-    number = to_e164(args.number, config.trunks.default_region)
+    number = number_or_none(args.number, config, "textback forget")
     if number is None:
-        print(f"textback forget: {printable(args.number)!r} is not a phone number (write "
-              "+15551230001, or a national number with [trunks] default_region)",
-              file=sys.stderr)
         return 2
     db = store_or_none(config, "forget")
     if db is None:

@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from textback.cli._common import config_or_none
+from textback.cli._common import config_or_none, number_or_none
 from textback.config import DEFAULT_PATH, WebhookConfig
 from textback.inbound.optout import set_opt_out
-from textback.numbers import to_e164
 from textback.outbound.followups import cancel_follow_ups
 from textback.report import OptOut, opt_history, opted_out, printable
 
@@ -96,11 +95,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     number = None
     if args.number is not None:
-        number = to_e164(args.number, config.trunks.default_region)
+        number = number_or_none(args.number, config, "textback optout")
         if number is None:
-            print(f"textback optout: {printable(args.number)!r} is not a phone number "
-                  "(write +15551230001, or a national number with [trunks] default_region)",
-                  file=sys.stderr)
             return 2
     if args.action != "list" and number is None:
         print(f"textback optout {args.action}: NUMBER is required", file=sys.stderr)

@@ -18,9 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from textback.cli._common import config_or_none, store_or_none
+from textback.cli._common import config_or_none, number_or_none, store_or_none
 from textback.config import DEFAULT_PATH
-from textback.numbers import to_e164
 from textback.report import (
     ATTRIBUTION_S,
     OUTCOMES,
@@ -122,10 +121,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
     did = None
     if args.did:
-        did = to_e164(args.did, config.trunks.default_region)
+        did = number_or_none(args.did, config, "textback report: --did")
         if did is None:
-            print(f"textback report: --did: {args.did!r} is not a phone number",
-                  file=sys.stderr)
             return 2
     db = store_or_none(config, "report")
     if db is None:
