@@ -44,8 +44,9 @@ class QuickStore(Store):
 
     @classmethod
     async def open(cls, path: Path | str, *, busy_timeout_s: float = 0.2,
-                   readonly: bool = False) -> Store:
-        return await super().open(path, busy_timeout_s=busy_timeout_s, readonly=readonly)
+                   readonly: bool = False, background_checkpoints: bool = False) -> Store:
+        return await super().open(path, busy_timeout_s=busy_timeout_s, readonly=readonly,
+                                  background_checkpoints=background_checkpoints)
 
 
 @contextmanager

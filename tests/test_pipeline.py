@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import phonenumbers
 import pytest
 
 from tests.daemon_fakes import CALLER, DID, NOW, Clock, lab_gate, make_config, opened, outcome
 from textback.outbound import call_record
 from textback.outbound.outbox import Outbox
 from textback.outbound.pipeline import CallPipeline
+from textback.pbx.call_start import CallStart
 from textback.store import Store, StoreUnavailable
+
+T = TypeVar("T")
 
 
 def pipeline_for(store: Store, tmp: Path, *, send_delay: float = 0.0,
@@ -38,13 +42,12 @@ async def test_missed_call_recorded_before_it_is_queued(tmp_path: Path) -> None:
         seen: list[dict[str, Any] | None] = []
         real_enqueue = outbox.enqueue_in
 
-        async def enqueue_in(db: Any, **kw: Any) -> Any:
+        def enqueue_in(db: Any, **kw: Any) -> Any:
             # the record must already exist, in the same transaction
-            async with db.execute("SELECT verdict FROM calls WHERE call_id = ?",
-                                  (kw["call_id"],)) as cur:
-                row = await cur.fetchone()
+            row = db.execute("SELECT verdict FROM calls WHERE call_id = ?",
+                             (kw["call_id"],)).fetchone()
             seen.append(dict(row) if row else None)
-            return await real_enqueue(db, **kw)
+            return real_enqueue(db, **kw)
 
         outbox.enqueue_in = enqueue_in  # type: ignore[method-assign]
         handled = await pipe.handle(outcome("1795395183.0"))
@@ -65,8 +68,8 @@ async def test_store_failure_while_queueing_rolls_back_record_and_all(tmp_path: 
     async with opened(tmp_path) as store:
         pipe, outbox, _ = pipeline_for(store, tmp_path)
 
-        async def broken(db: Any, **kw: Any) -> Any:
-            raise StoreUnavailable("enqueue", sqlite3.OperationalError("database or disk is full"))
+        def broken(db: Any, **kw: Any) -> Any:
+            raise sqlite3.OperationalError("database or disk is full")
 
         real = outbox.enqueue_in
         outbox.enqueue_in = broken  # type: ignore[method-assign]
@@ -85,7 +88,7 @@ async def test_record_survives_a_failed_decision_and_is_redecided(tmp_path: Path
     async with opened(tmp_path) as store:
         pipe, outbox, _ = pipeline_for(store, tmp_path)
 
-        async def broken(db: Any, **kw: Any) -> Any:
+        def broken(db: Any, **kw: Any) -> Any:
             raise RuntimeError("a bug in the gate")
 
         real = outbox.enqueue_in
@@ -205,16 +208,23 @@ class FlakyStore(Store):
     failures = 0
     attempts = 0
 
-    @asynccontextmanager
-    async def transaction(self, operation: str) -> AsyncIterator[Any]:
+    def _maybe_fail(self, operation: str) -> None:
         if operation == "record_outcome":
             self.attempts += 1
             if self.failures > 0:
                 self.failures -= 1
                 raise StoreUnavailable(operation,
                                        sqlite3.OperationalError("database is locked"))
+
+    @asynccontextmanager
+    async def transaction(self, operation: str) -> AsyncIterator[Any]:
+        self._maybe_fail(operation)
         async with super().transaction(operation) as db:
             yield db
+
+    async def run(self, operation: str, body: Callable[[Any], T]) -> T:
+        self._maybe_fail(operation)
+        return await super().run(operation, body)
 
 
 async def test_store_unavailable_holds_verdicts_in_order_and_retries(tmp_path: Path) -> None:
@@ -253,6 +263,10 @@ class CountingStore(Store):
         async with super().transaction(operation) as db:
             yield db
 
+    async def run(self, operation: str, body: Callable[[Any], T]) -> T:
+        self.ops.append(operation)
+        return await super().run(operation, body)
+
 
 async def test_verdicts_waiting_together_are_decided_in_one_transaction(
         tmp_path: Path) -> None:
@@ -289,10 +303,9 @@ async def test_follow_ups_written_with_the_text_dispatcher_woken_first(
         order: list[str] = []
 
         class FollowUpsProbe:
-            async def schedule_in(self, db: Any, call_id: str, *args: Any) -> list[float]:
-                async with db.execute("SELECT 1 FROM outbox WHERE call_id = ?",
-                                      (call_id,)) as cur:
-                    queued = await cur.fetchone() is not None
+            def schedule_in(self, db: Any, call_id: str, *args: Any) -> list[float]:
+                queued = db.execute("SELECT 1 FROM outbox WHERE call_id = ?",
+                                    (call_id,)).fetchone() is not None
                 order.append(f"rows (text queued {queued}, in_transaction "
                              f"{db.in_transaction}, woken {len(woken)})")
                 return [1.0]
@@ -304,3 +317,28 @@ async def test_follow_ups_written_with_the_text_dispatcher_woken_first(
         assert (await pipe.handle(outcome("c1"))).action == "queued"
         assert order == ["rows (text queued True, in_transaction True, woken 0)",
                          "poked (woken 1)"]
+
+
+async def test_a_ringing_caller_s_number_is_worked_out_before_the_hang_up(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``expect`` (the daemon calls it on CallStarted) parses the caller's number while
+    the phone rings: deciding the call after its hang-up parses nothing more."""
+    parses: list[str] = []
+    real_parse = phonenumbers.parse
+
+    def counting(number: str, *args: Any, **kw: Any) -> Any:
+        parses.append(number)
+        return real_parse(number, *args, **kw)
+
+    monkeypatch.setattr(phonenumbers, "parse", counting)
+    async with opened(tmp_path) as store:
+        pipe, _, _ = pipeline_for(store, tmp_path)
+        pipe.warm_up()
+        for caller, ringing in (("+12125550187", True), ("+12125550188", False)):
+            if ringing:
+                pipe.expect(CallStart(call=f"c-{caller}", pbx="asterisk", started_at=NOW,
+                                      trunk_uid="1.1", trunk_channel="PJSIP/trunk-1",
+                                      caller_raw=caller, did_raw=DID))
+            parses.clear()
+            await pipe.handle(outcome(f"c-{caller}", caller=caller))
+            assert (parses == []) is ringing, parses

@@ -143,7 +143,7 @@ class Daemon:
 
     async def _open_store(self) -> tuple[Store, Outbox]:
         path = self.config.store.path
-        store = await Store.open(path)
+        store = await Store.open(path, background_checkpoints=True)
         policy = self.config.policy
         outbox = Outbox(store, max_attempts=policy.max_attempts,
                         retry_base_s=policy.retry_base_s, retry_max_s=policy.retry_max_s,
@@ -217,6 +217,7 @@ class Daemon:
                 self.pipeline.submit(event.outcome)
             elif isinstance(event, CallStarted):
                 self.open_calls.report(event.start)
+                self.pipeline.expect(event.start)
             elif isinstance(event, TextReceived) and self.inbound is not None:
                 self._spawn(self.inbound.receive(number=event.number, text=event.body,
                                                  did=event.did, via="sip", at=self.clock()))
@@ -298,6 +299,7 @@ class Daemon:
         pipeline = CallPipeline(store, outbox, self.config, clock=self.clock,
                                 wake=dispatcher.wake, followups=followups)
         self.dispatcher, self.pipeline, self.followups = dispatcher, pipeline, followups
+        pipeline.warm_up()
         self.hooks.store = store
         dispatcher.hooks = pipeline.hooks = self.hooks
         # staff e-mail is queued in the store and sent by its own loop (MTA down: retried)
@@ -355,6 +357,7 @@ class Daemon:
             asyncio.create_task(self._recover_after_downtime(link, alive_until),
                                 name="pbx-recovery"),
             asyncio.create_task(self._heartbeat(), name="heartbeat"),
+            asyncio.create_task(store.checkpoints(), name="store-checkpoints"),
         ]
         if self.config.webhooks:  # its own task: a dead hook never slows texting
             self.webhook_delivery = WebhookDelivery(store, self.config.webhooks,

@@ -21,20 +21,26 @@ every write here is idempotent (duplicate verdicts and duplicate enqueues change
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from textback.errors import TextbackError
+from textback.logfmt import log
 from textback.migrations import LATEST, MIGRATIONS
 
 # see Store.unavailable: how long without a failed write before any write ends an outage
 OUTAGE_QUIET_S = 60.0
+# see Store.checkpoints: at most this often the daemon copies the WAL into the database file
+CHECKPOINT_EVERY_S = 1.0
+
+logger = logging.getLogger("textback.store")
 
 _UNAVAILABLE = ("locked", "busy", "full", "disk i/o", "unable to open", "readonly",
                 "read-only")
@@ -76,6 +82,36 @@ def describe_unavailable(kind: str) -> str:
     return _KIND_WORDS.get(kind, kind)
 
 
+T = TypeVar("T")
+
+
+def _in_transaction(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], T]) -> T:
+    """:meth:`Store.run`'s trip: BEGIN IMMEDIATE, the body, COMMIT; ROLLBACK on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = body(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with suppress(sqlite3.OperationalError):
+                conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+async def _on_db_thread(conn: aiosqlite.Connection,
+                        fn: Callable[[sqlite3.Connection, Any], T], arg: Any) -> T:
+    """Run ``fn(<the sqlite3 connection>, arg)`` on aiosqlite's database thread, the one
+    thread that may touch that connection, in one trip.
+
+    aiosqlite has no public call for this: its ``_execute`` is how each of its own methods
+    does it (its maintainer agreed that running a transaction's statements on the thread
+    saves the back and forth: omnilib/aiosqlite#19). It is used here and nowhere else, and
+    tests/test_store_run.py fails at once if it changes.
+    """
+    return await conn._execute(lambda: fn(conn._conn, arg))
+
+
 def _unavailable(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and any(
         word in str(exc).lower() for word in _UNAVAILABLE)
@@ -97,11 +133,17 @@ class Store:
         self.unavailable_since: float | None = None
         self._failed_at = 0.0
         self.errors = 0  # operations refused by a locked/full/failing store (/metrics)
+        self.background_checkpoints = False  # see checkpoints()
+        self.checkpoint_errors = 0
+        self._written = asyncio.Event()  # a transaction changed something since it was read
 
     @classmethod
     async def open(cls, path: Path | str, *, busy_timeout_s: float = 5.0,
-                   readonly: bool = False) -> Store:
+                   readonly: bool = False, background_checkpoints: bool = False) -> Store:
         """Open (creating parent directories and the file) and migrate to the latest schema.
+
+        ``background_checkpoints`` (the daemon): no commit of this connection copies the WAL
+        into the database file; the caller runs :meth:`checkpoints` instead.
 
         ``readonly`` (``textback status``): open the existing file with SQLite's
         ``mode=ro``; nothing is created, migrated or written (an older schema is left as
@@ -151,6 +193,9 @@ class Store:
                 await conn.execute("PRAGMA synchronous = NORMAL")
                 await conn.execute("PRAGMA foreign_keys = ON")
                 await store.migrate()
+                if background_checkpoints and not memory:
+                    await conn.execute("PRAGMA wal_autocheckpoint = 0")
+                    store.background_checkpoints = True
             if version and not await store._has_calls_table():
                 raise StoreError(f"store: {p} is not a textback store or is corrupt "
                                  "(no calls table)")
@@ -171,6 +216,40 @@ class Store:
 
     async def close(self) -> None:
         await self._conn.close()
+
+    async def checkpoints(self, every_s: float = CHECKPOINT_EVERY_S) -> None:
+        """Copy the WAL into the database file from a connection of its own, at most every
+        ``every_s`` and only after writes; runs until cancelled (a daemon task).
+
+        Why: by default the commit that takes the WAL past 1000 pages also checkpoints it,
+        with an fsync, on the writer's own thread: every few hundred calls one missed
+        caller's decide or claim waited 3-5 ms behind it (the p99 of bench/latency.py). A
+        PASSIVE checkpoint from another connection never takes the write lock and never
+        waits for readers, so the write path never waits for it; it copies what no reader
+        still needs and the next one copies the rest. The WAL holds at most about
+        ``every_s`` of writes. Errors (a full disk) are logged and tried again later: the
+        WAL keeps every commit meanwhile, so nothing is lost.
+        """
+        if not self.background_checkpoints:
+            return
+        conn: aiosqlite.Connection | None = None
+        try:
+            while True:
+                await self._written.wait()
+                self._written.clear()
+                try:
+                    if conn is None:
+                        conn = await aiosqlite.connect(str(self.path), isolation_level=None)
+                    await conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:
+                    self.checkpoint_errors += 1
+                    log(logger, logging.WARNING, "store_checkpoint_failed",
+                        path=str(self.path), error=str(exc), retry_in_s=every_s)
+                    self._written.set()
+                await asyncio.sleep(every_s)
+        finally:
+            if conn is not None:
+                await conn.close()
 
     @property
     def connection(self) -> aiosqlite.Connection:
@@ -204,10 +283,13 @@ class Store:
     @asynccontextmanager
     async def transaction(self, operation: str) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction (BEGIN IMMEDIATE); maps lock/full/IO errors to
-        StoreUnavailable after rolling back, so a failed operation leaves no trace."""
+        StoreUnavailable after rolling back, so a failed operation leaves no trace.
+
+        Every statement of the body is its own trip to the database thread; a body on the
+        way of a text (record, decide, queue, claim) is written for :meth:`run` instead."""
         async with self._lock:
+            changes = self._conn.total_changes
             try:
-                changes = self._conn.total_changes
                 await self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
                 await self._conn.execute("COMMIT")
@@ -215,15 +297,53 @@ class Store:
                 if self._conn.in_transaction:
                     with suppress(sqlite3.OperationalError):
                         await self._conn.execute("ROLLBACK")
-                if _unavailable(exc):
-                    error = StoreUnavailable(operation, exc)
-                    self._note_unavailable(error)
-                    raise error from exc
-                raise
-            if self.unavailable is not None and self._conn.total_changes > changes and (
-                    operation == self.unavailable.operation
-                    or time.time() - self._failed_at > OUTAGE_QUIET_S):
-                self.unavailable = self.unavailable_since = None
+                error = self._failed(operation, exc)
+                if error is None:
+                    raise
+                raise error from exc
+            self._committed(operation, changes)
+
+    async def run(self, operation: str, body: Callable[[sqlite3.Connection], T]) -> T:
+        """One write transaction whose body is a plain function of the ``sqlite3``
+        connection, run with its BEGIN and COMMIT in ONE trip to the database thread.
+
+        Why: aiosqlite sends each statement to its thread and back (a queue put, a thread
+        wake-up and a loop wake-up, 0.05-1 ms each on a small box), while the statements
+        themselves cost microseconds. The decide transaction of a missed call took ten trips
+        and the dispatcher's claim three, so the thread handoffs, not SQLite, were the
+        latency from a hang-up to the modem. The body runs on the database thread: it must
+        only use the connection it is given and plain data (no event loop, no awaits); what
+        it returns is handed back. Errors are mapped as :meth:`transaction` maps them, after
+        the rollback; the same lock serialises both kinds of transaction.
+        """
+        async with self._lock:
+            changes = self._conn.total_changes
+            try:
+                result = await _on_db_thread(self._conn, _in_transaction, body)
+            except BaseException as exc:
+                error = self._failed(operation, exc)
+                if error is None:
+                    raise
+                raise error from exc
+            self._committed(operation, changes)
+            return result
+
+    def _failed(self, operation: str, exc: BaseException) -> StoreUnavailable | None:
+        """The StoreUnavailable a failed transaction raises for a locked/full/failing store
+        (noted for the status file); None: the error is not the store's, raise it as it is."""
+        if not _unavailable(exc):
+            return None
+        error = StoreUnavailable(operation, exc)
+        self._note_unavailable(error)
+        return error
+
+    def _committed(self, operation: str, changes: int) -> None:
+        if self._conn.total_changes > changes:
+            self._written.set()
+        if self.unavailable is not None and self._conn.total_changes > changes and (
+                operation == self.unavailable.operation
+                or time.time() - self._failed_at > OUTAGE_QUIET_S):
+            self.unavailable = self.unavailable_since = None
 
     def _note_unavailable(self, error: StoreUnavailable) -> None:
         self.errors += 1

@@ -34,14 +34,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import phonenumbers
-
 from textback import secret_files
 from textback.errors import TextbackError
 from textback.inbound.keywords import DEFAULT_URGENT_WORDS
 from textback.inbound.settings import EmailConfig, emails
 from textback.modem.settings import ModemConfig, e164
-from textback.numbers import to_e164
+from textback.numbers import number_plan, to_e164
 from textback.outbound.followup_rules import (
     DEFAULT_QUIET,
     DEFAULT_RULES,
@@ -439,10 +437,7 @@ class DidConfig:
     @property
     def region(self) -> str | None:
         """The DID's country (ISO alpha-2), None for numbers outside any plan (+1555 labs)."""
-        try:
-            return phonenumbers.region_code_for_number(phonenumbers.parse(self.number))
-        except phonenumbers.NumberParseException:
-            return None
+        return number_plan(self.number).region
 
 
 SCHEMA = Table({

@@ -111,10 +111,9 @@ class PossibleOptOuts:
                 "VALUES (?, ?, ?, ?, ?)", (number, did.number, message_id, code, at))
             review = cur.lastrowid
             assert review is not None
-        async with self.store.transaction("possible_optout_cancel") as db:
-            # everything queued to the number but the clarification an earlier hold queued
-            cancelled = await self.outbox._cancel_where(
-                db, "number = ? AND kind != ?", (number, CLARIFY_KIND), HOLD_REASON, at)
+        # everything queued to the number but the clarification an earlier hold queued
+        cancelled = await self.outbox.cancel_for_number(number, HOLD_REASON, at,
+                                                        keep_kinds=(CLARIFY_KIND,))
         follow_ups = await cancel_follow_ups(self.store, number, HOLD_REASON, at)
         log(logger, logging.WARNING, "possible_optout_held", number=number, did=did.number,
             message=message_id, review=review, code=code, cancelled=cancelled,

@@ -9,15 +9,18 @@ Every write here is idempotent (a duplicate verdict or a second decision for a d
 changes nothing), so a caller holding a verdict through a store outage may simply retry it.
 The outbox records its own decisions on a call (texted, refused, cancelled) through
 :func:`mark_decision`, inside its own transaction.
+
+The ``*_in`` functions and :func:`mark_decision` are plain functions of a ``sqlite3``
+connection: the bodies of transactions the caller runs through ``Store.run`` (the pipeline
+records, decides and queues a call in one, in one trip to the database thread).
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
-
-import aiosqlite
 
 from textback.outbound.policy import number_country, number_prefix
 from textback.outbound.settings import PolicyConfig
@@ -67,19 +70,19 @@ async def record_outcome(store: Store, outcome: CallOutcome, decided_at: float) 
     ``unknown-after-restart`` (``new`` True). A missed inbound call from a known number
     also gets its consent row, in the same transaction.
     """
-    async with store.transaction("record_outcome") as db:
-        return await record_outcome_in(db, outcome, decided_at)
+    return await store.run("record_outcome",
+                           lambda db: record_outcome_in(db, outcome, decided_at))
 
 
-async def record_outcome_in(db: aiosqlite.Connection, outcome: CallOutcome,
-                            decided_at: float) -> RecordResult:
+def record_outcome_in(db: sqlite3.Connection, outcome: CallOutcome,
+                      decided_at: float) -> RecordResult:
     """:func:`record_outcome` inside the caller's transaction ``db`` (the pipeline records,
     decides and queues a call in one transaction: one commit, no lock waits between)."""
     record = json.dumps(outcome.to_record(), ensure_ascii=False, default=str)
     country = number_country(outcome.caller) if (
         outcome.direction == "inbound" and outcome.caller
         and outcome.caller.startswith("+")) else None
-    cur = await db.execute(
+    cur = db.execute(
         """INSERT INTO calls (call_id, pbx, direction, caller, caller_name, withheld,
                did, callee, connected, verdict, reason, voicemail_left, ring_s,
                started_at, ended_at, decided_at, record, country)
@@ -91,31 +94,30 @@ async def record_outcome_in(db: aiosqlite.Connection, outcome: CallOutcome,
          int(outcome.voicemail_left), outcome.ring_s, outcome.started_at,
          outcome.ended_at, decided_at, record, country))
     if cur.rowcount == 0:
-        async with db.execute("SELECT verdict, reason FROM calls WHERE call_id = ?",
-                              (outcome.call,)) as c:
-            row = await c.fetchone()
+        row = db.execute("SELECT verdict, reason FROM calls WHERE call_id = ?",
+                         (outcome.call,)).fetchone()
         if not (row is not None and row["reason"] == UNKNOWN_AFTER_RESTART
                 and outcome.extra.get("recovered")
-                and await _supersede_unknown(db, outcome, decided_at, record, country)):
+                and _supersede_unknown(db, outcome, decided_at, record, country)):
             stored = row["verdict"] if row else outcome.verdict
             conflict = row is not None and (row["verdict"], row["reason"]) != (
                 outcome.verdict, outcome.reason)
             return RecordResult(outcome.call, False, stored, conflict)
     if outcome.direction == "inbound" and outcome.caller and not outcome.withheld:
         at = outcome.started_at if outcome.started_at is not None else decided_at
-        await db.execute(
+        db.execute(
             "INSERT OR IGNORE INTO consent (call_id, number, did, at) VALUES (?,?,?,?)",
             (outcome.call, outcome.caller, outcome.did, at))
     return RecordResult(outcome.call, True, outcome.verdict)
 
 
-async def _supersede_unknown(db: aiosqlite.Connection, outcome: CallOutcome,
-                             decided_at: float, record: str, country: str | None) -> bool:
+def _supersede_unknown(db: sqlite3.Connection, outcome: CallOutcome,
+                       decided_at: float, record: str, country: str | None) -> bool:
     """A call that ended while textback was down was first recorded ``unknown-after-restart``
     (its channels were gone at the resync, with no sign of how it ended); the PBX's own
     records, read a moment later, know: their verdict replaces that one, once, and only
     while nothing was decided for the call. True when it did."""
-    cur = await db.execute(
+    cur = db.execute(
         """UPDATE calls SET direction = ?, caller = ?, caller_name = ?, withheld = ?,
                did = ?, callee = ?, connected = ?, verdict = ?, reason = ?,
                voicemail_left = ?, ring_s = ?, started_at = ?, ended_at = ?,
@@ -136,22 +138,22 @@ async def record_skip(store: Store, call_id: str, reason: str, detail: str, at: 
     ``policy.burst_pause_s`` and records the staff alert, in the same transaction: the pause
     cannot be lost between the decision and its bookkeeping.
     """
-    async with store.transaction("record_skip") as db:
-        return await record_skip_in(db, call_id, reason, detail, at, policy)
+    return await store.run("record_skip", lambda db: record_skip_in(
+        db, call_id, reason, detail, at, policy))
 
 
-async def record_skip_in(db: aiosqlite.Connection, call_id: str, reason: str, detail: str,
-                         at: float, policy: PolicyConfig) -> bool:
+def record_skip_in(db: sqlite3.Connection, call_id: str, reason: str, detail: str,
+                   at: float, policy: PolicyConfig) -> bool:
     """:func:`record_skip` inside the caller's transaction ``db``."""
-    decided = await mark_decision(db, call_id, "skip", at, reason=reason, detail=detail)
+    decided = mark_decision(db, call_id, "skip", at, reason=reason, detail=detail)
     if decided and reason == "burst":
-        await _open_burst_pause(db, call_id, detail, at, policy)
+        _open_burst_pause(db, call_id, detail, at, policy)
     return decided
 
 
-async def mark_decision(db: aiosqlite.Connection, call_id: str, decision: str, at: float, *,
-                        reason: str | None = None, detail: str | None = None,
-                        only_undecided: bool = True) -> bool:
+def mark_decision(db: sqlite3.Connection, call_id: str, decision: str, at: float, *,
+                  reason: str | None = None, detail: str | None = None,
+                  only_undecided: bool = True) -> bool:
     """Record what was decided for a call ("text", "skip" or "cancelled"), inside the
     caller's transaction ``db``; False when nothing changed (already decided, unless
     ``only_undecided`` is False: a cancellation overrides "text")."""
@@ -164,27 +166,23 @@ async def mark_decision(db: aiosqlite.Connection, call_id: str, decision: str, a
         sets += ", skip_detail = ?"
         params.append(detail)
     where = "call_id = ?" + (" AND decision IS NULL" if only_undecided else "")
-    cur = await db.execute(f"UPDATE calls SET {sets} WHERE {where}", (*params, call_id))
+    cur = db.execute(f"UPDATE calls SET {sets} WHERE {where}", (*params, call_id))
     return bool(cur.rowcount == 1)
 
 
-async def _open_burst_pause(db: aiosqlite.Connection, call_id: str, detail: str, at: float,
-                            policy: PolicyConfig) -> None:
-    async with db.execute("SELECT caller, did FROM calls WHERE call_id = ?", (call_id,)) as c:
-        row = await c.fetchone()
+def _open_burst_pause(db: sqlite3.Connection, call_id: str, detail: str, at: float,
+                      policy: PolicyConfig) -> None:
+    row = db.execute("SELECT caller, did FROM calls WHERE call_id = ?", (call_id,)).fetchone()
     if row is None or not row["caller"]:
         return
     prefix = number_prefix(row["caller"], policy.prefix_digits)
-    async with db.execute(
-            "SELECT 1 FROM burst_pauses WHERE until_at > ? AND "
-            "substr(?, 1, length(prefix)) = prefix", (at, row["caller"])) as c:
-        if await c.fetchone() is not None:
-            return  # already paused (a concurrent decision): one pause, one alert
-    async with db.execute(MISSED_FROM_PREFIX,
-                          (prefix, prefix + _TOP, at - policy.burst_window_s)) as c:
-        counted = await c.fetchone()
+    if db.execute("SELECT 1 FROM burst_pauses WHERE until_at > ? AND "
+                  "substr(?, 1, length(prefix)) = prefix", (at, row["caller"])).fetchone():
+        return  # already paused (a concurrent decision): one pause, one alert
+    counted = db.execute(MISSED_FROM_PREFIX,
+                         (prefix, prefix + _TOP, at - policy.burst_window_s)).fetchone()
     calls = int(counted[0]) if counted else 0
-    await db.execute(
+    db.execute(
         "INSERT INTO burst_pauses (prefix, did, call_id, calls, window_s, started_at, "
         "until_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (prefix, row["did"], call_id, calls, policy.burst_window_s, at,
@@ -216,10 +214,10 @@ async def burst_pauses(store: Store, *, active_at: float | None = None,
 
 async def mark_burst_alerted(store: Store, pause_id: int, at: float) -> bool:
     """Staff were told about this pause; False if it was already marked."""
-    async with store.transaction("mark_burst_alerted") as db:
-        cur = await db.execute("UPDATE burst_pauses SET alerted_at = ? WHERE id = ? AND "
-                               "alerted_at IS NULL", (at, pause_id))
-        return bool(cur.rowcount == 1)
+    def mark(db: sqlite3.Connection) -> bool:
+        return db.execute("UPDATE burst_pauses SET alerted_at = ? WHERE id = ? AND "
+                          "alerted_at IS NULL", (at, pause_id)).rowcount == 1
+    return await store.run("mark_burst_alerted", mark)
 
 
 async def call(store: Store, call_id: str) -> dict[str, Any] | None:

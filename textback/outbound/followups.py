@@ -27,10 +27,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -200,20 +201,19 @@ class FollowUps:
     async def schedule(self, call_id: str, number: str, did: DidConfig, missed_at: float,
                        first_at: float, first_outbox_id: int | None, now: float) -> list[float]:
         """Write the rows for one missed call (idempotent per (call, touch)); their due times."""
-        async with self.store.transaction("schedule_follow_ups") as db:
-            times = await self.schedule_in(db, call_id, number, did, missed_at, first_at,
-                                           first_outbox_id)
+        times = await self.store.run("schedule_follow_ups", lambda db: self.schedule_in(
+            db, call_id, number, did, missed_at, first_at, first_outbox_id))
         self.scheduled(call_id, number, did, times)
         return times
 
-    async def schedule_in(self, db: Any, call_id: str, number: str, did: DidConfig,
-                          missed_at: float, first_at: float,
-                          first_outbox_id: int | None) -> list[float]:
+    def schedule_in(self, db: sqlite3.Connection, call_id: str, number: str, did: DidConfig,
+                    missed_at: float, first_at: float,
+                    first_outbox_id: int | None) -> list[float]:
         """:meth:`schedule`'s rows, inside the caller's transaction ``db`` (the pipeline
         writes them with the first text, in one commit, so the dispatcher's claim never
         waits behind a second transaction); call :meth:`scheduled` after the commit."""
         times = plan(missed_at, first_at, number, did.follow_ups, did.hours, did.quiet_hours)
-        await db.executemany(
+        db.executemany(
             "INSERT INTO follow_ups (call_id, touch, number, did, due_at, state, outbox_id) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (call_id, touch) DO NOTHING",
             [(call_id, 1, number, did.number, first_at, "queued", first_outbox_id)]
@@ -240,12 +240,10 @@ class FollowUps:
         """Schedule again the touches to ``number`` on ``did`` that were cancelled for
         ``reason`` (staff handing a conversation back: textback.inbound.desk); one already
         due is released at once, through the usual stop checks. How many."""
-        async with self.store.transaction("resume_follow_ups") as db:
-            cur = await db.execute(
-                "UPDATE follow_ups SET state = 'scheduled', cancel_reason = NULL "
-                "WHERE number = ? AND did = ? AND state = 'cancelled' AND cancel_reason = ?",
-                (number, did, reason))
-            n = cur.rowcount
+        n = await self.store.run("resume_follow_ups", lambda db: db.execute(
+            "UPDATE follow_ups SET state = 'scheduled', cancel_reason = NULL "
+            "WHERE number = ? AND did = ? AND state = 'cancelled' AND cancel_reason = ?",
+            (number, did, reason)).rowcount)
         if n:
             log(logger, logging.INFO, "follow_ups_resumed", number=number, did=did, n=n,
                 after=reason)
@@ -322,24 +320,24 @@ class FollowUps:
         # Release in one transaction with the stop checks: an opt-out or reply committed
         # before this point cancels the parked row; one committed after finds it queued and
         # cancels it through Outbox.cancel_for_number. Either way nothing goes after a STOP.
-        async with self.store.transaction("release_follow_up") as db:
-            async with db.execute(_STOP_SQL, _stop_params(call_id, number, did.number)) as c:
-                reason_row = await c.fetchone()
+        def release(db: sqlite3.Connection) -> str | None:
+            reason_row = db.execute(_STOP_SQL, _stop_params(call_id, number,
+                                                            did.number)).fetchone()
             reason = reason_row[0] if reason_row is not None else None
-            async with db.execute("SELECT state FROM follow_ups WHERE id = ?", (fid,)) as c:
-                state_row = await c.fetchone()
+            state_row = db.execute("SELECT state FROM follow_ups WHERE id = ?",
+                                   (fid,)).fetchone()
             if state_row is None or state_row[0] != "scheduled":
                 reason = reason or "cancelled"
             if reason is not None:
-                await cancel_parked(db, parked.id, reason, now)
-                await db.execute(
-                    "UPDATE follow_ups SET state = 'cancelled', cancel_reason = ? "
-                    "WHERE id = ? AND state = 'scheduled'", (reason, fid))
+                cancel_parked(db, parked.id, reason, now)
+                db.execute("UPDATE follow_ups SET state = 'cancelled', cancel_reason = ? "
+                           "WHERE id = ? AND state = 'scheduled'", (reason, fid))
             else:
-                await release_parked(db, parked.id, now, PARKED_AT)
-                await db.execute(
-                    "UPDATE follow_ups SET state = 'queued', outbox_id = ? WHERE id = ?",
-                    (parked.id, fid))
+                release_parked(db, parked.id, now, PARKED_AT)
+                db.execute("UPDATE follow_ups SET state = 'queued', outbox_id = ? "
+                           "WHERE id = ?", (parked.id, fid))
+            return reason
+        reason = await self.store.run("release_follow_up", release)
         if reason is not None:
             log(logger, logging.INFO, "follow_up_cancelled", call=call_id, touch=touch,
                 why=reason)
@@ -349,15 +347,15 @@ class FollowUps:
         return Released(fid, call_id, touch, "queued", None, parked.id)
 
     async def _set_due(self, fid: int, due: float) -> None:
-        async with self.store.transaction("delay_follow_up") as db:
-            await db.execute("UPDATE follow_ups SET due_at = ? WHERE id = ? AND "
-                             "state = 'scheduled'", (due, fid))
+        await self.store.run("delay_follow_up", lambda db: db.execute(
+            "UPDATE follow_ups SET due_at = ? WHERE id = ? AND state = 'scheduled'",
+            (due, fid)))
 
     async def _cancel_row(self, fid: int, call_id: str, touch: int, reason: str,
                           now: float) -> Released:
-        async with self.store.transaction("cancel_follow_up") as db:
-            await db.execute("UPDATE follow_ups SET state = 'cancelled', cancel_reason = ? "
-                             "WHERE id = ? AND state = 'scheduled'", (reason, fid))
+        await self.store.run("cancel_follow_up", lambda db: db.execute(
+            "UPDATE follow_ups SET state = 'cancelled', cancel_reason = ? "
+            "WHERE id = ? AND state = 'scheduled'", (reason, fid)))
         log(logger, logging.INFO, "follow_up_cancelled", call=call_id, touch=touch, why=reason)
         return Released(fid, call_id, touch, "cancelled", reason)
 
@@ -413,17 +411,15 @@ async def cancel_follow_ups(store: Store, number: str, reason: str, at: float, *
     if did is not None:
         where += " AND did = ?"
         params.append(did)
-    async with store.transaction("cancel_follow_ups") as db:
-        cur = await db.execute(
-            f"UPDATE follow_ups SET state = 'cancelled', cancel_reason = ? WHERE {where}",
-            (reason, *params))
-        return int(cur.rowcount)
+    return await store.run("cancel_follow_ups", lambda db: int(db.execute(
+        f"UPDATE follow_ups SET state = 'cancelled', cancel_reason = ? WHERE {where}",
+        (reason, *params)).rowcount))
 
 
-async def cancel_follow_ups_in(db: Any, number: str, reason: str) -> int:
+def cancel_follow_ups_in(db: sqlite3.Connection, number: str, reason: str) -> int:
     """:func:`cancel_follow_ups` (every DID) inside the caller's transaction ``db``: the
     pipeline stops a reached caller's touches in the transaction that records the call."""
-    cur = await db.execute(
+    cur = db.execute(
         "UPDATE follow_ups SET state = 'cancelled', cancel_reason = ? "
         "WHERE number = ? AND state = 'scheduled'", (reason, number))
     return int(cur.rowcount)

@@ -46,10 +46,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-import phonenumbers
 from phonenumbers import PhoneNumberType
 
 from textback.config import Config
+from textback.numbers import number_plan
 from textback.outbound.settings import TEXT_KINDS, PolicyConfig
 
 Audience = Literal["customer", "staff"]
@@ -182,13 +182,12 @@ def check_destination(kind: str, number: str, did: str | None,
         return Refuse("not-allowed", f"{number} is not in policy.allow")
     if any(number.startswith(p) for p in policy.test_number_prefixes):
         return None
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
+    facts = number_plan(number)
+    if not facts.parsed:
         return Refuse("invalid-number", f"{number} cannot be parsed")
-    if not phonenumbers.is_valid_number(parsed):
+    if not facts.valid:
         return Refuse("invalid-number", f"{number} is not a valid number")
-    plan = phonenumbers.number_type(parsed)
+    plan = facts.kind
     if plan == PhoneNumberType.PREMIUM_RATE:
         return Refuse("premium-rate", number)
     if plan == PhoneNumberType.SHARED_COST:
@@ -197,7 +196,7 @@ def check_destination(kind: str, number: str, did: str | None,
         return None
     if rule.from_call and plan == PhoneNumberType.FIXED_LINE and policy.skip_fixed_line:
         return Refuse("fixed-line", f"{number} is a landline in its number plan")
-    region = phonenumbers.region_code_for_number(parsed)
+    region = facts.region
     allowed = config.allowed_countries(did)
     if region not in allowed:
         return Refuse("country-not-allowed",

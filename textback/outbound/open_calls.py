@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -97,39 +98,35 @@ async def keep_open_call(store: Store, start: CallStart, at: float) -> bool:
     when the call's verdict is already recorded (a late update must not bring back a
     row the verdict removed)."""
     record = json.dumps(start.to_record(), ensure_ascii=False)
-    async with store.transaction("keep_open_call") as db:
-        cur = await db.execute(
-            """INSERT INTO open_calls (call_id, pbx, started_at, updated_at, record)
-               SELECT ?, ?, ?, ?, ?
-               WHERE NOT EXISTS (SELECT 1 FROM calls WHERE call_id = ?)
-               ON CONFLICT (call_id) DO UPDATE SET updated_at = excluded.updated_at,
-                   record = excluded.record""",
-            (start.call, start.pbx, start.started_at, at, record, start.call))
-        return cur.rowcount > 0
+    return await store.run("keep_open_call", lambda db: db.execute(
+        """INSERT INTO open_calls (call_id, pbx, started_at, updated_at, record)
+           SELECT ?, ?, ?, ?, ?
+           WHERE NOT EXISTS (SELECT 1 FROM calls WHERE call_id = ?)
+           ON CONFLICT (call_id) DO UPDATE SET updated_at = excluded.updated_at,
+               record = excluded.record""",
+        (start.call, start.pbx, start.started_at, at, record, start.call)).rowcount > 0)
+
 
 async def load_open_calls(store: Store, pbx: str | None = None) -> list[CallStart]:
     """The calls in progress when the daemon last stopped, oldest first (only
     ``pbx``'s when given). Rows whose verdict is recorded after all are removed, and so
     is a row that no longer reads as a ``CallStart`` (damaged): never half-used."""
-    async with store.transaction("open_calls") as db:
-        await db.execute("DELETE FROM open_calls WHERE call_id IN "
-                         "(SELECT call_id FROM calls)")
-        async with db.execute("SELECT call_id, pbx, record FROM open_calls "
-                              "ORDER BY started_at, call_id") as cur:
-            rows = list(await cur.fetchall())
+    def load(db: sqlite3.Connection) -> list[CallStart]:
+        db.execute("DELETE FROM open_calls WHERE call_id IN (SELECT call_id FROM calls)")
         out: list[CallStart] = []
-        for row in rows:
+        for row in db.execute("SELECT call_id, pbx, record FROM open_calls "
+                              "ORDER BY started_at, call_id").fetchall():
             if pbx is not None and row["pbx"] != pbx:
                 continue
             try:
                 out.append(CallStart.from_record(json.loads(row["record"])))
             except (ValueError, TypeError):
-                await db.execute("DELETE FROM open_calls WHERE call_id = ?",
-                                 (row["call_id"],))
-    return out
+                db.execute("DELETE FROM open_calls WHERE call_id = ?", (row["call_id"],))
+        return out
+    return await store.run("open_calls", load)
+
 
 async def forget_open_call(store: Store, call_id: str) -> bool:
     """Drop a kept call (its verdict went elsewhere); False if there was none."""
-    async with store.transaction("forget_open_call") as db:
-        cur = await db.execute("DELETE FROM open_calls WHERE call_id = ?", (call_id,))
-        return cur.rowcount > 0
+    return await store.run("forget_open_call", lambda db: db.execute(
+        "DELETE FROM open_calls WHERE call_id = ?", (call_id,)).rowcount > 0)

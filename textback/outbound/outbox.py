@@ -13,12 +13,18 @@ States::
 if the same verdict is processed twice. A row in ``sending`` at start-up is never resent
 blindly: the process may have died after the modem accepted AT+CMGS and before ``+CMGS``
 was stored (see docs/outbox.md), so resending could text the caller twice.
+
+The transitions on the way of a text (enqueue with its gate, claim, cancel, hand to the
+channel) are plain functions of the ``sqlite3`` connection run through ``Store.run``: one
+trip to the database thread each, however many statements (the ``*_in`` ones are the same
+bodies for a caller's own transaction, as the pipeline's decide).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,13 +118,13 @@ def _item(row: Any) -> OutboxItem:
     )
 
 
-async def _insert(db: Any, *, call_id: str | None, kind: str, number: str, did: str | None,
+def _insert(db: sqlite3.Connection, *, call_id: str | None, kind: str, number: str, did: str | None,
                   body: str, template: str | None, encoding: str | None, parts: int | None,
                   senders: list[str] | tuple[str, ...], not_before: float, now: float,
                   refused: str | None) -> int:
     """The raw insert, private to this module: only ``Outbox.enqueue`` calls it, after the
     gate (tests/test_gate.py checks no other module writes to the outbox table)."""
-    cur = await db.execute(
+    cur = db.execute(
         """INSERT INTO outbox (call_id, kind, number, did, body, template, encoding,
                parts, senders, state, cancel_reason, not_before, created_at, updated_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -130,17 +136,38 @@ async def _insert(db: Any, *, call_id: str | None, kind: str, number: str, did: 
     return int(new_id)
 
 
-async def release_parked(db: Any, item_id: int, now: float, parked_at: float) -> None:
+def release_parked(db: sqlite3.Connection, item_id: int, now: float,
+                   parked_at: float) -> None:
     """A row queued with ``not_before = parked_at`` (a follow-up parked while its stop
     checks run) becomes due now, inside the caller's transaction ``db``."""
-    await db.execute("UPDATE outbox SET not_before = ?, updated_at = ? WHERE id = ? AND "
-                     "state = 'queued' AND not_before >= ?", (now, now, item_id, parked_at))
+    db.execute("UPDATE outbox SET not_before = ?, updated_at = ? WHERE id = ? AND "
+               "state = 'queued' AND not_before >= ?", (now, now, item_id, parked_at))
 
 
-async def cancel_parked(db: Any, item_id: int, reason: str, now: float) -> None:
+def cancel_parked(db: sqlite3.Connection, item_id: int, reason: str, now: float) -> None:
     """Cancel a parked row whose stop checks said no, inside the caller's transaction."""
-    await db.execute("UPDATE outbox SET state = 'cancelled', cancel_reason = ?, updated_at = ? "
-                     "WHERE id = ? AND state = 'queued'", (reason, now, item_id))
+    db.execute("UPDATE outbox SET state = 'cancelled', cancel_reason = ?, updated_at = ? "
+               "WHERE id = ? AND state = 'queued'", (reason, now, item_id))
+
+
+def cancel_for_number_in(db: sqlite3.Connection, number: str, reason: str, now: float) -> int:
+    """:meth:`Outbox.cancel_for_number` (every kind, every DID) inside the caller's
+    transaction ``db``: the pipeline cancels a reached caller's texts in the transaction
+    that records the answered call."""
+    return _cancel_where(db, "number = ?", [number], reason, now)
+
+
+def _cancel_where(db: sqlite3.Connection, where: str, params: Any, reason: str,
+                  now: float) -> int:
+    rows = db.execute(
+        f"UPDATE outbox SET state = 'cancelled', cancel_reason = ?, updated_at = ? "
+        f"WHERE state = 'queued' AND {where} RETURNING id, call_id, kind",
+        (reason, now, *params)).fetchall()
+    for _id, call_id, kind in rows:
+        if call_id is not None and kind == "textback":
+            call_record.mark_decision(db, call_id, "cancelled", now, reason=reason,
+                                      only_undecided=False)
+    return len(rows)
 
 
 _GATE_SNAPSHOT = """SELECT
@@ -160,7 +187,7 @@ _GATE_SNAPSHOT = """SELECT
   (SELECT cancel_reason FROM outbox WHERE call_id = :call AND kind = :kind) AS dup_reason"""
 
 
-async def _gate_snapshot(db: Any, base: str, number: str, now: float, policy: PolicyConfig,
+def _gate_snapshot(db: sqlite3.Connection, base: str, number: str, now: float, policy: PolicyConfig,
                          call_id: str | None = None, kind: str | None = None
                          ) -> tuple[gate.GateSnapshot, EnqueueResult | None]:
     """The gate's counts, read in the enqueue transaction (the same states count as for
@@ -172,7 +199,7 @@ async def _gate_snapshot(db: Any, base: str, number: str, now: float, policy: Po
     params = {"n": number, "k": base, "day": now - 86400.0, "hour": now - 3600.0,
               "plen": len(prefix), "prefix": prefix, "call": call_id, "kind": kind,
               **{f"s{i}": s for i, s in enumerate(COUNTED_STATES)}}
-    (row,) = await db.execute_fetchall(_GATE_SNAPSHOT.format(states=names), params)
+    row = db.execute(_GATE_SNAPSHOT.format(states=names), params).fetchone()
     dup = None if row["dup_id"] is None else EnqueueResult(
         row["dup_id"], False, row["dup_state"],
         row["dup_reason"] if row["dup_state"] == "skipped" else None)
@@ -241,41 +268,40 @@ class Outbox:
         becomes ``text`` (or, for a refused missed-call text, ``skip`` with the reason) in
         the same transaction, so decision and outbox can never disagree after a crash.
         """
-        async with self.store.transaction("enqueue") as db:
-            result = await self.enqueue_in(
-                db, call_id=call_id, kind=kind, number=number, did=did, body=body,
-                senders=senders, not_before=not_before, now=now, template=template,
-                encoding=encoding, parts=parts)
+        result = await self.store.run("enqueue", lambda db: self.enqueue_in(
+            db, call_id=call_id, kind=kind, number=number, did=did, body=body,
+            senders=senders, not_before=not_before, now=now, template=template,
+            encoding=encoding, parts=parts))
         log_refused(result, kind=kind, number=number, did=did, call_id=call_id)
         return result
 
-    async def enqueue_in(self, db: Any, *, call_id: str | None, kind: str, number: str,
-                         did: str | None, body: str, senders: list[str] | tuple[str, ...],
-                         not_before: float, now: float, template: str | None = None,
-                         encoding: str | None = None, parts: int | None = None
-                         ) -> EnqueueResult:
+    def enqueue_in(self, db: sqlite3.Connection, *, call_id: str | None, kind: str,
+                   number: str, did: str | None, body: str,
+                   senders: list[str] | tuple[str, ...], not_before: float, now: float,
+                   template: str | None = None, encoding: str | None = None,
+                   parts: int | None = None) -> EnqueueResult:
         """:meth:`enqueue` inside the caller's transaction ``db`` (the pipeline records,
         decides and queues a call in one). The gate runs here just the same; the caller
         logs a refusal after its commit (:func:`log_refused`)."""
         if not senders:
             raise ValueError("a text needs at least one sender")
         base = gate.base_kind(kind)  # ValueError for a kind without a rule
-        snapshot, existing = await _gate_snapshot(db, base, number, now, self.gate.policy,
+        snapshot, existing = _gate_snapshot(db, base, number, now, self.gate.policy,
                                                   call_id, kind)
         if existing is not None:  # this (call, kind) was queued already: nothing changes
             return existing
         decision = gate.decide(kind, number, did, snapshot, self.gate)
         refused = decision if isinstance(decision, gate.Refuse) else None
-        new_id = await _insert(
+        new_id = _insert(
             db, call_id=call_id, kind=kind, number=number, did=did, body=body,
             template=template, encoding=encoding, parts=parts, senders=senders,
             not_before=not_before, now=now,
             refused=refused.reason if refused is not None else None)
         if call_id is not None and refused is None:
-            await call_record.mark_decision(db, call_id, "text", now)
+            call_record.mark_decision(db, call_id, "text", now)
         elif call_id is not None and refused is not None and kind == "textback":
-            await call_record.mark_decision(db, call_id, "skip", now,
-                                            reason=refused.reason, detail=refused.detail)
+            call_record.mark_decision(db, call_id, "skip", now,
+                                      reason=refused.reason, detail=refused.detail)
         if refused is not None:
             return EnqueueResult(new_id, True, "skipped", refused.reason, refused.detail)
         return EnqueueResult(new_id, True, "queued")
@@ -283,16 +309,13 @@ class Outbox:
     async def claim(self, item_id: int, now: float) -> OutboxItem | None:
         """Claim one given queued row (``textback send`` sending it itself); None when it is
         not queued (already taken, cancelled, refused)."""
-        async with self.store.transaction("claim") as db:
-            cur = await db.execute(
+        def claim(db: sqlite3.Connection) -> Any:
+            return db.execute(
                 "UPDATE outbox SET state = 'sending', claimed_at = ?, updated_at = ?, "
-                "attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
-                (now, now, item_id))
-            if cur.rowcount != 1:
-                return None
-            async with db.execute("SELECT * FROM outbox WHERE id = ?", (item_id,)) as c:
-                claimed = await c.fetchone()
-        return _item(claimed)
+                "attempts = attempts + 1 WHERE id = ? AND state = 'queued' RETURNING *",
+                (now, now, item_id)).fetchone()
+        claimed = await self.store.run("claim", claim)
+        return None if claimed is None else _item(claimed)
 
     async def claim_next(self, now: float,
                          senders: Collection[str] | None = None) -> OutboxItem | None:
@@ -311,13 +334,13 @@ class Outbox:
             where += (" AND json_extract(senders, '$[' || sender_index || ']') IN ("
                       + ",".join("?" * len(names)) + ")")
             params += names
-        # one statement (find, mark, return): one trip to the database thread
+        # one statement (find, mark, return) in one trip to the database thread
         sql = ("UPDATE outbox SET state = 'sending', claimed_at = ?, updated_at = ?, "
                "attempts = attempts + 1 WHERE id = (SELECT id FROM outbox "
                f"WHERE {where} ORDER BY not_before, id LIMIT 1) RETURNING *")
-        async with self.store.transaction("claim_next") as db:
-            rows = list(await db.execute_fetchall(sql, [now, now, *params]))
-        return _item(rows[0]) if rows else None
+        row = await self.store.run(
+            "claim_next", lambda db: db.execute(sql, [now, now, *params]).fetchone())
+        return None if row is None else _item(row)
 
     async def next_due_at(self) -> float | None:
         """When the next queued row becomes due (the daemon sleeps until then)."""
@@ -396,16 +419,15 @@ class Outbox:
     async def release(self, item_id: int, reason: str, not_before: float, now: float) -> None:
         """Give a claimed row back unsent (its sender cannot take it and it has no next
         sender): queued again from ``not_before``, the claim not counted as an attempt."""
-        async with self.store.transaction("release") as db:
-            await db.execute(
-                "UPDATE outbox SET state = 'queued', not_before = ?, last_error = ?, "
-                "attempts = max(attempts - 1, 0), handed_at = NULL, updated_at = ? "
-                "WHERE id = ? AND state = 'sending'", (not_before, reason, now, item_id))
+        await self.store.run("release", lambda db: db.execute(
+            "UPDATE outbox SET state = 'queued', not_before = ?, last_error = ?, "
+            "attempts = max(attempts - 1, 0), handed_at = NULL, updated_at = ? "
+            "WHERE id = ? AND state = 'sending'", (not_before, reason, now, item_id)))
 
     async def cancel(self, item_id: int, reason: str, now: float) -> bool:
         """Cancel a row still queued; False when it is already sending or done."""
-        async with self.store.transaction("cancel") as db:
-            return await self._cancel_where(db, "id = ?", (item_id,), reason, now) > 0
+        return await self.store.run("cancel", lambda db: _cancel_where(
+            db, "id = ?", (item_id,), reason, now)) > 0
 
     async def cancel_for_number(self, number: str, reason: str, now: float,
                                 did: str | None = None,
@@ -419,35 +441,15 @@ class Outbox:
         if keep_kinds:
             where += f" AND kind NOT IN ({','.join('?' * len(keep_kinds))})"
             params.extend(keep_kinds)
-        async with self.store.transaction("cancel_for_number") as db:
-            return await self._cancel_where(db, where, params, reason, now)
-
-    async def cancel_for_number_in(self, db: Any, number: str, reason: str,
-                                   now: float) -> int:
-        """:meth:`cancel_for_number` (every kind, every DID) inside the caller's
-        transaction ``db``: the pipeline cancels a reached caller's texts in the
-        transaction that records the answered call."""
-        return await self._cancel_where(db, "number = ?", [number], reason, now)
-
-    async def _cancel_where(self, db: Any, where: str, params: Any, reason: str,
-                            now: float) -> int:
-        cur = await db.execute(
-            f"UPDATE outbox SET state = 'cancelled', cancel_reason = ?, updated_at = ? "
-            f"WHERE state = 'queued' AND {where} RETURNING id, call_id, kind",
-            (reason, now, *params))
-        rows = list(await cur.fetchall())
-        for _id, call_id, kind in rows:
-            if call_id is not None and kind == "textback":
-                await call_record.mark_decision(db, call_id, "cancelled", now, reason=reason,
-                                                only_undecided=False)
-        return len(rows)
+        return await self.store.run("cancel_for_number", lambda db: _cancel_where(
+            db, where, params, reason, now))
 
     async def mark_handed(self, item_id: int, now: float) -> None:
         """The sender is about to commit the text to the channel (the modem's Ctrl-Z, the
         PBX action): from here on a crash leaves it unconfirmed rather than requeued."""
-        async with self.store.transaction("mark_handed") as db:
-            await db.execute("UPDATE outbox SET handed_at = ?, updated_at = ? "
-                             "WHERE id = ? AND state = 'sending'", (now, now, item_id))
+        await self.store.run("mark_handed", lambda db: db.execute(
+            "UPDATE outbox SET handed_at = ?, updated_at = ? "
+            "WHERE id = ? AND state = 'sending'", (now, now, item_id)))
 
     async def recover_after_crash(self, now: float) -> RecoveryReport:
         """Run once at start, before any claim. Queued rows simply resume. A row left in

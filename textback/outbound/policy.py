@@ -27,10 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import phonenumbers
 from phonenumbers import PhoneNumberType
 
 from textback.config import Config, DidConfig
+from textback.numbers import number_plan
 from textback.outbound.settings import PolicyConfig
 from textback.pbx.outcome import CallOutcome
 
@@ -97,11 +97,7 @@ def number_country(number: str) -> str | None:
     """The region (ISO alpha-2) a number belongs to, None when it is in no plan (e.g. the
     fictional +1555 range) or cannot be parsed. The store and the policy both use this, so
     the per-country count and the cap it is compared with agree."""
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
-        return None
-    return phonenumbers.region_code_for_number(parsed)
+    return number_plan(number).region
 
 
 def is_test_number(number: str, policy: PolicyConfig) -> bool:
@@ -120,20 +116,19 @@ def check_number(number: str, did: DidConfig, policy: PolicyConfig) -> Decision 
         return _skip("not-allowed", f"{number} is not in policy.allow", did)
     if is_test_number(number, policy):
         return None
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
+    plan = number_plan(number)
+    if not plan.parsed:
         return _skip("invalid-number", f"{number} cannot be parsed", did)
-    if not phonenumbers.is_valid_number(parsed):
+    if not plan.valid:
         return _skip("invalid-number", f"{number} is not a valid number", did)
-    kind = phonenumbers.number_type(parsed)
+    kind = plan.kind
     if kind == PhoneNumberType.PREMIUM_RATE:
         return _skip("premium-rate", number, did)
     if kind == PhoneNumberType.SHARED_COST:
         return _skip("shared-cost", number, did)
     if kind == PhoneNumberType.FIXED_LINE and policy.skip_fixed_line:
         return _skip("fixed-line", f"{number} is a landline in its number plan", did)
-    region = phonenumbers.region_code_for_number(parsed)
+    region = plan.region
     allowed = policy.allowed_countries or ((did.region,) if did.region else ())
     if region not in allowed:
         return _skip("country-not-allowed",
