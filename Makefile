@@ -15,6 +15,7 @@ $(STAMP): setup.cfg pyproject.toml
 lint: $(STAMP)
 	$(VENV)/bin/ruff check textback tests bench
 	$(VENV)/bin/mypy textback
+	$(VENV)/bin/mypy --explicit-package-bases bench
 	$(VENV)/bin/lint-imports
 
 unit: $(STAMP)

@@ -34,7 +34,6 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
 
 from textback.pbx.asterisk.parser import AmiParser  # noqa: E402
 from textback.pbx.asterisk.stream import AsteriskStream  # noqa: E402
@@ -204,7 +203,7 @@ def main() -> int:
     print(f"stream: {check['events']} events in {n_rounds} rounds of {per_round}, "
           f"{CHUNK // 1024} KiB chunks; medians of {repeats} runs", file=sys.stderr)
     if not args.quick:
-        from _results import merge_results
+        from bench._results import merge_results
 
         merge_results("ami_ingest", figures)
     last = {k: figures[k] for k in ("parser_events_per_s", "tracker_events_per_s",

@@ -55,9 +55,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
 
-from _harness import (  # noqa: E402
+from bench._harness import (  # noqa: E402
     SECRET,
     TEXT,
     ControlledAmi,
@@ -66,7 +65,6 @@ from _harness import (  # noqa: E402
     idle_cpu,
     make_call,
 )
-
 from textback.pbx.asterisk.stream import AsteriskStream  # noqa: E402
 from textback.pbx.stream import TrackerConfig  # noqa: E402
 from textback.testing.lab_config import lab_config_toml  # noqa: E402
@@ -521,7 +519,7 @@ def cli() -> int:
         for e in f.get("errors", []):
             print(f"    {name}: {e[:400]}")
     if not args.quick:
-        from _results import merge_results
+        from bench._results import merge_results
 
         merge_results("compare", dict(out, details=details))
     print(json.dumps(out))

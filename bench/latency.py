@@ -4,9 +4,10 @@ The event stream is a real Asterisk 22 capture of one missed inbound call
 (../shared/traces/asterisk-22/direct-busy.ami.ts: caller +15551230002 → DID +15559870000,
 Dial BUSY) repeated N times, each copy renumbered (Uniqueid/Linkedid epoch, channel
 suffixes, caller number; distinct callers so cooldown and caps never skip one). Each copy's
-events keep their order, compressed to ~11 ms, and copies start ``GAP_S`` (plus the settle
-window) apart so every text is out before the next decisive event (this measures latency,
-not queueing).
+events keep their order and their recorded pace (the call's 45 events span 2.6 ms; played
+faster, the whole call would land in one read after t0 and its parsing would count as
+latency, which no PBX causes), and copies start ``GAP_S`` (plus the settle window) apart
+so every text is out before the next decisive event (this measures latency, not queueing).
 
 t0: the fake AMI server is about to write the call's final ``Hangup`` (the event that
 decides the call). t1: the simulated modem reads the bytes completing ``AT+CMGS``; the
@@ -46,7 +47,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ REAL_EPOCH = b"1795395197."
 REAL_CALLER = b"+15551230002"
 SECRET = "bench-latency-secret"
 GAP_S = 0.03
-COMPRESS = 0.01  # the capture's 1.1 s call played in 11 ms
+PACE = 1.0  # the capture's own timing between a call's events
 
 def config_toml(*, port: int, modem: str, store: Path, settle_s: float | None,
                 hooks: Sequence[str] = ()) -> str:
@@ -127,12 +128,12 @@ def build_stream(n: int, lead_s: float, gap_s: float = GAP_S
                    .replace(b"-00000002", f"-{2 * i:08x}".encode())
                    .replace(b"-00000003", f"-{2 * i + 1:08x}".encode())
                    .replace(REAL_CALLER, caller.encode()))
-            timed.append((start + (m.at - t0) * COMPRESS, len(timed), raw,
+            timed.append((start + (m.at - t0) * PACE, len(timed), raw,
                           caller if j == last_hangup else None))
     decisive: dict[int, str] = {}
-    for at, _, raw, caller in sorted(timed):  # overlapping calls (a burst) interleave
-        if caller is not None:
-            decisive[len(events)] = caller
+    for at, _, raw, decided in sorted(timed):  # overlapping calls (a burst) interleave
+        if decided is not None:
+            decisive[len(events)] = decided
         events.append(TimedMessage(at, raw))
     return events, decisive
 
@@ -174,30 +175,29 @@ def hook_modem(sim: ModemSimulator, t1: dict[str, float]) -> None:
 @contextlib.contextmanager
 def hook_enqueued(enqueued: dict[str, float]) -> Iterator[None]:
     """Note when each call's decide transaction (record, policy, outbox) commits: the
-    pipeline's batch names its callers, the store's transaction says when it is done."""
-    handle_batch, transaction = CallPipeline.handle_batch, Store.transaction
+    pipeline's batch names its callers, the store's ``run`` says when it is done."""
+    handle_batch, run = CallPipeline.handle_batch, Store.run
     batch: list[str] = []
 
     async def timed_batch(self: CallPipeline, outcomes: list[Any]) -> Any:
         batch[:] = [o.caller for o in outcomes if o.caller]
         return await handle_batch(self, outcomes)
 
-    @contextlib.asynccontextmanager
-    async def timed_transaction(self: Store, operation: str) -> AsyncIterator[Any]:
-        async with transaction(self, operation) as db:
-            yield db
+    async def timed_run(self: Store, operation: str, body: Any) -> Any:
+        result = await run(self, operation, body)
         if operation == "record_outcome":
             now = time.perf_counter()
             for caller in batch:
                 enqueued.setdefault(caller, now)
+        return result
 
     CallPipeline.handle_batch = timed_batch  # type: ignore[method-assign]
-    Store.transaction = timed_transaction  # type: ignore[method-assign,assignment]
+    Store.run = timed_run  # type: ignore[method-assign]
     try:
         yield
     finally:
         CallPipeline.handle_batch = handle_batch  # type: ignore[method-assign]
-        Store.transaction = transaction  # type: ignore[method-assign]
+        Store.run = run  # type: ignore[method-assign]
 
 
 def _percentiles(lat: list[float]) -> tuple[float | None, float | None, float | None]:

@@ -26,10 +26,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
 
-from _results import merge_results  # noqa: E402
-
+from bench._results import merge_results  # noqa: E402
 from tests.test_cel_backfill import CONFIG, cel_rows  # noqa: E402
 from textback.pbx.asterisk.cel import (  # noqa: E402
     COLUMNS,

@@ -89,7 +89,7 @@ def main() -> int:
             print(f"== {script.name} {' '.join(flags)} (in the background)", flush=True)
             # files, not pipes: nobody reads a pipe until the end, and a full one would
             # stall the script
-            out = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed after wait below
+            out: IO[str] = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed below
             proc = subprocess.Popen([sys.executable, str(script), *flags], text=True,
                                     stdout=out, stderr=subprocess.STDOUT, cwd=BENCH.parent)
             background.append((script, proc, time.monotonic(), out))

@@ -38,10 +38,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
 
-from _harness import TEXT, caller_for  # noqa: E402
-
+from bench._harness import TEXT, caller_for  # noqa: E402
 from textback.config import default_policy  # noqa: E402
 from textback.modem.sender import ModemSender  # noqa: E402
 from textback.modem.supervisor import ModemSupervisor  # noqa: E402
@@ -153,7 +151,7 @@ def cli() -> int:
         print(f"{n:>6} {out[f'n{n}_drain_s']:>8} {out[f'n{n}_texts_per_s']:>8} "
               f"{out[f'n{n}_efficiency']!s:>10}")
     if not args.quick:
-        from _results import merge_results
+        from bench._results import merge_results
 
         merge_results("scale_modems", out)
     print(json.dumps(out))

@@ -34,11 +34,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
 
-from _harness import TEXT  # noqa: E402
-from compare import textback_config  # noqa: E402
-
+from bench._harness import TEXT  # noqa: E402
+from bench.compare import textback_config  # noqa: E402
 from textback.config import load_config  # noqa: E402
 from textback.inbound.handler import InboundHandler  # noqa: E402
 from textback.outbound import call_record  # noqa: E402
@@ -171,7 +169,7 @@ def cli() -> int:
     calls = args.calls or (5_000 if args.quick else 100_000)
     out = main(calls, args.quick)
     if not args.quick:
-        from _results import merge_results
+        from bench._results import merge_results
 
         merge_results("store_growth", out)
     print(json.dumps(out))

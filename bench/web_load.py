@@ -71,7 +71,7 @@ async def run_once(n: int, web: bool) -> dict[str, Any]:
     await sim.start()
     t1: dict[str, float] = {}
     hook_modem(sim, t1)
-    text = config_toml(port=port, modem=sim.port, store=tmp / "textback.db")
+    text = config_toml(port=port, modem=sim.port, store=tmp / "textback.db", settle_s=None)
     config = parse_config(text, tmp / "textback.toml", check_permissions=False)
     config = dataclasses.replace(config, web=dataclasses.replace(config.web, enabled=web,
                                                                  port=0))
