@@ -30,7 +30,7 @@ from textback.pbx.freeswitch.chat_sender import EslChatSender
 from textback.pbx.freeswitch.client import EslClient, EslError
 from textback.sender import SendError
 from textback.testing.fake_ami import FakeAmi
-from textback.testing.fake_esl import FakeEslServer
+from textback.testing.fake_esl import NO_REPLY, Delayed, FakeEslServer
 
 SECRET = "textback-lab-secret"
 NUMBER = "+15552000000"
@@ -221,3 +221,79 @@ async def test_dead_esl_link_text_goes_out_once_by_the_modem(tmp_path: Path) -> 
     assert chats == []
     assert modem.calls == [(NUMBER, "Sorry we missed your call")]
     assert (row["state"], row["sent_by"]) == ("sent", "modem:a")
+
+
+# ------------------------------------------- written, then no answer: never sent twice
+async def test_esl_chat_unanswered_after_the_write_is_unconfirmed_and_never_resent(
+        tmp_path: Path) -> None:
+    """FreeSWITCH took the ``api chat`` line and gave no reply in time (sofia still
+    waiting on a far end that answers late, a stalled switch). The MESSAGE may have gone:
+    the text is sent-unconfirmed, never resent and never handed to the modem as well.
+    Before the fix the reply timeout was a transient error: the same text went again."""
+    chats: list[str] = []
+
+    def handler(cmd: str) -> str | None:
+        if cmd.startswith("chat "):
+            chats.append(cmd)
+            return NO_REPLY
+        return None
+
+    server = FakeEslServer([], api_handler=handler)
+    await server.start()
+    client = EslClient("127.0.0.1", server.port, "ClueCon")
+    task = asyncio.create_task(client.run())
+    clock = Clock()
+    try:
+        await asyncio.wait_for(client.connected.wait(), 5)
+        sip = EslChatSender(client, destination="external/sip:{number}@carrier",
+                            from_uri="{did}@pbx", timeout_s=0.2)
+        async with opened(tmp_path) as store:
+            outbox = Outbox(store, retry_base_s=30.0, config=lab_gate())
+            modem = FakeSender("modem:a")
+            d = Dispatcher(outbox, {"sip": sip, "modem:a": modem}, clock=clock,
+                           handover_after_s=30.0)
+            queued = await outbox.enqueue(
+                call_id="c1", kind="textback", number=NUMBER, did=DID,
+                body="Sorry we missed your call", senders=("sip", "modem:a"),
+                not_before=NOW, now=NOW)
+            await _pump_until_idle(d)
+            for _ in range(3):  # past every retry and hand-over time
+                clock.t += 3600
+                await _pump_until_idle(d)
+            row = await _row(store, queued.id)
+            message = await store.fetchone("SELECT status FROM messages WHERE outbox_id = ?",
+                                           (queued.id,))
+    finally:
+        client.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        await server.close()
+    assert len(chats) == 1 and modem.calls == []
+    assert (row["state"], row["sent_by"]) == ("sent", "sip")
+    assert message is not None and message["status"] == "sent-unconfirmed"
+
+
+async def test_esl_reply_timeout_is_a_link_error_and_its_late_reply_is_nobody_else_s() -> None:
+    """Every ESL command (resync, ping, originate, chat): written and not answered in time
+    raises EslError, which every caller handles, not a bare TimeoutError. When the reply
+    comes after all, it is that command's: the next command gets its own reply (before
+    the fix the late reply went to the next waiter, and every reply after it was one off)."""
+    server = FakeEslServer([], api_handler=lambda cmd: Delayed(0.3, "late answer")
+                           if cmd == "slow" else None)
+    await server.start()
+    client = EslClient("127.0.0.1", server.port, "ClueCon")
+    task = asyncio.create_task(client.run())
+    try:
+        await asyncio.wait_for(client.connected.wait(), 5)
+        await until(lambda: server.commands[-1:] == ["api show calls as json"], "resync")
+        with pytest.raises(EslError, match=r"no reply to api slow in 0\.1 s"):
+            await client.api("slow", timeout=0.1)
+        assert (await client.api("status")).startswith("UP")  # not "late answer"
+        assert (await client.api("nope")).startswith("-ERR nope")
+    finally:
+        client.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        await server.close()

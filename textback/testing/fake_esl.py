@@ -48,12 +48,27 @@ def capture_event_frames(data: bytes) -> list[bytes]:
     return out
 
 
+@dataclass(frozen=True)
+class Delayed:
+    """An ``api_handler`` result answered ``after_s`` late (a chat api waiting on a far end
+    that answers slowly). FreeSWITCH runs an inbound connection's commands one after the
+    other, so nothing after it on the connection is answered before it."""
+
+    after_s: float
+    text: str
+
+
+# an ``api_handler`` result: the command is read and never answered (a stalled switch);
+# nothing after it on the connection is answered either
+NO_REPLY = Delayed(float("inf"), "")
+
+
 @dataclass
 class FakeEslServer:
     frames: list[bytes]
     password: str = "ClueCon"
     plans: list[Plan] = field(default_factory=lambda: [Plan()])
-    api_handler: Callable[[str], str | None] | None = None
+    api_handler: Callable[[str], str | Delayed | None] | None = None
     pace_s: float = 0.0
     host: str = "127.0.0.1"
     port: int = 0
@@ -134,6 +149,7 @@ class FakeEslServer:
         plan = self.plans[min(self.connections, len(self.plans) - 1)]
         self.connections += 1
         silent = asyncio.Event()
+        blocked = False  # an api answered NO_REPLY: nothing after it is answered either
         pump: asyncio.Task[None] | None = None
         try:
             writer.write(b"Content-Type: auth/request\n\n")
@@ -149,6 +165,8 @@ class FakeEslServer:
                 self.commands.append(cmd.split("\n", 1)[0] if not cmd.startswith("auth ")
                                      else "auth ***")
                 head = cmd.split("\n", 1)[0]
+                if blocked:
+                    continue
                 if head.startswith("auth "):
                     if head[5:] != self.password:
                         writer.write(b"Content-Type: command/reply\nReply-Text: -ERR invalid\n\n"
@@ -161,7 +179,14 @@ class FakeEslServer:
                     self._reply(writer, f"+OK event listener enabled {fmt}")
                     pump = asyncio.create_task(self._pump(writer, plan, silent))
                 elif head.startswith("api "):
-                    self._api(writer, head[4:])
+                    result = self._api_result(head[4:])
+                    if isinstance(result, Delayed):
+                        if result.after_s == float("inf"):
+                            blocked = True
+                            continue
+                        await asyncio.sleep(result.after_s)
+                        result = result.text
+                    self._api(writer, result)
                 elif head.startswith("bgapi "):
                     job = ""
                     for line in cmd.split("\n")[1:]:
@@ -169,7 +194,8 @@ class FakeEslServer:
                             job = line[10:]
                     job = job or str(uuid.uuid4())
                     self._reply(writer, f"+OK Job-UUID: {job}")
-                    result = self._api_result(head[6:]).encode()
+                    answer = self._api_result(head[6:])
+                    result = (answer.text if isinstance(answer, Delayed) else answer).encode()
                     body = (f"Event-Name: BACKGROUND_JOB\nJob-UUID: {job}\n"
                             f"Job-Command: {head[6:].split()[0]}\n"
                             f"Content-Length: {len(result)}\n\n").encode() + result
@@ -230,7 +256,7 @@ class FakeEslServer:
     def _reply(writer: asyncio.StreamWriter, text: str) -> None:
         writer.write(f"Content-Type: command/reply\nReply-Text: {text}\n\n".encode())
 
-    def _api_result(self, cmd: str) -> str:
+    def _api_result(self, cmd: str) -> str | Delayed:
         if self.api_handler is not None:
             res = self.api_handler(cmd)
             if res is not None:
@@ -243,6 +269,7 @@ class FakeEslServer:
             return "UP 0 years, 0 days, 0 hours, 1 minute\nFreeSWITCH (Version 1.10.12) is ready\n"
         return f"-ERR {cmd.split()[0]} Command not found!\n"
 
-    def _api(self, writer: asyncio.StreamWriter, cmd: str) -> None:
-        body = self._api_result(cmd).encode()
+    @staticmethod
+    def _api(writer: asyncio.StreamWriter, result: str) -> None:
+        body = result.encode()
         writer.write(b"Content-Type: api/response\nContent-Length: %d\n\n" % len(body) + body)

@@ -4,7 +4,8 @@ The api call blocks until the far end answers the MESSAGE; the capture ``chat-se
 shows "Sent" with Delivery-Result-Code 202. Anything else is a refusal by this route
 (permanent for this sender, the next sender takes over). A link that is down before the
 api line is written is a transient ``SendError`` raised before ``on_commit``; one that closes
-after it was written leaves the text sent-unconfirmed (never resent).
+after it was written, or a chat api that gives no reply in ``timeout_s``, leaves the text
+sent-unconfirmed (never resent: FreeSWITCH may have sent the MESSAGE).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from textback.pbx.freeswitch.client import EslClient
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+# how long the chat api may block: sofia answers when the far end answers the MESSAGE, or
+# gives up after SIP's transaction timeout (timer F, 32 s)
+CHAT_TIMEOUT_S = 40.0
 
 
 class EslChatSender:
@@ -27,11 +31,12 @@ class EslChatSender:
     ``{did}@pbx.example``."""
 
     def __init__(self, client: EslClient, *, destination: str, from_uri: str,
-                 name: str = "sip") -> None:
+                 name: str = "sip", timeout_s: float = CHAT_TIMEOUT_S) -> None:
         self.client = client
         self.destination = destination
         self.from_uri = from_uri
         self.name = name
+        self.timeout_s = timeout_s
 
     def available(self) -> bool:
         return self.client.connected.is_set()
@@ -47,17 +52,17 @@ class EslChatSender:
         if on_commit is not None:
             await on_commit()
         try:
-            result = await send_chat(self.client, from_uri=from_uri, to_uri=to_uri, text=text)
+            result = await send_chat(self.client, from_uri=from_uri, to_uri=to_uri, text=text,
+                                     timeout=self.timeout_s)
         except ValueError as exc:
             raise SendError(self.name, str(exc), permanent=True) from exc
         except EslNotConnected as exc:  # the link dropped before the api line was written
             raise SendError(self.name, f"ESL link: {exc}", permanent=False) from exc
-        except EslError as exc:
-            # written, then the link closed: FreeSWITCH may have sent it; never resent
+        except (EslError, ConnectionError, TimeoutError, OSError) as exc:
+            # written, then the link closed or FreeSWITCH never answered: it may have sent
+            # the MESSAGE; never resent
             return SendResult(sender=self.name, parts=1, refs=[None], confirmed=False,
                               detail=f"ESL link failed after chat was written: {exc}")
-        except (ConnectionError, TimeoutError, OSError) as exc:
-            raise SendError(self.name, f"ESL link: {exc}", permanent=False) from exc
         if not result.sent:
             raise SendError(self.name, f"chat refused: {result.reply}", permanent=True)
         return SendResult(sender=self.name, parts=1, refs=[None], confirmed=True,

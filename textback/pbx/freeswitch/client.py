@@ -63,6 +63,13 @@ SUBSCRIBED_EVENTS = (
 CLIENT_EVENTS = frozenset({"HEARTBEAT", "MESSAGE", "BACKGROUND_JOB"})
 
 
+def _verb(cmd: str) -> str:
+    """A command as a log or error may name it: its first words, never a chat's text or
+    the password (``api chat sip|...`` → ``api chat``; ``auth <secret>`` → ``auth``)."""
+    words = cmd.split("\n", 1)[0].split(" ")
+    return " ".join(words[:2] if words[0] in ("api", "bgapi") else words[:1]).split("|")[0]
+
+
 def _one_line(text: str) -> str:
     """A single printable line (values from the wire never reach a log raw)."""
     return "".join(ch if ch.isprintable() else " " for ch in text).strip()[:200]
@@ -215,7 +222,11 @@ class EslClient(LinkEvents):
             reply = await self._command(f"bgapi {cmd}\nJob-UUID: {job}", timeout)
             if not reply.reply_text.startswith("+OK"):
                 raise EslError(f"bgapi refused: {_one_line(reply.reply_text)}")
-            return await asyncio.wait_for(fut, timeout)
+            try:
+                return await asyncio.wait_for(fut, timeout)
+            except TimeoutError:
+                raise EslError(f"no BACKGROUND_JOB for bgapi {cmd.split()[0]} in "
+                               f"{timeout:g} s") from None
         finally:
             self._jobs.pop(job, None)
 
@@ -344,20 +355,29 @@ class EslClient(LinkEvents):
                 raise EslNotConnected("not connected")
             self._replies.append(fut)
             writer.write(cmd.encode("utf-8") + b"\n\n" + body)
-            await writer.drain()
-        return await asyncio.wait_for(fut, timeout)
+            try:
+                await writer.drain()
+            except (ConnectionError, OSError) as exc:  # some of it may have gone
+                raise EslError(f"link failed while writing {_verb(cmd)}: {exc}") from exc
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            # written and not answered: FreeSWITCH may have run it (a chat may have gone),
+            # so this is the link's failure after the point of no return, as a lost link is
+            raise EslError(f"no reply to {_verb(cmd)} in {timeout:g} s") from None
 
     def _frame(self, frame: Frame) -> None:
         ctype = frame.content_type
         if ctype == CT_AUTH:
             if self._auth is not None and not self._auth.done():
                 self._auth.set_result(frame)
-        elif ctype in (CT_REPLY, CT_API):
-            while self._replies:
-                fut = self._replies.popleft()
-                if not fut.done():
-                    fut.set_result(frame)
-                    break
+        elif ctype in (CT_REPLY, CT_API) and self._replies:
+            # FreeSWITCH answers a connection's commands in the order they came: this is
+            # the oldest one's reply, even when its waiter gave up (a late reply must not
+            # be taken for the next command's: a chat would read another command's answer)
+            fut = self._replies.popleft()
+            if not fut.done():
+                fut.set_result(frame)
         elif ctype == "text/disconnect-notice":
             logfmt.log(log, logging.INFO, "esl_disconnect_notice", where=self.where)
         elif ctype == "text/rude-rejection":
