@@ -179,14 +179,13 @@ class FakeEslServer:
                     self._reply(writer, f"+OK event listener enabled {fmt}")
                     pump = asyncio.create_task(self._pump(writer, plan, silent))
                 elif head.startswith("api "):
-                    result = self._api_result(head[4:])
-                    if isinstance(result, Delayed):
-                        if result.after_s == float("inf"):
+                    reply = self._api_result(head[4:])
+                    if isinstance(reply, Delayed):
+                        if reply.after_s == float("inf"):
                             blocked = True
                             continue
-                        await asyncio.sleep(result.after_s)
-                        result = result.text
-                    self._api(writer, result)
+                        await asyncio.sleep(reply.after_s)
+                    self._api(writer, reply.text if isinstance(reply, Delayed) else reply)
                 elif head.startswith("bgapi "):
                     job = ""
                     for line in cmd.split("\n")[1:]:
