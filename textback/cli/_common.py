@@ -1,6 +1,6 @@
 """What several commands do first: load the config, find the store, or say why not.
 
-Both helpers print the problem on stderr and return None; the command then returns its
+The helpers print the problem on stderr and return None; the command then returns its
 documented status (2 for a config problem, 1 for a store that does not exist yet), so every
 command fails the same way for the same cause.
 """
@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textback.config import Config, ConfigError, load_config
 from textback.pbx.stream import DEFAULT_SETTLE_S, TrackerConfig
+
+if TYPE_CHECKING:
+    from textback.store import Store
 
 
 def config_or_none(path: Path | None) -> Config | None:
@@ -47,6 +52,37 @@ def store_or_none(config: Config, command: str) -> Path | None:
               file=sys.stderr)
         return None
     return db
+
+
+@asynccontextmanager
+async def store_for_reading(db: Path) -> AsyncIterator[Store]:
+    """The store opened read-only, for a command that only reads it (``report``,
+    ``conversations``): nothing is created, migrated or written, so whoever runs it
+    (root, by sudo) leaves no file of theirs beside the daemon's and never upgrades the
+    schema under a daemon still running the old textback. An older store raises
+    ``StoreError`` with what to do; see :func:`store_problem`."""
+    from textback.migrations import LATEST
+    from textback.store import Store, StoreError
+
+    store = await Store.open(db, readonly=True)
+    try:
+        version = await store.schema_version()
+        if version < LATEST:
+            raise StoreError(f"store: {db} has schema version {version}, older than this "
+                             f"textback ({LATEST}): start the daemon (textback run) once to "
+                             "upgrade it, then ask again")
+        yield store
+    finally:
+        await store.close()
+
+
+def store_problem(exc: BaseException, db: Path, command: str) -> int:
+    """Say on stderr, in one line, why the store could not be read; exit status 1."""
+    from textback.store import StoreUnavailable
+
+    why = exc.admin_line(db) if isinstance(exc, StoreUnavailable) else str(exc)
+    print(f"textback {command}: {why}", file=sys.stderr)
+    return 1
 
 
 def add_tracker_options(p: argparse.ArgumentParser) -> None:

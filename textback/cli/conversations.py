@@ -21,9 +21,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from textback.cli._common import config_or_none, number_or_none, store_or_none
+from textback.cli._common import (
+    config_or_none,
+    number_or_none,
+    store_for_reading,
+    store_or_none,
+    store_problem,
+)
 from textback.config import DEFAULT_PATH
 from textback.report import Conversation, conversations, printable
+from textback.store import StoreError, StoreUnavailable
 
 
 def register(subparsers: Any) -> None:
@@ -65,13 +72,8 @@ def render(items: list[Conversation], zones: Mapping[str, tzinfo] | None = None)
 
 
 async def _gather(db: Path, number: str | None, limit: int, last: int) -> list[Conversation]:
-    from textback.store import Store
-
-    store = await Store.open(db)
-    try:
+    async with store_for_reading(db) as store:
         return await conversations(store, number=number, limit=limit, last=last)
-    finally:
-        await store.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
     db = store_or_none(config, "conversations")
     if db is None:
         return 1
-    items = asyncio.run(_gather(db, number, args.limit, args.messages))
+    try:
+        items = asyncio.run(_gather(db, number, args.limit, args.messages))
+    except (StoreError, StoreUnavailable) as exc:
+        return store_problem(exc, db, "conversations")
     if args.json:
         print(json.dumps([asdict(c) for c in items], indent=1, ensure_ascii=True))
     else:

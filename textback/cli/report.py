@@ -18,7 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from textback.cli._common import config_or_none, number_or_none, store_or_none
+from textback.cli._common import (
+    config_or_none,
+    number_or_none,
+    store_for_reading,
+    store_or_none,
+    store_problem,
+)
 from textback.config import DEFAULT_PATH
 from textback.report import (
     ATTRIBUTION_S,
@@ -30,6 +36,7 @@ from textback.report import (
     parse_since,
     per_call,
 )
+from textback.store import StoreError, StoreUnavailable
 
 COLUMNS = ("did", "reason", "missed", "texted", "skipped", "delivered", "replied",
            "opted_out", "called_back_answered", "recovered", "booked", "median_text_s",
@@ -55,13 +62,8 @@ def register(subparsers: Any) -> None:
 
 async def _gather(db: Path, since: float | None, did: str | None,
                   timezone: str) -> tuple[list[ReportRow], Dashboard]:
-    from textback.store import Store
-
-    store = await Store.open(db)
-    try:
+    async with store_for_reading(db) as store:
         rows = await per_call(store, since=since, did=did)
-    finally:
-        await store.close()
     return group(rows), dashboard_from(rows, timezone)
 
 
@@ -127,7 +129,10 @@ def run(args: argparse.Namespace) -> int:
     db = store_or_none(config, "report")
     if db is None:
         return 1
-    rows, board = asyncio.run(_gather(db, since, did, config.hours.timezone))
+    try:
+        rows, board = asyncio.run(_gather(db, since, did, config.hours.timezone))
+    except (StoreError, StoreUnavailable) as exc:
+        return store_problem(exc, db, "report")
     if args.format == "json":
         print(json.dumps({"since": since, "did": did, "window_s": ATTRIBUTION_S,
                           "rows": [r.as_dict() for r in rows],
