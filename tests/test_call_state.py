@@ -246,10 +246,11 @@ class ResyncFirstServer(FakeEslServer):
     """The fake FreeSWITCH, holding a connection's events until that connection's
     ``show calls`` has been answered (so the resync, not a later event, sees the bridge)."""
 
-    def _api(self, writer: asyncio.StreamWriter, cmd: str) -> None:
-        super()._api(writer, cmd)
+    async def _api(self, writer: asyncio.StreamWriter, cmd: str) -> bool:
+        answered = await super()._api(writer, cmd)
         if cmd == "show calls as json":
             self._resynced(writer).set()
+        return answered
 
     def _resynced(self, writer: asyncio.StreamWriter) -> asyncio.Event:
         events: dict[int, asyncio.Event] = self.__dict__.setdefault("_resync_events", {})

@@ -86,12 +86,18 @@ async def receiver(path: str = "/hook", script: list[int] | None = None
         await runner.cleanup()
 
 
+# bound and never listening: connections are refused, and the port stays ours for the
+# whole run (a port merely found free and closed again could be handed to the next
+# server a test starts, which then receives what was meant to be refused)
+_REFUSING: list[socket.socket] = []
+
+
 def refused_url(path: str = "/hook") -> str:
-    """A loopback URL nothing listens on (connection refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}{path}"
+    """A loopback URL that refuses connections."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _REFUSING.append(s)
+    return f"http://127.0.0.1:{s.getsockname()[1]}{path}"
 
 
 async def wait_until(cond: Callable[[], Any], timeout: float = 30.0) -> None:

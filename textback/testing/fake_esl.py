@@ -179,13 +179,7 @@ class FakeEslServer:
                     self._reply(writer, f"+OK event listener enabled {fmt}")
                     pump = asyncio.create_task(self._pump(writer, plan, silent))
                 elif head.startswith("api "):
-                    reply = self._api_result(head[4:])
-                    if isinstance(reply, Delayed):
-                        if reply.after_s == float("inf"):
-                            blocked = True
-                            continue
-                        await asyncio.sleep(reply.after_s)
-                    self._api(writer, reply.text if isinstance(reply, Delayed) else reply)
+                    blocked = not await self._api(writer, head[4:])
                 elif head.startswith("bgapi "):
                     job = ""
                     for line in cmd.split("\n")[1:]:
@@ -268,7 +262,14 @@ class FakeEslServer:
             return "UP 0 years, 0 days, 0 hours, 1 minute\nFreeSWITCH (Version 1.10.12) is ready\n"
         return f"-ERR {cmd.split()[0]} Command not found!\n"
 
-    @staticmethod
-    def _api(writer: asyncio.StreamWriter, result: str) -> None:
-        body = result.encode()
+    async def _api(self, writer: asyncio.StreamWriter, cmd: str) -> bool:
+        """Answer ``api <cmd>`` (late, for a Delayed result); False: never (NO_REPLY)."""
+        reply = self._api_result(cmd)
+        if isinstance(reply, Delayed):
+            if reply.after_s == float("inf"):
+                return False
+            await asyncio.sleep(reply.after_s)
+            reply = reply.text
+        body = reply.encode()
         writer.write(b"Content-Type: api/response\nContent-Length: %d\n\n" % len(body) + body)
+        return True
