@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,25 @@ async def _pump_until_idle(d: Dispatcher) -> None:
     await d.pump()
     while d._tasks:
         await asyncio.wait(set(d._tasks))
+
+
+@asynccontextmanager
+async def esl_link(handler: Any) -> AsyncIterator[tuple[FakeEslServer, EslClient]]:
+    """A real EslClient logged in to the fake FreeSWITCH answering ``api`` through
+    ``handler``; both torn down after."""
+    server = FakeEslServer([], api_handler=handler)
+    await server.start()
+    client = EslClient("127.0.0.1", server.port, "ClueCon")
+    task = asyncio.create_task(client.run())
+    try:
+        await asyncio.wait_for(client.connected.wait(), 5)
+        yield server, client
+    finally:
+        client.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        await server.close()
 
 
 # --------------------------------------------------------------------------- unit level
@@ -198,12 +219,7 @@ async def test_dead_esl_link_text_goes_out_once_by_the_modem(tmp_path: Path) -> 
             return "Sent"
         return None
 
-    server = FakeEslServer([], api_handler=handler)
-    await server.start()
-    client = EslClient("127.0.0.1", server.port, "ClueCon")
-    task = asyncio.create_task(client.run())
-    try:
-        await asyncio.wait_for(client.connected.wait(), 5)
+    async with esl_link(handler) as (server, client):
         sip = EslChatSender(client, destination="external/sip:{number}@carrier",
                             from_uri="{did}@pbx")
 
@@ -212,12 +228,6 @@ async def test_dead_esl_link_text_goes_out_once_by_the_modem(tmp_path: Path) -> 
             await until(lambda: not client.connected.is_set(), "ESL link seen down")
 
         row, modem = await _dispatch_over_dead_link(tmp_path, sip, drop)
-    finally:
-        client.stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        await server.close()
     assert chats == []
     assert modem.calls == [(NUMBER, "Sorry we missed your call")]
     assert (row["state"], row["sent_by"]) == ("sent", "modem:a")
@@ -238,13 +248,8 @@ async def test_esl_chat_unanswered_after_the_write_is_unconfirmed_and_never_rese
             return NO_REPLY
         return None
 
-    server = FakeEslServer([], api_handler=handler)
-    await server.start()
-    client = EslClient("127.0.0.1", server.port, "ClueCon")
-    task = asyncio.create_task(client.run())
     clock = Clock()
-    try:
-        await asyncio.wait_for(client.connected.wait(), 5)
+    async with esl_link(handler) as (_, client):
         sip = EslChatSender(client, destination="external/sip:{number}@carrier",
                             from_uri="{did}@pbx", timeout_s=0.2)
         async with opened(tmp_path) as store:
@@ -263,12 +268,6 @@ async def test_esl_chat_unanswered_after_the_write_is_unconfirmed_and_never_rese
             row = await _row(store, queued.id)
             message = await store.fetchone("SELECT status FROM messages WHERE outbox_id = ?",
                                            (queued.id,))
-    finally:
-        client.stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        await server.close()
     assert len(chats) == 1 and modem.calls == []
     assert (row["state"], row["sent_by"]) == ("sent", "sip")
     assert message is not None and message["status"] == "sent-unconfirmed"
@@ -279,21 +278,10 @@ async def test_esl_reply_timeout_is_a_link_error_and_its_late_reply_is_nobody_el
     raises EslError, which every caller handles, not a bare TimeoutError. When the reply
     comes after all, it is that command's: the next command gets its own reply (before
     the fix the late reply went to the next waiter, and every reply after it was one off)."""
-    server = FakeEslServer([], api_handler=lambda cmd: Delayed(0.3, "late answer")
-                           if cmd == "slow" else None)
-    await server.start()
-    client = EslClient("127.0.0.1", server.port, "ClueCon")
-    task = asyncio.create_task(client.run())
-    try:
-        await asyncio.wait_for(client.connected.wait(), 5)
+    async with esl_link(lambda cmd: Delayed(0.3, "late answer") if cmd == "slow"
+                        else None) as (server, client):
         await until(lambda: server.commands[-1:] == ["api show calls as json"], "resync")
         with pytest.raises(EslError, match=r"no reply to api slow in 0\.1 s"):
             await client.api("slow", timeout=0.1)
         assert (await client.api("status")).startswith("UP")  # not "late answer"
         assert (await client.api("nope")).startswith("-ERR nope")
-    finally:
-        client.stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        await server.close()
